@@ -1,0 +1,34 @@
+/**
+ * The `colloquy` command dispatcher. Each subcommand lives in its own file in cli/ and exports
+ * `run(argv: string[]): Promise<number>` (the exit code); it is imported only when used, so
+ * `colloquy serve` does not load TensorFlow.js unless the server needs it.
+ */
+import { ColloquyError } from '../env/errors.ts';
+
+interface Command { describe: string; load: () => Promise<{ run(argv: string[]): Promise<number> }> }
+
+const COMMANDS: Record<string, Command> = {
+  serve: { describe: 'run the environment server (WebSocket /v1/env, REST, chat page)', load: () => import('./serve.ts') },
+};
+
+/** Register a subcommand (used by cli files added by later features). */
+export function commandNames(): string[] { return Object.keys(COMMANDS); }
+
+function usage(): string {
+  const lines = Object.entries(COMMANDS).map(([name, c]) => `  ${name.padEnd(12)} ${c.describe}`);
+  return `usage: colloquy <command> [options]\n\ncommands:\n${lines.join('\n')}\n\nRun 'colloquy <command> --help' for a command's options.`;
+}
+
+export async function main(argv: string[]): Promise<number> {
+  const [name, ...rest] = argv;
+  if (!name || name === '--help' || name === '-h' || name === 'help') { console.log(usage()); return name ? 0 : 2; }
+  const cmd = COMMANDS[name];
+  if (!cmd) { console.error(`colloquy: unknown command '${name}'\n\n${usage()}`); return 2; }
+  try {
+    const mod = await cmd.load();
+    return await mod.run(rest);
+  } catch (err) {
+    if (err instanceof ColloquyError) { console.error(`colloquy ${name}: ${err.code}: ${err.message}`); return 2; }
+    throw err;
+  }
+}
