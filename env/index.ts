@@ -1,0 +1,10 @@
+/** The environment core. Importing this module registers every built-in env. */
+export * from './core.ts';
+export * from './spaces.ts';
+export * from './errors.ts';
+export * from './rng.ts';
+export * from './registry.ts';
+export * from './wrappers.ts';
+export * from './vector.ts';
+export * from './checker.ts';
+import './echo.ts';
