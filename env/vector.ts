@@ -1,6 +1,7 @@
 /**
  * SyncVectorEnv: N (wrapped) sub-envs stepped together in one call, with Gymnasium's autoreset
- * modes (see `VectorEnv` in core.ts for the exact semantics).
+ * modes (see `VectorEnv` in core.ts for the exact semantics). "Sync" as in Gymnasium: in this
+ * process; the sub-envs' async steps run concurrently so that shared models batch across them.
  */
 import type { AutoresetMode, Env, EnvSpec, Info, ResetArgs, VectorEnv, VectorResetResult, VectorStepResult } from './core.ts';
 import type { Space } from './spaces.ts';
@@ -35,16 +36,16 @@ export class SyncVectorEnv<O = unknown, A = unknown> implements VectorEnv<O, A> 
     if (mask && !this.hasReset && (mask as boolean[]).some(m => !m)) throw new ResetNeeded('the first reset must reset every sub-env');
     const { resetMask: _ignored, ...subOptions } = (args.options ?? {}) as Record<string, unknown>;
     const infos: Info[] = new Array(this.numEnvs);
-    for (let i = 0; i < this.numEnvs; i++) {
-      if (mask && !(mask as boolean[])[i]) { infos[i] = {}; continue; }
-      const r = await this.envs[i]!.reset({
+    await Promise.all(this.envs.map(async (env, i) => {
+      if (mask && !(mask as boolean[])[i]) { infos[i] = {}; return; }
+      const r = await env.reset({
         ...(args.seed !== undefined ? { seed: args.seed + i } : {}),
         ...(Object.keys(subOptions).length ? { options: subOptions } : {}),
       });
       this.observations[i] = r.observation;
       this.ended[i] = false;
       infos[i] = r.info;
-    }
+    }));
     this.hasReset = true;
     return { observations: this.observations.slice(), infos };
   }
@@ -60,18 +61,20 @@ export class SyncVectorEnv<O = unknown, A = unknown> implements VectorEnv<O, A> 
     const terminated = new Array<boolean>(n);
     const truncated = new Array<boolean>(n);
     const infos = new Array<Info>(n);
-    for (let i = 0; i < n; i++) {
-      const env = this.envs[i]!;
+    if (this.autoresetMode === 'disabled') {
+      const i = this.ended.indexOf(true);
+      if (i >= 0) throw new ResetNeeded(`sub-env ${i} ended; reset it with options.resetMask (autoresetMode 'disabled')`);
+    }
+    // Sub-envs step concurrently (each on its own state and random stream), so that envs sharing a
+    // model can batch their work (see batcher.ts); results are placed by index.
+    await Promise.all(this.envs.map(async (env, i) => {
       if (this.ended[i]) {
-        if (this.autoresetMode === 'next-step') {
-          const r = await env.reset();
-          this.observations[i] = r.observation;
-          this.ended[i] = false;
-          rewards[i] = 0; terminated[i] = false; truncated[i] = false;
-          infos[i] = { ...r.info, autoreset: true };
-          continue;
-        }
-        throw new ResetNeeded(`sub-env ${i} ended; reset it with options.resetMask (autoresetMode 'disabled')`);
+        const r = await env.reset();
+        this.observations[i] = r.observation;
+        this.ended[i] = false;
+        rewards[i] = 0; terminated[i] = false; truncated[i] = false;
+        infos[i] = { ...r.info, autoreset: true };
+        return;
       }
       const r = await env.step(actions[i]!);
       rewards[i] = r.reward; terminated[i] = r.terminated; truncated[i] = r.truncated;
@@ -84,7 +87,7 @@ export class SyncVectorEnv<O = unknown, A = unknown> implements VectorEnv<O, A> 
         infos[i] = r.info;
         if (r.terminated || r.truncated) this.ended[i] = true;
       }
-    }
+    }));
     return { observations: this.observations.slice(), rewards, terminated, truncated, infos };
   }
 

@@ -119,7 +119,7 @@ describe('makeVec', () => {
     expect(next.rewards).toEqual([0, 0]);
     expect(next.terminated).toEqual([false, false]);
     expect(next.infos.every(i => i.autoreset === true)).toBe(true);
-    expect(next.observations[0]![0]).toBe(0);
+    expect((next.observations[0] as number[])[0]).toBe(0);
     await expect(v.step([99, 0])).rejects.toMatchObject({ code: 'INVALID_ACTION' });
   });
 
@@ -129,11 +129,11 @@ describe('makeVec', () => {
     await v.step([0]);
     const end = await v.step([0]);
     expect(end.terminated).toEqual([true]);
-    expect(end.observations[0]![0]).toBe(0);
+    expect((end.observations[0] as number[])[0]).toBe(0);
     expect((end.infos[0]!.finalObservation as number[])[0]).toBe(1);
     const next = await v.step([0]);
     expect(next.terminated).toEqual([false]);
-    expect(next.observations[0]![0]).toBe(0.5);
+    expect((next.observations[0] as number[])[0]).toBe(0.5);
   });
 
   it('disabled autoreset needs a masked reset', async () => {
