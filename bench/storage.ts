@@ -1,0 +1,82 @@
+/**
+ * Per-turn write cost of the dialog store: `appendTurn` with synchronous=FULL (fsync per commit:
+ * durable against power loss) vs NORMAL (durable against a process kill only), in the same run,
+ * interleaved round by round so that both see the same disk and load.
+ *
+ *   node bin/run.mjs bench/storage.ts [--turns 2000] [--rounds 3] [--dir DIR] [--chars 200]
+ *
+ * Each turn is its own transaction, as in the server (write, then acknowledge); a new dialog is
+ * started every 20 turns, and every student turn gets a reward, like a real conversation.
+ * The database goes in --dir (default: the project's tmp/, i.e. the disk the project lives on;
+ * a tmpfs would make fsync free and the comparison meaningless).
+ */
+import { mkdirSync, mkdtempSync, rmSync, statfsSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { parseArgs } from 'node:util';
+import { fileURLToPath } from 'node:url';
+import { openStore, type Synchronous } from '../server/storage/db.ts';
+
+const { values } = parseArgs({
+  options: {
+    turns: { type: 'string', default: '2000' }, rounds: { type: 'string', default: '3' },
+    dir: { type: 'string' }, chars: { type: 'string', default: '200' }, help: { type: 'boolean', short: 'h' },
+  },
+});
+if (values.help) { console.log('usage: node bin/run.mjs bench/storage.ts [--turns 2000] [--rounds 3] [--dir DIR] [--chars 200]'); process.exit(0); }
+const turns = Number(values.turns), rounds = Number(values.rounds), chars = Number(values.chars);
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+const base = values.dir ?? path.join(root, 'tmp');
+mkdirSync(base, { recursive: true });
+const dir = mkdtempSync(path.join(base, 'bench-storage-'));
+
+const TMPFS = 0x01021994;
+const fsType = statfsSync(dir).type;
+console.log(`storage bench: node ${process.version}, ${os.cpus().length} cpus, dir ${dir}${fsType === TMPFS ? ' (tmpfs: fsync is free here!)' : ''}`);
+console.log(`${turns} appendTurn per round (each its own commit), ${rounds} rounds per mode, ${chars}-char texts\n`);
+
+const text = 'Do you think the discussion section should compare your results with the hypothesis? '.repeat(Math.ceil(chars / 80)).slice(0, chars);
+
+function round(mode: Synchronous, r: number): number[] {
+  const file = path.join(dir, `${mode}-${r}.db`);
+  const store = openStore(file, { synchronous: mode });
+  const lat: number[] = [];
+  let dialog = '';
+  try {
+    for (let i = 0; i < turns; i++) {
+      if (i % 20 === 0) {
+        if (dialog) store.endDialog(dialog, 'terminated');
+        dialog = store.startDialog({ env: 'TeacherStudent-v0', student: 'simulated', agentName: 'bench', seed: i }).id;
+      }
+      const role = i % 2 === 0 ? 'teacher' : 'student';
+      const t0 = process.hrtime.bigint();
+      const t = store.appendTurn(dialog, { role, text, tokenCount: 40 });
+      lat.push(Number(process.hrtime.bigint() - t0) / 1e6);
+      if (role === 'student') store.recordReward(dialog, t.index, { total: 0.5, components: { sentiment: 0.5 } });
+    }
+  } finally {
+    store.close();
+  }
+  return lat;
+}
+
+const q = (sorted: number[], p: number): number => sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))]!;
+const results: Record<Synchronous, number[]> = { FULL: [], NORMAL: [] };
+round('NORMAL', -1); // warm-up (module loading, page cache), not counted
+for (let r = 0; r < rounds; r++) {
+  for (const mode of (r % 2 === 0 ? ['FULL', 'NORMAL'] : ['NORMAL', 'FULL']) as Synchronous[]) {
+    const lat = round(mode, r);
+    const total = lat.reduce((a, b) => a + b, 0);
+    console.log(`round ${r} ${mode.padEnd(6)} ${(turns / (total / 1000)).toFixed(0).padStart(7)} appendTurn/s  mean ${(total / turns).toFixed(3)} ms`);
+    results[mode].push(...lat);
+  }
+}
+
+console.log('\nmode     appendTurn/s   mean ms   p50 ms   p99 ms   max ms');
+for (const mode of ['FULL', 'NORMAL'] as Synchronous[]) {
+  const lat = results[mode];
+  const sorted = [...lat].sort((a, b) => a - b);
+  const total = lat.reduce((a, b) => a + b, 0);
+  console.log(`${mode.padEnd(8)} ${(lat.length / (total / 1000)).toFixed(0).padStart(12)} ${(total / lat.length).toFixed(3).padStart(9)} ${q(sorted, 0.5).toFixed(3).padStart(8)} ${q(sorted, 0.99).toFixed(3).padStart(8)} ${sorted[sorted.length - 1]!.toFixed(3).padStart(8)}`);
+}
+rmSync(dir, { recursive: true, force: true });
