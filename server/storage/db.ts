@@ -80,8 +80,9 @@ export interface AppendTurnInput {
   /** Default: now. */
   createdAt?: TimeInput;
   /**
-   * Default: the next index of the dialog (0 for the first turn). Give it to make the write
-   * idempotent-safe: a retry of the same index fails with BAD_REQUEST instead of duplicating.
+   * Default: the next index of the dialog (0 for the first turn). Indexes are contiguous: when
+   * given, it must be that next index, which makes a retried write safe (a second write of the same
+   * index fails with BAD_REQUEST instead of duplicating the turn).
    */
   index?: number;
 }
@@ -381,7 +382,7 @@ class SqliteStore implements Store {
   readonly schemaVersion: number;
   private readonly s: {
     insertDialog: Statement; getDialog: Statement; endDialog: Statement; abandon: Statement; deleteDialog: Statement;
-    insertTurn: Statement; insertTurnAt: Statement; turns: Statement;
+    insertTurn: Statement; insertTurnAt: Statement; nextIndex: Statement; turns: Statement;
     insertReward: Statement; rewards: Statement; insertEpisode: Statement; stats: Statement;
   };
 
@@ -406,7 +407,9 @@ class SqliteStore implements Store {
         SELECT @dialog_id, COALESCE(MAX(idx) + 1, 0), @role, @text, @token_count, @created_at, @metadata
         FROM turns WHERE dialog_id = @dialog_id RETURNING *`),
       insertTurnAt: write(`INSERT INTO turns (dialog_id, idx, role, text, token_count, created_at, metadata)
-        VALUES (@dialog_id, @idx, @role, @text, @token_count, @created_at, @metadata) RETURNING *`),
+        SELECT @dialog_id, @idx, @role, @text, @token_count, @created_at, @metadata
+        WHERE (SELECT COALESCE(MAX(idx) + 1, 0) FROM turns WHERE dialog_id = @dialog_id) = @idx RETURNING *`),
+      nextIndex: prep('SELECT COALESCE(MAX(idx) + 1, 0) AS n FROM turns WHERE dialog_id = ?'),
       turns: prep('SELECT * FROM turns WHERE dialog_id = ? ORDER BY idx'),
       insertReward: write(`INSERT INTO rewards (dialog_id, turn_idx, total, components, created_at)
         VALUES (@dialog_id, @turn_idx, @total, @components, @created_at) RETURNING *`),
@@ -457,10 +460,18 @@ class SqliteStore implements Store {
     };
     try {
       if (input.index === undefined) return turnFromRow(this.s.insertTurn.get(row) as TurnRow);
-      return turnFromRow(this.s.insertTurnAt.get({ ...row, idx: optInt(input.index, 'index', 0) }) as TurnRow);
+      const idx = optInt(input.index, 'index', 0);
+      const inserted = this.s.insertTurnAt.get({ ...row, idx }) as TurnRow | undefined;
+      if (inserted) return turnFromRow(inserted);
     } catch (err) {
       throw mapSqliteError(err, input.index === undefined ? `turn of dialog '${row.dialog_id}'` : `turn ${input.index} of dialog '${row.dialog_id}'`);
     }
+    // Explicit index that is not the next one.
+    if (this.s.getDialog.get(row.dialog_id) === undefined) throw new ColloquyError('NOT_FOUND', `no dialog '${row.dialog_id}'`);
+    const next = (this.s.nextIndex.get(row.dialog_id) as { n: number }).n;
+    throw new ColloquyError('BAD_REQUEST', input.index! < next
+      ? `turn ${input.index} of dialog '${row.dialog_id}' already exists`
+      : `turn ${input.index} of dialog '${row.dialog_id}' would leave a gap: the next index is ${next}`);
   }
 
   recordReward(dialogId: string, turnIndex: number, reward: RewardInput): RewardRecord {

@@ -3,7 +3,7 @@
  *
  *   {"messages":[{"role":"assistant","speaker":"teacher","content":"Do you ...","createdAt":"…"},
  *                {"role":"user","speaker":"student","content":"I guess","createdAt":"…"}],
- *    "dialogId":"…","env":"TeacherStudent-v0","agent":"ppo-kl20","agentId":"…","student":"human",
+ *    "id":"…","dialogId":"…","env":"TeacherStudent-v0","agent":"ppo-kl20","agentId":"…","student":"human",
  *    "sessionId":"…","seed":42,"createdAt":"…","endedAt":"…","endReason":"terminated","endDetail":null,
  *    "rewards":[{"turn":1,"total":0.73,"components":{"sentiment":0.73}}],"metadata":{…}}
  *
@@ -11,7 +11,10 @@
  * person or the simulator) is the `user`; a `system` turn stays `system`. Each message also keeps
  * the original role as `speaker`, its time as `createdAt`, and `tokenCount` / `metadata` when set.
  * `rewards[].turn` is an index into `messages` (every stored turn is exported, in order).
- * `agent` is the agent's name, or its id when it has no name. Timestamps are ISO 8601 UTC.
+ * `agent` is the agent's name, or its id when it has no name. `id` repeats `dialogId` because it is
+ * the key the chat-JSONL loader (`loadChatJsonl` in agents/data/corpora.ts) reads as the dialog id;
+ * that loader keeps teacher/student turns and folds `system` messages into `meta.system` (so
+ * there, unlike in `messages`, indexes skip system turns). Timestamps are ISO 8601 UTC.
  *
  * The lines are plain `JSON.stringify` output, except that U+2028 and U+2029 are escaped (some
  * line readers split on them). Dialogs are read page by page and written with back-pressure, so an
@@ -36,6 +39,8 @@ export interface ChatMessage {
 
 export interface ChatRecord {
   messages: ChatMessage[];
+  /** = dialogId; the key the chat-JSONL loader (agents/data/corpora.ts) takes as the dialog's id. */
+  id: string;
   dialogId: string;
   env: string;
   agent: string | null;
@@ -64,6 +69,7 @@ export function toChatRecord(d: DialogWithTurns): ChatRecord {
       if (Object.keys(t.metadata).length > 0) m.metadata = t.metadata;
       return m;
     }),
+    id: d.id,
     dialogId: d.id,
     env: d.env,
     agent: d.agentName ?? d.agentId,
