@@ -219,6 +219,7 @@ export function detokenize(s: string): string {
     .replace(/ ([.,?!;:%)\]}”])/g, '$1')
     .replace(/([([{“$£€¥]) /g, '$1')
     .replace(/" ([^"]*?) "/g, '"$1"')
+    .replace(/([a-z]{2})([.?!])([A-Z][a-z])/g, '$1$2 $3') // "right.But" → "right. But"
     .replace(/ {2,}/g, ' ')
     .trim();
 }
