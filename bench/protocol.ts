@@ -1,0 +1,139 @@
+/**
+ * Protocol benchmark: env-steps/s of Echo-v0 over WebSocket (the real server and the real client,
+ * one request in flight at a time, as an RL loop runs) with numEnvs 1 and 64, and in the same run
+ * raw `ws` round trips/s with the same payload sizes (a bare ws server in the same child process
+ * that answers each frame with a canned frame as long as the protocol's reply: no parsing, no env),
+ * i.e. the transport's limit. The cost ratio is (time per protocol step) / (time per raw round trip).
+ *
+ *   node bin/run.mjs bench/protocol.ts [--seconds 2] [--rounds 3] [--envs 1,64]
+ *
+ * Server and raw server run in a child process (so that client and server use separate cores, as
+ * in a real deployment); rounds alternate protocol and raw runs and the median is reported.
+ * Targets: >= 100,000 env-steps/s at 64 envs per message; ratio <= 1.5.
+ */
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
+import path from 'node:path';
+import { parseArgs } from 'node:util';
+import { fileURLToPath } from 'node:url';
+import WebSocket, { WebSocketServer } from 'ws';
+import { connectVectorEnv } from '../agents/client.ts';
+import { resolveServerConfig } from '../configs/server.ts';
+import { makeVec } from '../env/index.ts';
+
+const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+
+async function child(): Promise<void> {
+  const { buildApp } = await import('../server/app.ts');
+  const app = buildApp(resolveServerConfig({ port: 0, logLevel: 'warn', limits: { maxSessionsPerConnection: 64 } }));
+  await app.listen({ host: '127.0.0.1', port: 0 });
+  const wss = new WebSocketServer({ host: '127.0.0.1', port: 0, perMessageDeflate: false });
+  wss.on('connection', ws => {
+    let canned: Buffer | null = null;
+    ws.on('message', (data: Buffer) => {
+      if (canned === null) { canned = Buffer.from(data); return; } // first frame: the reply to send back
+      ws.send(canned, { binary: false });
+    });
+  });
+  await once(wss, 'listening');
+  const port = (app.server.address() as { port: number }).port;
+  const rawPort = (wss.address() as { port: number }).port;
+  process.stdout.write(`${JSON.stringify({ port, rawPort })}\n`);
+  process.stdin.resume();
+  process.stdin.on('end', () => process.exit(0));
+}
+
+interface Figures { steps: number; seconds: number }
+
+async function protocolRun(url: string, numEnvs: number, seconds: number): Promise<Figures & { reqBytes: number; replyBytes: number; reply: string; req: string }> {
+  const env = await connectVectorEnv<number[], number>(url, { env: 'Echo-v0', numEnvs });
+  await env.reset({ seed: 1 });
+  const actions = Array.from({ length: numEnvs }, (_, i) => i % 16);
+  const warm = performance.now();
+  while (performance.now() - warm < 300) await env.step(actions);
+  let steps = 0;
+  const t0 = performance.now();
+  let r = await env.step(actions); steps++;
+  while (performance.now() - t0 < seconds * 1000) { r = await env.step(actions); steps++; }
+  const elapsed = (performance.now() - t0) / 1000;
+  const req = JSON.stringify({ id: 123456, op: 'step', session: env.session, actions });
+  const reply = JSON.stringify({ id: 123456, ok: true, result: r });
+  await env.close();
+  return { steps, seconds: elapsed, reqBytes: Buffer.byteLength(req), replyBytes: Buffer.byteLength(reply), reply, req };
+}
+
+async function rawRun(rawUrl: string, req: string, reply: string, seconds: number): Promise<Figures> {
+  const ws = new WebSocket(rawUrl, { perMessageDeflate: false });
+  await once(ws, 'open');
+  ws.send(reply);
+  let resolveNext: (() => void) | null = null;
+  ws.on('message', () => { const r = resolveNext; resolveNext = null; r?.(); });
+  const roundTrip = () => new Promise<void>(res => { resolveNext = res; ws.send(req); });
+  const warm = performance.now();
+  while (performance.now() - warm < 300) await roundTrip();
+  let steps = 0;
+  const t0 = performance.now();
+  while (performance.now() - t0 < seconds * 1000) { await roundTrip(); steps++; }
+  const elapsed = (performance.now() - t0) / 1000;
+  ws.close();
+  return { steps, seconds: elapsed };
+}
+
+async function localRun(numEnvs: number, seconds: number): Promise<Figures> {
+  const env = makeVec('Echo-v0', { numEnvs });
+  await env.reset({ seed: 1 });
+  const actions = Array.from({ length: numEnvs }, (_, i) => i % 16);
+  let steps = 0;
+  const t0 = performance.now();
+  while (performance.now() - t0 < seconds * 1000) { await env.step(actions); steps++; }
+  await env.close();
+  return { steps, seconds: (performance.now() - t0) / 1000 };
+}
+
+function median(xs: number[]): number { const s = [...xs].sort((a, b) => a - b); return s[Math.floor(s.length / 2)]!; }
+const fmt = (n: number) => Math.round(n).toLocaleString('en-US');
+
+async function main(): Promise<void> {
+  const { values } = parseArgs({ options: { child: { type: 'boolean' }, seconds: { type: 'string', default: '2' }, rounds: { type: 'string', default: '3' }, envs: { type: 'string', default: '1,64' } } });
+  if (values.child) return child();
+  const seconds = Number(values.seconds), rounds = Number(values.rounds);
+  const envCounts = values.envs!.split(',').map(Number);
+
+  const proc = spawn(process.execPath, [path.join(ROOT, 'bin/run.mjs'), path.join(ROOT, 'bench/protocol.ts'), '--child'], { stdio: ['pipe', 'pipe', 'inherit'] });
+  const [line] = await new Promise<string[]>(resolve => {
+    let buf = '';
+    proc.stdout.on('data', (c: Buffer) => { buf += c.toString(); if (buf.includes('\n')) resolve(buf.split('\n')); });
+  });
+  const { port, rawPort } = JSON.parse(line!) as { port: number; rawPort: number };
+  const url = `ws://127.0.0.1:${port}/v1/env`, rawUrl = `ws://127.0.0.1:${rawPort}`;
+  console.log(`protocol bench: Echo-v0 (obsSize 8), one request in flight, ${rounds} rounds x ${seconds} s, median; node ${process.version}`);
+
+  const rows: string[][] = [];
+  let pass = true;
+  for (const n of envCounts) {
+    const proto: number[] = [], raw: number[] = [];
+    let sizes = { reqBytes: 0, replyBytes: 0 };
+    for (let r = 0; r < rounds; r++) {
+      const p = await protocolRun(url, n, seconds);
+      sizes = p;
+      proto.push(p.steps / p.seconds);
+      const w = await rawRun(rawUrl, p.req, p.reply, seconds);
+      raw.push(w.steps / w.seconds);
+    }
+    const local = await localRun(n, Math.min(seconds, 1));
+    const stepsPerS = median(proto), rawPerS = median(raw);
+    const ratio = rawPerS / stepsPerS;
+    if (n === 64 && (stepsPerS * n < 100_000 || ratio > 1.5)) pass = false;
+    rows.push([String(n), String(sizes.reqBytes), String(sizes.replyBytes), fmt(stepsPerS), fmt(stepsPerS * n), fmt(rawPerS),
+      `${(1e6 / stepsPerS).toFixed(0)} / ${(1e6 / rawPerS).toFixed(0)}`, ratio.toFixed(2), fmt(local.steps / local.seconds * n)]);
+  }
+  const head = ['numEnvs', 'req B', 'reply B', 'steps/s', 'env-steps/s', 'raw RT/s', 'µs step / raw', 'ratio', 'in-process env-steps/s'];
+  const widths = head.map((h, i) => Math.max(h.length, ...rows.map(r => r[i]!.length)));
+  console.log(head.map((h, i) => h.padStart(widths[i]!)).join('  '));
+  for (const r of rows) console.log(r.map((c, i) => c.padStart(widths[i]!)).join('  '));
+  console.log(`targets at 64 envs: >= 100,000 env-steps/s and ratio <= 1.5: ${pass ? 'met' : 'NOT met'}`);
+  proc.stdin.end();
+  proc.kill();
+}
+
+await main();

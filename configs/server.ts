@@ -1,0 +1,73 @@
+/**
+ * The server config: one TypeBox schema that is the JSON Schema of `configs/server.json` (and of a
+ * `--config` file) and the TypeScript type the server reads. Every field has a default, so a config
+ * file only names what it changes; unknown fields are rejected.
+ */
+import path from 'node:path';
+import { Type, type Static } from '@sinclair/typebox';
+import { BadConfig } from '../env/errors.ts';
+import { CONFIG_DIR, loadConfig, validateConfig } from './load.ts';
+
+const Limits = Type.Object({
+  maxConnections: Type.Integer({ minimum: 1, default: 256, description: 'open WebSocket connections at once; more get CAPACITY and are closed' }),
+  maxSessions: Type.Integer({ minimum: 1, default: 256, description: 'env sessions on the whole server (CAPACITY beyond)' }),
+  maxSessionsPerConnection: Type.Integer({ minimum: 1, default: 16, description: 'env sessions owned by one connection (CAPACITY beyond)' }),
+  maxEnvsPerSession: Type.Integer({ minimum: 1, default: 1024, description: 'largest numEnvs of one session (CAPACITY beyond)' }),
+  maxPendingPerConnection: Type.Integer({ minimum: 1, default: 4096, description: 'pipelined requests a connection may have unanswered (CAPACITY beyond)' }),
+  maxFrameBytes: Type.Integer({ minimum: 1024, default: 1_048_576, description: 'largest frame processed; larger ones get PAYLOAD_TOO_LARGE and the connection lives on' }),
+  maxFrameBytesHard: Type.Integer({ minimum: 1024, default: 16_777_216, description: 'frames above this are not even buffered: the connection is closed with 1009 (must be >= maxFrameBytes)' }),
+  requestTimeoutMs: Type.Integer({ minimum: 1, default: 60_000, description: 'a request not answered within this gets TIMEOUT (a timed-out step or reset leaves the session needing a reset)' }),
+}, { additionalProperties: false, default: {} });
+
+const Heartbeat = Type.Object({
+  intervalMs: Type.Integer({ minimum: 1, default: 20_000, description: 'the server pings every connection this often' }),
+  timeoutMs: Type.Integer({ minimum: 1, default: 60_000, description: 'a connection silent (no pong, no frame) for this long is dropped' }),
+}, { additionalProperties: false, default: {} });
+
+const Sessions = Type.Object({
+  resumeWindowMs: Type.Integer({ minimum: 0, default: 60_000, description: 'a session survives its connection dropping for this long, for the client to `resume` it' }),
+  idleTimeoutMs: Type.Integer({ minimum: 1, default: 1_800_000, description: 'a session with no request for this long is closed' }),
+  reapIntervalMs: Type.Integer({ minimum: 1, default: 5_000, description: 'how often detached and idle sessions are looked for' }),
+  replayBuffer: Type.Integer({ minimum: 1, default: 32, description: 'replies kept per session, re-sent on `resume` when the client lost them' }),
+}, { additionalProperties: false, default: {} });
+
+export const ServerConfigSchema = Type.Object({
+  host: Type.String({ default: '127.0.0.1', description: 'interface to listen on' }),
+  port: Type.Integer({ minimum: 0, maximum: 65535, default: 8787, description: 'TCP port (0 picks a free one)' }),
+  token: Type.Union([Type.String({ minLength: 1 }), Type.Null()], { default: null, description: 'bearer token required on /v1/* and /metrics (header `Authorization: Bearer T` or `?token=T`); null: no auth. /health stays open' }),
+  logLevel: Type.Union(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].map(l => Type.Literal(l)), { default: 'info', description: 'pino log level' }),
+  logPretty: Type.Boolean({ default: false, description: 'human-readable log lines instead of NDJSON (development)' }),
+  limits: Limits,
+  heartbeat: Heartbeat,
+  sessions: Sessions,
+  shutdownTimeoutMs: Type.Integer({ minimum: 0, default: 10_000, description: 'on SIGTERM/SIGINT, how long in-flight requests may take to finish before sessions are closed anyway' }),
+}, { additionalProperties: false });
+
+export type ServerConfig = Static<typeof ServerConfigSchema>;
+export type LogLevel = ServerConfig['logLevel'];
+
+/** The default config file (`colloquy serve` reads it unless `--config` names another). */
+export const DEFAULT_SERVER_CONFIG_FILE = path.join(CONFIG_DIR, 'server.json');
+
+/**
+ * The one place that turns a partial config into a complete, consistent one: schema defaults,
+ * then the cross-field rules the schema cannot state.
+ */
+export function resolveServerConfig(value: unknown = {}): ServerConfig {
+  return checkConsistency(validateConfig(ServerConfigSchema, value, 'server config'));
+}
+
+/** Read a config file (default `configs/server.json`), deep-merge overrides (CLI flags), validate. */
+export function loadServerConfig(file: string | undefined = DEFAULT_SERVER_CONFIG_FILE, overrides: Record<string, unknown> = {}): ServerConfig {
+  return checkConsistency(loadConfig(ServerConfigSchema, file, overrides));
+}
+
+function checkConsistency(c: ServerConfig): ServerConfig {
+  if (c.limits.maxFrameBytesHard < c.limits.maxFrameBytes) {
+    throw new BadConfig(`limits.maxFrameBytesHard (${c.limits.maxFrameBytesHard}) must be >= limits.maxFrameBytes (${c.limits.maxFrameBytes})`);
+  }
+  if (c.heartbeat.timeoutMs < c.heartbeat.intervalMs) {
+    throw new BadConfig(`heartbeat.timeoutMs (${c.heartbeat.timeoutMs}) must be >= heartbeat.intervalMs (${c.heartbeat.intervalMs})`);
+  }
+  return c;
+}

@@ -1,0 +1,183 @@
+/**
+ * Protocol v1 (DESIGN.md "The wire protocol"): the request schemas, the result shapes, and the
+ * compiled validators. Each schema is both what the server validates every frame against and the
+ * TypeScript type of the request, so the two cannot drift. The client imports the types from here.
+ *
+ * Frames are JSON text. Every request carries an `id` (a finite number or a string of at most 256
+ * characters); the reply carries the same `id` and either `ok: true, result` or `ok: false,
+ * error: {code, message}`. Requests may be pipelined; those on one session are processed in order.
+ */
+import { Type, type Static, type TSchema } from '@sinclair/typebox';
+import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
+import type { AutoresetMode, EnvSpec, VectorResetResult, VectorStepResult } from '../env/core.ts';
+import type { SpaceJSON } from '../env/spaces.ts';
+import type { ErrorBody } from '../env/errors.ts';
+
+export const PROTOCOL_VERSION = 1;
+export const WS_PATH = '/v1/env';
+
+/** Largest seed accepted (sub-env i of a vector env gets `seed + i`, which must stay exact). */
+export const MAX_SEED = 2 ** 52;
+/** Nesting depth allowed inside `kwargs` and `options`. */
+export const MAX_DEPTH = 32;
+
+// `type: ['number', 'string']` validates faster than an anyOf; maxLength applies to strings only.
+const Id = Type.Unsafe<number | string>({ type: ['number', 'string'], maxLength: 256 });
+const SessionId = Type.String({ minLength: 1, maxLength: 128 });
+const Obj = Type.Record(Type.String(), Type.Unknown());
+
+export const MakeRequest = Type.Object({
+  id: Id,
+  op: Type.Literal('make'),
+  env: Type.String({ minLength: 1, maxLength: 200 }),
+  kwargs: Type.Optional(Obj),
+  numEnvs: Type.Optional(Type.Integer({ minimum: 1 })),
+  autoresetMode: Type.Optional(Type.Union([Type.Literal('next-step'), Type.Literal('same-step'), Type.Literal('disabled')])),
+}, { additionalProperties: false });
+
+export const ResetRequest = Type.Object({
+  id: Id,
+  op: Type.Literal('reset'),
+  session: SessionId,
+  seed: Type.Optional(Type.Integer({ minimum: 0, maximum: MAX_SEED })),
+  options: Type.Optional(Obj),
+}, { additionalProperties: false });
+
+export const StepRequest = Type.Object({
+  id: Id,
+  op: Type.Literal('step'),
+  session: SessionId,
+  actions: Type.Array(Type.Unknown()),
+}, { additionalProperties: false });
+
+export const CloseRequest = Type.Object({
+  id: Id,
+  op: Type.Literal('close'),
+  session: SessionId,
+}, { additionalProperties: false });
+
+export const PingRequest = Type.Object({
+  id: Id,
+  op: Type.Literal('ping'),
+}, { additionalProperties: false });
+
+export const ResumeRequest = Type.Object({
+  id: Id,
+  op: Type.Literal('resume'),
+  session: SessionId,
+  /** The token returned by `make`. */
+  token: Type.String({ minLength: 1, maxLength: 128 }),
+  /** Ids of this session's requests whose replies the client has not received. */
+  pending: Type.Optional(Type.Array(Id, { maxItems: 65536 })),
+}, { additionalProperties: false });
+
+export type MakeRequest = Static<typeof MakeRequest>;
+export type ResetRequest = Static<typeof ResetRequest>;
+export type StepRequest = Static<typeof StepRequest>;
+export type CloseRequest = Static<typeof CloseRequest>;
+export type PingRequest = Static<typeof PingRequest>;
+export type ResumeRequest = Static<typeof ResumeRequest>;
+export type Request = MakeRequest | ResetRequest | StepRequest | CloseRequest | PingRequest | ResumeRequest;
+export type Op = Request['op'];
+/** Requests queued on a session (processed in order). */
+export type SessionRequest = ResetRequest | StepRequest | CloseRequest;
+export type RequestId = number | string;
+
+const SCHEMAS = {
+  make: MakeRequest, reset: ResetRequest, step: StepRequest, close: CloseRequest, ping: PingRequest, resume: ResumeRequest,
+} satisfies Record<Op, TSchema>;
+export const OPS = Object.keys(SCHEMAS) as Op[];
+
+// ---- results ----
+
+export interface MakeResult {
+  session: string;
+  /** Secret for `resume` after a dropped connection. */
+  resumeToken: string;
+  numEnvs: number;
+  autoresetMode: AutoresetMode;
+  spec: EnvSpec | null;
+  observationSpace: SpaceJSON;
+  actionSpace: SpaceJSON;
+  protocol: number;
+}
+export type ResetResultWire = VectorResetResult;
+export type StepResultWire = VectorStepResult;
+export interface CloseResult { closed: true }
+export interface PingResult { pong: true; time: number }
+export interface ResumeResult extends MakeResult {
+  /** Pending ids whose stored replies follow this reply. */
+  replayed: RequestId[];
+  /** Pending ids still queued or running on the server; their replies will come. */
+  inFlight: RequestId[];
+}
+export interface ResultOf { make: MakeResult; reset: ResetResultWire; step: StepResultWire; close: CloseResult; ping: PingResult; resume: ResumeResult }
+
+export type Reply<R = unknown> =
+  | { id: RequestId | null; ok: true; result: R }
+  | { id: RequestId | null; ok: false; error: ErrorBody };
+
+// ---- validation ----
+
+const ajv = new Ajv({ allErrors: false, coerceTypes: false, useDefaults: false, strict: false });
+const validators = new Map<string, ValidateFunction>(OPS.map(op => [op, ajv.compile(SCHEMAS[op])]));
+
+/** The compiled validator of an op, or undefined for an unknown op. */
+export function validatorFor(op: string): ValidateFunction | undefined { return validators.get(op); }
+
+/** One line naming what is wrong with a frame, from ajv's first error. */
+export function describeSchemaError(errors: ErrorObject[] | null | undefined): string {
+  const e = errors?.[0];
+  if (!e) return 'invalid request';
+  const where = e.instancePath ? e.instancePath.slice(1).replace(/\//g, '.') : 'request';
+  if (e.keyword === 'additionalProperties') return `${where} has an unexpected field '${String((e.params as { additionalProperty?: unknown }).additionalProperty).slice(0, 64)}'`;
+  if (e.keyword === 'required') return `${where} is missing '${String((e.params as { missingProperty?: unknown }).missingProperty)}'`;
+  return `${where} ${e.message ?? 'is invalid'}`;
+}
+
+/** A request id as the reply echoes it, or null when the frame has no usable one. */
+export function idOf(msg: unknown): RequestId | null {
+  if (typeof msg !== 'object' || msg === null) return null;
+  const id = (msg as { id?: unknown }).id;
+  if (typeof id === 'number') return Number.isFinite(id) ? id : null;
+  if (typeof id === 'string') return id.length <= 256 ? id : null;
+  return null;
+}
+
+const LEADING_ID = /^\s*\{\s*"id"\s*:\s*(-?\d{1,20}(?:\.\d{1,20})?(?:[eE][-+]?\d{1,3})?|"(?:[^"\\]|\\.){0,256}")\s*[,}]/;
+/** The id of a frame too large to parse, when it is the first field (as the client writes it). */
+export function sniffId(head: string): RequestId | null {
+  const m = LEADING_ID.exec(head);
+  if (!m) return null;
+  try { return idOf({ id: JSON.parse(m[1]!) }); } catch { return null; }
+}
+
+const FORBIDDEN_KEYS = new Set(['__proto__', 'constructor', 'prototype']);
+/**
+ * Why a free-form value (kwargs, options) is unsafe to hand to env code, or null: nesting deeper
+ * than MAX_DEPTH (recursive env code would overflow the stack) or prototype-polluting keys.
+ */
+export function unsafeValue(value: unknown, depth = 0): string | null {
+  if (typeof value !== 'object' || value === null) return null;
+  if (depth >= MAX_DEPTH) return `nested deeper than ${MAX_DEPTH} levels`;
+  if (Array.isArray(value)) {
+    for (const v of value) { const why = unsafeValue(v, depth + 1); if (why) return why; }
+    return null;
+  }
+  for (const k of Object.keys(value)) {
+    if (FORBIDDEN_KEYS.has(k)) return `forbidden key '${k}'`;
+    const why = unsafeValue((value as Record<string, unknown>)[k], depth + 1);
+    if (why) return why;
+  }
+  return null;
+}
+
+// ---- frames (the reply text is built by hand: the envelope is fixed, only the result varies) ----
+
+export function okFrame(idJson: string, result: unknown): string {
+  return `{"id":${idJson},"ok":true,"result":${JSON.stringify(result)}}`;
+}
+export function errorFrame(idJson: string, error: ErrorBody): string {
+  return `{"id":${idJson},"ok":false,"error":${JSON.stringify(error)}}`;
+}
+export function idToJson(id: RequestId | null): string { return id === null ? 'null' : JSON.stringify(id); }

@@ -1,0 +1,202 @@
+/**
+ * Env sessions: a vector env made for a client, owned by one connection at a time. A session
+ * outlives its connection for `resumeWindowMs` (the client may `resume` it with its token from a
+ * new connection), is closed when idle for `idleTimeoutMs`, and keeps its last replies so that a
+ * resumed client can get the ones it lost. Requests on a session run in order through its queue.
+ */
+import { randomBytes, randomUUID, timingSafeEqual } from 'node:crypto';
+import type { Logger } from 'pino';
+import type { AutoresetMode, VectorEnv } from '../env/core.ts';
+import { ColloquyError } from '../env/errors.ts';
+import { makeVec } from '../env/registry.ts';
+import type { ServerConfig } from '../configs/server.ts';
+import { PROTOCOL_VERSION, type MakeResult, type RequestId, type SessionRequest } from './protocol.ts';
+
+/** The connection side of a session (implemented by the protocol's Connection). */
+export interface SessionOwner {
+  readonly sessions: Set<Session>;
+  /** Send a text frame if the connection is still open. */
+  send(frame: string): void;
+}
+
+/** A queued or running request on a session. */
+export interface Job {
+  readonly req: SessionRequest;
+  readonly idJson: string;
+  /** performance.now() when the frame arrived. */
+  readonly t0: number;
+  /** The connection that sent it (its pending count is decremented when the job settles). */
+  readonly conn: { pending: number };
+  readonly session: Session;
+  /** Set when the request got a TIMEOUT reply: its eventual result is dropped. */
+  timedOut: boolean;
+}
+
+export class Session {
+  readonly id = randomUUID();
+  readonly token = randomBytes(24).toString('base64url');
+  owner: SessionOwner | null = null;
+  /** When the owner disconnected (ms since epoch), or null while attached. */
+  detachedAt: number | null = null;
+  lastActive = Date.now();
+  /** Set after a step or reset timed out and then finished: the client does not know the state. */
+  needsReset = false;
+  closed = false;
+  readonly queue: Job[] = [];
+  current: Job | null = null;
+  private readonly ringIds: (RequestId | undefined)[];
+  private readonly ringFrames: (string | undefined)[];
+  private ringPos = 0;
+
+  readonly log: Logger;
+
+  constructor(readonly envId: string, readonly vec: VectorEnv, parentLog: Logger, replayBuffer: number) {
+    this.log = parentLog.child({ session: this.id, env: envId });
+    this.ringIds = new Array(replayBuffer);
+    this.ringFrames = new Array(replayBuffer);
+  }
+
+  get numEnvs(): number { return this.vec.numEnvs; }
+  get busy(): boolean { return this.current !== null || this.queue.length > 0; }
+
+  /** Keep a reply for replay on resume (the last `replayBuffer` ones). */
+  remember(id: RequestId, frame: string): void {
+    this.ringIds[this.ringPos] = id;
+    this.ringFrames[this.ringPos] = frame;
+    this.ringPos = (this.ringPos + 1) % this.ringIds.length;
+  }
+  storedReply(id: RequestId): string | undefined {
+    const i = this.ringIds.indexOf(id);
+    return i < 0 ? undefined : this.ringFrames[i];
+  }
+  hasJob(id: RequestId): boolean {
+    return this.current?.req.id === id || this.queue.some(j => j.req.id === id);
+  }
+  tokenMatches(token: string): boolean {
+    const a = Buffer.from(this.token), b = Buffer.from(token);
+    return a.length === b.length && timingSafeEqual(a, b);
+  }
+
+  describe(): MakeResult {
+    return {
+      session: this.id,
+      resumeToken: this.token,
+      numEnvs: this.vec.numEnvs,
+      autoresetMode: this.vec.autoresetMode,
+      spec: this.vec.spec,
+      observationSpace: this.vec.singleObservationSpace.toJSON(),
+      actionSpace: this.vec.singleActionSpace.toJSON(),
+      protocol: PROTOCOL_VERSION,
+    };
+  }
+}
+
+export interface CreateArgs { env: string; kwargs?: Record<string, unknown>; numEnvs?: number; autoresetMode?: AutoresetMode }
+
+export class SessionManager {
+  private readonly sessions = new Map<string, Session>();
+  /** Why recently closed sessions went away (bounded), for a clearer UNKNOWN_SESSION. */
+  private readonly tombstones = new Map<string, string>();
+  private reaper: NodeJS.Timeout | null = null;
+
+  constructor(private readonly config: ServerConfig, private readonly log: Logger) {}
+
+  get size(): number { return this.sessions.size; }
+  values(): IterableIterator<Session> { return this.sessions.values(); }
+
+  start(): void {
+    if (this.reaper) return;
+    this.reaper = setInterval(() => { void this.reap(); }, this.config.sessions.reapIntervalMs);
+    this.reaper.unref();
+  }
+
+  /** Make a vector env session owned by `owner`; CAPACITY when a limit is reached. */
+  create(owner: SessionOwner, args: CreateArgs): Session {
+    const lim = this.config.limits;
+    const numEnvs = args.numEnvs ?? 1;
+    if (numEnvs > lim.maxEnvsPerSession) throw new ColloquyError('CAPACITY', `numEnvs ${numEnvs} is above the limit of ${lim.maxEnvsPerSession} per session`);
+    if (this.sessions.size >= lim.maxSessions) throw new ColloquyError('CAPACITY', `the server holds its maximum of ${lim.maxSessions} sessions`);
+    if (owner.sessions.size >= lim.maxSessionsPerConnection) throw new ColloquyError('CAPACITY', `this connection holds its maximum of ${lim.maxSessionsPerConnection} sessions; close one first`);
+    const vec = makeVec(args.env, { numEnvs, kwargs: args.kwargs, autoresetMode: args.autoresetMode });
+    const s = new Session(args.env, vec, this.log, this.config.sessions.replayBuffer);
+    this.sessions.set(s.id, s);
+    this.attach(s, owner);
+    s.log.info({ numEnvs, autoresetMode: vec.autoresetMode }, 'session opened');
+    return s;
+  }
+
+  /** The session with this id if `owner` holds it; UNKNOWN_SESSION otherwise. */
+  owned(id: string, owner: SessionOwner): Session {
+    const s = this.sessions.get(id);
+    if (s && s.owner === owner) return s;
+    const why = this.tombstones.get(id);
+    throw new ColloquyError('UNKNOWN_SESSION', why ? `session ${id} was closed (${why})` : `no session ${id.slice(0, 128)} on this connection`);
+  }
+
+  /** Re-attach a session to a new connection (the old one, if any, loses it). */
+  resume(id: string, token: string, owner: SessionOwner): Session {
+    const s = this.sessions.get(id);
+    if (!s || !s.tokenMatches(token)) {
+      const why = s ? undefined : this.tombstones.get(id);
+      throw new ColloquyError('UNKNOWN_SESSION', why ? `session ${id} was closed (${why})` : `no session ${id.slice(0, 128)} with that token`);
+    }
+    if (s.owner !== owner) {
+      if (owner.sessions.size >= this.config.limits.maxSessionsPerConnection) {
+        throw new ColloquyError('CAPACITY', `this connection holds its maximum of ${this.config.limits.maxSessionsPerConnection} sessions`);
+      }
+      s.owner?.sessions.delete(s);
+      this.attach(s, owner);
+      s.log.info('session resumed');
+    }
+    return s;
+  }
+
+  private attach(s: Session, owner: SessionOwner): void {
+    s.owner = owner;
+    s.detachedAt = null;
+    s.lastActive = Date.now();
+    owner.sessions.add(s);
+  }
+
+  /** The owner's connection dropped: its sessions wait `resumeWindowMs` for a resume. */
+  detachAll(owner: SessionOwner): void {
+    const now = Date.now();
+    for (const s of owner.sessions) {
+      if (s.owner !== owner) continue;
+      s.owner = null;
+      s.detachedAt = now;
+      s.log.info({ resumeWindowMs: this.config.sessions.resumeWindowMs }, 'session detached');
+    }
+    owner.sessions.clear();
+    if (this.config.sessions.resumeWindowMs === 0) void this.reap();
+  }
+
+  async close(s: Session, reason: string): Promise<void> {
+    if (s.closed) return;
+    s.closed = true;
+    this.sessions.delete(s.id);
+    s.owner?.sessions.delete(s);
+    s.owner = null;
+    this.tombstones.set(s.id, reason);
+    if (this.tombstones.size > 1000) this.tombstones.delete(this.tombstones.keys().next().value!);
+    try { await s.vec.close(); } catch (err) { s.log.error({ err }, 'env close failed'); }
+    s.log.info({ reason }, 'session closed');
+  }
+
+  /** Close detached sessions past the resume window and idle ones past the idle timeout. */
+  async reap(now = Date.now()): Promise<void> {
+    const { resumeWindowMs, idleTimeoutMs } = this.config.sessions;
+    const doomed: [Session, string][] = [];
+    for (const s of this.sessions.values()) {
+      if (s.busy) continue;
+      if (s.detachedAt !== null && now - s.detachedAt >= resumeWindowMs) doomed.push([s, 'not resumed within the resume window']);
+      else if (now - s.lastActive >= idleTimeoutMs) doomed.push([s, `idle for ${Math.round((now - s.lastActive) / 1000)} s`]);
+    }
+    for (const [s, why] of doomed) await this.close(s, why);
+  }
+
+  async closeAll(reason: string): Promise<void> {
+    if (this.reaper) { clearInterval(this.reaper); this.reaper = null; }
+    await Promise.all([...this.sessions.values()].map(s => this.close(s, reason)));
+  }
+}

@@ -1,0 +1,78 @@
+/** Test helpers: a real server on an ephemeral port, and a bare protocol client over `ws`. */
+import WebSocket from 'ws';
+import type { FastifyInstance } from 'fastify';
+import { resolveServerConfig, type ServerConfig } from '../../configs/server.ts';
+import { buildApp } from '../../server/app.ts';
+import { createLogger } from '../../server/log.ts';
+
+/** A reply as a test reads it. */
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+export interface TReply { id: unknown; ok: boolean; result?: any; error?: { code: string; message: string; details?: Record<string, unknown> } }
+
+type DeepPartial<T> = { [K in keyof T]?: T[K] extends object ? DeepPartial<T[K]> : T[K] };
+
+export interface TestServer { app: FastifyInstance; config: ServerConfig; url: string; wsUrl: string; close(): Promise<void> }
+
+export async function startTestServer(overrides: DeepPartial<ServerConfig> = {}): Promise<TestServer> {
+  const config = resolveServerConfig({ logLevel: 'silent', ...overrides, port: 0 });
+  const app = buildApp(config, { logger: createLogger({ level: process.env.TEST_LOG_LEVEL as 'info' | undefined ?? 'silent' }) });
+  await app.listen({ host: '127.0.0.1', port: 0 });
+  const port = (app.server.address() as { port: number }).port;
+  return { app, config, url: `http://127.0.0.1:${port}`, wsUrl: `ws://127.0.0.1:${port}/v1/env`, close: () => app.close() };
+}
+
+/** A bare client: raw frames in, parsed replies out (no retries, no typing). */
+export interface RawClient {
+  ws: WebSocket;
+  /** Send a request (an id is added when missing) and wait for the reply with that id. */
+  call(msg: Record<string, unknown>, timeoutMs?: number): Promise<TReply>;
+  /** Send a text (or binary) frame as is. */
+  raw(data: string | Buffer, binary?: boolean): void;
+  /** The next reply not awaited by call(). */
+  next(timeoutMs?: number): Promise<TReply>;
+  /** Every parsed reply received so far. */
+  received: TReply[];
+  closed: Promise<{ code: number; reason: string }>;
+  close(): void;
+}
+
+let nextId = 1_000_000;
+export async function rawClient(url: string, opts: WebSocket.ClientOptions = {}): Promise<RawClient> {
+  const ws = new WebSocket(url, opts);
+  await new Promise<void>((ok, bad) => { ws.once('open', () => ok()); ws.once('error', bad); });
+  const waiting = new Map<unknown, (m: TReply) => void>();
+  const strays: TReply[] = [];
+  const strayWaiters: ((m: TReply) => void)[] = [];
+  const received: TReply[] = [];
+  ws.on('message', (buf: Buffer) => {
+    const m = JSON.parse(buf.toString()) as TReply;
+    received.push(m);
+    const w = waiting.get(m.id);
+    if (w) { waiting.delete(m.id); w(m); return; }
+    const sw = strayWaiters.shift();
+    if (sw) sw(m); else strays.push(m);
+  });
+  const closed = new Promise<{ code: number; reason: string }>(ok => ws.once('close', (code, reason) => ok({ code, reason: reason.toString() })));
+  return {
+    ws, received, closed,
+    call(msg, timeoutMs = 10_000) {
+      const id = msg.id ?? nextId++;
+      return new Promise((ok, bad) => {
+        waiting.set(id, ok);
+        ws.send(JSON.stringify({ id, ...msg }));
+        setTimeout(() => { if (waiting.delete(id)) bad(new Error(`no reply to ${JSON.stringify(msg).slice(0, 100)}`)); }, timeoutMs).unref();
+      });
+    },
+    raw(data, binary = false) { ws.send(data, { binary }); },
+    next(timeoutMs = 10_000) {
+      if (strays.length) return Promise.resolve(strays.shift()!);
+      return new Promise((ok, bad) => {
+        strayWaiters.push(ok);
+        setTimeout(() => { const i = strayWaiters.indexOf(ok); if (i >= 0) { strayWaiters.splice(i, 1); bad(new Error('no stray reply')); } }, timeoutMs).unref();
+      });
+    },
+    close() { ws.close(); },
+  };
+}
+
+export const sleep = (ms: number) => new Promise<void>(r => setTimeout(r, ms));
