@@ -9,6 +9,7 @@ interface Command { describe: string; load: () => Promise<{ run(argv: string[]):
 
 const COMMANDS: Record<string, Command> = {
   serve: { describe: 'run the environment server (WebSocket /v1/env, REST, chat page)', load: () => import('./serve.ts') },
+  sentiment: { describe: 'sentiment scorers: train the classifier, eval on SST-2, validate on DailyDialog', load: () => import('./sentiment.ts') },
   export: { describe: 'write stored dialogs as chat-format JSONL (filter by date, env, agent)', load: () => import('./export.ts') },
 };
 

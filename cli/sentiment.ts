@@ -1,0 +1,218 @@
+/**
+ * `colloquy sentiment <train|eval|validate>`: train the TensorFlow.js sentiment classifier on
+ * SST-2, evaluate scorers on a `label<TAB>sentence` file (accuracy and AUC), and validate them
+ * against DailyDialog's emotion labels (AUC of happiness vs anger/disgust/sadness replies).
+ */
+import { parseArgs } from 'node:util';
+import path from 'node:path';
+import { existsSync } from 'node:fs';
+import { ColloquyError } from '../env/errors.ts';
+import { initBackend, BACKENDS, type BackendChoice } from '../agents/models/backend.ts';
+import { createScorer, defaultClassifierDir, type ScorerSpec } from '../rewards/sentiment.ts';
+import { readLabeledTsv, accuracy, rocAuc } from '../rewards/metrics.ts';
+import { dataDir, loadDailyDialogReplies, validateOnEmotions, type ValidationResult } from '../rewards/validate.ts';
+import type { SentimentScorer } from '../rewards/types.ts';
+
+const USAGE = `usage: colloquy sentiment <command> [options]
+
+commands:
+  train      train the neural sentiment classifier (TensorFlow.js) on SST-2
+  eval       accuracy and AUC of scorers on a label<TAB>sentence file (SST-2 dev by default)
+  validate   AUC of scorers separating happy from angry/disgusted/sad DailyDialog replies
+
+common options:
+  --data-dir DIR         data folder (default $COLLOQUY_DATA_DIR or ../shared/data)
+  --backend NAME         TensorFlow.js backend: ${BACKENDS.join(', ')} (default auto)
+  -h, --help             this help
+
+train options:
+  --train FILE           training file (default DATA/sentiment/sst2_train.tsv)
+  --dev FILE             dev file evaluated after each epoch (default DATA/sentiment/sst2_dev.tsv; 'none' to skip)
+  --out DIR              checkpoint folder (default data/models/sentiment-classifier)
+  --epochs N             passes over the data (default 4)
+  --batch-size N         examples per step (default 64)
+  --lr X                 initial Adam learning rate (default 0.002)
+  --seed N               seed (default 1)
+  --limit N              use only the first N training lines
+  --embed-dim N          word embedding size (default 96)
+  --filters N            filters per width (default 96)
+  --widths LIST          filter widths, comma-separated (default 2,3,4,5)
+  --bigram-buckets N     hashed-bigram buckets, 0 for none (default 262144)
+
+eval / validate options:
+  --scorer NAME          vader | classifier | transformers | all (default all: every scorer available)
+  --data FILE            (eval) label<TAB>sentence file (default DATA/sentiment/sst2_dev.tsv)
+  --split NAME           (validate) DailyDialog split (default validation)
+  --model DIR            classifier checkpoint folder (default data/models/sentiment-classifier)
+  --transformers-model DIR  local transformers.js text-classification model folder
+  --json                 print JSON instead of a table`;
+
+export async function run(argv: string[]): Promise<number> {
+  const [sub, ...rest] = argv;
+  if (!sub || sub === '--help' || sub === '-h' || sub === 'help') { console.log(USAGE); return sub ? 0 : 2; }
+  if (sub === 'train') return train(rest);
+  if (sub === 'eval') return evaluate(rest, 'eval');
+  if (sub === 'validate' || sub === 'validate-dailydialog') return evaluate(rest, 'validate');
+  console.error(`colloquy sentiment: unknown command '${sub}'\n\n${USAGE}`);
+  return 2;
+}
+
+function int(name: string, v: string | undefined, dflt: number): number {
+  if (v === undefined) return dflt;
+  const n = Number(v);
+  if (!Number.isInteger(n)) throw new ColloquyError('BAD_CONFIG', `--${name} must be an integer, got '${v}'`);
+  return n;
+}
+function num(name: string, v: string | undefined, dflt: number): number {
+  if (v === undefined) return dflt;
+  const n = Number(v);
+  if (!Number.isFinite(n)) throw new ColloquyError('BAD_CONFIG', `--${name} must be a number, got '${v}'`);
+  return n;
+}
+function backendOf(v: string | undefined): BackendChoice {
+  const b = (v ?? 'auto') as BackendChoice;
+  if (!BACKENDS.includes(b)) throw new ColloquyError('BAD_CONFIG', `--backend must be one of ${BACKENDS.join(', ')}`);
+  return b;
+}
+
+async function train(argv: string[]): Promise<number> {
+  const { values } = parseArgs({
+    args: argv, allowPositionals: false, options: {
+      help: { type: 'boolean', short: 'h' }, 'data-dir': { type: 'string' }, backend: { type: 'string' },
+      train: { type: 'string' }, dev: { type: 'string' }, out: { type: 'string' }, epochs: { type: 'string' },
+      'batch-size': { type: 'string' }, lr: { type: 'string' }, seed: { type: 'string' }, limit: { type: 'string' },
+      'embed-dim': { type: 'string' }, filters: { type: 'string' }, widths: { type: 'string' }, 'bigram-buckets': { type: 'string' },
+    },
+  });
+  if (values.help) { console.log(USAGE); return 0; }
+  const { trainClassifier, DEFAULT_TRAIN } = await import('../rewards/train-classifier.ts');
+  const data = dataDir(values['data-dir']);
+  const trainFile = values.train ?? path.join(data, 'sentiment', 'sst2_train.tsv');
+  const devFile = values.dev === 'none' ? undefined : values.dev ?? path.join(data, 'sentiment', 'sst2_dev.tsv');
+  const out = path.resolve(values.out ?? defaultClassifierDir());
+  if (!existsSync(trainFile)) throw new ColloquyError('NOT_FOUND', `no training file ${trainFile} (set --train or --data-dir)`);
+  const widths = values.widths ? values.widths.split(',').map(s => int('widths', s.trim(), 0)) : DEFAULT_TRAIN.arch.widths;
+  if (widths.some(w => w < 1)) throw new ColloquyError('BAD_CONFIG', '--widths must be positive integers');
+  const cfg = {
+    ...DEFAULT_TRAIN,
+    trainFile, devFile: devFile && existsSync(devFile) ? devFile : undefined,
+    epochs: int('epochs', values.epochs, DEFAULT_TRAIN.epochs),
+    batchSize: int('batch-size', values['batch-size'], DEFAULT_TRAIN.batchSize),
+    lr: num('lr', values.lr, DEFAULT_TRAIN.lr),
+    seed: int('seed', values.seed, DEFAULT_TRAIN.seed),
+    limit: values.limit ? int('limit', values.limit, 0) : undefined,
+    arch: {
+      ...DEFAULT_TRAIN.arch,
+      embedDim: int('embed-dim', values['embed-dim'], DEFAULT_TRAIN.arch.embedDim),
+      filters: int('filters', values.filters, DEFAULT_TRAIN.arch.filters),
+      widths,
+      bigramBuckets: int('bigram-buckets', values['bigram-buckets'], DEFAULT_TRAIN.arch.bigramBuckets),
+    },
+  };
+  const info = await initBackend(backendOf(values.backend));
+  console.log(`backend: ${info.name}${info.features.length ? ` (${info.features.join(', ')})` : ''}`);
+  console.log(`training on ${trainFile}${cfg.limit ? ` (first ${cfg.limit} lines)` : ''}; dev: ${cfg.devFile ?? 'none'}; out: ${out}`);
+
+  const tty = process.stdout.isTTY === true;
+  const { default: cliProgress } = await import('cli-progress');
+  const bar = tty ? new cliProgress.SingleBar({ format: 'epoch {epoch} |{bar}| {value}/{total} steps | loss {loss} | {eta_formatted} left' }, cliProgress.Presets.shades_classic) : null;
+  let started = false;
+  let epoch = 1;
+  let lastLog = 0;
+  const result = await trainClassifier(cfg, {
+    onStep(step, total, loss) {
+      if (bar) {
+        if (!started) { bar.start(total, 0, { epoch, loss: 'n/a' }); started = true; }
+        bar.update(step, { epoch, loss: loss.toFixed(4) });
+      } else if (Date.now() - lastLog > 10_000 || step === total) {
+        lastLog = Date.now();
+        console.log(`step ${step}/${total} epoch ${epoch} loss ${loss.toFixed(4)}`);
+      }
+    },
+    onEpoch(r) {
+      const dev = r.devAccuracy !== undefined ? ` dev_acc ${(100 * r.devAccuracy).toFixed(2)}% dev_auc ${r.devAuc!.toFixed(4)}` : '';
+      const line = `epoch ${r.epoch}: loss ${r.loss.toFixed(4)} train_acc ${(100 * r.trainAccuracy).toFixed(2)}%${dev} (${r.seconds.toFixed(1)} s)`;
+      if (bar) { bar.stop(); started = false; }
+      console.log(line);
+      epoch = r.epoch + 1;
+    },
+  });
+  bar?.stop();
+  await result.model.save(out);
+  console.log(`saved ${out} (${result.trainExamples} examples, ${result.seconds.toFixed(1)} s on ${info.name})`);
+  result.model.dispose();
+  return 0;
+}
+
+interface EvalRow { scorer: string; n: number; accuracy: number; auc: number; seconds: number }
+
+async function evaluate(argv: string[], mode: 'eval' | 'validate'): Promise<number> {
+  const { values } = parseArgs({
+    args: argv, allowPositionals: false, options: {
+      help: { type: 'boolean', short: 'h' }, 'data-dir': { type: 'string' }, backend: { type: 'string' },
+      scorer: { type: 'string' }, data: { type: 'string' }, split: { type: 'string' }, model: { type: 'string' },
+      'transformers-model': { type: 'string' }, json: { type: 'boolean' },
+    },
+  });
+  if (values.help) { console.log(USAGE); return 0; }
+  const which = values.scorer ?? 'all';
+  const names = which === 'all' ? ['vader', 'classifier', 'transformers'] : which.split(',').map(s => s.trim());
+  for (const n of names) if (!['vader', 'classifier', 'transformers'].includes(n)) throw new ColloquyError('BAD_CONFIG', `unknown scorer '${n}' (vader, classifier, transformers, all)`);
+  const classifierDir = path.resolve(values.model ?? defaultClassifierDir());
+  const specs: ScorerSpec[] = [];
+  for (const n of names) {
+    if (n === 'vader') specs.push({ name: 'vader' });
+    else if (n === 'classifier') {
+      if (which === 'all' && !existsSync(path.join(classifierDir, 'classifier.json'))) { console.error(`(skipping classifier: no checkpoint at ${classifierDir}; train one with 'colloquy sentiment train')`); continue; }
+      specs.push({ name: 'classifier', dir: classifierDir });
+    } else {
+      const m = values['transformers-model'];
+      if (!m) {
+        if (which === 'all') continue;
+        throw new ColloquyError('BAD_CONFIG', '--scorer transformers needs --transformers-model DIR');
+      }
+      specs.push({ name: 'transformers', model: m });
+    }
+  }
+  if (specs.some(s => s.name === 'classifier')) await initBackend(backendOf(values.backend));
+
+  const data = dataDir(values['data-dir']);
+  if (mode === 'eval') {
+    const file = values.data ?? path.join(data, 'sentiment', 'sst2_dev.tsv');
+    const items = readLabeledTsv(file);
+    const labels = items.map(i => i.label);
+    const rows: EvalRow[] = [];
+    for (const spec of specs) {
+      const scorer = await createScorer(spec);
+      const t0 = performance.now();
+      const scores = (await scorer.score(items.map(i => i.text))).map(s => s.score);
+      rows.push({ scorer: scorer.name, n: items.length, accuracy: accuracy(scores, labels), auc: rocAuc(scores, labels), seconds: (performance.now() - t0) / 1000 });
+      await disposeScorer(scorer);
+    }
+    if (values.json) console.log(JSON.stringify({ file, results: rows }, null, 2));
+    else {
+      console.log(`${file}: ${items.length} sentences`);
+      console.log(`${'scorer'.padEnd(14)}${'accuracy'.padStart(10)}${'AUC'.padStart(9)}${'seconds'.padStart(10)}`);
+      for (const r of rows) console.log(`${r.scorer.padEnd(14)}${(100 * r.accuracy).toFixed(2).padStart(9)}%${r.auc.toFixed(4).padStart(9)}${r.seconds.toFixed(2).padStart(10)}`);
+    }
+  } else {
+    const split = values.split ?? 'validation';
+    const replies = loadDailyDialogReplies(path.join(data, 'dailydialog'), split);
+    const rows: ValidationResult[] = [];
+    for (const spec of specs) {
+      const scorer = await createScorer(spec);
+      rows.push(await validateOnEmotions(scorer, replies));
+      await disposeScorer(scorer);
+    }
+    if (values.json) console.log(JSON.stringify({ split, results: rows }, null, 2));
+    else {
+      const r0 = rows[0];
+      console.log(`DailyDialog ${split}: ${replies.length} replies; happiness (4): ${r0?.positives ?? 0} vs anger/disgust/sadness (1,2,5): ${r0?.negatives ?? 0}`);
+      console.log(`${'scorer'.padEnd(14)}${'AUC'.padStart(8)}${'acc@0.5'.padStart(10)}${'mean happy'.padStart(12)}${'mean neg'.padStart(10)}${'seconds'.padStart(10)}`);
+      for (const r of rows) console.log(`${r.scorer.padEnd(14)}${r.auc.toFixed(4).padStart(8)}${(100 * r.accuracy).toFixed(2).padStart(9)}%${r.meanPositive.toFixed(3).padStart(12)}${r.meanNegative.toFixed(3).padStart(10)}${r.seconds.toFixed(2).padStart(10)}`);
+    }
+  }
+  return 0;
+}
+
+async function disposeScorer(s: SentimentScorer): Promise<void> { await s.dispose?.(); }

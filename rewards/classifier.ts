@@ -1,0 +1,353 @@
+/**
+ * A small neural sentiment classifier in TensorFlow.js: a convolutional network over word
+ * embeddings in the style of Kim (2014) — several filter widths, ReLU, max-pooling over time,
+ * dropout, a logistic output — plus an optional linear path over hashed word bigrams
+ * (fastText-style "wide" part). Trained from scratch on SST-2 phrases (see `trainClassifier`),
+ * saved as a folder: `classifier.json` (config, vocabulary, weight manifest, metadata) and
+ * `weights.bin` (float32, little-endian).
+ *
+ * Written for the wasm backend: convolutions are im2col + `matMul` (wasm lacks the
+ * Conv2D filter gradient) and the embedding lookup has a custom gradient through `scatterND`
+ * (wasm lacks UnsortedSegmentSum, the default gradient of `gather`).
+ */
+import * as tf from '@tensorflow/tfjs';
+import { mkdir, readFile, writeFile, rename } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
+import path from 'node:path';
+import { Rng } from '../env/rng.ts';
+import { ColloquyError } from '../env/errors.ts';
+import { wordTokens } from './text.ts';
+import { fromSigned, type SentimentScore, type SentimentScorer } from './types.ts';
+
+export const CLASSIFIER_FORMAT = 'colloquy-sentiment-cnn';
+export const PAD = '<pad>';
+export const UNK = '<unk>';
+
+/** Architecture of the classifier (saved with the checkpoint). */
+export interface ClassifierArch {
+  /** Word embedding size. */
+  embedDim: number;
+  /** Convolution filter widths (in words). */
+  widths: number[];
+  /** Filters per width. */
+  filters: number;
+  /** Size of a hidden ReLU layer after pooling; 0 for none. */
+  hidden: number;
+  /** Buckets of the hashed-bigram linear path; 0 turns it off. */
+  bigramBuckets: number;
+  /** Longest input in words; longer texts keep their first `maxLen` words. */
+  maxLen: number;
+}
+
+export const DEFAULT_ARCH: ClassifierArch = { embedDim: 96, widths: [2, 3, 4, 5], filters: 96, hidden: 0, bigramBuckets: 1 << 18, maxLen: 256 };
+
+/** Metadata written beside the weights. */
+export interface ClassifierMeta {
+  createdAt?: string;
+  backend?: string;
+  trainFile?: string;
+  trainExamples?: number;
+  epochs?: number;
+  devAccuracy?: number;
+  devAuc?: number;
+  seconds?: number;
+  seed?: number;
+  [k: string]: unknown;
+}
+
+interface SavedFile {
+  format: typeof CLASSIFIER_FORMAT;
+  version: 1;
+  arch: ClassifierArch;
+  vocab: string[];
+  weights: { name: string; shape: number[]; offset: number }[];
+  meta: ClassifierMeta;
+}
+
+let instanceCounter = 0;
+
+/** FNV-1a hash of a string, for bigram buckets. */
+function hashString(s: string): number {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < s.length; i++) { h ^= s.charCodeAt(i); h = Math.imul(h, 0x01000193); }
+  return h >>> 0;
+}
+
+/** Embedding lookup whose gradient is a `scatterND` (summing repeated ids), which wasm supports. */
+function lookup(table: tf.Tensor2D, ids: tf.Tensor1D): tf.Tensor2D {
+  const f = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
+    const [t, i, save] = args as [tf.Tensor, tf.Tensor, tf.GradSaveFunc];
+    save([i]);
+    const shape = t.shape;
+    return {
+      value: tf.gather(t, i),
+      gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
+        const idx = saved[0]!;
+        return [tf.scatterND(idx.expandDims(1), dy, shape), tf.zerosLike(idx)];
+      },
+    };
+  });
+  return f(table, ids) as tf.Tensor2D;
+}
+
+/**
+ * `x · w` for 2-D tensors with a hand-written gradient that uses explicit transposes: on wasm,
+ * `matMul` with transpose flags (what the default gradient does) is about ten times slower.
+ */
+export function dense(x: tf.Tensor2D, w: tf.Tensor2D): tf.Tensor2D {
+  const f = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
+    const [a, b, save] = args as [tf.Tensor2D, tf.Tensor2D, tf.GradSaveFunc];
+    save([a, b]);
+    return {
+      value: tf.matMul(a, b),
+      gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
+        const [sa, sb] = saved as [tf.Tensor2D, tf.Tensor2D];
+        const g = dy as tf.Tensor2D;
+        return [tf.matMul(g, tf.transpose(sb)), tf.matMul(tf.transpose(sa), g)];
+      },
+    };
+  });
+  return f(x, w) as tf.Tensor2D;
+}
+
+/** Max over axis 1 of a [B, T, F] tensor; the gradient goes to every maximum (ties share it). Avoids the slow wasm Tile/Equal of the default gradient. */
+function maxOverTime(x: tf.Tensor3D): tf.Tensor2D {
+  const f = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
+    const [a, save] = args as [tf.Tensor, tf.GradSaveFunc];
+    const m = a.max(1);
+    save([a, m]);
+    return {
+      value: m,
+      gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
+        const [sa, sm] = saved as [tf.Tensor3D, tf.Tensor2D];
+        // 1 where x equals its max over time, else 0 (x − max ≤ 0, so sign + 1 ∈ {0, 1}).
+        const hit = tf.sign(tf.sub(sa, sm.expandDims(1))).add(1);
+        return [hit.mul((dy as tf.Tensor2D).expandDims(1))];
+      },
+    };
+  });
+  return f(x) as tf.Tensor2D;
+}
+
+/** A batch ready for the network. */
+export interface EncodedBatch { ids: Int32Array; mask: Float32Array; bigrams: Int32Array; bigramMask: Float32Array; batch: number; len: number; bigramLen: number }
+
+export class SentimentClassifier {
+  readonly arch: ClassifierArch;
+  readonly vocab: string[];
+  meta: ClassifierMeta;
+  private readonly index: Map<string, number>;
+  private readonly params: Map<string, tf.Variable>;
+
+  private constructor(arch: ClassifierArch, vocab: string[], params: Map<string, tf.Variable>, meta: ClassifierMeta) {
+    this.arch = arch;
+    this.vocab = vocab;
+    this.meta = meta;
+    this.index = new Map(vocab.map((w, i) => [w, i]));
+    this.params = params;
+  }
+
+  /** A freshly initialised classifier (Glorot-uniform-like scales, seeded). */
+  static create(arch: ClassifierArch, vocab: string[], seed: number): SentimentClassifier {
+    if (vocab[0] !== PAD || vocab[1] !== UNK) throw new ColloquyError('BAD_CONFIG', `vocabulary must start with ${PAD}, ${UNK}`);
+    const rng = new Rng(seed);
+    const uniform = (shape: number[], scale: number): tf.Tensor => {
+      const n = shape.reduce((a, b) => a * b, 1);
+      const v = new Float32Array(n);
+      for (let i = 0; i < n; i++) v[i] = (rng.random() * 2 - 1) * scale;
+      return tf.tensor(v, shape);
+    };
+    const zeros = (shape: number[]) => tf.zeros(shape);
+    const shapes: [string, () => tf.Tensor][] = [];
+    const d = arch.embedDim;
+    shapes.push(['embedding', () => uniform([vocab.length, d], 0.1)]);
+    for (const k of arch.widths) {
+      shapes.push([`conv${k}/kernel`, () => uniform([k * d, arch.filters], Math.sqrt(6 / (k * d + arch.filters)))]);
+      shapes.push([`conv${k}/bias`, () => zeros([arch.filters])]);
+    }
+    const pooled = arch.widths.length * arch.filters;
+    let last = pooled;
+    if (arch.hidden > 0) {
+      shapes.push(['hidden/kernel', () => uniform([pooled, arch.hidden], Math.sqrt(6 / (pooled + arch.hidden)))]);
+      shapes.push(['hidden/bias', () => zeros([arch.hidden])]);
+      last = arch.hidden;
+    }
+    shapes.push(['out/kernel', () => uniform([last, 1], Math.sqrt(6 / (last + 1)))]);
+    shapes.push(['out/bias', () => zeros([1])]);
+    if (arch.bigramBuckets > 0) shapes.push(['bigram', () => zeros([arch.bigramBuckets, 1])]);
+    const id = ++instanceCounter;
+    const params = new Map<string, tf.Variable>();
+    for (const [name, init] of shapes) {
+      const t = init();
+      params.set(name, tf.variable(t, true, `sentiment${id}/${name}`));
+      t.dispose();
+    }
+    return new SentimentClassifier(arch, vocab, params, {});
+  }
+
+  /** Trainable variables, keyed by their names in the checkpoint. */
+  variables(): Map<string, tf.Variable> { return this.params; }
+
+  private p(name: string): tf.Variable {
+    const v = this.params.get(name);
+    if (!v) throw new Error(`missing parameter ${name}`);
+    return v;
+  }
+
+  /** Word ids of a text (unknown words → `<unk>`), cut to `maxLen`. */
+  encodeText(text: string): number[] {
+    const toks = wordTokens(text);
+    const n = Math.min(toks.length, this.arch.maxLen);
+    const out = new Array<number>(n);
+    for (let i = 0; i < n; i++) out[i] = this.index.get(toks[i]!) ?? 1;
+    return out;
+  }
+
+  /** Pack id sequences into padded arrays (plus bigram buckets). `wordDrop` replaces ids by `<unk>` with that probability. */
+  packBatch(seqs: number[][], rng?: Rng, wordDrop = 0): EncodedBatch {
+    const maxW = Math.max(...this.arch.widths);
+    const len = Math.max(maxW, ...seqs.map(s => s.length));
+    const batch = seqs.length;
+    const ids = new Int32Array(batch * len);
+    const mask = new Float32Array(batch * len);
+    const bigramLen = Math.max(1, len - 1);
+    const bigrams = new Int32Array(batch * bigramLen);
+    const bigramMask = new Float32Array(batch * bigramLen);
+    const B = this.arch.bigramBuckets;
+    for (let b = 0; b < batch; b++) {
+      const s = seqs[b]!;
+      for (let t = 0; t < s.length; t++) {
+        let id = s[t]!;
+        if (wordDrop > 0 && rng && rng.random() < wordDrop) id = 1;
+        ids[b * len + t] = id;
+        mask[b * len + t] = 1;
+      }
+      if (B > 0) {
+        for (let t = 0; t + 1 < s.length; t++) {
+          // Hash the original ids (word dropout does not touch the bigram path).
+          bigrams[b * bigramLen + t] = hashString(`${s[t]} ${s[t + 1]}`) % B;
+          bigramMask[b * bigramLen + t] = 1;
+        }
+      }
+    }
+    return { ids, mask, bigrams, bigramMask, batch, len, bigramLen };
+  }
+
+  /** Logits [batch] of "positive". `dropout` > 0 only in training. */
+  logits(enc: EncodedBatch, dropout = 0, seed = 0): tf.Tensor1D {
+    return tf.tidy(() => {
+      const { batch: B, len: L } = enc;
+      const d = this.arch.embedDim;
+      const ids = tf.tensor1d(enc.ids, 'int32');
+      const mask = tf.tensor3d(enc.mask, [B, L, 1]);
+      let emb = lookup(this.p('embedding') as tf.Tensor2D, ids).reshape([B, L, d]).mul(mask) as tf.Tensor3D;
+      if (dropout > 0) emb = tf.dropout(emb, dropout * 0.5, undefined, seed) as tf.Tensor3D;
+      const pooled: tf.Tensor2D[] = [];
+      for (const k of this.arch.widths) {
+        const n = L - k + 1;
+        const cols: tf.Tensor3D[] = [];
+        for (let i = 0; i < k; i++) cols.push(emb.slice([0, i, 0], [B, n, d]));
+        const x = (k === 1 ? cols[0]! : tf.concat(cols, 2)).reshape([B * n, k * d]) as tf.Tensor2D;
+        const h = tf.relu(tf.add(dense(x, this.p(`conv${k}/kernel`) as tf.Tensor2D), this.p(`conv${k}/bias`))) as tf.Tensor2D;
+        pooled.push(maxOverTime(h.reshape([B, n, this.arch.filters]) as tf.Tensor3D));
+      }
+      let feat: tf.Tensor2D = pooled.length === 1 ? pooled[0]! : tf.concat(pooled, 1);
+      if (dropout > 0) feat = tf.dropout(feat, dropout, undefined, seed + 1) as tf.Tensor2D;
+      if (this.arch.hidden > 0) {
+        feat = tf.relu(tf.add(dense(feat, this.p('hidden/kernel') as tf.Tensor2D), this.p('hidden/bias'))) as tf.Tensor2D;
+        if (dropout > 0) feat = tf.dropout(feat, dropout, undefined, seed + 2) as tf.Tensor2D;
+      }
+      let out = tf.add(dense(feat, this.p('out/kernel') as tf.Tensor2D), this.p('out/bias')).reshape([B]) as tf.Tensor1D;
+      if (this.arch.bigramBuckets > 0) {
+        const bi = lookup(this.p('bigram') as tf.Tensor2D, tf.tensor1d(enc.bigrams, 'int32')).reshape([B, enc.bigramLen]);
+        out = out.add(bi.mul(tf.tensor2d(enc.bigramMask, [B, enc.bigramLen])).sum(1));
+      }
+      return out;
+    });
+  }
+
+  /** Probability of "positive" for each text (batched, no dropout). */
+  async predict(texts: string[], batchSize = 64): Promise<Float32Array> {
+    const out = new Float32Array(texts.length);
+    const enc = texts.map((t, i) => ({ i, ids: this.encodeText(t) }));
+    // Sort by length so that padding stays small.
+    enc.sort((a, b) => a.ids.length - b.ids.length);
+    for (let s = 0; s < enc.length; s += batchSize) {
+      const chunk = enc.slice(s, s + batchSize);
+      const probs = tf.tidy(() => tf.sigmoid(this.logits(this.packBatch(chunk.map(c => c.ids)))));
+      const v = await probs.data();
+      probs.dispose();
+      chunk.forEach((c, j) => { out[c.i] = c.ids.length === 0 ? 0.5 : v[j]!; });
+    }
+    return out;
+  }
+
+  /** Write the checkpoint folder (atomically per file). */
+  async save(dir: string, meta: ClassifierMeta = this.meta): Promise<void> {
+    await mkdir(dir, { recursive: true });
+    const manifest: SavedFile['weights'] = [];
+    const parts: Float32Array[] = [];
+    let offset = 0;
+    for (const [name, v] of this.params) {
+      const data = (await v.data()) as Float32Array;
+      manifest.push({ name, shape: v.shape.slice(), offset });
+      parts.push(data);
+      offset += data.length;
+    }
+    const buf = Buffer.alloc(offset * 4);
+    let o = 0;
+    for (const p of parts) { for (let i = 0; i < p.length; i++) buf.writeFloatLE(p[i]!, (o + i) * 4); o += p.length; }
+    this.meta = meta;
+    const file: SavedFile = { format: CLASSIFIER_FORMAT, version: 1, arch: this.arch, vocab: this.vocab, weights: manifest, meta };
+    await writeFile(path.join(dir, 'weights.bin.tmp'), buf);
+    await rename(path.join(dir, 'weights.bin.tmp'), path.join(dir, 'weights.bin'));
+    await writeFile(path.join(dir, 'classifier.json.tmp'), JSON.stringify(file));
+    await rename(path.join(dir, 'classifier.json.tmp'), path.join(dir, 'classifier.json'));
+  }
+
+  /** Load a checkpoint folder written by `save`; a missing or foreign folder is a NOT_FOUND / BAD_CONFIG error. */
+  static async load(dir: string): Promise<SentimentClassifier> {
+    const cfgPath = path.join(dir, 'classifier.json');
+    if (!existsSync(cfgPath)) {
+      throw new ColloquyError('NOT_FOUND', `no sentiment classifier at ${dir} (expected ${cfgPath}); train one with 'colloquy sentiment train --out ${dir}'`);
+    }
+    let file: SavedFile;
+    try { file = JSON.parse(await readFile(cfgPath, 'utf8')) as SavedFile; } catch (err) {
+      throw new ColloquyError('BAD_CONFIG', `${cfgPath} is not valid JSON: ${(err as Error).message}`);
+    }
+    if (file.format !== CLASSIFIER_FORMAT) throw new ColloquyError('BAD_CONFIG', `${cfgPath} is not a ${CLASSIFIER_FORMAT} checkpoint`);
+    let buf: Buffer;
+    try { buf = await readFile(path.join(dir, 'weights.bin')); } catch {
+      throw new ColloquyError('NOT_FOUND', `missing ${path.join(dir, 'weights.bin')}`);
+    }
+    const all = new Float32Array(buf.byteLength / 4);
+    for (let i = 0; i < all.length; i++) all[i] = buf.readFloatLE(i * 4);
+    const id = ++instanceCounter;
+    const params = new Map<string, tf.Variable>();
+    for (const w of file.weights) {
+      const n = w.shape.reduce((a, b) => a * b, 1);
+      if (w.offset + n > all.length) throw new ColloquyError('BAD_CONFIG', `weights.bin in ${dir} is too short for ${w.name}`);
+      const t = tf.tensor(all.subarray(w.offset, w.offset + n), w.shape);
+      params.set(w.name, tf.variable(t, false, `sentiment${id}/${w.name}`));
+      t.dispose();
+    }
+    return new SentimentClassifier(file.arch, file.vocab, params, file.meta ?? {});
+  }
+
+  dispose(): void {
+    for (const v of this.params.values()) v.dispose();
+    this.params.clear();
+  }
+}
+
+/** The `classifier` sentiment scorer: signed = 2p − 1 for the probability p of "positive". */
+export class ClassifierScorer implements SentimentScorer {
+  readonly name = 'classifier';
+  constructor(readonly model: SentimentClassifier, private readonly batchSize = 64) {}
+  static async load(dir: string): Promise<ClassifierScorer> { return new ClassifierScorer(await SentimentClassifier.load(dir)); }
+  async score(texts: string[]): Promise<SentimentScore[]> {
+    const p = await this.model.predict(texts, this.batchSize);
+    return Array.from(p, v => fromSigned(2 * v - 1));
+  }
+  dispose(): void { this.model.dispose(); }
+}

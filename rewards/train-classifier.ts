@@ -1,0 +1,153 @@
+/**
+ * Training of the sentiment classifier (rewards/classifier.ts) on a `label<TAB>sentence` file,
+ * SST-2's 67k phrases by default. Readable top to bottom: config → data → vocabulary → model →
+ * loop (Adam, linear learning-rate decay, length-bucketed batches, word dropout) → dev metrics.
+ * Needs a TensorFlow.js backend chosen by the caller (`initBackend`).
+ */
+import * as tf from '@tensorflow/tfjs';
+import { Rng } from '../env/rng.ts';
+import { BadConfig } from '../env/errors.ts';
+import { SentimentClassifier, DEFAULT_ARCH, PAD, UNK, type ClassifierArch } from './classifier.ts';
+import { readLabeledTsv, accuracy, rocAuc, type LabeledText } from './metrics.ts';
+import { wordTokens } from './text.ts';
+
+export interface TrainClassifierConfig {
+  /** `label<TAB>sentence` training file (1 = positive). */
+  trainFile: string;
+  /** Optional dev file, evaluated after every epoch. */
+  devFile?: string;
+  /** Use only the first N training lines (quick runs, tests). */
+  limit?: number;
+  /** Passes over the training data. */
+  epochs: number;
+  /** Examples per step. */
+  batchSize: number;
+  /** Adam learning rate at the start (decays linearly to `lr * finalLrFraction`). */
+  lr: number;
+  /** Fraction of `lr` reached at the last step. */
+  finalLrFraction: number;
+  /** Dropout on pooled features (half of it on embeddings). */
+  dropout: number;
+  /** Probability of replacing a word by `<unk>` during training. */
+  wordDropout: number;
+  /** L2 penalty on the hashed-bigram weights. */
+  bigramL2: number;
+  /** Words seen fewer times than this map to `<unk>`. */
+  minCount: number;
+  /** Seed of initialisation, shuffling and dropout. */
+  seed: number;
+  /** Network shape. */
+  arch: ClassifierArch;
+}
+
+export const DEFAULT_TRAIN: Omit<TrainClassifierConfig, 'trainFile'> = {
+  epochs: 4, batchSize: 64, lr: 2e-3, finalLrFraction: 0.05, dropout: 0.5, wordDropout: 0.1,
+  bigramL2: 1e-5, minCount: 1, seed: 1, arch: DEFAULT_ARCH,
+};
+
+export interface EpochReport { epoch: number; loss: number; trainAccuracy: number; devAccuracy?: number; devAuc?: number; seconds: number }
+
+export interface TrainHooks {
+  /** Called after every step with the running loss. */
+  onStep?(step: number, totalSteps: number, loss: number): void;
+  onEpoch?(report: EpochReport): void;
+}
+
+export interface TrainResult { model: SentimentClassifier; epochs: EpochReport[]; seconds: number; trainExamples: number }
+
+/** Vocabulary of a corpus: `<pad>`, `<unk>`, then words by decreasing count (ties alphabetical). */
+export function buildVocab(texts: Iterable<string>, minCount = 1): string[] {
+  const counts = new Map<string, number>();
+  for (const t of texts) for (const w of wordTokens(t)) counts.set(w, (counts.get(w) ?? 0) + 1);
+  const words = [...counts].filter(([, c]) => c >= minCount).sort((a, b) => b[1] - a[1] || (a[0] < b[0] ? -1 : 1)).map(([w]) => w);
+  return [PAD, UNK, ...words];
+}
+
+/** Evaluate a classifier on labelled texts: accuracy at p > 0.5 and AUC. */
+export async function evaluateClassifier(model: SentimentClassifier, data: LabeledText[]): Promise<{ accuracy: number; auc: number }> {
+  const p = await model.predict(data.map(d => d.text));
+  const labels = data.map(d => d.label);
+  return { accuracy: accuracy(p, labels), auc: rocAuc(p, labels) };
+}
+
+export async function trainClassifier(cfg: TrainClassifierConfig, hooks: TrainHooks = {}): Promise<TrainResult> {
+  if (cfg.epochs <= 0 || cfg.batchSize <= 0 || !(cfg.lr > 0)) throw new BadConfig('epochs, batchSize and lr must be positive');
+  const t0 = performance.now();
+  const rng = new Rng(cfg.seed);
+
+  // Data and vocabulary.
+  const train = readLabeledTsv(cfg.trainFile, cfg.limit ?? Infinity);
+  if (train.length === 0) throw new BadConfig(`no training examples in ${cfg.trainFile}`);
+  const dev = cfg.devFile ? readLabeledTsv(cfg.devFile) : undefined;
+  const vocab = buildVocab(train.map(d => d.text), cfg.minCount);
+  const model = SentimentClassifier.create(cfg.arch, vocab, rng.seed());
+  const seqs = train.map(d => model.encodeText(d.text));
+  const labels = train.map(d => d.label);
+
+  const optimizer = tf.train.adam(cfg.lr);
+  const setLr = (lr: number) => { (optimizer as unknown as { learningRate: number }).learningRate = lr; };
+  const varList = [...model.variables().values()];
+  const bigram = model.variables().get('bigram');
+  const stepsPerEpoch = Math.ceil(train.length / cfg.batchSize);
+  const totalSteps = stepsPerEpoch * cfg.epochs;
+  const reports: EpochReport[] = [];
+  let step = 0;
+
+  for (let epoch = 1; epoch <= cfg.epochs; epoch++) {
+    const te = performance.now();
+    // Length-bucketed batches: shuffle, sort within pools of 50 batches by length, shuffle batches.
+    const order = shuffle(Array.from({ length: train.length }, (_, i) => i), rng);
+    const pool = cfg.batchSize * 50;
+    const batches: number[][] = [];
+    for (let s = 0; s < order.length; s += pool) {
+      const chunk = order.slice(s, s + pool).sort((a, b) => seqs[a]!.length - seqs[b]!.length);
+      for (let b = 0; b < chunk.length; b += cfg.batchSize) batches.push(chunk.slice(b, b + cfg.batchSize));
+    }
+    shuffle(batches, rng);
+    let lossSum = 0, correct = 0, seen = 0;
+    for (const batch of batches) {
+      const frac = step / Math.max(1, totalSteps - 1);
+      setLr(cfg.lr * (1 - frac * (1 - cfg.finalLrFraction)));
+      const enc = model.packBatch(batch.map(i => seqs[i]!), rng, cfg.wordDropout);
+      const y = batch.map(i => labels[i]!);
+      const dropSeed = rng.seed();
+      let logitsOut: Float32Array | undefined;
+      const cost = optimizer.minimize(() => {
+        const logits = model.logits(enc, cfg.dropout, dropSeed);
+        logitsOut = logits.dataSync() as Float32Array;
+        let loss = tf.losses.sigmoidCrossEntropy(tf.tensor1d(y), logits) as tf.Scalar;
+        if (bigram && cfg.bigramL2 > 0) loss = loss.add(bigram.square().sum().mul(cfg.bigramL2));
+        return loss;
+      }, true, varList);
+      const l = cost ? (await cost.data())[0]! : NaN;
+      cost?.dispose();
+      lossSum += l * batch.length;
+      if (logitsOut) for (let j = 0; j < batch.length; j++) if ((logitsOut[j]! > 0 ? 1 : 0) === y[j]) correct++;
+      seen += batch.length;
+      step++;
+      hooks.onStep?.(step, totalSteps, lossSum / seen);
+    }
+    const report: EpochReport = { epoch, loss: lossSum / seen, trainAccuracy: correct / seen, seconds: (performance.now() - te) / 1000 };
+    if (dev && dev.length > 0) {
+      const m = await evaluateClassifier(model, dev);
+      report.devAccuracy = m.accuracy;
+      report.devAuc = m.auc;
+    }
+    reports.push(report);
+    hooks.onEpoch?.(report);
+  }
+  optimizer.dispose();
+  const seconds = (performance.now() - t0) / 1000;
+  const last = reports[reports.length - 1];
+  model.meta = {
+    createdAt: new Date().toISOString(), backend: tf.getBackend(), trainFile: cfg.trainFile, trainExamples: train.length,
+    epochs: cfg.epochs, seed: cfg.seed, seconds, devAccuracy: last?.devAccuracy, devAuc: last?.devAuc,
+    train: { ...cfg, arch: undefined },
+  };
+  return { model, epochs: reports, seconds, trainExamples: train.length };
+}
+
+function shuffle<T>(a: T[], rng: Rng): T[] {
+  for (let i = a.length - 1; i > 0; i--) { const j = rng.int(i + 1); const t = a[i]!; a[i] = a[j]!; a[j] = t; }
+  return a;
+}
