@@ -391,30 +391,31 @@ class SqliteStore implements Store {
     readonly synchronous: Synchronous, private readonly now: () => Date,
   ) {
     this.schemaVersion = schemaVersion(db);
+    // All statements are prepared once, here (a read-only connection prepares the writes too;
+    // writable() refuses before they run).
     const prep = (sql: string): Statement => db.prepare(sql);
-    const write = prep; // (a read-only connection prepares them too; writable() refuses before they run)
     this.s = {
-      insertDialog: write(`INSERT INTO dialogs (id, env, agent_id, agent_name, student, session_id, seed, created_at, metadata)
+      insertDialog: prep(`INSERT INTO dialogs (id, env, agent_id, agent_name, student, session_id, seed, created_at, metadata)
         VALUES (@id, @env, @agent_id, @agent_name, @student, @session_id, @seed, @created_at, @metadata) RETURNING *`),
       getDialog: prep('SELECT * FROM dialogs WHERE id = ?'),
-      endDialog: write(`UPDATE dialogs SET ended_at = @ended_at, end_reason = @end_reason, end_detail = @end_detail
+      endDialog: prep(`UPDATE dialogs SET ended_at = @ended_at, end_reason = @end_reason, end_detail = @end_detail
         WHERE id = @id AND ended_at IS NULL RETURNING *`),
-      abandon: write(`UPDATE dialogs SET ended_at = @ended_at, end_reason = 'abandoned', end_detail = @end_detail
+      abandon: prep(`UPDATE dialogs SET ended_at = @ended_at, end_reason = 'abandoned', end_detail = @end_detail
         WHERE ended_at IS NULL AND (@before IS NULL OR created_at < @before)`),
-      deleteDialog: write('DELETE FROM dialogs WHERE id = ?'),
+      deleteDialog: prep('DELETE FROM dialogs WHERE id = ?'),
       // The next index and the insert in one statement: atomic even with several writers.
-      insertTurn: write(`INSERT INTO turns (dialog_id, idx, role, text, token_count, created_at, metadata)
+      insertTurn: prep(`INSERT INTO turns (dialog_id, idx, role, text, token_count, created_at, metadata)
         SELECT @dialog_id, COALESCE(MAX(idx) + 1, 0), @role, @text, @token_count, @created_at, @metadata
         FROM turns WHERE dialog_id = @dialog_id RETURNING *`),
-      insertTurnAt: write(`INSERT INTO turns (dialog_id, idx, role, text, token_count, created_at, metadata)
+      insertTurnAt: prep(`INSERT INTO turns (dialog_id, idx, role, text, token_count, created_at, metadata)
         SELECT @dialog_id, @idx, @role, @text, @token_count, @created_at, @metadata
         WHERE (SELECT COALESCE(MAX(idx) + 1, 0) FROM turns WHERE dialog_id = @dialog_id) = @idx RETURNING *`),
       nextIndex: prep('SELECT COALESCE(MAX(idx) + 1, 0) AS n FROM turns WHERE dialog_id = ?'),
       turns: prep('SELECT * FROM turns WHERE dialog_id = ? ORDER BY idx'),
-      insertReward: write(`INSERT INTO rewards (dialog_id, turn_idx, total, components, created_at)
+      insertReward: prep(`INSERT INTO rewards (dialog_id, turn_idx, total, components, created_at)
         VALUES (@dialog_id, @turn_idx, @total, @components, @created_at) RETURNING *`),
       rewards: prep('SELECT * FROM rewards WHERE dialog_id = ? ORDER BY turn_idx'),
-      insertEpisode: write(`INSERT INTO episodes (env, session_id, seed, return, length, terminated, truncated, dialog_id, agent_name, created_at, metadata)
+      insertEpisode: prep(`INSERT INTO episodes (env, session_id, seed, return, length, terminated, truncated, dialog_id, agent_name, created_at, metadata)
         VALUES (@env, @session_id, @seed, @return, @length, @terminated, @truncated, @dialog_id, @agent_name, @created_at, @metadata) RETURNING *`),
       stats: prep(`SELECT (SELECT COUNT(*) FROM dialogs) AS dialogs, (SELECT COUNT(*) FROM dialogs WHERE ended_at IS NULL) AS openDialogs,
         (SELECT COUNT(*) FROM turns) AS turns, (SELECT COUNT(*) FROM rewards) AS rewards, (SELECT COUNT(*) FROM episodes) AS episodes`),
