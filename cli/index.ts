@@ -11,6 +11,7 @@ const COMMANDS: Record<string, Command> = {
   serve: { describe: 'run the environment server (WebSocket /v1/env, REST, chat page)', load: () => import('./serve.ts') },
   sentiment: { describe: 'sentiment scorers: train the classifier, eval on SST-2, validate on DailyDialog', load: () => import('./sentiment.ts') },
   export: { describe: 'write stored dialogs as chat-format JSONL (filter by date, env, agent)', load: () => import('./export.ts') },
+  pretrain: { describe: 'train the tokenizer and the base language model; writes a checkpoint (data/models/base)', load: () => import('./pretrain.ts') },
 };
 
 /** Register a subcommand (used by cli files added by later features). */

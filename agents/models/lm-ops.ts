@@ -1,0 +1,385 @@
+/**
+ * The transformer's building blocks as TensorFlow.js ops with hand-written gradients.
+ *
+ * Why not plain tfjs ops with autodiff: on the wasm backend (the one that runs here) the generic
+ * gradients are slow or missing. `matMul` with a transpose flag, and any batched (3-D) matMul, run
+ * a scalar fallback at ~1 GFLOP/s, while a plain 2-D matMul runs XNNPACK's SIMD kernel at ~15;
+ * `gather` has no gradient kernel (UnsortedSegmentSum); reductions over axis 0, N-D transposes,
+ * `slice`/`split`/`unstack` of large tensors and `exp` are slow. So:
+ * - every matMul here is a plain 2-D one, transposes made explicit;
+ * - attention runs one 2-D matMul per (sequence, head) with the head layouts built in JS, and
+ *   needs no T×T transpose in its backward pass (dVᵀ = dOᵀ·P, dKᵀ = Qᵀ·dS);
+ * - embedding lookup / scatter-add, layer norm and the head split/merge are JS loops over
+ *   Float32Arrays (memory-bound work, where a JS loop beats a chain of small kernels);
+ * - the output projection, softmax and cross-entropy are one op whose gradient is `p − onehot`.
+ * Library code: `@tensorflow/tfjs` public API only, so every op also runs on other backends.
+ */
+import * as tf from '@tensorflow/tfjs';
+
+type Saver = tf.GradSaveFunc;
+
+/**
+ * Start of the window through which the model reads a context of n tokens (n ≥ 1) with context
+ * length C. Up to C tokens it reads everything; past that the window restarts with the last
+ * h = ⌊C/2⌋ tokens and grows back to C (so the KV-cached sampler refills its cache once every
+ * C − h + 1 tokens instead of on every token).
+ */
+export function windowStart(n: number, C: number): number {
+  if (n <= C) return 0;
+  const h = Math.max(1, Math.floor(C / 2));
+  const len = h + ((n - C - 1) % (C - h + 1));
+  return n - len;
+}
+
+/** Read a tensor as a Float32Array (never mutate the result: on some backends it is the storage). */
+export function readF32(t: tf.Tensor): Float32Array {
+  return t.dataSync() as Float32Array;
+}
+
+/**
+ * Run `fn` in a tidy and read its result as a fresh Float32Array. (Never return a typed array from
+ * `tf.tidy` itself: tidy walks its result looking for tensors, element by element.)
+ */
+export function tidyRead(fn: () => tf.Tensor): Float32Array {
+  let out: Float32Array | null = null;
+  tf.tidy(() => { const t = fn(); out = Float32Array.from(readF32(t)); });
+  return out!;
+}
+
+// ------------------------------------------------------------------------------------------------
+// Embedding: out[r] = E[ids[r]] + P[pos[r]]
+
+/**
+ * Token + position embedding for N rows. `P` may be a constant (sinusoidal) tensor; its gradient is
+ * computed anyway and ignored by `variableGrads` when it is not a variable.
+ */
+export function embed(E: tf.Tensor2D, P: tf.Tensor2D, ids: Int32Array, pos: Int32Array): tf.Tensor2D {
+  const n = ids.length;
+  const [V, d] = E.shape;
+  const C = P.shape[0];
+  const f = tf.customGrad((e: tf.Tensor | Saver, p: tf.Tensor | Saver) => {
+    const ed = readF32(e as tf.Tensor), pd = readF32(p as tf.Tensor);
+    const out = new Float32Array(n * d);
+    for (let r = 0; r < n; r++) {
+      const id = ids[r]!, ps = pos[r]!;
+      if (id < 0 || id >= V) throw new RangeError(`token id ${id} outside the vocabulary [0, ${V})`);
+      if (ps < 0 || ps >= C) throw new RangeError(`position ${ps} outside [0, ${C})`);
+      const eo = id * d, po = ps * d, o = r * d;
+      for (let j = 0; j < d; j++) out[o + j] = ed[eo + j]! + pd[po + j]!;
+    }
+    return {
+      value: tf.tensor2d(out, [n, d]),
+      gradFunc: (dy: tf.Tensor) => {
+        const g = readF32(dy);
+        const dE = new Float32Array(V * d), dP = new Float32Array(C * d);
+        for (let r = 0; r < n; r++) {
+          const eo = ids[r]! * d, po = pos[r]! * d, o = r * d;
+          for (let j = 0; j < d; j++) { const v = g[o + j]!; dE[eo + j] += v; dP[po + j] += v; }
+        }
+        return [tf.tensor2d(dE, [V, d]), tf.tensor2d(dP, [C, d])];
+      },
+    };
+  });
+  return f(E, P) as tf.Tensor2D;
+}
+
+// ------------------------------------------------------------------------------------------------
+// Layer normalisation over the last axis of [N, d]
+
+export function layerNorm(x: tf.Tensor2D, gamma: tf.Tensor1D, beta: tf.Tensor1D, eps: number): tf.Tensor2D {
+  const [n, d] = x.shape;
+  const f = tf.customGrad((xi: tf.Tensor | Saver, gi: tf.Tensor | Saver, bi: tf.Tensor | Saver) => {
+    const xd = readF32(xi as tf.Tensor), gd = readF32(gi as tf.Tensor), bd = readF32(bi as tf.Tensor);
+    const xhat = new Float32Array(n * d), rstd = new Float32Array(n), out = new Float32Array(n * d);
+    for (let r = 0; r < n; r++) {
+      const o = r * d;
+      let mean = 0;
+      for (let j = 0; j < d; j++) mean += xd[o + j]!;
+      mean /= d;
+      let v = 0;
+      for (let j = 0; j < d; j++) { const c = xd[o + j]! - mean; v += c * c; }
+      const rs = 1 / Math.sqrt(v / d + eps);
+      rstd[r] = rs;
+      for (let j = 0; j < d; j++) {
+        const h = (xd[o + j]! - mean) * rs;
+        xhat[o + j] = h;
+        out[o + j] = h * gd[j]! + bd[j]!;
+      }
+    }
+    return {
+      value: tf.tensor2d(out, [n, d]),
+      gradFunc: (dy: tf.Tensor) => {
+        const g = readF32(dy);
+        const dx = new Float32Array(n * d), dg = new Float64Array(d), db = new Float64Array(d);
+        for (let r = 0; r < n; r++) {
+          const o = r * d;
+          let m1 = 0, m2 = 0;
+          for (let j = 0; j < d; j++) {
+            const gy = g[o + j]!, h = xhat[o + j]!;
+            dg[j] += gy * h; db[j] += gy;
+            const dh = gy * gd[j]!;
+            m1 += dh; m2 += dh * h;
+          }
+          m1 /= d; m2 /= d;
+          const rs = rstd[r]!;
+          for (let j = 0; j < d; j++) dx[o + j] = rs * (g[o + j]! * gd[j]! - m1 - xhat[o + j]! * m2);
+        }
+        return [tf.tensor2d(dx, [n, d]), tf.tensor1d(Float32Array.from(dg)), tf.tensor1d(Float32Array.from(db))];
+      },
+    };
+  });
+  return f(x, gamma, beta) as tf.Tensor2D;
+}
+
+/** The same normalisation on plain arrays (used by the KV-cached sampler). */
+export function layerNormRows(x: Float32Array, n: number, d: number, gamma: Float32Array, beta: Float32Array, eps: number, out: Float32Array): void {
+  for (let r = 0; r < n; r++) {
+    const o = r * d;
+    let mean = 0;
+    for (let j = 0; j < d; j++) mean += x[o + j]!;
+    mean /= d;
+    let v = 0;
+    for (let j = 0; j < d; j++) { const c = x[o + j]! - mean; v += c * c; }
+    const rs = 1 / Math.sqrt(v / d + eps);
+    for (let j = 0; j < d; j++) out[o + j] = (x[o + j]! - mean) * rs * gamma[j]! + beta[j]!;
+  }
+}
+
+// ------------------------------------------------------------------------------------------------
+// Linear layer y = x·W + b (optionally ReLU), W stored [in, out]
+
+export function linear(x: tf.Tensor2D, W: tf.Tensor2D, b: tf.Tensor1D, relu = false): tf.Tensor2D {
+  const f = tf.customGrad((xi: tf.Tensor | Saver, wi: tf.Tensor | Saver, bi: tf.Tensor | Saver, save: tf.Tensor | Saver) => {
+    const xt = xi as tf.Tensor2D, wt = wi as tf.Tensor2D;
+    const y = tf.fused.matMul({ a: xt, b: wt, bias: bi as tf.Tensor, activation: relu ? 'relu' : 'linear' });
+    (save as Saver)(relu ? [xt, wt, y] : [xt, wt]);
+    return {
+      value: y,
+      gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
+        const [xs, ws, ys] = saved as [tf.Tensor2D, tf.Tensor2D, tf.Tensor2D?];
+        const g = (relu ? tf.mul(dy, tf.step(ys!)) : dy) as tf.Tensor2D;
+        const dx = tf.matMul(g, tf.transpose(ws));
+        const dW = tf.matMul(tf.transpose(xs), g);
+        const db = tf.reshape(tf.matMul(tf.ones([1, g.shape[0]]), g), [g.shape[1]]);
+        return [dx, dW, db];
+      },
+    };
+  });
+  return f(x, W, b) as tf.Tensor2D;
+}
+
+// ------------------------------------------------------------------------------------------------
+// Causal multi-head self-attention on packed q|k|v rows
+
+export interface AttentionShape {
+  /** Sequences. */
+  B: number;
+  /** Positions per sequence. */
+  T: number;
+  /** Heads. */
+  H: number;
+  /**
+   * Left padding per sequence (keys before it are masked), or null. Pad queries attend only to
+   * themselves, so their rows are finite but meaningless.
+   */
+  starts: Int32Array | null;
+  /** Receives each call's q|k|v rows (the sampler fills its KV cache from them). */
+  capture?: (qkv: Float32Array) => void;
+}
+
+const causalMasks = new Map<number, tf.Tensor>();
+/** [T, T] additive causal mask, cached per T (kept for the life of the process). */
+function causalMask(T: number): tf.Tensor {
+  let m = causalMasks.get(T);
+  if (!m) {
+    const a = new Float32Array(T * T);
+    for (let i = 0; i < T; i++) for (let j = i + 1; j < T; j++) a[i * T + j] = -1e9;
+    m = tf.keep(tf.tensor2d(a, [T, T]));
+    causalMasks.set(T, m);
+  }
+  return m;
+}
+
+function paddedMask(B: number, T: number, starts: Int32Array): tf.Tensor {
+  const a = new Float32Array(B * T * T);
+  for (let b = 0; b < B; b++) {
+    const s = starts[b]!;
+    for (let i = 0; i < T; i++) {
+      const o = (b * T + i) * T;
+      for (let j = 0; j < T; j++) {
+        const ok = i < s ? j === i : j <= i && j >= s;
+        if (!ok) a[o + j] = -1e9;
+      }
+    }
+  }
+  return tf.tensor4d(a, [B, 1, T, T]);
+}
+
+/**
+ * qkv: [B·T, 3·d] with columns q | k | v, head h at h·hd … (h+1)·hd within each. Returns [B·T, d].
+ */
+export function attention(qkv: tf.Tensor2D, shape: AttentionShape): tf.Tensor2D {
+  const { B, T, H, starts } = shape;
+  const d3 = qkv.shape[1], d = d3 / 3, hd = d / H;
+  if (!Number.isInteger(hd)) throw new RangeError(`attention: width ${d} is not divisible by ${H} heads`);
+  const scale = 1 / Math.sqrt(hd);
+  const BH = B * H, th = T * hd, tt = T * T;
+  const f = tf.customGrad((qi: tf.Tensor | Saver) => {
+    const a = readF32(qi as tf.Tensor);
+    shape.capture?.(a);
+    // Layouts per (b, h): Q·scale [T, hd], Kᵀ [hd, T], V [T, hd].
+    const Q = new Float32Array(BH * th), KT = new Float32Array(BH * th), V = new Float32Array(BH * th);
+    for (let b = 0; b < B; b++) {
+      for (let t = 0; t < T; t++) {
+        const row = (b * T + t) * d3;
+        for (let h = 0; h < H; h++) {
+          const bh = b * H + h, qo = bh * th + t * hd, ko = bh * th + t, c = row + h * hd;
+          for (let j = 0; j < hd; j++) {
+            Q[qo + j] = a[c + j]! * scale;
+            KT[ko + j * T] = a[c + d + j]!;
+            V[qo + j] = a[c + 2 * d + j]!;
+          }
+        }
+      }
+    }
+    const P = tidyRead(() => {
+      const S: tf.Tensor2D[] = [];
+      for (let bh = 0; bh < BH; bh++) {
+        S.push(tf.matMul(tf.tensor2d(Q.subarray(bh * th, (bh + 1) * th), [T, hd]), tf.tensor2d(KT.subarray(bh * th, (bh + 1) * th), [hd, T])));
+      }
+      const s4 = tf.reshape(tf.stack(S), [B, H, T, T]);
+      const masked = starts ? tf.add(s4, paddedMask(B, T, starts)) : tf.add(s4, causalMask(T));
+      return tf.softmax(masked);
+    });
+    const out = new Float32Array(B * T * d);
+    tf.tidy(() => {
+      for (let bh = 0; bh < BH; bh++) {
+        const o = readF32(tf.matMul(tf.tensor2d(P.subarray(bh * tt, (bh + 1) * tt), [T, T]), tf.tensor2d(V.subarray(bh * th, (bh + 1) * th), [T, hd])));
+        const b = Math.floor(bh / H), h = bh % H;
+        for (let t = 0; t < T; t++) {
+          const dst = (b * T + t) * d + h * hd, src = t * hd;
+          for (let j = 0; j < hd; j++) out[dst + j] = o[src + j]!;
+        }
+      }
+    });
+    return {
+      value: tf.tensor2d(out, [B * T, d]),
+      gradFunc: (dy: tf.Tensor) => {
+        const g = readF32(dy);
+        // Layouts for the backward pass: dOᵀ [hd, T], Vᵀ [hd, T], K [T, hd], (Q·scale)ᵀ [hd, T].
+        const dOT = new Float32Array(BH * th), VT = new Float32Array(BH * th), K = new Float32Array(BH * th), QT = new Float32Array(BH * th);
+        for (let b = 0; b < B; b++) {
+          for (let t = 0; t < T; t++) {
+            const row = (b * T + t) * d3, grow = (b * T + t) * d;
+            for (let h = 0; h < H; h++) {
+              const bh = b * H + h, to = bh * th + t, ko = bh * th + t * hd, c = row + h * hd, gc = grow + h * hd;
+              for (let j = 0; j < hd; j++) {
+                dOT[to + j * T] = g[gc + j]!;
+                VT[to + j * T] = a[c + 2 * d + j]!;
+                K[ko + j] = a[c + d + j]!;
+                QT[to + j * T] = a[c + j]! * scale;
+              }
+            }
+          }
+        }
+        const dqkv = new Float32Array(B * T * d3);
+        const dS = new Float32Array(tt);
+        for (let bh = 0; bh < BH; bh++) {
+          const b = Math.floor(bh / H), h = bh % H;
+          const sl = (x: Float32Array) => x.subarray(bh * th, (bh + 1) * th);
+          tf.tidy(() => {
+            const Pt = tf.tensor2d(P.subarray(bh * tt, (bh + 1) * tt), [T, T]);
+            const dOTt = tf.tensor2d(sl(dOT), [hd, T]);
+            const dVT = readF32(tf.matMul(dOTt, Pt));                                   // [hd, T]
+            const dP = readF32(tf.matMul(tf.transpose(dOTt), tf.tensor2d(sl(VT), [hd, T]))); // [T, T]
+            const po = bh * tt;
+            for (let i = 0; i < T; i++) {
+              let dot = 0;
+              const o = i * T;
+              for (let j = 0; j <= i; j++) dot += dP[o + j]! * P[po + o + j]!;
+              for (let j = 0; j < T; j++) dS[o + j] = P[po + o + j]! * (dP[o + j]! - dot);
+            }
+            const dSt = tf.tensor2d(dS, [T, T]);
+            const dQ = readF32(tf.matMul(dSt, tf.tensor2d(sl(K), [T, hd])));            // [T, hd]
+            const dKT = readF32(tf.matMul(tf.tensor2d(sl(QT), [hd, T]), dSt));          // [hd, T]
+            for (let t = 0; t < T; t++) {
+              const row = (b * T + t) * d3 + h * hd;
+              for (let j = 0; j < hd; j++) {
+                dqkv[row + j] = dQ[t * hd + j]! * scale;
+                dqkv[row + d + j] = dKT[j * T + t]!;
+                dqkv[row + 2 * d + j] = dVT[j * T + t]!;
+              }
+            }
+          });
+        }
+        return tf.tensor2d(dqkv, [B * T, d3]);
+      },
+    };
+  });
+  return f(qkv) as tf.Tensor2D;
+}
+
+// ------------------------------------------------------------------------------------------------
+// Output projection + softmax cross-entropy
+
+/**
+ * Mean (weighted) negative log-likelihood of `targets` under softmax(h·Eᵀ), E [V, d] (the tied
+ * embedding or the output matrix). Rows with weight 0 contribute nothing. One op: the gradient is
+ * (p − onehot)·w/Σw, projected back through E.
+ */
+export function outputCrossEntropy(h: tf.Tensor2D, E: tf.Tensor2D, targets: Int32Array, weights: Float32Array | null = null): tf.Scalar {
+  const [n] = h.shape;
+  const V = E.shape[0];
+  let wsum = n;
+  if (weights) { wsum = 0; for (let i = 0; i < n; i++) wsum += weights[i]!; }
+  if (!(wsum > 0)) throw new RangeError('outputCrossEntropy: all weights are zero');
+  const flat = new Int32Array(n), idx2 = new Int32Array(2 * n);
+  for (let i = 0; i < n; i++) {
+    const y = targets[i]!;
+    if (y < 0 || y >= V) throw new RangeError(`target ${y} outside the vocabulary [0, ${V})`);
+    flat[i] = i * V + y; idx2[2 * i] = i; idx2[2 * i + 1] = y;
+  }
+  const f = tf.customGrad((hi: tf.Tensor | Saver, ei: tf.Tensor | Saver, save: tf.Tensor | Saver) => {
+    const ht = hi as tf.Tensor2D, et = ei as tf.Tensor2D;
+    const p = tf.tidy(() => tf.softmax(tf.matMul(ht, tf.transpose(et))));
+    const pt = readF32(tf.tidy(() => tf.gather(tf.reshape(p, [-1]), tf.tensor1d(flat, 'int32'))));
+    let loss = 0;
+    for (let i = 0; i < n; i++) loss -= (weights ? weights[i]! : 1) * Math.log(Math.max(pt[i]!, 1e-30));
+    (save as Saver)([ht, et, p]);
+    return {
+      value: tf.scalar(loss / wsum),
+      gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
+        const [hs, es, ps] = saved as [tf.Tensor2D, tf.Tensor2D, tf.Tensor2D];
+        const upd = new Float32Array(n);
+        for (let i = 0; i < n; i++) upd[i] = pt[i]! - 1;
+        const dl = tf.tensorScatterUpdate(ps, tf.tensor2d(idx2, [n, 2], 'int32'), tf.tensor1d(upd));
+        const scale = readF32(dy)[0]! / wsum;
+        const col = weights ? tf.tensor2d(weights.map(w => w * scale), [n, 1]) : tf.scalar(scale);
+        const dh = tf.mul(tf.matMul(dl, es), col);
+        const dE = tf.transpose(tf.matMul(tf.transpose(tf.mul(hs, col)), dl));
+        return [dh, dE];
+      },
+    };
+  });
+  return f(h, E) as tf.Scalar;
+}
+
+/** Logits h·Eᵀ for a few rows, as one Float32Array [n·V]. */
+export function logitsRows(h: tf.Tensor2D, E: tf.Tensor2D): Float32Array {
+  return tidyRead(() => tf.matMul(h, tf.transpose(E)));
+}
+
+/** In-place log-softmax of each length-V row of `x` (float64 accumulation). */
+export function logSoftmaxRows(x: Float32Array, V: number): Float32Array {
+  const n = x.length / V;
+  for (let r = 0; r < n; r++) {
+    const o = r * V;
+    let m = -Infinity;
+    for (let j = 0; j < V; j++) if (x[o + j]! > m) m = x[o + j]!;
+    let s = 0;
+    for (let j = 0; j < V; j++) s += Math.exp(x[o + j]! - m);
+    const lse = m + Math.log(s);
+    for (let j = 0; j < V; j++) x[o + j] = x[o + j]! - lse;
+  }
+  return x;
+}

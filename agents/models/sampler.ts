@@ -1,0 +1,346 @@
+/**
+ * KV-cached, batched incremental decoding for `TransformerLM`.
+ *
+ * An `LMSession` holds one row per dialog. It is lazy: `append(tokens)` only records tokens, and
+ * `nextLogProbs()` brings every row up to date in as few forward passes as it can (one batched
+ * prefill for rows that need their cache (re)built, then one batched single-token step per pending
+ * token), so an env that feeds one agent token per step and samples the student many tokens at a
+ * time pays one small step per token. Rows may have different lengths: each row has its own cache
+ * length and positions. A row longer than the context length slides by `windowStart` (the cache is
+ * rebuilt from the last half of the window), exactly as the full forward pass reads it.
+ *
+ * Sampling draws in JS from the (tempered, top-k / top-p filtered) probabilities with an `Rng`, so
+ * the same seed gives the same tokens on any backend whose logits agree.
+ *
+ * A session snapshots nothing itself but reads the model's `inferenceCache()`: if the model's
+ * weights change in the middle of a session, rows already cached keep the old keys and values.
+ */
+import * as tf from '@tensorflow/tfjs';
+import type { Rng } from '../../env/rng.ts';
+import { layerNormRows, logSoftmaxRows, tidyRead, windowStart } from './lm-ops.ts';
+import type { TransformerLM } from './lm.ts';
+
+export interface SampleOptions {
+  /** Most tokens to sample per row (each row stops earlier on a stop token or sequence). */
+  maxTokens: number;
+  /** Softmax temperature; 0 = greedy (argmax). Default 1. */
+  temperature?: number;
+  /** Keep only the k most likely tokens (0 = all). */
+  topK?: number;
+  /** Keep the smallest set of most likely tokens whose probability reaches p (1 = all). */
+  topP?: number;
+  /** Token ids that end a row (the stop token is kept in the output and in the session). */
+  stopTokens?: readonly number[];
+  /** Token-id sequences that end a row when the output ends with one (kept, like stop tokens). */
+  stopSequences?: readonly (readonly number[])[];
+  /** Source of randomness (required unless temperature is 0). */
+  rng?: Rng;
+  /** Rows that take part (default all). Other rows are left as they are. */
+  rows?: readonly number[];
+}
+
+export interface SampleResult {
+  /** Sampled tokens per participating row (in `rows` order), stop token included. */
+  tokens: number[][];
+  /** Log-probability of each sampled token under the model (untempered, unfiltered). */
+  logProbs: number[][];
+  /** Why each row stopped. */
+  finishReasons: ('stop' | 'length')[];
+}
+
+export type GenerateOptions = SampleOptions;
+export type GenerateResult = SampleResult;
+
+/** Sample one token from a row of log-probabilities. Deterministic given the Rng state. */
+export function sampleToken(logProbs: Float32Array, opts: { temperature?: number; topK?: number; topP?: number; rng?: Rng }): number {
+  const V = logProbs.length;
+  const temp = opts.temperature ?? 1;
+  let best = 0;
+  for (let j = 1; j < V; j++) if (logProbs[j]! > logProbs[best]!) best = j;
+  if (temp <= 0) return best;
+  if (!opts.rng) throw new Error('sampleToken: an rng is needed unless temperature is 0');
+  const max = logProbs[best]!;
+  const w = new Float64Array(V);
+  for (let j = 0; j < V; j++) w[j] = Math.exp((logProbs[j]! - max) / temp);
+  const topK = opts.topK ?? 0, topP = opts.topP ?? 1;
+  if (topK > 0 && topK < V) {
+    const sorted = Float64Array.from(w).sort();
+    const thr = sorted[V - topK]!;
+    // Ties at the threshold: keep the lowest ids first so that exactly k survive.
+    let keep = topK;
+    for (let j = 0; j < V; j++) if (w[j]! > thr) keep--;
+    for (let j = 0; j < V; j++) {
+      if (w[j]! > thr) continue;
+      if (w[j] === thr && keep > 0) { keep--; continue; }
+      w[j] = 0;
+    }
+  }
+  if (topP < 1) {
+    const idx = Array.from({ length: V }, (_, j) => j).filter(j => w[j]! > 0).sort((a, b) => w[b]! - w[a]! || a - b);
+    let total = 0;
+    for (const j of idx) total += w[j]!;
+    let acc = 0, cut = idx.length;
+    for (let q = 0; q < idx.length; q++) { acc += w[idx[q]!]!; if (acc >= topP * total) { cut = q + 1; break; } }
+    for (let q = cut; q < idx.length; q++) w[idx[q]!] = 0;
+  }
+  return opts.rng.categorical(w);
+}
+
+interface RowState {
+  /** Every token of the row (prefix and appended). */
+  tokens: number[];
+  /** Start of the cached window (token index), and how many tokens the cache holds. */
+  start: number;
+  cached: number;
+  /** Log-probs of the next token, valid when `cached === tokens.length - start`. */
+  next: Float32Array | null;
+  /** Per layer: K and V [H, C, hd]. Allocated on first use. */
+  K: Float32Array[];
+  V: Float32Array[];
+}
+
+export class LMSession {
+  readonly model: TransformerLM;
+  private readonly rowsState: RowState[];
+  private closed = false;
+
+  constructor(model: TransformerLM, prefixes: number[][]) {
+    this.model = model;
+    this.rowsState = prefixes.map(p => this.newRow(p));
+  }
+
+  /** Number of rows. */
+  get size(): number { return this.rowsState.length; }
+
+  /** All tokens of a row so far (prefix + appended). */
+  tokens(row: number): readonly number[] { return this.row(row).tokens; }
+
+  /** Replace a row's tokens (e.g. an env resetting one dialog). */
+  resetRow(row: number, prefix: number[]): void {
+    this.assertOpen();
+    const r = this.row(row);
+    const fresh = this.newRow(prefix);
+    r.tokens = fresh.tokens; r.start = 0; r.cached = 0; r.next = null;
+  }
+
+  /** Add one token per row; `null` leaves a row unchanged. Computation is deferred to `nextLogProbs`. */
+  append(tokens: readonly (number | null)[]): void {
+    this.assertOpen();
+    if (tokens.length !== this.rowsState.length) throw new RangeError(`append: ${tokens.length} tokens for ${this.rowsState.length} rows`);
+    const V = this.model.config.vocabSize;
+    tokens.forEach((t, i) => {
+      if (t === null) return;
+      if (!Number.isInteger(t) || t < 0 || t >= V) throw new RangeError(`append: token ${t} outside the vocabulary [0, ${V})`);
+      const r = this.rowsState[i]!;
+      r.tokens.push(t);
+      r.next = null;
+    });
+  }
+
+  /** Append several tokens to one row. */
+  extend(row: number, tokens: readonly number[]): void {
+    const none = new Array<number | null>(this.rowsState.length).fill(null);
+    for (const t of tokens) { none[row] = t; this.append(none); }
+  }
+
+  /**
+   * Log-probabilities of each row's next token (length V). The arrays are the session's own:
+   * read them, do not modify them; they stay valid after later appends.
+   */
+  nextLogProbs(rows?: readonly number[]): Float32Array[] {
+    this.assertOpen();
+    const which = rows ?? this.rowsState.map((_, i) => i);
+    this.update(which);
+    return which.map(i => this.rowsState[i]!.next!);
+  }
+
+  /**
+   * Sample up to `maxTokens` tokens for each participating row, appending them to the session as
+   * it goes. Rows stop at a stop token / sequence; the others go on to `maxTokens`.
+   */
+  sample(opts: SampleOptions): SampleResult {
+    this.assertOpen();
+    const rows = opts.rows ? [...opts.rows] : this.rowsState.map((_, i) => i);
+    const out = rows.map(() => [] as number[]), lps = rows.map(() => [] as number[]);
+    const reasons: ('stop' | 'length')[] = rows.map(() => 'length');
+    const stopTokens = new Set(opts.stopTokens ?? []);
+    const stopSeqs = (opts.stopSequences ?? []).filter(s => s.length > 0);
+    let active = rows.map((_, k) => k);
+    for (let step = 0; step < opts.maxTokens && active.length > 0; step++) {
+      const next = this.nextLogProbs(active.map(k => rows[k]!));
+      const toks = new Array<number | null>(this.rowsState.length).fill(null);
+      const still: number[] = [];
+      active.forEach((k, q) => {
+        const lp = next[q]!;
+        const t = sampleToken(lp, opts);
+        out[k]!.push(t); lps[k]!.push(lp[t]!);
+        toks[rows[k]!] = t;
+        const o = out[k]!;
+        const stop = stopTokens.has(t) || stopSeqs.some(s => s.length <= o.length && s.every((v, i) => o[o.length - s.length + i] === v));
+        if (stop) reasons[k] = 'stop'; else still.push(k);
+      });
+      this.append(toks);
+      active = still;
+    }
+    return { tokens: out, logProbs: lps, finishReasons: reasons };
+  }
+
+  /** Free the caches. Further use throws. */
+  dispose(): void {
+    this.closed = true;
+    for (const r of this.rowsState) { r.K = []; r.V = []; r.next = null; }
+  }
+
+  // ---------------------------------------------------------------------------------- internals
+
+  private newRow(prefix: number[]): RowState {
+    const V = this.model.config.vocabSize;
+    for (const t of prefix) if (!Number.isInteger(t) || t < 0 || t >= V) throw new RangeError(`token ${t} outside the vocabulary [0, ${V})`);
+    return { tokens: prefix.length ? [...prefix] : [this.model.config.bosTokenId], start: 0, cached: 0, next: null, K: [], V: [] };
+  }
+
+  private row(i: number): RowState {
+    const r = this.rowsState[i];
+    if (!r) throw new RangeError(`no row ${i} (session has ${this.rowsState.length})`);
+    return r;
+  }
+
+  private assertOpen(): void {
+    if (this.closed) throw new Error('LMSession: used after dispose()');
+    if (this.model.isDisposed) throw new Error('LMSession: its model was disposed');
+  }
+
+  private update(rows: readonly number[]): void {
+    const C = this.model.config.contextLength;
+    const refill: number[] = [];
+    for (const i of rows) {
+      const r = this.rowsState[i]!;
+      if (r.next) continue;
+      const n = r.tokens.length;
+      const w = windowStart(n, C);
+      // The cache can be extended token by token when it covers [w, w + cached) of the new window.
+      if (w !== r.start || r.cached === 0 || r.cached > n - w) refill.push(i);
+    }
+    if (refill.length) this.prefill(refill);
+    // Single-token steps, batched across rows, until every row is current.
+    for (;;) {
+      const stepRows = rows.filter(i => { const r = this.rowsState[i]!; return !r.next && r.cached < r.tokens.length - r.start; });
+      if (stepRows.length === 0) break;
+      this.step(stepRows);
+    }
+  }
+
+  private ensureCache(r: RowState): void {
+    const c = this.model.config;
+    if (r.K.length) return;
+    const size = c.contextLength * c.dModel;
+    for (let l = 0; l < c.nLayers; l++) { r.K.push(new Float32Array(size)); r.V.push(new Float32Array(size)); }
+  }
+
+  /** Rebuild the caches of `rows` from their windows with one left-padded forward pass. */
+  private prefill(rows: number[]): void {
+    const c = this.model.config, C = c.contextLength, d = c.dModel, H = c.nHeads, hd = d / H, V = c.vocabSize;
+    // Chunks of at most ~4096 tokens per pass.
+    const wins = rows.map(i => { const r = this.rowsState[i]!; const w = windowStart(r.tokens.length, C); return { i, w, toks: r.tokens.slice(w) }; });
+    wins.sort((a, b) => a.toks.length - b.toks.length);
+    let q = 0;
+    while (q < wins.length) {
+      const group = [wins[q++]!];
+      while (q < wins.length && (group.length + 1) * wins[q]!.toks.length <= 4096) group.push(wins[q++]!);
+      const T = Math.max(...group.map(g => g.toks.length)), B = group.length;
+      const ids = new Int32Array(B * T), starts = new Int32Array(B);
+      group.forEach((g, b) => { starts[b] = T - g.toks.length; ids.set(g.toks, b * T + starts[b]!); });
+      for (const g of group) { const r = this.rowsState[g.i]!; this.ensureCache(r); r.start = g.w; r.cached = g.toks.length; }
+      const capture = (layer: number, qkv: Float32Array) => {
+        group.forEach((g, b) => {
+          const r = this.rowsState[g.i]!, K = r.K[layer]!, Vc = r.V[layer]!;
+          for (let t = starts[b]!; t < T; t++) {
+            const slot = t - starts[b]!, row = (b * T + t) * 3 * d;
+            for (let h = 0; h < H; h++) {
+              const dst = (h * C + slot) * hd;
+              for (let j = 0; j < hd; j++) { K[dst + j] = qkv[row + d + h * hd + j]!; Vc[dst + j] = qkv[row + 2 * d + h * hd + j]!; }
+            }
+          }
+        });
+      };
+      const { outT } = this.model.inferenceCache();
+      const logits = tidyRead(() => {
+        const h = this.model.hidden(ids, B, T, { starts: starts.some(s => s > 0) ? starts : null, capture });
+        const last = tf.gather(h, tf.tensor1d(group.map((_, b) => b * T + T - 1), 'int32')) as tf.Tensor2D;
+        return tf.matMul(last, outT);
+      });
+      logSoftmaxRows(logits, V);
+      group.forEach((g, b) => { this.rowsState[g.i]!.next = logits.slice(b * V, (b + 1) * V); });
+    }
+  }
+
+  /** One token for each of `rows` (each has its cache valid up to the token before). */
+  private step(rows: number[]): void {
+    const m = this.model, c = m.config, C = c.contextLength, d = c.dModel, H = c.nHeads, hd = d / H, V = c.vocabSize;
+    const A = rows.length;
+    const { outT, js } = m.inferenceCache();
+    const E = js.get('tok_emb')!, P = js.get('pos')!;
+    const x = new Float32Array(A * d), hbuf = new Float32Array(A * d), obuf = new Float32Array(A * d);
+    const slots = new Int32Array(A);
+    rows.forEach((i, a) => {
+      const r = this.rowsState[i]!;
+      const slot = r.cached, tok = r.tokens[r.start + slot]!;
+      slots[a] = slot;
+      for (let j = 0; j < d; j++) x[a * d + j] = E[tok * d + j]! + P[slot * d + j]!;
+    });
+    const scale = 1 / Math.sqrt(hd);
+    const scores = new Float64Array(C);
+    const mm = (inp: Float32Array, w: string, b: string, relu = false): tf.Tensor =>
+      tf.fused.matMul({ a: tf.tensor2d(inp, [A, inp.length / A]), b: m.param(w) as tf.Tensor2D, bias: m.param(b), activation: relu ? 'relu' : 'linear' });
+    for (let l = 0; l < c.nLayers; l++) {
+      layerNormRows(x, A, d, js.get(`h${l}.ln1.g`)!, js.get(`h${l}.ln1.b`)!, c.layerNormEps, hbuf);
+      const qkv = tidyRead(() => mm(hbuf, `h${l}.attn.qkv.w`, `h${l}.attn.qkv.b`));
+      rows.forEach((i, a) => {
+        const r = this.rowsState[i]!, K = r.K[l]!, Vc = r.V[l]!, slot = slots[a]!, row = a * 3 * d;
+        for (let h = 0; h < H; h++) {
+          const base = h * C * hd, dst = base + slot * hd, qo = row + h * hd;
+          for (let j = 0; j < hd; j++) { K[dst + j] = qkv[row + d + h * hd + j]!; Vc[dst + j] = qkv[row + 2 * d + h * hd + j]!; }
+          let mx = -Infinity;
+          for (let t = 0; t <= slot; t++) {
+            let s = 0;
+            const ko = base + t * hd;
+            for (let j = 0; j < hd; j++) s += qkv[qo + j]! * K[ko + j]!;
+            s *= scale;
+            scores[t] = s;
+            if (s > mx) mx = s;
+          }
+          let z = 0;
+          for (let t = 0; t <= slot; t++) { const e = Math.exp(scores[t]! - mx); scores[t] = e; z += e; }
+          const oo = a * d + h * hd;
+          for (let j = 0; j < hd; j++) obuf[oo + j] = 0;
+          for (let t = 0; t <= slot; t++) {
+            const p = scores[t]! / z, vo = base + t * hd;
+            for (let j = 0; j < hd; j++) obuf[oo + j] += p * Vc[vo + j]!;
+          }
+        }
+      });
+      const y = tidyRead(() => mm(obuf, `h${l}.attn.out.w`, `h${l}.attn.out.b`));
+      for (let k = 0; k < A * d; k++) x[k] += y[k]!;
+      layerNormRows(x, A, d, js.get(`h${l}.ln2.g`)!, js.get(`h${l}.ln2.b`)!, c.layerNormEps, hbuf);
+      const f = tidyRead(() => {
+        const hid = mm(hbuf, `h${l}.mlp.fc.w`, `h${l}.mlp.fc.b`, true);
+        return tf.fused.matMul({ a: hid as tf.Tensor2D, b: m.param(`h${l}.mlp.proj.w`) as tf.Tensor2D, bias: m.param(`h${l}.mlp.proj.b`) });
+      });
+      for (let k = 0; k < A * d; k++) x[k] += f[k]!;
+    }
+    layerNormRows(x, A, d, js.get('ln_f.g')!, js.get('ln_f.b')!, c.layerNormEps, hbuf);
+    const logits = tidyRead(() => tf.matMul(tf.tensor2d(hbuf, [A, d]), outT));
+    logSoftmaxRows(logits, V);
+    rows.forEach((i, a) => {
+      const r = this.rowsState[i]!;
+      r.cached++;
+      if (r.cached === r.tokens.length - r.start) r.next = logits.slice(a * V, (a + 1) * V);
+    });
+  }
+}
+
+/** Sample continuations of each prefix (a session that lives for this call). */
+export function generate(model: TransformerLM, prefixes: number[][], opts: GenerateOptions): GenerateResult {
+  const s = new LMSession(model, prefixes);
+  try { return s.sample(opts); } finally { s.dispose(); }
+}
