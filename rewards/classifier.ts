@@ -12,7 +12,8 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { mkdir, readFile, writeFile, rename } from 'node:fs/promises';
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import path from 'node:path';
 import { Rng } from '../env/rng.ts';
 import { ColloquyError } from '../env/errors.ts';
@@ -37,9 +38,18 @@ export interface ClassifierArch {
   bigramBuckets: number;
   /** Longest input in words; longer texts keep their first `maxLen` words. */
   maxLen: number;
+  /**
+   * Append VADER's human-rated valence of each word (mean rating / 4, 0 for words not in the
+   * lexicon) to its embedding as a fixed extra channel: prior knowledge for words that are rare
+   * in the training data. Saved with the checkpoint.
+   */
+  lexicon?: boolean;
 }
 
-export const DEFAULT_ARCH: ClassifierArch = { embedDim: 96, widths: [2, 3, 4, 5], filters: 96, hidden: 0, bigramBuckets: 1 << 18, maxLen: 256 };
+export const DEFAULT_ARCH: ClassifierArch = { embedDim: 96, widths: [2, 3, 4, 5], filters: 96, hidden: 0, bigramBuckets: 1 << 18, maxLen: 256, lexicon: false };
+
+/** Parameters saved with the checkpoint but not trained. */
+export const FIXED_PARAMS: ReadonlySet<string> = new Set(['lexicon']);
 
 /** Metadata written beside the weights. */
 export interface ClassifierMeta {
@@ -65,6 +75,21 @@ interface SavedFile {
 }
 
 let instanceCounter = 0;
+
+let lexiconCache: Map<string, number> | undefined;
+/** The VADER lexicon (token → mean valence in [-4, 4]) shipped in the `vader-sentiment` package. */
+export function vaderLexicon(): Map<string, number> {
+  if (lexiconCache) return lexiconCache;
+  const require = createRequire(import.meta.url);
+  const file = path.join(path.dirname(require.resolve('vader-sentiment/package.json')), 'vader_lexicon.txt');
+  const m = new Map<string, number>();
+  for (const line of readFileSync(file, 'utf8').split(/\r?\n/)) {
+    const [tok, val] = line.split('\t');
+    if (tok && val !== undefined && Number.isFinite(Number(val))) m.set(tok.toLowerCase(), Number(val));
+  }
+  lexiconCache = m;
+  return m;
+}
 
 /** FNV-1a hash of a string, for bigram buckets. */
 function hashString(s: string): number {
@@ -159,8 +184,12 @@ export class SentimentClassifier {
     };
     const zeros = (shape: number[]) => tf.zeros(shape);
     const shapes: [string, () => tf.Tensor][] = [];
-    const d = arch.embedDim;
-    shapes.push(['embedding', () => uniform([vocab.length, d], 0.1)]);
+    const d = arch.embedDim + (arch.lexicon ? 1 : 0);
+    shapes.push(['embedding', () => uniform([vocab.length, arch.embedDim], 0.1)]);
+    if (arch.lexicon) {
+      const lex = vaderLexicon();
+      shapes.push(['lexicon', () => tf.tensor2d(Float32Array.from(vocab, w => (lex.get(w) ?? 0) / 4), [vocab.length, 1])]);
+    }
     for (const k of arch.widths) {
       shapes.push([`conv${k}/kernel`, () => uniform([k * d, arch.filters], Math.sqrt(6 / (k * d + arch.filters)))]);
       shapes.push([`conv${k}/bias`, () => zeros([arch.filters])]);
@@ -179,7 +208,7 @@ export class SentimentClassifier {
     const params = new Map<string, tf.Variable>();
     for (const [name, init] of shapes) {
       const t = init();
-      params.set(name, tf.variable(t, true, `sentiment${id}/${name}`));
+      params.set(name, tf.variable(t, !FIXED_PARAMS.has(name), `sentiment${id}/${name}`));
       t.dispose();
     }
     return new SentimentClassifier(arch, vocab, params, {});
@@ -237,11 +266,14 @@ export class SentimentClassifier {
   logits(enc: EncodedBatch, dropout = 0, seed = 0): tf.Tensor1D {
     return tf.tidy(() => {
       const { batch: B, len: L } = enc;
-      const d = this.arch.embedDim;
+      const e = this.arch.embedDim;
       const ids = tf.tensor1d(enc.ids, 'int32');
       const mask = tf.tensor3d(enc.mask, [B, L, 1]);
-      let emb = lookup(this.p('embedding') as tf.Tensor2D, ids).reshape([B, L, d]).mul(mask) as tf.Tensor3D;
+      let emb = lookup(this.p('embedding') as tf.Tensor2D, ids).reshape([B, L, e]) as tf.Tensor3D;
       if (dropout > 0) emb = tf.dropout(emb, dropout * 0.5, undefined, seed) as tf.Tensor3D;
+      if (this.arch.lexicon) emb = tf.concat([emb, tf.gather(this.p('lexicon'), ids).reshape([B, L, 1]) as tf.Tensor3D], 2);
+      emb = emb.mul(mask);
+      const d = emb.shape[2];
       const pooled: tf.Tensor2D[] = [];
       for (const k of this.arch.widths) {
         const n = L - k + 1;

@@ -100,7 +100,7 @@ export function repetitionPenalty(agentUtterance: string, history: readonly Turn
     if (seen.has(w)) repeated++;
     else seen.add(w);
   }
-  return -repeated / words.length;
+  return repeated === 0 ? 0 : -repeated / words.length;
 }
 
 /** The user's last message before this exchange, if any. */

@@ -7,7 +7,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { Rng } from '../env/rng.ts';
 import { BadConfig } from '../env/errors.ts';
-import { SentimentClassifier, DEFAULT_ARCH, PAD, UNK, type ClassifierArch } from './classifier.ts';
+import { SentimentClassifier, DEFAULT_ARCH, FIXED_PARAMS, PAD, UNK, type ClassifierArch } from './classifier.ts';
 import { readLabeledTsv, accuracy, rocAuc, type LabeledText } from './metrics.ts';
 import { wordTokens } from './text.ts';
 
@@ -86,7 +86,7 @@ export async function trainClassifier(cfg: TrainClassifierConfig, hooks: TrainHo
 
   const optimizer = tf.train.adam(cfg.lr);
   const setLr = (lr: number) => { (optimizer as unknown as { learningRate: number }).learningRate = lr; };
-  const varList = [...model.variables().values()];
+  const varList = [...model.variables()].filter(([name]) => !FIXED_PARAMS.has(name)).map(([, v]) => v);
   const bigram = model.variables().get('bigram');
   const stepsPerEpoch = Math.ceil(train.length / cfg.batchSize);
   const totalSteps = stepsPerEpoch * cfg.epochs;
