@@ -21,8 +21,9 @@ export const MAX_SEED = 2 ** 52;
 /** Nesting depth allowed inside `kwargs` and `options`. */
 export const MAX_DEPTH = 32;
 
-// `type: ['number', 'string']` validates faster than an anyOf; maxLength applies to strings only.
-const Id = Type.Unsafe<number | string>({ type: ['number', 'string'], maxLength: 256 });
+// `type: ['number', 'string']` validates faster than an anyOf; maxLength applies to strings only,
+// the bounds to numbers only (they exclude ±Infinity, which JSON.parse makes of 1e999).
+const Id = Type.Unsafe<number | string>({ type: ['number', 'string'], maxLength: 256, minimum: -Number.MAX_VALUE, maximum: Number.MAX_VALUE });
 const SessionId = Type.String({ minLength: 1, maxLength: 128 });
 const Obj = Type.Record(Type.String(), Type.Unknown());
 
@@ -31,7 +32,7 @@ export const MakeRequest = Type.Object({
   op: Type.Literal('make'),
   env: Type.String({ minLength: 1, maxLength: 200 }),
   kwargs: Type.Optional(Obj),
-  numEnvs: Type.Optional(Type.Integer({ minimum: 1 })),
+  numEnvs: Type.Optional(Type.Integer({ minimum: 1, maximum: 2 ** 31 - 1 })),
   autoresetMode: Type.Optional(Type.Union([Type.Literal('next-step'), Type.Literal('same-step'), Type.Literal('disabled')])),
 }, { additionalProperties: false });
 

@@ -39,6 +39,11 @@ async function authPlugin(app: FastifyInstance): Promise<void> {
     const given = presentedToken(req);
     if (given !== null && same(given, token)) return;
     req.log.info({ url: req.url.split('?')[0], hadToken: given !== null }, 'unauthorized request');
+    // A refused upgrade: nothing else will close the raw socket once the 401 is written.
+    if (req.headers.upgrade?.toLowerCase() === 'websocket') {
+      reply.header('connection', 'close');
+      reply.raw.once('finish', () => req.raw.socket.destroy());
+    }
     return reply.code(401).header('www-authenticate', 'Bearer')
       .send({ ok: false, error: { code: 'UNAUTHORIZED', message: given === null ? 'a bearer token is required' : 'wrong token' } });
   });

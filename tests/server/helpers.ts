@@ -39,7 +39,6 @@ export interface RawClient {
 let nextId = 1_000_000;
 export async function rawClient(url: string, opts: WebSocket.ClientOptions = {}): Promise<RawClient> {
   const ws = new WebSocket(url, opts);
-  await new Promise<void>((ok, bad) => { ws.once('open', () => ok()); ws.once('error', bad); });
   const waiting = new Map<unknown, (m: TReply) => void>();
   const strays: TReply[] = [];
   const strayWaiters: ((m: TReply) => void)[] = [];
@@ -53,6 +52,8 @@ export async function rawClient(url: string, opts: WebSocket.ClientOptions = {})
     if (sw) sw(m); else strays.push(m);
   });
   const closed = new Promise<{ code: number; reason: string }>(ok => ws.once('close', (code, reason) => ok({ code, reason: reason.toString() })));
+  // Handlers are attached before the socket opens: a frame can arrive with the upgrade response.
+  await new Promise<void>((ok, bad) => { ws.once('open', () => ok()); ws.once('error', bad); });
   return {
     ws, received, closed,
     call(msg, timeoutMs = 10_000) {

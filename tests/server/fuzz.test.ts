@@ -1,0 +1,159 @@
+/**
+ * Hostile frames: at least 1,000 malformed or hostile frames on one connection, each answered with
+ * a coded error, while a well-behaved client on another connection completes its episodes with
+ * exactly the trajectories of the env in process.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { connectVectorEnv } from '../../agents/client.ts';
+import { ERROR_CODES, Rng, makeVec } from '../../env/index.ts';
+import { rawClient, startTestServer, type RawClient, type TReply, type TestServer } from './helpers.ts';
+
+const MAX_FRAME = 64 * 1024;
+let srv: TestServer;
+beforeAll(async () => { srv = await startTestServer({ limits: { maxFrameBytes: MAX_FRAME, maxFrameBytesHard: 1024 * 1024, maxSessionsPerConnection: 64 } }); });
+afterAll(async () => { await srv.close(); });
+
+type Case = { name: string; frame: string | Buffer; binary?: boolean; expect: string[] };
+
+const nest = (depth: number, inner = '0') => '['.repeat(depth) + inner + ']'.repeat(depth);
+const nestObj = (depth: number) => '{"a":'.repeat(depth) + '1' + '}'.repeat(depth);
+
+/** A seeded stream of hostile frames for a connection holding `fresh` (made, never reset) and `live` (reset, numEnvs 2). */
+function* hostile(rng: Rng, fresh: string, live: string): Generator<Case> {
+  const pick = <T>(xs: T[]) => xs[rng.int(xs.length)]!;
+  const junkValues = ['null', 'true', '"x"', '-1', '1e999', '-1e999', '1e308', '0.5', '"NaN"', '"Infinity"', '[]', '{}', '9007199254740993', '-0', '"__proto__"', nest(50), nestObj(50)];
+  const ops = ['make', 'reset', 'step', 'close', 'ping', 'resume'];
+  for (let i = 0; ; i++) {
+    const id = i;
+    switch (i % 20) {
+      case 0: { // truncated or corrupted JSON
+        const good = JSON.stringify({ id, op: 'step', session: live, actions: [0, 1] });
+        const cut = good.slice(0, 1 + rng.int(good.length - 2));
+        yield { name: 'truncated JSON', frame: cut, expect: ['BAD_JSON'] };
+        break;
+      }
+      case 1: yield { name: 'random bytes', frame: Buffer.from(Array.from({ length: 1 + rng.int(64) }, () => rng.int(256))), expect: ['BAD_JSON', 'BAD_REQUEST'] }; break;
+      case 2: yield { name: 'not an object', frame: pick(junkValues), expect: ['BAD_REQUEST', 'BAD_JSON'] }; break;
+      case 3: yield { name: 'unknown op', frame: JSON.stringify({ id, op: pick(['frobnicate', 'STEP', 'constructor', '__proto__', 'toString', '', 'x'.repeat(5000)]) }), expect: ['UNKNOWN_OP'] }; break;
+      case 4: yield { name: 'op of the wrong type', frame: `{"id":${id},"op":${pick(junkValues)}}`, expect: ['BAD_REQUEST', 'UNKNOWN_OP'] }; break;
+      case 5: yield { name: 'bad id', frame: `{"id":${pick(['null', '{}', '[]', 'true', '1e999', JSON.stringify('x'.repeat(300)), nest(40)])},"op":"ping"}`, expect: ['BAD_REQUEST'] }; break;
+      case 6: { // fields of the wrong type
+        const f = pick([
+          `{"id":${id},"op":"step","session":"${live}","actions":${pick(['"0,1"', '{"0":0}', 'null', '1'])}}`,
+          `{"id":${id},"op":"reset","session":"${live}","seed":${pick(['"1"', '-1', '1.5', '1e999', '1e300', 'null', '[1]', '9007199254740993'])}}`,
+          `{"id":${id},"op":"make","env":"Echo-v0","numEnvs":${pick(['0', '-3', '2.5', '"4"', '1e999', 'null'])}}`,
+          `{"id":${id},"op":"make","env":${pick(['1', 'null', '""', JSON.stringify('E'.repeat(500))])}}`,
+          `{"id":${id},"op":"make","env":"Echo-v0","autoresetMode":"${pick(['sometimes', '', 'NEXT-STEP'])}"}`,
+          `{"id":${id},"op":"reset","session":${pick(['1', 'null', '""', '[]'])}}`,
+          `{"id":${id},"op":"resume","session":"${live}","token":${pick(['1', '""', 'null'])}}`,
+        ]);
+        yield { name: 'wrong types', frame: f, expect: ['BAD_REQUEST'] };
+        break;
+      }
+      case 7: yield { name: 'missing fields', frame: JSON.stringify({ id, op: pick(['reset', 'step', 'close', 'make', 'resume']) }), expect: ['BAD_REQUEST'] }; break;
+      case 8: yield { name: 'unknown session', frame: JSON.stringify({ id, op: pick(['reset', 'step', 'close']), session: pick(['nope', 'x'.repeat(128), '00000000-0000-0000-0000-000000000000']), actions: [0, 1] }).replace(/,"actions":\[0,1\]}$/, pick([',"actions":[0,1]}', '}'])), expect: ['UNKNOWN_SESSION', 'BAD_REQUEST'] }; break;
+      case 9: yield { name: 'unknown env', frame: JSON.stringify({ id, op: 'make', env: pick(['Ech-v0', 'Echo-v9', 'Nope-v0', 'echo', '../../etc/passwd', 'Echo-v0 ', '__proto__']) }), expect: ['UNKNOWN_ENV'] }; break;
+      case 10: yield { name: 'step before reset', frame: JSON.stringify({ id, op: 'step', session: fresh, actions: [0] }), expect: ['RESET_NEEDED'] }; break;
+      case 11: { // invalid actions
+        const a = pick(['[0]', '[0,1,2]', '[0,16]', '[-1,0]', '[0.5,1]', '["0",1]', '[null,1]', '[1e999,0]', `[${nest(3000)},0]`, '[{"__proto__":1},0]', '[]']);
+        yield { name: 'invalid actions', frame: `{"id":${id},"op":"step","session":"${live}","actions":${a}}`, expect: ['INVALID_ACTION'] };
+        break;
+      }
+      case 12: yield { name: 'huge numbers', frame: `{"id":${id},"op":"make","env":"Echo-v0","numEnvs":${pick(['1e9', '2147483647', '4294967297', '1e300'])}}`, expect: ['CAPACITY', 'BAD_REQUEST'] }; break;
+      case 13: { // deep nesting in free-form fields and at the top
+        const f = pick([
+          `{"id":${id},"op":"make","env":"Echo-v0","kwargs":{"a":${nest(1000 + rng.int(20000))}}}`,
+          `{"id":${id},"op":"make","env":"Echo-v0","kwargs":${nestObj(100)}}`,
+          `{"id":${id},"op":"reset","session":"${live}","options":{"x":${nestObj(40)}}}`,
+          `{"id":${id},"op":"ping","extra":${nest(20000)}}`,
+          nest(5000 + rng.int(20000)),
+        ]);
+        yield { name: 'deep nesting', frame: f, expect: ['BAD_REQUEST'] };
+        break;
+      }
+      case 14: { // prototype pollution attempts
+        const f = pick([
+          `{"id":${id},"op":"ping","__proto__":{"polluted":true}}`,
+          `{"id":${id},"op":"make","env":"Echo-v0","kwargs":{"__proto__":{"polluted":true}}}`,
+          `{"id":${id},"op":"make","env":"Echo-v0","kwargs":{"constructor":{"prototype":{"polluted":true}}}}`,
+          `{"id":${id},"op":"reset","session":"${live}","options":{"__proto__":{"polluted":true}}}`,
+          `{"id":${id},"op":"make","env":"Echo-v0","kwargs":{"obsSize":4,"x":[{"__proto__":{"polluted":true}}]}}`,
+        ]);
+        yield { name: 'prototype pollution', frame: f, expect: ['BAD_REQUEST'] };
+        break;
+      }
+      case 15: yield { name: 'oversized frame', frame: `{"id":${id},"op":"step","session":"${live}","actions":[${'0,'.repeat(MAX_FRAME / 2 + rng.int(100_000))}0]}`, expect: ['PAYLOAD_TOO_LARGE'] }; break;
+      case 16: yield { name: 'binary frame', frame: Buffer.from(JSON.stringify({ id, op: 'ping' })), binary: true, expect: ['BAD_REQUEST'] }; break;
+      case 17: yield { name: 'bad kwargs', frame: JSON.stringify({ id, op: 'make', env: 'Echo-v0', kwargs: pick([{ obsSize: 2 }, { nope: 1 }, { obsSize: 'big' }, { episodeLength: 1e12 }]) }), expect: ['BAD_CONFIG'] }; break;
+      case 18: yield { name: 'resume with a wrong token', frame: JSON.stringify({ id, op: 'resume', session: pick([live, 'nope']), token: 'not-the-token' }), expect: ['UNKNOWN_SESSION'] }; break;
+      case 19: yield { name: 'extra fields', frame: JSON.stringify({ id, op: pick(ops), session: live, [pick(['sesion', 'action', 'x', 'seed2'])]: 1 }), expect: ['BAD_REQUEST'] }; break;
+    }
+  }
+}
+
+async function wellBehaved(episodes: number): Promise<number> {
+  const kwargs = { episodeLength: 10 };
+  const remote = await connectVectorEnv<number[], number>(srv.wsUrl, { env: 'Echo-v0', numEnvs: 4, kwargs });
+  const local = makeVec<number[], number>('Echo-v0', { numEnvs: 4, kwargs });
+  expect(JSON.stringify(await remote.reset({ seed: 3 }))).toBe(JSON.stringify(await local.reset({ seed: 3 })));
+  const rng = new Rng(77);
+  let done = 0;
+  while (done < episodes) {
+    const actions = Array.from({ length: 4 }, () => rng.int(16));
+    const r = await remote.step(actions);
+    expect(JSON.stringify(r)).toBe(JSON.stringify(await local.step(actions)));
+    done += r.terminated.filter(Boolean).length;
+    await new Promise(res => setImmediate(res));
+  }
+  await remote.close();
+  return done;
+}
+
+describe('fuzz: hostile frames', () => {
+  it('answers 1,200 hostile frames with coded errors while a good client runs its episodes', async () => {
+    const c: RawClient = await rawClient(srv.wsUrl);
+    const fresh = (await c.call({ op: 'make', env: 'Echo-v0' })).result.session as string;
+    const live = (await c.call({ op: 'make', env: 'Echo-v0', numEnvs: 2 })).result.session as string;
+    await c.call({ op: 'reset', session: live, seed: 1 });
+
+    const gen = hostile(new Rng(2024), fresh, live);
+    const seen = new Map<string, number>();
+    const fuzz = async () => {
+      // One at a time: each frame's reply is checked against what that frame deserves.
+      for (let i = 0; i < 1000; i++) {
+        const k = gen.next().value as Case;
+        c.raw(k.frame, k.binary ?? false);
+        const r: TReply = await c.next();
+        if (r.ok !== false || !k.expect.includes(r.error!.code)) throw new Error(`${k.name}: ${String(k.frame).slice(0, 160)} -> ${JSON.stringify(r).slice(0, 300)}`);
+        expect(r.error!.message.length).toBeLessThan(400);
+        seen.set(k.name, (seen.get(k.name) ?? 0) + 1);
+      }
+      // Then a pipelined burst: every frame still gets exactly one coded reply.
+      const burst = Array.from({ length: 200 }, () => gen.next().value as Case);
+      const before = c.received.length;
+      for (const k of burst) c.raw(k.frame, k.binary ?? false);
+      for (let i = 0; i < burst.length; i++) await c.next();
+      expect(c.received.length - before).toBe(200);
+      for (const r of c.received.slice(before)) expect(ERROR_CODES).toContain(r.error?.code);
+    };
+    const [, episodes] = await Promise.all([fuzz(), wellBehaved(60)]);
+    expect(episodes).toBeGreaterThanOrEqual(60);
+    expect(seen.size).toBe(20);
+    expect(({} as Record<string, unknown>).polluted).toBeUndefined();
+    expect(Object.prototype).not.toHaveProperty('polluted');
+
+    // The fuzzed connection and its session still work.
+    const ok = await c.call({ op: 'step', session: live, actions: [0, 1] });
+    expect(ok.ok).toBe(true);
+    c.close();
+  }, 60_000);
+
+  it('closes a connection whose frame is above the hard cap (1009), and the server lives on', async () => {
+    const c = await rawClient(srv.wsUrl);
+    c.raw('x'.repeat(1024 * 1024 + 1));
+    expect((await c.closed).code).toBe(1009);
+    const d = await rawClient(srv.wsUrl);
+    expect((await d.call({ op: 'ping' })).ok).toBe(true);
+    d.close();
+  });
+});
