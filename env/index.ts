@@ -8,3 +8,5 @@ export * from './wrappers.ts';
 export * from './vector.ts';
 export * from './checker.ts';
 import './echo.ts';
+import './teacher-student.ts';
+export { setDefaultModelDir, defaultModelDir } from './dialog-model.ts';

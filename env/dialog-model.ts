@@ -1,0 +1,102 @@
+/**
+ * The language models a dialog env uses (base policy, student simulator), loaded once per
+ * checkpoint folder and shared by every env and session of the process. The tokenizer is read
+ * synchronously (an env's spaces depend on its vocabulary); the weights load on first use.
+ */
+import { existsSync, readFileSync } from 'node:fs';
+import path from 'node:path';
+import { BpeTokenizer } from '../agents/models/tokenizer.ts';
+import { loadCheckpoint } from '../agents/models/checkpoint.ts';
+import { sampleToken } from '../agents/models/sampler.ts';
+import type { TransformerLM } from '../agents/models/lm.ts';
+import { PROJECT_ROOT } from '../agents/data/corpora.ts';
+import { BadConfig, ColloquyError } from './errors.ts';
+import { Batcher } from './batcher.ts';
+import type { Rng } from './rng.ts';
+import type { TokenSampler } from './students.ts';
+
+export interface DialogModel {
+  readonly dir: string;
+  readonly tokenizer: BpeTokenizer;
+  readonly lm: TransformerLM;
+  readonly sampler: TokenSampler;
+  /** Next-token log-probabilities for each context (batched across callers in the same tick). */
+  nextTokenLogProbs(contexts: number[][]): Promise<Float32Array[]>;
+}
+
+let defaultDir: string | null = null;
+
+/** The base model folder: set by the server (config), else `COLLOQUY_BASE_MODEL`, else data/models/base. */
+export function defaultModelDir(): string {
+  return defaultDir ?? process.env.COLLOQUY_BASE_MODEL ?? path.join(PROJECT_ROOT, 'data', 'models', 'base');
+}
+
+export function setDefaultModelDir(dir: string | null): void { defaultDir = dir ? path.resolve(dir) : null; }
+
+const tokenizers = new Map<string, BpeTokenizer>();
+const models = new Map<string, Promise<DialogModel>>();
+
+export function loadDialogTokenizer(dir: string): BpeTokenizer {
+  const key = path.resolve(dir);
+  let tok = tokenizers.get(key);
+  if (!tok) {
+    const file = path.join(key, 'tokenizer.json');
+    if (!existsSync(file)) throw new BadConfig(`no model at ${key} (missing tokenizer.json); run 'colloquy pretrain' or start the server once to create the base model`);
+    tok = BpeTokenizer.fromJSON(JSON.parse(readFileSync(file, 'utf8')));
+    tokenizers.set(key, tok);
+  }
+  return tok;
+}
+
+/** Sample continuations with one random stream per row, so a row's tokens do not depend on its batch. */
+export function sampleRows(lm: TransformerLM, contexts: number[][], opts: { maxTokens: number[]; temperature: number; stopTokens: number[]; rngs: Rng[] }): number[][] {
+  const n = contexts.length;
+  const out: number[][] = contexts.map(() => []);
+  if (!n) return out;
+  const session = lm.startSession(contexts);
+  try {
+    const active = new Set<number>();
+    for (let i = 0; i < n; i++) if (opts.maxTokens[i]! > 0) active.add(i);
+    const stop = new Set(opts.stopTokens);
+    while (active.size) {
+      const rows = [...active];
+      const lps = session.nextLogProbs(rows);
+      const next: (number | null)[] = new Array(n).fill(null);
+      rows.forEach((row, k) => {
+        const tok = sampleToken(lps[k]!, { temperature: opts.temperature, rng: opts.rngs[row]! });
+        out[row]!.push(tok);
+        if (stop.has(tok) || out[row]!.length >= opts.maxTokens[row]!) active.delete(row);
+        else next[row] = tok;
+      });
+      if (active.size) session.append(next);
+    }
+  } finally {
+    session.dispose();
+  }
+  return out;
+}
+
+export function loadDialogModel(dir: string): Promise<DialogModel> {
+  const key = path.resolve(dir);
+  let p = models.get(key);
+  if (!p) {
+    p = (async () => {
+      const tokenizer = loadDialogTokenizer(key);
+      let lm: TransformerLM;
+      try {
+        ({ model: lm } = await loadCheckpoint(key));
+      } catch (err) {
+        throw new ColloquyError('BAD_CONFIG', `cannot load the model at ${key}: ${(err as Error).message}`);
+      }
+      const logProbBatcher = new Batcher<number[], Float32Array>(async ctxs => lm.nextTokenLogProbs(ctxs), 64);
+      const sampler: TokenSampler = { sampleBatch: async (contexts, opts) => sampleRows(lm, contexts, opts) };
+      return {
+        dir: key, tokenizer, lm, sampler,
+        nextTokenLogProbs: (contexts: number[][]) => Promise.all(contexts.map(c => logProbBatcher.request(c))),
+      };
+    })();
+    p.catch(() => models.delete(key));
+    models.set(key, p);
+  }
+  return p;
+}

@@ -1,0 +1,17 @@
+/**
+ * Global setup: a tiny base model checkpoint that the dialog envs use as their default model in
+ * tests (COLLOQUY_BASE_MODEL), so that `checkEnv` can run over every registered env.
+ */
+import { rmSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+
+export default async function setup(): Promise<() => void> {
+  const { initBackend } = await import('../../agents/models/backend.ts');
+  await initBackend('auto');
+  const { buildTinyModel } = await import('../helpers/tiny-model.ts');
+  const dir = path.join(os.tmpdir(), `colloquy-test-base-${process.pid}`);
+  await buildTinyModel({ dir });
+  process.env.COLLOQUY_BASE_MODEL = dir;
+  return () => rmSync(dir, { recursive: true, force: true });
+}
