@@ -1,0 +1,176 @@
+/**
+ * Reference policies: what an RL agent's KL penalty / budget is measured against, and what the
+ * evaluation measures KL to.
+ *
+ * - `ModelReference`: one language model ν (the single imitator = the usual base policy, or the
+ *   demonstrator D). Distributions over the V ordinary tokens; no HELP action.
+ * - `ConservativeReference`: the "don't do anything I mightn't do" reference of an imitator
+ *   ensemble (see ensemble.ts): ℓ(a|s) = min over the plausible set for every ordinary token a, and
+ *   θ(s) = 1 − Σℓ on one extra HELP action (index V = `helpAction`). Its distributions have V + 1
+ *   entries and sum to 1.
+ *
+ * All log-probabilities are finite (probabilities below 1e-20 are floored; see ensemble.ts).
+ *
+ * For an RL policy π over the V ordinary tokens (it never asks for help), the exact per-token KL
+ * to the conservative reference is Σ_a π(a)·(log π(a) − log ℓ(a|s)). ℓ is a sub-probability
+ * (Σℓ = 1 − θ), so this equals KL(π ‖ ℓ/(1−θ)) − log(1 − θ) ≥ −log(1 − θ) ≥ 0: besides the usual
+ * KL, the agent pays −log(1−θ) in every state where the plausible imitators disagree — the
+ * conservative prior discourages going where the demonstrator's behaviour is uncertain. Use
+ * `klToReference` for it. A policy that has its own HELP action (V + 1 outputs) compares
+ * entry for entry.
+ *
+ * Incremental use (rollouts, evaluation): `startSession(prefixes)` returns a KV-cached session with
+ * the `LMSession` API (`append`, `extend`, `resetRow`, `nextLogProbs`, `dispose`).
+ */
+import type { TransformerLM } from '../models/lm.ts';
+import type { LMSession } from '../models/sampler.ts';
+import { conservativeLogProbs, lowerLogProb } from './ensemble.ts';
+
+export interface ReferencePolicy {
+  /** For logs and reports (`imitator`, `conservative(K=4, |M|=3)`, `demonstrator`). */
+  readonly name: string;
+  /** V: the number of ordinary tokens (the tokenizer's vocabulary). */
+  readonly vocabSize: number;
+  /** Index of the HELP action in the distributions (= vocabSize), or null when there is none. */
+  readonly helpAction: number | null;
+  /** Entries per distribution: V, or V + 1 with HELP. */
+  readonly outputSize: number;
+  /** Full next-token log-probabilities after each context (length `outputSize` each). */
+  nextTokenLogProbs(contexts: number[][]): Promise<Float32Array[]>;
+  /**
+   * Log-probability of each continuation token (ordinary tokens only) given the prefix and the
+   * continuation before it: log ν(a|s), or log ℓ(a|s) for the conservative reference.
+   */
+  sequenceLogProbs(prefixes: number[][], continuations: number[][]): Promise<number[][]>;
+  /** A KV-cached incremental session over a batch of prefixes. */
+  startSession(prefixes: number[][]): ReferenceSession;
+}
+
+/** The subset of `LMSession` a reference session offers (same semantics). */
+export interface ReferenceSession {
+  readonly size: number;
+  /** Log-probabilities of each row's next action (length `outputSize`). Do not modify them. */
+  nextLogProbs(rows?: readonly number[]): Float32Array[];
+  /** One token per row; null leaves a row unchanged. */
+  append(tokens: readonly (number | null)[]): void;
+  extend(row: number, tokens: readonly number[]): void;
+  resetRow(row: number, prefix: number[]): void;
+  tokens(row: number): readonly number[];
+  dispose(): void;
+}
+
+/** One language model as a reference (the single imitator, the base, the demonstrator). */
+export class ModelReference implements ReferencePolicy {
+  readonly helpAction = null;
+  constructor(readonly model: TransformerLM, readonly name = 'imitator') {}
+  get vocabSize(): number { return this.model.config.vocabSize; }
+  get outputSize(): number { return this.model.config.vocabSize; }
+  async nextTokenLogProbs(contexts: number[][]): Promise<Float32Array[]> { return this.model.nextTokenLogProbs(contexts); }
+  async sequenceLogProbs(prefixes: number[][], continuations: number[][]): Promise<number[][]> {
+    return this.model.sequenceLogProbs(prefixes, continuations);
+  }
+  startSession(prefixes: number[][]): ReferenceSession { return this.model.startSession(prefixes); }
+}
+
+/**
+ * The conservative reference of an imitator ensemble: log ℓ on the V ordinary tokens and log θ on
+ * HELP (index V). `members` is the plausible set M (indices into `models`).
+ */
+export class ConservativeReference implements ReferencePolicy {
+  readonly members: readonly number[];
+  readonly name: string;
+
+  constructor(readonly models: readonly TransformerLM[], members?: readonly number[], name?: string) {
+    if (!models.length) throw new RangeError('ConservativeReference: no models');
+    const V = models[0]!.config.vocabSize;
+    if (models.some(m => m.config.vocabSize !== V)) throw new RangeError('ConservativeReference: the models differ in vocabulary size');
+    this.members = members ? [...members] : models.map((_, k) => k);
+    if (!this.members.length || this.members.some(k => !models[k])) throw new RangeError('ConservativeReference: bad plausible set');
+    this.name = name ?? `conservative(K=${models.length}, |M|=${this.members.length})`;
+  }
+
+  get vocabSize(): number { return this.models[0]!.config.vocabSize; }
+  get helpAction(): number { return this.vocabSize; }
+  get outputSize(): number { return this.vocabSize + 1; }
+
+  /** The plausible models only (the others never matter). */
+  private plausible(): TransformerLM[] { return this.members.map(k => this.models[k]!); }
+
+  async nextTokenLogProbs(contexts: number[][]): Promise<Float32Array[]> {
+    const per = this.plausible().map(m => m.nextTokenLogProbs(contexts));
+    return contexts.map((_, i) => conservativeLogProbs(per.map(p => p[i]!)));
+  }
+
+  async sequenceLogProbs(prefixes: number[][], continuations: number[][]): Promise<number[][]> {
+    const per = this.plausible().map(m => m.sequenceLogProbs(prefixes, continuations));
+    return continuations.map((c, i) => c.map((_, t) => lowerLogProb(per.map(p => p[i]![t]!))));
+  }
+
+  startSession(prefixes: number[][]): ReferenceSession {
+    return new EnsembleSession(this.plausible().map(m => m.startSession(prefixes)), (lps: Float32Array[]) => conservativeLogProbs(lps));
+  }
+}
+
+/** K sessions in lockstep, combined row by row. */
+export class EnsembleSession implements ReferenceSession {
+  private readonly cache = new Map<number, { version: number; value: Float32Array }>();
+  private readonly versions: number[];
+
+  constructor(readonly sessions: readonly LMSession[], private readonly combine: (logProbs: Float32Array[]) => Float32Array) {
+    this.versions = new Array<number>(sessions[0]!.size).fill(0);
+  }
+
+  get size(): number { return this.sessions[0]!.size; }
+
+  /** Every member's next-token log-probabilities for `rows` ([member][row]). */
+  memberLogProbs(rows?: readonly number[]): Float32Array[][] {
+    return this.sessions.map(s => s.nextLogProbs(rows));
+  }
+
+  nextLogProbs(rows?: readonly number[]): Float32Array[] {
+    const which = rows ?? this.versions.map((_, i) => i);
+    const need = which.filter(r => this.cache.get(r)?.version !== this.versions[r]);
+    if (need.length) {
+      const per = this.memberLogProbs(need);
+      need.forEach((r, q) => this.cache.set(r, { version: this.versions[r]!, value: this.combine(per.map(p => p[q]!)) }));
+    }
+    return which.map(r => this.cache.get(r)!.value);
+  }
+
+  append(tokens: readonly (number | null)[]): void {
+    for (const s of this.sessions) s.append(tokens);
+    tokens.forEach((t, i) => { if (t !== null) this.versions[i]!++; });
+  }
+
+  extend(row: number, tokens: readonly number[]): void {
+    for (const s of this.sessions) s.extend(row, tokens);
+    this.versions[row]!++;
+  }
+
+  resetRow(row: number, prefix: number[]): void {
+    for (const s of this.sessions) s.resetRow(row, prefix);
+    this.versions[row]!++;
+  }
+
+  tokens(row: number): readonly number[] { return this.sessions[0]!.tokens(row); }
+
+  dispose(): void { for (const s of this.sessions) s.dispose(); this.cache.clear(); }
+}
+
+/**
+ * Exact KL(π ‖ ref) of one state from full log-probabilities: Σ_a π(a)·(log π(a) − log ref(a)),
+ * summed over π's entries (V, or V + 1 when π has a HELP action). `ref` may be longer than `pi`
+ * (the conservative reference's HELP entry, which π does not use). Entries with π(a) = 0 add 0.
+ */
+export function klToReference(piLogProbs: ArrayLike<number>, refLogProbs: ArrayLike<number>): number {
+  if (refLogProbs.length < piLogProbs.length) throw new RangeError(`klToReference: reference has ${refLogProbs.length} entries, policy ${piLogProbs.length}`);
+  let kl = 0;
+  for (let a = 0; a < piLogProbs.length; a++) {
+    const lp = piLogProbs[a]!;
+    if (lp === -Infinity) continue;
+    const p = Math.exp(lp);
+    if (p === 0) continue;
+    kl += p * (lp - refLogProbs[a]!);
+  }
+  return kl;
+}
