@@ -2,7 +2,9 @@
  * `colloquy serve`: run the environment server (WebSocket /v1/env, REST) until SIGTERM/SIGINT, then
  * shut down gracefully (stop accepting, finish in-flight replies, close sessions) and exit 0.
  */
+import path from 'node:path';
 import { parseArgs } from 'node:util';
+import type { BackendChoice } from '../agents/models/backend.ts';
 import type { FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import { DEFAULT_SERVER_CONFIG_FILE, loadServerConfig, type ServerConfig } from '../configs/server.ts';
@@ -71,6 +73,31 @@ export function configFromFlags(values: { host?: string; port?: string; config?:
   return loadServerConfig(values.config ?? DEFAULT_SERVER_CONFIG_FILE, overrides);
 }
 
+/**
+ * Choose the TensorFlow.js backend once, and make sure the base model exists (pretraining one on
+ * the first run, in a child process, with progress), then point the dialog envs at it.
+ */
+export async function prepareModels(config: ServerConfig, logger: Logger): Promise<void> {
+  const { initBackend } = await import('../agents/models/backend.ts');
+  const { ensureBaseModel } = await import('../agents/models/pretrain.ts');
+  const { setDefaultModelDir } = await import('../env/dialog-model.ts');
+  const { PROJECT_ROOT } = await import('../agents/data/corpora.ts');
+  if (config.dataDir) process.env.COLLOQUY_DATA_DIR = path.resolve(config.dataDir);
+  const backend = await initBackend(config.backend as BackendChoice);
+  logger.info({ backend: backend.name, tfBackend: backend.tfBackend, features: backend.features, skipped: backend.skipped }, `TensorFlow.js backend: ${backend.name}`);
+  const dir = path.resolve(PROJECT_ROOT, config.baseModel.dir);
+  if (config.baseModel.pretrainIfMissing) {
+    const r = await ensureBaseModel({
+      dir, corpus: config.baseModel.corpus, minutes: config.baseModel.minutes, dataDir: config.dataDir,
+      ...(config.baseModel.configFile ? { configFile: path.resolve(PROJECT_ROOT, config.baseModel.configFile) } : {}),
+      log: line => logger.info(line),
+    });
+    if (r.created) logger.info({ dir }, 'base model ready');
+  }
+  setDefaultModelDir(dir);
+  logger.info({ baseModel: dir }, 'dialog envs use this base model');
+}
+
 export async function run(argv: string[]): Promise<number> {
   const { values } = parseArgs({
     args: argv,
@@ -83,6 +110,7 @@ export async function run(argv: string[]): Promise<number> {
   if (values.help) { console.log(HELP); return 0; }
   const config = configFromFlags(values);
   const logger = createLogger({ level: config.logLevel, pretty: config.logPretty });
+  await prepareModels(config, logger);
   const server = await startServer(config, { logger });
 
   return await new Promise<number>(resolve => {

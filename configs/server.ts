@@ -31,6 +31,14 @@ const Sessions = Type.Object({
   replayBuffer: Type.Integer({ minimum: 1, default: 32, description: 'replies kept per session, re-sent on `resume` when the client lost them' }),
 }, { additionalProperties: false, default: {} });
 
+const BaseModel = Type.Object({
+  dir: Type.String({ default: 'data/models/base', description: 'the base model checkpoint the dialog envs use (relative to the project root); served at /v1/models/base' }),
+  pretrainIfMissing: Type.Boolean({ default: true, description: 'on start, pretrain a base model into dir when none is there (in a child process, with progress)' }),
+  corpus: Type.String({ default: 'shipped', description: 'corpora for that first pretraining: shipped, mathdial, dailydialog, chat:FILE (comma-separated)' }),
+  minutes: Type.Number({ exclusiveMinimum: 0, default: 5, description: 'time budget of that first pretraining' }),
+  configFile: Type.Union([Type.String(), Type.Null()], { default: null, description: 'model config file for it (null: configs/models/base.json)' }),
+}, { additionalProperties: false, default: {} });
+
 export const ServerConfigSchema = Type.Object({
   host: Type.String({ default: '127.0.0.1', description: 'interface to listen on' }),
   port: Type.Integer({ minimum: 0, maximum: 65535, default: 8787, description: 'TCP port (0 picks a free one)' }),
@@ -40,6 +48,10 @@ export const ServerConfigSchema = Type.Object({
   limits: Limits,
   heartbeat: Heartbeat,
   sessions: Sessions,
+  backend: Type.Union(['auto', 'tensorflow-gpu', 'tensorflow', 'wasm', 'cpu'].map(b => Type.Literal(b)), { default: 'auto', description: 'TensorFlow.js backend for the models the server runs (auto: GPU, native, wasm, cpu — the first that works)' }),
+  dataDir: Type.Union([Type.String(), Type.Null()], { default: null, description: 'data directory (MathDial prompts, corpora); null: COLLOQUY_DATA_DIR or ../shared/data when present' }),
+  baseModel: BaseModel,
+  models: Type.Record(Type.String({ pattern: '^[A-Za-z0-9_.-]+$' }), Type.String(), { default: {}, description: 'more checkpoints served at /v1/models/NAME (name → folder)' }),
   shutdownTimeoutMs: Type.Integer({ minimum: 0, default: 10_000, description: 'on SIGTERM/SIGINT, how long in-flight requests may take to finish before sessions are closed anyway' }),
 }, { additionalProperties: false });
 

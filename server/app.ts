@@ -10,6 +10,7 @@
  *   websocket   @fastify/websocket          transport, frame size cap, graceful drain hooks
  *   envProtocol GET /v1/env (WebSocket)     protocol v1
  *   rest        /v1/envs, /health
+ *   models      /v1/models[/:name[/files/:file]]  the base checkpoint (and others) for remote KL
  */
 import Fastify, { LogController, type FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
@@ -22,6 +23,7 @@ import sessionsPlugin from './plugins/sessions.ts';
 import websocketPlugin from './plugins/websocket.ts';
 import envProtocolPlugin from './plugins/env-protocol.ts';
 import restPlugin from './plugins/rest.ts';
+import modelsPlugin from './plugins/models.ts';
 
 declare module 'fastify' {
   interface FastifyInstance { config: ServerConfig }
@@ -55,5 +57,6 @@ export function buildApp(config: ServerConfig, opts: BuildAppOptions = {}): Fast
   app.register(websocketPlugin);
   app.register(envProtocolPlugin);
   app.register(restPlugin);
+  app.register(modelsPlugin, { models: config.models });
   return app;
 }
