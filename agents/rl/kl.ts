@@ -1,0 +1,142 @@
+/**
+ * KL control, shared by the RL agents: per-token KL estimators, the exact KL between two
+ * next-token distributions, and the KL coefficient controllers (fixed, and adaptive as in
+ * Ziegler et al. 2019).
+ *
+ * With a token a sampled from the policy π and the base (prior) policy p, and
+ * log r = log p(a) − log π(a) (Schulman, "Approximating KL divergence", 2020):
+ *   k1 = −log r                 unbiased, can be negative, high variance
+ *   k2 = (log r)² / 2           biased, low variance (reported only)
+ *   k3 = (r − 1) − log r        unbiased, never negative, low variance
+ *   exact = Σ_a π(a) (log π(a) − log p(a))   the expectation of k1 and k3 over a ~ π
+ * Summed over an episode's agent tokens, each estimates the sequence-level KL(π ‖ p): the student's
+ * tokens are the environment's, the same under both policies, so they contribute nothing.
+ */
+
+export type KlEstimator = 'k1' | 'k3' | 'exact';
+export const KL_ESTIMATORS: readonly KlEstimator[] = ['k1', 'k3', 'exact'];
+
+/** k1 = log π(a) − log p(a). */
+export function k1(logpPolicy: number, logpBase: number): number {
+  return logpPolicy - logpBase;
+}
+
+/** k2 = (log π(a) − log p(a))² / 2. */
+export function k2(logpPolicy: number, logpBase: number): number {
+  const d = logpPolicy - logpBase;
+  return 0.5 * d * d;
+}
+
+/** k3 = (r − 1) − log r with r = p(a) / π(a). */
+export function k3(logpPolicy: number, logpBase: number): number {
+  const logr = logpBase - logpPolicy;
+  // expm1 keeps precision when r ≈ 1 (the usual case near the base policy).
+  return Math.expm1(logr) - logr;
+}
+
+/**
+ * Exact KL(π ‖ p) = Σ_a π(a) (log π(a) − log p(a)) from full log-probability vectors (float64
+ * accumulation). Tokens with π(a) = 0 contribute 0; tokens with p(a) = 0 and π(a) > 0 give +∞.
+ */
+export function exactKl(logpPolicy: ArrayLike<number>, logpBase: ArrayLike<number>): number {
+  const V = logpPolicy.length;
+  if (logpBase.length !== V) throw new RangeError(`exactKl: distributions of ${V} and ${logpBase.length} entries`);
+  let kl = 0;
+  for (let j = 0; j < V; j++) {
+    const lq = logpPolicy[j]!;
+    if (lq === -Infinity) continue;
+    kl += Math.exp(lq) * (lq - logpBase[j]!);
+  }
+  // Rounding can leave a tiny negative value for identical distributions.
+  return Math.max(0, kl);
+}
+
+/** Entropy −Σ π log π of a log-probability vector. */
+export function entropy(logp: ArrayLike<number>): number {
+  let h = 0;
+  for (let j = 0; j < logp.length; j++) {
+    const l = logp[j]!;
+    if (l !== -Infinity) h -= Math.exp(l) * l;
+  }
+  return Math.max(0, h);
+}
+
+/** The per-token KL estimate that goes into the reward. */
+export function klEstimate(estimator: KlEstimator, logpPolicy: number, logpBase: number, exact: number): number {
+  switch (estimator) {
+    case 'k1': return k1(logpPolicy, logpBase);
+    case 'k3': return k3(logpPolicy, logpBase);
+    case 'exact': return exact;
+  }
+}
+
+/** log-softmax of a row of logits into a new Float64Array. */
+export function logSoftmax(logits: ArrayLike<number>): Float64Array {
+  const V = logits.length;
+  let m = -Infinity;
+  for (let j = 0; j < V; j++) if (logits[j]! > m) m = logits[j]!;
+  let s = 0;
+  for (let j = 0; j < V; j++) s += Math.exp(logits[j]! - m);
+  const lse = m + Math.log(s);
+  const out = new Float64Array(V);
+  for (let j = 0; j < V; j++) out[j] = logits[j]! - lse;
+  return out;
+}
+
+// ------------------------------------------------------------------------------------------------
+// KL coefficient controllers
+
+export interface KlController {
+  /** The current coefficient β. */
+  readonly value: number;
+  /**
+   * Feed the KL measured on the last batch (mean per episode) and the number of episodes (or
+   * samples) it came from.
+   */
+  update(currentKl: number, nSteps: number): void;
+  toJSON(): KlControllerState;
+}
+
+export interface KlControllerState { kind: 'fixed' | 'adaptive'; value: number; target?: number; horizon?: number }
+
+/** β stays where it is. */
+export class FixedKlController implements KlController {
+  constructor(public value: number) {
+    if (!(value >= 0)) throw new RangeError(`KL coefficient must be >= 0, got ${value}`);
+  }
+  update(): void { /* fixed */ }
+  toJSON(): KlControllerState { return { kind: 'fixed', value: this.value }; }
+}
+
+/**
+ * Ziegler et al. (2019), "Fine-tuning language models from human preferences":
+ *   e = clip(KL / target − 1, −0.2, 0.2);   β ← β · (1 + e · n / horizon)
+ * β rises while the measured KL is above the target and falls while it is below.
+ */
+export class AdaptiveKlController implements KlController {
+  constructor(public value: number, readonly target: number, readonly horizon: number) {
+    if (!(value > 0)) throw new RangeError(`adaptive KL needs an initial coefficient > 0, got ${value}`);
+    if (!(target > 0)) throw new RangeError(`adaptive KL needs a target > 0, got ${target}`);
+    if (!(horizon > 0)) throw new RangeError(`adaptive KL needs a horizon > 0, got ${horizon}`);
+  }
+  update(currentKl: number, nSteps: number): void {
+    if (!Number.isFinite(currentKl)) return;
+    const e = Math.max(-0.2, Math.min(0.2, currentKl / this.target - 1));
+    this.value *= 1 + (e * nSteps) / this.horizon;
+  }
+  toJSON(): KlControllerState { return { kind: 'adaptive', value: this.value, target: this.target, horizon: this.horizon }; }
+}
+
+export interface KlControlConfig {
+  /** Initial (or fixed) coefficient β. */
+  beta: number;
+  /** Target KL per episode for the adaptive controller, or null for a fixed β. */
+  target: number | null;
+  /** Horizon of the adaptive controller (in episodes). */
+  horizon: number;
+}
+
+export function makeKlController(c: KlControlConfig, state?: KlControllerState): KlController {
+  const beta = state?.value ?? c.beta;
+  return c.target === null ? new FixedKlController(beta) : new AdaptiveKlController(beta, c.target, c.horizon);
+}

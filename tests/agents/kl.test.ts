@@ -1,0 +1,181 @@
+import { beforeAll, describe, expect, it } from 'vitest';
+import * as tf from '@tensorflow/tfjs';
+import { initBackend } from '../../agents/models/backend.ts';
+import { Rng } from '../../env/rng.ts';
+import { AdaptiveKlController, FixedKlController, entropy, exactKl, k1, k2, k3, klEstimate, logSoftmax, makeKlController } from '../../agents/rl/kl.ts';
+import { solveMixture } from '../../agents/rl/kl-mixture.ts';
+import { budgetTarget, hiddenRecoveryMatrix, mixtureOutputs } from '../../agents/rl/budget-policy.ts';
+import { sampleLogp } from '../../agents/rl/rollout.ts';
+
+beforeAll(async () => { await initBackend('cpu'); });
+
+function randomLogits(rng: Rng, V: number, scale: number): Float64Array {
+  return logSoftmax(Array.from({ length: V }, () => rng.normal() * scale));
+}
+
+describe('KL estimators', () => {
+  it('exact KL matches closed forms', () => {
+    const p = [0.5, 0.5], q = [0.9, 0.1];
+    const expected = 0.9 * Math.log(0.9 / 0.5) + 0.1 * Math.log(0.1 / 0.5);
+    expect(exactKl(q.map(Math.log), p.map(Math.log))).toBeCloseTo(expected, 12);
+    expect(exactKl(p.map(Math.log), p.map(Math.log))).toBe(0);
+    // A token with zero policy mass contributes nothing; zero base mass under the policy is infinite.
+    expect(exactKl([0, -Infinity], [Math.log(0.5), Math.log(0.5)])).toBeCloseTo(Math.log(2), 12);
+    expect(exactKl([Math.log(0.5), Math.log(0.5)], [0, -Infinity])).toBe(Infinity);
+    expect(entropy(p.map(Math.log))).toBeCloseTo(Math.log(2), 12);
+  });
+
+  it('k1 and k3 average to the exact KL over samples from the policy; k3 is never negative', () => {
+    const rng = new Rng(7);
+    for (const scale of [0.3, 1, 2]) {
+      const pi = randomLogits(rng, 50, scale), base = randomLogits(rng, 50, scale);
+      const exact = exactKl(pi, base);
+      let s1 = 0, s3 = 0, s2 = 0;
+      const n = 20000;
+      for (let i = 0; i < n; i++) {
+        const a = sampleLogp(pi, rng);
+        s1 += k1(pi[a]!, base[a]!);
+        const v3 = k3(pi[a]!, base[a]!);
+        expect(v3).toBeGreaterThanOrEqual(0);
+        s3 += v3;
+        s2 += k2(pi[a]!, base[a]!);
+      }
+      // Monte-Carlo tolerance: a few standard errors (the estimators' spread grows with the KL).
+      const tol = 0.04 * Math.max(1, exact);
+      expect(Math.abs(s1 / n - exact)).toBeLessThan(tol);
+      expect(Math.abs(s3 / n - exact)).toBeLessThan(tol);
+      expect(s2 / n).toBeGreaterThan(0);
+      expect(klEstimate('exact', 0, 0, exact)).toBe(exact);
+    }
+  });
+
+  it('k3 is exact to second order near the base policy', () => {
+    expect(k3(-1, -1)).toBe(0);
+    expect(k3(-1 + 1e-4, -1)).toBeCloseTo(0.5e-8, 12);
+  });
+});
+
+describe('KL controllers', () => {
+  it('adaptive β rises above the target and falls below it, by at most 20% per horizon', () => {
+    const c = new AdaptiveKlController(0.1, 6, 10);
+    c.update(12, 10);
+    expect(c.value).toBeCloseTo(0.12, 12);
+    c.update(6, 10);
+    expect(c.value).toBeCloseTo(0.12, 12);
+    c.update(0, 5);
+    expect(c.value).toBeCloseTo(0.12 * 0.9, 12);
+    const before = c.value;
+    c.update(Number.NaN, 10);
+    expect(c.value).toBe(before);
+  });
+
+  it('a fixed β never moves; the factory picks by target and restores state', () => {
+    const f = new FixedKlController(0.05);
+    f.update();
+    expect(f.value).toBe(0.05);
+    expect(makeKlController({ beta: 0.2, target: null, horizon: 1 })).toBeInstanceOf(FixedKlController);
+    const a = makeKlController({ beta: 0.2, target: 3, horizon: 100 }, { kind: 'adaptive', value: 0.7 });
+    expect(a).toBeInstanceOf(AdaptiveKlController);
+    expect(a.value).toBe(0.7);
+    expect(() => new AdaptiveKlController(0, 1, 1)).toThrow();
+  });
+});
+
+describe('KL-budgeted mixture', () => {
+  it('meets the per-token target from below, or takes the proposal when it is within the target', () => {
+    const rng = new Rng(3);
+    for (let trial = 0; trial < 50; trial++) {
+      const V = 5 + rng.int(200);
+      const a = randomLogits(rng, V, 3), b = randomLogits(rng, V, 1);
+      const full = exactKl(a, b);
+      const k = full * rng.uniform(0, 1.5);
+      const s = solveMixture(a, b, k);
+      expect(s.kl).toBeLessThanOrEqual(k + 1e-12);
+      expect(exactKl(s.logx, b)).toBeLessThanOrEqual(k + 1e-9);
+      if (k >= full) { expect(s.alpha).toBe(1); expect(s.kl).toBeCloseTo(full, 10); }
+      else expect(s.kl).toBeGreaterThanOrEqual(k * (1 - 1e-5));
+      let total = 0;
+      for (const l of s.logx) total += Math.exp(l);
+      expect(total).toBeCloseTo(1, 10);
+    }
+    const zero = solveMixture(randomLogits(rng, 10, 2), randomLogits(rng, 10, 2), 0);
+    expect(zero.alpha).toBe(0);
+    expect(zero.kl).toBe(0);
+  });
+
+  it('an episode never spends more than its budget', () => {
+    const rng = new Rng(11);
+    for (let ep = 0; ep < 20; ep++) {
+      const budget = rng.uniform(0.5, 20);
+      let left = budget, spent = 0;
+      const T = 100 + rng.int(150);
+      for (let t = 0; t < T; t++) {
+        // Aggressive proposals and targets (τ up to +20: try to spend everything at once).
+        const a = randomLogits(rng, 64, 6), b = randomLogits(rng, 64, 1);
+        const k = budgetTarget(rng.uniform(-5, 20), T - t, left);
+        const s = solveMixture(a, b, k);
+        const x = sampleLogp(s.logx, rng);
+        void x;
+        const kl = exactKl(s.logx, b);
+        spent += kl;
+        left = Math.max(0, left - kl);
+      }
+      expect(spent).toBeLessThanOrEqual(budget + 1e-9);
+    }
+  });
+
+  it('gradients through the solve match finite differences', () => {
+    const rng = new Rng(5);
+    const V = 12;
+    const rows = [
+      { logb: Array.from(randomLogits(rng, V, 1)), budgetLeft: 0.3, tokensLeft: 4 },   // binding target: α < 1
+      { logb: Array.from(randomLogits(rng, V, 1)), budgetLeft: 50, tokensLeft: 2 },    // loose target: α = 1
+    ];
+    const z0 = Array.from({ length: 2 * (V + 1) }, () => rng.normal());
+    const alphas = rows.map((r, i) => {
+      const u = r.logb.map((l, j) => l + z0[i * (V + 1) + j]!);
+      return solveMixture(logSoftmax(u), r.logb, budgetTarget(z0[i * (V + 1) + V]!, r.tokensLeft, r.budgetLeft)).alpha;
+    });
+    expect(alphas[0]).toBeGreaterThan(0);
+    expect(alphas[0]).toBeLessThan(1);
+    expect(alphas[1]).toBe(1);
+    const actions = new Int32Array([3, 7]);
+    const w = [1.3, -0.7, 0.4];
+    const loss = (z: number[]) => tf.tidy(() => {
+      const out = mixtureOutputs(tf.tensor2d(z, [2, V + 1]), rows, actions);
+      return tf.sum(tf.mul(out, tf.tensor2d([w, w], [2, 3]))).dataSync()[0]!;
+    });
+    const { grads } = tf.tidy(() => {
+      const zt = tf.variable(tf.tensor2d(z0, [2, V + 1]), true, 'fdcheck');
+      const g = tf.variableGrads(() => tf.sum(tf.mul(mixtureOutputs(zt as tf.Tensor2D, rows, actions), tf.tensor2d([w, w], [2, 3]))) as tf.Scalar, [zt]);
+      const out = { grads: Array.from(g.grads[zt.name]!.dataSync()) };
+      zt.dispose();
+      return out;
+    });
+    // The α < 1 row is checked in float32 against a float32 forward: allow a loose tolerance.
+    const eps = 1e-2;
+    let worst = 0;
+    for (let i = 0; i < z0.length; i++) {
+      const zp = z0.slice(); zp[i]! += eps;
+      const zm = z0.slice(); zm[i]! -= eps;
+      const num = (loss(zp) - loss(zm)) / (2 * eps);
+      worst = Math.max(worst, Math.abs(num - grads[i]!) / Math.max(1, Math.abs(num)));
+    }
+    expect(worst).toBeLessThan(2e-2);
+  });
+
+  it('recovers the hidden state from log-probabilities', () => {
+    const rng = new Rng(9);
+    const V = 300, d = 16;
+    const E = Float32Array.from({ length: V * d }, () => rng.normal() * 0.3);
+    const P = hiddenRecoveryMatrix(E, V, d);
+    const h = Array.from({ length: d }, () => rng.normal());
+    const logits = Array.from({ length: V }, (_, v) => { let s = 0; for (let j = 0; j < d; j++) s += E[v * d + j]! * h[j]!; return s; });
+    const lp = Float32Array.from(logSoftmax(logits));
+    for (let j = 0; j < d; j++) {
+      let s = 0;
+      for (let v = 0; v < V; v++) s += lp[v]! * P[v * (d + 1) + j]!;
+      expect(s).toBeCloseTo(h[j]!, 3);
+    }
+  });
+});
