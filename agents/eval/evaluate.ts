@@ -1,0 +1,256 @@
+/**
+ * Batch evaluation of one agent on a token-mode dialog env (TeacherStudent-v0), in process or
+ * against a server: N dialogs with fixed seeds, one row of metrics per dialog.
+ *
+ * Seeds: dialog j runs on env seed `seed + j` and draws the agent's randomness from its own stream
+ * (`mixSeed(seed, j)`), so a dialog is reproducible on its own. Dialogs are dealt to the vector
+ * env's sub-envs statically (sub-env i runs dialogs i, i + n, i + 2n, …; `autoresetMode:
+ * "disabled"` and explicit seeded resets), so the same (seed, episodes, numEnvs) gives the same
+ * rows bit for bit. A sub-env that has run out of dialogs while others still run plays a discarded
+ * filler dialog (a vector env steps every sub-env).
+ *
+ * Per dialog: episode return (γ = 1), exact KL of the agent's effective next-token distribution to
+ * each reference summed over the agent's tokens (and the NLL of its tokens under each reference:
+ * perplexity under D), teacher turns and empty ones (≤ 4 tokens, the closing marker not counted;
+ * only completed turns), teacher / student turn lengths, help requests, distinct-1/2 of the
+ * teacher's words, mean signed sentiment (VADER) of the student's replies.
+ */
+import type { VectorEnv } from '../../env/core.ts';
+import { Rng } from '../../env/rng.ts';
+import type { DialogTokenizer } from '../../env/students.ts';
+import type { SentimentScorer } from '../../rewards/types.ts';
+import { VaderScorer } from '../../rewards/vader.ts';
+import type { TransformerLM } from '../models/lm.ts';
+import { klToReference, type ReferencePolicy } from '../imitation/reference.ts';
+import { SessionPool, type EvalAgent } from './agents.ts';
+import { distinctOfTexts, mixSeed } from './stats.ts';
+
+/** A teacher turn of at most this many tokens counts as empty (Cohen et al. 2024). */
+export const EMPTY_TURN_TOKENS = 4;
+
+export interface EvalReference {
+  /** Key in the rows (`base`, `demonstrator`, `conservative`). */
+  name: string;
+  ref: ReferencePolicy | TransformerLM;
+}
+
+export interface DialogRow {
+  agent: string;
+  kind: string;
+  dialog: number;
+  envSeed: number;
+  /** Episode return (sum of rewards, γ = 1). */
+  reward: number;
+  /** Completed exchanges (teacher turn + student reply). */
+  exchanges: number;
+  terminated: boolean;
+  truncated: boolean;
+  /** `student`, `teacher` (termination), or the env's `truncatedBy`. */
+  endedBy: string;
+  /** Tokens the agent's side wrote (its own and the helper's). */
+  agentTokens: number;
+  /** Of those, written by the helper. */
+  helpedTokens: number;
+  /** Steps where the agent itself decided (not while the helper writes a turn). */
+  decisions: number;
+  helpRequests: number;
+  /** Completed teacher turns, and those with ≤ 4 tokens. */
+  teacherTurns: number;
+  emptyTurns: number;
+  /** emptyTurns / teacherTurns (0 when no turn was completed). */
+  emptyShare: number;
+  teacherTurnTokens: number[];
+  studentTurnTokens: number[];
+  /** Σ over the agent's tokens of KL(π(·|s) ‖ ref(·|s)), by reference name (NaN when unknown). */
+  kl: Record<string, number>;
+  /** Σ over the agent's tokens of −log ref(a|s), by reference name. */
+  nll: Record<string, number>;
+  /** Tokens counted in `kl`/`nll` (all agent tokens whose distribution is known). */
+  scoredTokens: number;
+  /** Mean signed sentiment of the student's replies (NaN when there were none). */
+  sentiment: number;
+  distinct1: number;
+  distinct2: number;
+  teacherTexts: string[];
+  studentTexts: string[];
+  /** The whole transcript (prompt included) when asked for, with its token ids and the positions of the agent's tokens. */
+  transcript?: string;
+  tokens?: number[];
+  agentPositions?: number[];
+  /** Positions of tokens the helper wrote (with `transcripts`). */
+  helpedPositions?: number[];
+}
+
+export interface EvaluateOptions {
+  /** A token-mode vector env with `autoresetMode: "disabled"` (local `makeVec` or `connectVectorEnv`). */
+  env: VectorEnv;
+  agent: EvalAgent;
+  episodes: number;
+  seed: number;
+  tokenizer: DialogTokenizer;
+  references?: EvalReference[];
+  /** Sentiment of the student's replies (default VADER). */
+  sentiment?: SentimentScorer;
+  /** Keep each dialog's transcript text in its row. */
+  transcripts?: boolean;
+  /** Shared session pool (default: a fresh one, disposed at the end). */
+  pool?: SessionPool;
+  onDialog?: (row: DialogRow) => void;
+  onHelp?: (e: { dialog: number; position: number; theta: number }) => void;
+  /** Progress lines (every ~10% of dialogs). */
+  log?: (line: string) => void;
+}
+
+interface RowState {
+  dialog: number;
+  /** A filler dialog (beyond `episodes`): played, not recorded. */
+  filler: boolean;
+  k: number;
+  rng: Rng;
+  ctx: number[];
+  curTurn: number[];
+  positions: number[];
+  helpedPositions: number[];
+  acc: DialogRow;
+}
+
+interface TokenObs { tokens: number[]; length: number[] }
+
+function contextOf(obs: unknown): number[] {
+  const o = obs as TokenObs;
+  if (!o || !Array.isArray(o.tokens) || !Array.isArray(o.length)) throw new TypeError('evaluate: the env must be in token mode (observation {tokens, length, timeLeft})');
+  return o.tokens.slice(0, o.length[0]);
+}
+
+export async function evaluate(opts: EvaluateOptions): Promise<DialogRow[]> {
+  const { env, agent, episodes, seed, tokenizer } = opts;
+  if (env.autoresetMode !== 'disabled') throw new RangeError(`evaluate: the env must have autoresetMode "disabled", got "${env.autoresetMode}"`);
+  if (!Number.isInteger(episodes) || episodes < 1) throw new RangeError(`evaluate: episodes must be a positive integer, got ${episodes}`);
+  const n = env.numEnvs;
+  const refs = opts.references ?? [];
+  const scorer = opts.sentiment ?? new VaderScorer();
+  const pool = opts.pool ?? new SessionPool(n);
+  if (pool.numRows !== n) throw new RangeError(`evaluate: the session pool has ${pool.numRows} rows, the env ${n}`);
+  const sp = tokenizer.special;
+  const turnEnd = new Set([sp.student, sp.endOfText]);
+  const rows: DialogRow[] = [];
+  const log = opts.log;
+  let nextReport = Math.max(1, Math.ceil(episodes / 10));
+
+  const fresh = (i: number, k: number, ctx: number[]): RowState => {
+    const dialog = i + k * n;
+    agent.begin(i);
+    return {
+      dialog, filler: dialog >= episodes, k, rng: new Rng(mixSeed(seed, dialog, 0x5eed)), ctx, curTurn: [], positions: [], helpedPositions: [],
+      acc: {
+        agent: agent.name, kind: agent.kind, dialog, envSeed: seed + dialog, reward: 0, exchanges: 0, terminated: false, truncated: false, endedBy: '',
+        agentTokens: 0, helpedTokens: 0, decisions: 0, helpRequests: 0, teacherTurns: 0, emptyTurns: 0, emptyShare: 0,
+        teacherTurnTokens: [], studentTurnTokens: [],
+        kl: Object.fromEntries(refs.map(r => [r.name, 0])), nll: Object.fromEntries(refs.map(r => [r.name, 0])), scoredTokens: 0,
+        sentiment: NaN, distinct1: 0, distinct2: 0, teacherTexts: [], studentTexts: [],
+      },
+    };
+  };
+
+  const first = await env.reset({ seed });
+  const state: RowState[] = first.observations.map((o, i) => fresh(i, 0, contextOf(o)));
+  let done = 0;
+
+  const finish = async (s: RowState, info: Record<string, unknown>, terminated: boolean, truncated: boolean): Promise<void> => {
+    const a = s.acc;
+    if (s.curTurn.length) a.teacherTexts.push(tokenizer.decode(s.curTurn));
+    a.terminated = terminated; a.truncated = truncated;
+    a.endedBy = terminated ? String(info.endedBy ?? 'terminated') : String(info.truncatedBy ?? 'truncated');
+    a.emptyShare = a.teacherTurns ? a.emptyTurns / a.teacherTurns : 0;
+    if (a.studentTexts.length) {
+      const sc = await scorer.score(a.studentTexts);
+      a.sentiment = sc.reduce((x, y) => x + y.signed, 0) / sc.length;
+    }
+    const d = distinctOfTexts(a.teacherTexts);
+    a.distinct1 = d.distinct1; a.distinct2 = d.distinct2;
+    if (opts.transcripts) {
+      a.transcript = tokenizer.decode(s.ctx);
+      a.tokens = s.ctx.slice();
+      a.agentPositions = s.positions;
+      a.helpedPositions = s.helpedPositions;
+    }
+    rows.push(a);
+    done++;
+    opts.onDialog?.(a);
+    if (log && (done >= nextReport || done === episodes)) {
+      nextReport += Math.max(1, Math.ceil(episodes / 10));
+      log(`eval ${agent.name}: ${done}/${episodes} dialogs`);
+    }
+  };
+
+  try {
+    while (done < episodes) {
+      const all = state.map((_, i) => i);
+      const contexts = state.map(s => s.ctx);
+      const rngs = state.map(s => s.rng);
+      const decisions = await agent.act(all, contexts, rngs, pool);
+      const real = all.filter(i => !state[i]!.filler);
+      const refLps = refs.map(r => pool.logProbs(r.ref, real, real.map(i => contexts[i]!)));
+      real.forEach((i, q) => {
+        const s = state[i]!, dcs = decisions[i]!, a = s.acc;
+        a.agentTokens++;
+        s.positions.push(s.ctx.length);
+        if (dcs.helped) { a.helpedTokens++; s.helpedPositions.push(s.ctx.length); }
+        if (dcs.helpRequest) { a.helpRequests++; opts.onHelp?.({ dialog: s.dialog, position: s.ctx.length, theta: dcs.theta ?? NaN }); }
+        if (!dcs.helped || dcs.helpRequest) a.decisions++;
+        const known = dcs.logProbs.length > 0;
+        if (known) a.scoredTokens++;
+        refs.forEach((r, k) => {
+          const lp = refLps[k]![q]!;
+          a.kl[r.name]! += known ? klToReference(dcs.logProbs, lp) : NaN;
+          a.nll[r.name]! += -lp[dcs.action]!;
+        });
+      });
+      const res = await env.step(decisions.map(d => d.action));
+      const resets = new Map<number, number[]>();
+      for (const i of all) {
+        const s = state[i]!, a = s.acc, action = decisions[i]!.action;
+        const before = s.ctx.length;
+        s.ctx = contextOf(res.observations[i]);
+        a.reward += res.rewards[i]!;
+        const info = res.infos[i] ?? {};
+        if (turnEnd.has(action)) {
+          a.teacherTurns++;
+          a.teacherTurnTokens.push(s.curTurn.length);
+          if (s.curTurn.length <= EMPTY_TURN_TOKENS) a.emptyTurns++;
+          a.teacherTexts.push(tokenizer.decode(s.curTurn));
+          s.curTurn = [];
+        } else {
+          s.curTurn.push(action);
+        }
+        if (typeof info.studentReply === 'string') {
+          a.exchanges++;
+          a.studentTexts.push(info.studentReply);
+          const added = s.ctx.slice(before + 1);
+          const last = added[added.length - 1];
+          a.studentTurnTokens.push(last === sp.teacher || last === sp.endOfText ? added.length - 1 : added.length);
+        }
+        if (res.terminated[i] || res.truncated[i]) {
+          if (!s.filler) await finish(s, info, res.terminated[i]!, res.truncated[i]!);
+          const k = s.k + 1;
+          let group = resets.get(k);
+          if (!group) resets.set(k, group = []);
+          group.push(i);
+        }
+      }
+      if (done >= episodes) break;
+      for (const [k, group] of resets) {
+        const mask = all.map(i => group.includes(i));
+        const r = await env.reset({ seed: seed + k * n, options: { resetMask: mask } });
+        for (const i of group) {
+          pool.resetRow(i);
+          state[i] = fresh(i, k, contextOf(r.observations[i]));
+        }
+      }
+    }
+  } finally {
+    if (!opts.pool) pool.dispose();
+  }
+  rows.sort((a, b) => a.dialog - b.dialog);
+  return rows;
+}

@@ -1,0 +1,110 @@
+/**
+ * The summary of an evaluation: every metric with a 95% percentile-bootstrap interval over dialogs
+ * (per-token quantities as ratios of sums, resampled by dialog), and the per-dialog rows as CSV.
+ */
+import { bootstrapMean, bootstrapRatio, distinctOfTexts, type BootstrapOptions, type Interval } from './stats.ts';
+import type { DialogRow } from './evaluate.ts';
+
+export interface EvalSummary {
+  agent: string;
+  kind: string;
+  episodes: number;
+  /** Mean episode return. */
+  reward: Interval;
+  /** KL per agent token (Σ KL / Σ tokens) and per episode (mean of Σ KL), by reference. */
+  klPerToken: Record<string, Interval>;
+  klPerEpisode: Record<string, Interval>;
+  /** exp(Σ NLL / Σ tokens) of the agent's tokens under each reference (perplexity under D, …). */
+  perplexity: Record<string, Interval>;
+  /** Mean over dialogs of the share of empty teacher turns (≤ 4 tokens). */
+  emptyTurnShare: Interval;
+  /** All dialogs pooled: empty turns / turns. */
+  emptyTurnSharePooled: Interval;
+  /** Help requests per decision of the agent, per dialog, and the share of tokens the helper wrote. */
+  helpRate: Interval;
+  helpRequestsPerDialog: Interval;
+  helpedTokenShare: Interval;
+  /** Mean tokens per completed teacher turn / per student reply (pooled). */
+  teacherTurnTokens: Interval;
+  studentTurnTokens: Interval;
+  teacherTurnsPerDialog: Interval;
+  exchanges: Interval;
+  agentTokens: Interval;
+  /** Distinct-1/2 over all teacher turns of all dialogs, and the mean of the per-dialog values. */
+  distinct1: number;
+  distinct2: number;
+  distinct1PerDialog: Interval;
+  distinct2PerDialog: Interval;
+  /** Mean signed sentiment of the student's replies (mean over dialogs that had a reply). */
+  studentSentiment: Interval;
+  /** How episodes ended: counts by `endedBy`. */
+  endings: Record<string, number>;
+}
+
+export function summarize(rows: readonly DialogRow[], opts: BootstrapOptions = {}): EvalSummary {
+  if (!rows.length) throw new RangeError('summarize: no rows');
+  const b = { resamples: 2000, seed: 0, ...opts };
+  const col = (f: (r: DialogRow) => number) => rows.map(f);
+  const refs = Object.keys(rows[0]!.kl);
+  const sum = (xs: number[]) => xs.reduce((a, x) => a + x, 0);
+  const expI = (i: Interval): Interval => ({ mean: Math.exp(i.mean), lo: Math.exp(i.lo), hi: Math.exp(i.hi), n: i.n });
+  const flat = (f: (r: DialogRow) => number[]) => rows.map(r => { const xs = f(r); return { s: sum(xs), n: xs.length }; });
+  const tt = flat(r => r.teacherTurnTokens), st = flat(r => r.studentTurnTokens);
+  const allTexts = rows.flatMap(r => r.teacherTexts);
+  const d = distinctOfTexts(allTexts);
+  const endings: Record<string, number> = {};
+  for (const r of rows) endings[r.endedBy] = (endings[r.endedBy] ?? 0) + 1;
+  return {
+    agent: rows[0]!.agent,
+    kind: rows[0]!.kind,
+    episodes: rows.length,
+    reward: bootstrapMean(col(r => r.reward), b),
+    klPerToken: Object.fromEntries(refs.map(k => [k, bootstrapRatio(col(r => r.kl[k]!), col(r => r.scoredTokens), b)])),
+    klPerEpisode: Object.fromEntries(refs.map(k => [k, bootstrapMean(col(r => r.kl[k]!), b)])),
+    perplexity: Object.fromEntries(refs.map(k => [k, expI(bootstrapRatio(col(r => r.nll[k]!), col(r => r.agentTokens), b))])),
+    emptyTurnShare: bootstrapMean(col(r => r.emptyShare), b),
+    emptyTurnSharePooled: bootstrapRatio(col(r => r.emptyTurns), col(r => r.teacherTurns), b),
+    helpRate: bootstrapRatio(col(r => r.helpRequests), col(r => r.decisions), b),
+    helpRequestsPerDialog: bootstrapMean(col(r => r.helpRequests), b),
+    helpedTokenShare: bootstrapRatio(col(r => r.helpedTokens), col(r => r.agentTokens), b),
+    teacherTurnTokens: bootstrapRatio(tt.map(x => x.s), tt.map(x => x.n), b),
+    studentTurnTokens: bootstrapRatio(st.map(x => x.s), st.map(x => x.n), b),
+    teacherTurnsPerDialog: bootstrapMean(col(r => r.teacherTurns), b),
+    exchanges: bootstrapMean(col(r => r.exchanges), b),
+    agentTokens: bootstrapMean(col(r => r.agentTokens), b),
+    distinct1: d.distinct1,
+    distinct2: d.distinct2,
+    distinct1PerDialog: bootstrapMean(col(r => r.distinct1), b),
+    distinct2PerDialog: bootstrapMean(col(r => r.distinct2), b),
+    studentSentiment: bootstrapMean(col(r => r.sentiment), b),
+    endings,
+  };
+}
+
+/** Per-dialog rows as CSV (scalar columns; KL / NLL per reference as `kl_<name>`, `nll_<name>`). */
+export function rowsToCsv(rows: readonly DialogRow[]): string {
+  if (!rows.length) return '';
+  const refs = Object.keys(rows[0]!.kl);
+  const cols: [string, (r: DialogRow) => unknown][] = [
+    ['agent', r => r.agent], ['kind', r => r.kind], ['dialog', r => r.dialog], ['env_seed', r => r.envSeed], ['reward', r => r.reward],
+    ['exchanges', r => r.exchanges], ['ended_by', r => r.endedBy], ['agent_tokens', r => r.agentTokens], ['helped_tokens', r => r.helpedTokens],
+    ['decisions', r => r.decisions], ['help_requests', r => r.helpRequests], ['teacher_turns', r => r.teacherTurns], ['empty_turns', r => r.emptyTurns],
+    ['empty_share', r => r.emptyShare],
+    ['mean_teacher_turn_tokens', r => mean(r.teacherTurnTokens)], ['mean_student_turn_tokens', r => mean(r.studentTurnTokens)],
+    ...refs.flatMap(k => [[`kl_${k}`, (r: DialogRow) => r.kl[k]], [`nll_${k}`, (r: DialogRow) => r.nll[k]]] as [string, (r: DialogRow) => unknown][]),
+    ['scored_tokens', r => r.scoredTokens], ['sentiment', r => r.sentiment], ['distinct1', r => r.distinct1], ['distinct2', r => r.distinct2],
+  ];
+  const esc = (v: unknown) => {
+    const s = typeof v === 'number' ? (Number.isFinite(v) ? String(v) : '') : String(v ?? '');
+    return /[",\n]/.test(s) ? `"${s.replace(/"/g, '""')}"` : s;
+  };
+  return [cols.map(c => c[0]).join(','), ...rows.map(r => cols.map(c => esc(c[1](r))).join(','))].join('\n') + '\n';
+}
+
+function mean(xs: number[]): number { return xs.length ? xs.reduce((a, b) => a + b, 0) / xs.length : NaN; }
+
+/** `0.512 [0.48, 0.55]` */
+export function fmtInterval(i: Interval, digits = 3): string {
+  if (!Number.isFinite(i.mean)) return '–';
+  return `${i.mean.toFixed(digits)} [${i.lo.toFixed(digits)}, ${i.hi.toFixed(digits)}]`;
+}
