@@ -173,7 +173,7 @@ describe('TransformerLM', () => {
     const tokens = randomTokens(2 * 9, 50, 5);
     const trainStep = () => {
       const { value, grads } = tf.variableGrads(() => m.loss({ tokens, batchSize: 2, seqLength: 8 }));
-      opt.applyGradients(grads);
+      opt.applyGradients(grads as Parameters<typeof opt.applyGradients>[0]);
       tf.dispose([value, ...Object.values(grads)]);
     };
     const sample = () => {

@@ -1,0 +1,141 @@
+/**
+ * bench/lm: speed of the base language model, TensorFlow.js against the same architecture in
+ * PyTorch on the CPU, in the same run.
+ *
+ *   node bin/run.mjs bench/lm.ts [--config configs/models/base.json] [--steps 5] [--tokens 64]
+ *                                [--threads 2] [--no-torch] [--json]
+ *
+ * Prints training tokens/s (batch × seqLength from the config, Adam step included) and KV-cached
+ * sampling tokens/s at batch 1 and 16 (prompt of 16 tokens, then `--tokens` sampled tokens per
+ * row, temperature 1), and the ratios TF.js / PyTorch. PyTorch runs `bench/reference/lm_reference.py`
+ * with Debian's python3-torch (installed here with apt-get when missing and running as root; skipped
+ * with a message otherwise), with `--threads` intra-op threads (default 2: this machine's cores).
+ * Env token-steps/s for TeacherStudent-v0 belongs to the env's own bench.
+ */
+import { parseArgs } from 'node:util';
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, writeFileSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import * as tf from '@tensorflow/tfjs';
+import { initBackend } from '../agents/models/backend.ts';
+import { TransformerLM } from '../agents/models/lm.ts';
+import { readModelFile } from '../agents/models/pretrain.ts';
+import { Rng } from '../env/rng.ts';
+
+const { values } = parseArgs({
+  options: {
+    config: { type: 'string' }, steps: { type: 'string' }, tokens: { type: 'string' }, threads: { type: 'string' },
+    'batch-size': { type: 'string' }, 'seq-length': { type: 'string' }, 'vocab-size': { type: 'string' },
+    'no-torch': { type: 'boolean' }, json: { type: 'boolean' }, backend: { type: 'string' },
+  },
+});
+
+const file = readModelFile(values.config);
+const vocabSize = Number(values['vocab-size'] ?? file.tokenizer.vocabSize);
+const B = Number(values['batch-size'] ?? file.train.batchSize);
+const T = Number(values['seq-length'] ?? file.train.seqLength);
+const steps = Number(values.steps ?? 5);
+const sampleTokens = Number(values.tokens ?? 64);
+const threads = Number(values.threads ?? 2);
+const promptLength = 16;
+const sampleBatches = [1, 16];
+
+const info = await initBackend((values.backend ?? 'auto') as 'auto');
+tf.enableProdMode();
+const model = TransformerLM.create({ ...file.model, vocabSize }, 1);
+const log = (s: string) => { if (!values.json) console.log(s); };
+log(`bench/lm: ${model.numParams.toLocaleString('en')} parameters, d=${model.config.dModel} L=${model.config.nLayers} H=${model.config.nHeads} ff=${model.config.dFF} V=${vocabSize} C=${model.config.contextLength}; ` +
+  `train batch ${B}×${T}; TF.js ${info.tfjsVersion} backend ${info.name}${info.features.length ? ` (${info.features.join(', ')})` : ''}`);
+
+// ---- TF.js training
+const rng = new Rng(1);
+const opt = tf.train.adam(1e-3);
+const trainStep = () => {
+  const tokens = Int32Array.from({ length: B * (T + 1) }, () => rng.int(vocabSize));
+  const { value, grads } = tf.variableGrads(() => model.loss({ tokens, batchSize: B, seqLength: T }));
+  const norm = tf.tidy(() => Math.sqrt(tf.addN(Object.values(grads).map(g => tf.sum(tf.square(g)))).dataSync()[0]!));
+  if (norm > 1) for (const k of Object.keys(grads)) { const g = grads[k]!; grads[k] = tf.mul(g, 1 / norm); g.dispose(); }
+  opt.applyGradients(grads as Parameters<typeof opt.applyGradients>[0]);
+  value.dataSync();
+  tf.dispose([value, ...Object.values(grads)]);
+};
+for (let i = 0; i < 2; i++) trainStep();
+let t0 = performance.now();
+for (let i = 0; i < steps; i++) trainStep();
+const tfTrain = steps * B * T / ((performance.now() - t0) / 1000);
+log(`  tfjs    train  ${tfTrain.toFixed(0).padStart(7)} tokens/s`);
+
+// ---- TF.js KV-cached sampling
+const tfSample: Record<string, number> = {};
+for (const sb of sampleBatches) {
+  const once = () => {
+    const prompts = Array.from({ length: sb }, () => Array.from({ length: promptLength }, () => rng.int(vocabSize)));
+    const s = model.startSession(prompts);
+    s.nextLogProbs(); // prefill, not timed
+    const t = performance.now();
+    s.sample({ maxTokens: sampleTokens, temperature: 1, rng });
+    const dt = performance.now() - t;
+    s.dispose();
+    return dt;
+  };
+  once();
+  const dt = Math.min(once(), once());
+  tfSample[String(sb)] = sb * sampleTokens / (dt / 1000);
+  log(`  tfjs    sample ${tfSample[String(sb)]!.toFixed(0).padStart(7)} tokens/s at batch ${sb}`);
+}
+opt.dispose();
+model.dispose();
+
+// ---- PyTorch reference
+interface TorchResult { torch: string; threads: number; params: number; trainTokensPerSec: number; sampleTokensPerSec: Record<string, number> }
+let torchRes: TorchResult | null = null;
+let torchNote = '';
+function havePython(): boolean {
+  return spawnSync('/usr/bin/python3', ['-c', 'import torch'], { stdio: 'ignore' }).status === 0;
+}
+if (!values['no-torch']) {
+  if (!havePython() && process.getuid?.() === 0) {
+    log('  (installing python3-torch and libopenblas0-pthread with apt-get for the PyTorch reference...)');
+    let r = spawnSync('apt-get', ['install', '-y', 'python3-torch', 'libopenblas0-pthread'], { stdio: 'ignore' });
+    if (r.status !== 0) {
+      spawnSync('apt-get', ['update'], { stdio: 'ignore' });
+      r = spawnSync('apt-get', ['install', '-y', 'python3-torch', 'libopenblas0-pthread'], { stdio: 'ignore' });
+    }
+  }
+  if (!havePython()) {
+    torchNote = 'PyTorch reference skipped: /usr/bin/python3 cannot import torch (apt-get install python3-torch libopenblas0-pthread as root)';
+  } else {
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'colloquy-bench-lm-'));
+    try {
+      const settings = path.join(dir, 'settings.json');
+      writeFileSync(settings, JSON.stringify({
+        model: { ...file.model, vocabSize }, batchSize: B, seqLength: T, trainSteps: steps, warmupSteps: 2, threads,
+        sampleBatches, promptLength, sampleTokens,
+      }));
+      const r = spawnSync('/usr/bin/python3', [path.resolve('bench/reference/lm_reference.py'), settings], {
+        encoding: 'utf8', env: { ...process.env, OMP_NUM_THREADS: String(threads), OPENBLAS_NUM_THREADS: String(threads), MKL_NUM_THREADS: String(threads) },
+      });
+      if (r.status !== 0) torchNote = `PyTorch reference failed: ${(r.stderr || '').trim().split('\n').slice(-3).join(' | ')}`;
+      else torchRes = JSON.parse(r.stdout.trim().split('\n').pop()!) as TorchResult;
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }
+}
+
+if (torchRes) {
+  log(`  pytorch train  ${torchRes.trainTokensPerSec.toFixed(0).padStart(7)} tokens/s   (torch ${torchRes.torch}, ${torchRes.threads} threads, ${torchRes.params.toLocaleString('en')} parameters)`);
+  for (const sb of sampleBatches) log(`  pytorch sample ${torchRes.sampleTokensPerSec[String(sb)]!.toFixed(0).padStart(7)} tokens/s at batch ${sb}`);
+  log(`  ratio tfjs/pytorch: train ${(tfTrain / torchRes.trainTokensPerSec).toFixed(2)}x, ` +
+    sampleBatches.map(sb => `sample@${sb} ${(tfSample[String(sb)]! / torchRes!.sampleTokensPerSec[String(sb)]!).toFixed(2)}x`).join(', '));
+} else if (torchNote) log(`  ${torchNote}`);
+
+if (values.json) {
+  console.log(JSON.stringify({
+    config: { ...file.model, vocabSize, batchSize: B, seqLength: T }, backend: info,
+    tfjs: { trainTokensPerSec: tfTrain, sampleTokensPerSec: tfSample },
+    pytorch: torchRes, note: torchNote || undefined,
+    ratio: torchRes ? { train: tfTrain / torchRes.trainTokensPerSec, sample: Object.fromEntries(sampleBatches.map(sb => [sb, tfSample[String(sb)]! / torchRes!.sampleTokensPerSec[String(sb)]!])) } : null,
+  }));
+}
