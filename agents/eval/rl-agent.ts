@@ -1,0 +1,126 @@
+/**
+ * RL agents (agents/rl: ppo-kl, kl-budget) as evaluation agents.
+ *
+ * An RL policy implements the rollout interface (`RolloutPolicy`: begin / resetRow / extendRow /
+ * next / sampled / end). `RolloutPolicyAgent` drives it exactly as the training rollout does — the
+ * base (KL reference) distributions it reads come from the shared session pool, and a per-row
+ * `Episode` record carries the state a policy keeps per dialog (e.g. the KL budget left) — so that
+ * the evaluated distribution is the one the agent acts with (for kl-budget: the solved mixture of
+ * proposal and base, not the language model alone).
+ */
+import { readFile } from 'node:fs/promises';
+import path from 'node:path';
+import type { Rng } from '../../env/rng.ts';
+import { BadConfig } from '../../env/errors.ts';
+import type { TransformerLM } from '../models/lm.ts';
+import { klToReference, type ReferencePolicy } from '../imitation/reference.ts';
+import type { Episode, RolloutPolicy, RowContext } from '../rl/rollout.ts';
+import type { AgentDecision, EvalAgent, SessionPool } from './agents.ts';
+
+function newEpisode<A>(env: number, tokens: number[]): Episode<A> {
+  return {
+    id: 0, env, tokens, promptLength: tokens.length, pos: [], actions: [], logp: [], baseLogp: [], kl: [],
+    rewards: [], turnEnds: [], timeLeft: [], aux: [], state: {}, exchanges: [], terminated: false, truncated: false,
+    endedBy: null, return: 0, startedAt: 0,
+  };
+}
+
+/** Draw an index from log-probabilities with the dialog's own stream. */
+function sampleLogp(logp: ArrayLike<number>, rng: Rng): number {
+  const V = logp.length;
+  let m = -Infinity;
+  for (let j = 0; j < V; j++) if (logp[j]! > m) m = logp[j]!;
+  const w = new Float64Array(V);
+  for (let j = 0; j < V; j++) w[j] = Math.exp(logp[j]! - m);
+  return rng.categorical(w);
+}
+
+export class RolloutPolicyAgent<A = unknown> implements EvalAgent {
+  readonly kind: string;
+  private started = false;
+  private readonly fresh = new Set<number>();
+  private readonly known: number[][] = [];
+  private readonly episodes: Episode<A>[] = [];
+
+  /**
+   * @param base the KL reference the policy was trained against (it reads its distributions).
+   * @param maxTokens the env's token budget (for the time-left inputs).
+   */
+  constructor(readonly policy: RolloutPolicy<A>, readonly base: ReferencePolicy | TransformerLM, readonly name: string, readonly maxTokens: number, kind = 'rl') {
+    this.kind = kind;
+  }
+
+  begin(row: number): void { this.fresh.add(row); }
+
+  async act(rows: readonly number[], contexts: readonly number[][], rngs: readonly Rng[], pool: SessionPool): Promise<AgentDecision[]> {
+    if (!this.started) {
+      if (rows.length !== pool.numRows) throw new Error('RolloutPolicyAgent: the first step must cover every row');
+      this.policy.begin(contexts.map(c => c.slice()));
+      this.started = true;
+    }
+    rows.forEach((r, q) => {
+      const ctx = contexts[q]!;
+      if (this.fresh.has(r) || !this.known[r]) {
+        this.fresh.delete(r);
+        const ep = newEpisode<A>(r, ctx.slice());
+        this.episodes[r] = ep;
+        this.known[r] = ctx.slice();
+        this.policy.resetRow(r, ep.tokens, ep);
+        return;
+      }
+      const added = ctx.slice(this.known[r]!.length);
+      if (added.length) {
+        this.episodes[r]!.tokens.push(...added);
+        this.policy.extendRow(r, added);
+        this.known[r] = ctx.slice();
+      }
+    });
+    const base = pool.logProbs(this.base, rows, contexts);
+    const rctx: RowContext<A>[] = rows.map((r, q) => {
+      const n = contexts[q]!.length;
+      return { episode: this.episodes[r]!, timeLeft: Math.fround(1 - Math.min(n, this.maxTokens) / this.maxTokens), tokensLeft: Math.max(0, this.maxTokens - n) };
+    });
+    const { logp, aux } = this.policy.next(rows, base, rctx);
+    const actions: number[] = [], kls: number[] = [];
+    const out: AgentDecision[] = rows.map((r, q) => {
+      const lp = Float32Array.from(logp[q]!);
+      const a = sampleLogp(lp, rngs[q]!);
+      const kl = klToReference(lp, base[q]!);
+      const ep = this.episodes[r]!;
+      ep.pos.push(contexts[q]!.length); ep.actions.push(a); ep.logp.push(lp[a]!); ep.baseLogp.push(base[q]![a]!); ep.kl.push(kl);
+      ep.timeLeft.push(rctx[q]!.timeLeft);
+      if (aux) ep.aux.push(aux[q]!);
+      actions.push(a); kls.push(kl);
+      return { action: a, logProbs: lp };
+    });
+    this.policy.sampled?.(rows, actions, kls, rctx);
+    return out;
+  }
+
+  dispose(): void { if (this.started) this.policy.end(); }
+}
+
+/** The run config an RL trainer wrote (`<run>/config.json`). */
+export interface RlRunConfig { algo: 'ppo-kl' | 'kl-budget'; budget?: number; criticHidden?: number; trainLayers?: number | 'all'; [k: string]: unknown }
+
+/**
+ * Load a finished RL run (its folder, with config.json and checkpoint/) as an evaluation agent.
+ * `base` is the model it was trained against (kl-budget reads its features from it).
+ */
+export async function loadRlAgent(runDir: string, base: TransformerLM, opts: { name: string; maxTokens: number; reference?: ReferencePolicy | TransformerLM }): Promise<RolloutPolicyAgent> {
+  const cfg = JSON.parse(await readFile(path.join(runDir, 'config.json'), 'utf8')) as RlRunConfig;
+  const ck = path.join(runDir, 'checkpoint');
+  const reference = opts.reference ?? base;
+  if (cfg.algo === 'ppo-kl') {
+    const { loadPpoKlPolicy } = await import('../rl/ppo-kl.ts');
+    const policy = await loadPpoKlPolicy(ck, 0);
+    return new RolloutPolicyAgent(policy as unknown as RolloutPolicy, reference, opts.name, opts.maxTokens, 'ppo-kl');
+  }
+  if (cfg.algo === 'kl-budget') {
+    const { loadKlBudgetPolicy } = await import('../rl/kl-budget.ts');
+    const policy = await loadKlBudgetPolicy(ck, base, cfg.criticHidden ?? 128);
+    policy.budget = cfg.budget ?? 10;
+    return new RolloutPolicyAgent(policy as unknown as RolloutPolicy, reference, opts.name, opts.maxTokens, 'kl-budget');
+  }
+  throw new BadConfig(`${runDir}/config.json: unknown algo '${String(cfg.algo)}'`);
+}
