@@ -21,6 +21,17 @@
  *
  * Incremental use (rollouts, evaluation): `startSession(prefixes)` returns a KV-cached session with
  * the `LMSession` API (`append`, `extend`, `resetRow`, `nextLogProbs`, `dispose`).
+ *
+ * As the KL base of the RL agents (agents/rl, issue 5 item 3), the intended wiring is:
+ *   - `TrainContext.reference?: ReferencePolicy` (default: `new ModelReference(ctx.base)`); the
+ *     rollout opens `reference.startSession(...)` where it now opens `base.startSession(...)`;
+ *   - per-token KL: `klToReference(π, ref)` (exactKl needs equal lengths: ref has V + 1 entries);
+ *     `baseLogp` = ref[a] = log ℓ(a|s) for the k1 / k3 estimators;
+ *   - kl-budget's mixture needs a normalised base: use ℓ/(1−θ) (drop HELP, renormalise) and add
+ *     −log(1−θ) to the token's KL charge, or give the policy a HELP action; the policy's features
+ *     still come from the single imitator (`ctx.base`);
+ *   - record `reference.name` in the run's config.json meta, so the report can say which base a
+ *     run was constrained to. `colloquy compare` passes `reference` in the TrainContext.
  */
 import type { TransformerLM } from '../models/lm.ts';
 import type { LMSession } from '../models/sampler.ts';
