@@ -42,7 +42,8 @@ export function readF32(t: tf.Tensor): Float32Array {
  */
 export function tidyRead(fn: () => tf.Tensor): Float32Array {
   let out: Float32Array | null = null;
-  tf.tidy(() => { const t = fn(); out = Float32Array.from(readF32(t)); });
+  // dataSync gives a fresh copy on wasm; on cpu it is the storage of a tensor disposed right after.
+  tf.tidy(() => { out = readF32(fn()); });
   return out!;
 }
 
@@ -200,40 +201,43 @@ function causalMask(T: number): tf.Tensor {
   return m;
 }
 
-function paddedMask(B: number, T: number, starts: Int32Array): tf.Tensor {
-  const a = new Float32Array(B * T * T);
-  for (let b = 0; b < B; b++) {
-    const s = starts[b]!;
-    for (let i = 0; i < T; i++) {
-      const o = (b * T + i) * T;
-      for (let j = 0; j < T; j++) {
-        const ok = i < s ? j === i : j <= i && j >= s;
-        if (!ok) a[o + j] = -1e9;
-      }
+/** [T, T] additive mask for a row left-padded by `start`: causal over the real tokens; a pad query sees only itself. */
+function paddedMask(T: number, start: number): tf.Tensor {
+  const a = new Float32Array(T * T);
+  for (let i = 0; i < T; i++) {
+    const o = i * T;
+    for (let j = 0; j < T; j++) {
+      const ok = i < start ? j === i : j <= i && j >= start;
+      if (!ok) a[o + j] = -1e9;
     }
   }
-  return tf.tensor4d(a, [B, 1, T, T]);
+  return tf.tensor2d(a, [T, T]);
 }
 
 /**
  * qkv: [B·T, 3·d] with columns q | k | v, head h at h·hd … (h+1)·hd within each. Returns [B·T, d].
+ *
+ * Per (sequence, head) bh: S = (Q·scale)·Kᵀ, P = softmax(S + mask), O = P·V, each a plain 2-D
+ * matMul (XNNPACK on wasm). The head layouts are built in JS in one pass. Backward, with
+ * dS = P ⊙ (dP − rowsum(dP ⊙ P)):  dVᵀ = dOᵀ·P,  dP = dO·Vᵀ,  dQ = dS·K·scale,  dKᵀ = (Q·scale)ᵀ·dS,
+ * so no T×T matrix is ever transposed.
  */
 export function attention(qkv: tf.Tensor2D, shape: AttentionShape): tf.Tensor2D {
   const { B, T, H, starts } = shape;
   const d3 = qkv.shape[1], d = d3 / 3, hd = d / H;
   if (!Number.isInteger(hd)) throw new RangeError(`attention: width ${d} is not divisible by ${H} heads`);
   const scale = 1 / Math.sqrt(hd);
-  const BH = B * H, th = T * hd, tt = T * T;
-  const f = tf.customGrad((qi: tf.Tensor | Saver) => {
+  const BH = B * H, th = T * hd;
+  const f = tf.customGrad((qi: tf.Tensor | Saver, save: tf.Tensor | Saver) => {
     const a = readF32(qi as tf.Tensor);
     shape.capture?.(a);
     // Layouts per (b, h): Q·scale [T, hd], Kᵀ [hd, T], V [T, hd].
     const Q = new Float32Array(BH * th), KT = new Float32Array(BH * th), V = new Float32Array(BH * th);
     for (let b = 0; b < B; b++) {
-      for (let t = 0; t < T; t++) {
-        const row = (b * T + t) * d3;
-        for (let h = 0; h < H; h++) {
-          const bh = b * H + h, qo = bh * th + t * hd, ko = bh * th + t, c = row + h * hd;
+      for (let h = 0; h < H; h++) {
+        const base = (b * H + h) * th;
+        for (let t = 0; t < T; t++) {
+          const c = (b * T + t) * d3 + h * hd, qo = base + t * hd, ko = base + t;
           for (let j = 0; j < hd; j++) {
             Q[qo + j] = a[c + j]! * scale;
             KT[ko + j * T] = a[c + d + j]!;
@@ -242,66 +246,62 @@ export function attention(qkv: tf.Tensor2D, shape: AttentionShape): tf.Tensor2D 
         }
       }
     }
-    const P = tidyRead(() => {
-      const S: tf.Tensor2D[] = [];
-      for (let bh = 0; bh < BH; bh++) {
-        S.push(tf.matMul(tf.tensor2d(Q.subarray(bh * th, (bh + 1) * th), [T, hd]), tf.tensor2d(KT.subarray(bh * th, (bh + 1) * th), [hd, T])));
-      }
-      const s4 = tf.reshape(tf.stack(S), [B, H, T, T]);
-      const masked = starts ? tf.add(s4, paddedMask(B, T, starts)) : tf.add(s4, causalMask(T));
-      return tf.softmax(masked);
-    });
+    const masks: tf.Tensor[] = starts ? Array.from({ length: B }, (_, b) => paddedMask(T, starts[b]!)) : [causalMask(T)];
     const out = new Float32Array(B * T * d);
-    tf.tidy(() => {
-      for (let bh = 0; bh < BH; bh++) {
-        const o = readF32(tf.matMul(tf.tensor2d(P.subarray(bh * tt, (bh + 1) * tt), [T, T]), tf.tensor2d(V.subarray(bh * th, (bh + 1) * th), [T, hd])));
-        const b = Math.floor(bh / H), h = bh % H;
-        for (let t = 0; t < T; t++) {
-          const dst = (b * T + t) * d + h * hd, src = t * hd;
-          for (let j = 0; j < hd; j++) out[dst + j] = o[src + j]!;
-        }
+    const keep: tf.Tensor[] = [];
+    for (let bh = 0; bh < BH; bh++) {
+      const b = Math.floor(bh / H), h = bh % H;
+      const qt = tf.tensor2d(Q.subarray(bh * th, (bh + 1) * th), [T, hd]);
+      const kt = tf.tensor2d(KT.subarray(bh * th, (bh + 1) * th), [hd, T]);
+      const vt = tf.tensor2d(V.subarray(bh * th, (bh + 1) * th), [T, hd]);
+      const s = tf.matMul(qt, kt);
+      const sm = tf.add(s, masks[starts ? b : 0]!);
+      const p = tf.softmax(sm);
+      const ot = tf.matMul(p, vt);
+      const o = readF32(ot);
+      for (let t = 0; t < T; t++) {
+        const dst = (b * T + t) * d + h * hd, src = t * hd;
+        for (let j = 0; j < hd; j++) out[dst + j] = o[src + j]!;
       }
-    });
+      keep.push(p);
+      tf.dispose([qt, kt, vt, s, sm, ot]);
+    }
+    (save as Saver)(keep);
+    tf.dispose(keep);
+    if (starts) tf.dispose(masks);
     return {
       value: tf.tensor2d(out, [B * T, d]),
-      gradFunc: (dy: tf.Tensor) => {
+      gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
         const g = readF32(dy);
-        // Layouts for the backward pass: dOᵀ [hd, T], Vᵀ [hd, T], K [T, hd], (Q·scale)ᵀ [hd, T].
-        const dOT = new Float32Array(BH * th), VT = new Float32Array(BH * th), K = new Float32Array(BH * th), QT = new Float32Array(BH * th);
+        // Layouts for the backward pass: dO [T, hd], dOᵀ [hd, T], Vᵀ [hd, T], K [T, hd], (Q·scale)ᵀ [hd, T].
+        const dO = new Float32Array(BH * th), dOT = new Float32Array(BH * th), VT = new Float32Array(BH * th), K = new Float32Array(BH * th), QT = new Float32Array(BH * th);
         for (let b = 0; b < B; b++) {
-          for (let t = 0; t < T; t++) {
-            const row = (b * T + t) * d3, grow = (b * T + t) * d;
-            for (let h = 0; h < H; h++) {
-              const bh = b * H + h, to = bh * th + t, ko = bh * th + t * hd, c = row + h * hd, gc = grow + h * hd;
+          for (let h = 0; h < H; h++) {
+            const base = (b * H + h) * th;
+            for (let t = 0; t < T; t++) {
+              const c = (b * T + t) * d3 + h * hd, gc = (b * T + t) * d + h * hd, to = base + t, ro = base + t * hd;
               for (let j = 0; j < hd; j++) {
-                dOT[to + j * T] = g[gc + j]!;
+                const gv = g[gc + j]!;
+                dO[ro + j] = gv;
+                dOT[to + j * T] = gv;
                 VT[to + j * T] = a[c + 2 * d + j]!;
-                K[ko + j] = a[c + d + j]!;
+                K[ro + j] = a[c + d + j]!;
                 QT[to + j * T] = a[c + j]! * scale;
               }
             }
           }
         }
         const dqkv = new Float32Array(B * T * d3);
-        const dS = new Float32Array(tt);
         for (let bh = 0; bh < BH; bh++) {
           const b = Math.floor(bh / H), h = bh % H;
           const sl = (x: Float32Array) => x.subarray(bh * th, (bh + 1) * th);
           tf.tidy(() => {
-            const Pt = tf.tensor2d(P.subarray(bh * tt, (bh + 1) * tt), [T, T]);
-            const dOTt = tf.tensor2d(sl(dOT), [hd, T]);
-            const dVT = readF32(tf.matMul(dOTt, Pt));                                   // [hd, T]
-            const dP = readF32(tf.matMul(tf.transpose(dOTt), tf.tensor2d(sl(VT), [hd, T]))); // [T, T]
-            const po = bh * tt;
-            for (let i = 0; i < T; i++) {
-              let dot = 0;
-              const o = i * T;
-              for (let j = 0; j <= i; j++) dot += dP[o + j]! * P[po + o + j]!;
-              for (let j = 0; j < T; j++) dS[o + j] = P[po + o + j]! * (dP[o + j]! - dot);
-            }
-            const dSt = tf.tensor2d(dS, [T, T]);
-            const dQ = readF32(tf.matMul(dSt, tf.tensor2d(sl(K), [T, hd])));            // [T, hd]
-            const dKT = readF32(tf.matMul(tf.tensor2d(sl(QT), [hd, T]), dSt));          // [hd, T]
+            const p = saved[bh]!;
+            const dVT = readF32(tf.matMul(tf.tensor2d(sl(dOT), [hd, T]), p));                 // [hd, T]
+            const dP = tf.matMul(tf.tensor2d(sl(dO), [T, hd]), tf.tensor2d(sl(VT), [hd, T])); // [T, T]
+            const dS = tf.mul(p, tf.sub(dP, tf.sum(tf.mul(dP, p), -1, true)));
+            const dQ = readF32(tf.matMul(dS, tf.tensor2d(sl(K), [T, hd])));                  // [T, hd]
+            const dKT = readF32(tf.matMul(tf.tensor2d(sl(QT), [hd, T]), dS));                // [hd, T]
             for (let t = 0; t < T; t++) {
               const row = (b * T + t) * d3 + h * hd;
               for (let j = 0; j < hd; j++) {

@@ -61,7 +61,9 @@ export function sampleToken(logProbs: Float32Array, opts: { temperature?: number
   if (!opts.rng) throw new Error('sampleToken: an rng is needed unless temperature is 0');
   const max = logProbs[best]!;
   const w = new Float64Array(V);
-  for (let j = 0; j < V; j++) w[j] = Math.exp((logProbs[j]! - max) / temp);
+  // Weights below e^-50 of the best are dropped (a relative change under 1e-20).
+  const floor = max - 50 * temp;
+  for (let j = 0; j < V; j++) { const l = logProbs[j]!; if (l > floor) w[j] = Math.exp((l - max) / temp); }
   const topK = opts.topK ?? 0, topP = opts.topP ?? 1;
   if (topK > 0 && topK < V) {
     const sorted = Float64Array.from(w).sort();
@@ -289,36 +291,16 @@ export class LMSession {
       for (let j = 0; j < d; j++) x[a * d + j] = E[tok * d + j]! + P[slot * d + j]!;
     });
     const scale = 1 / Math.sqrt(hd);
-    const scores = new Float64Array(C);
+    const scores = new Float32Array(C);
     const mm = (inp: Float32Array, w: string, b: string, relu = false): tf.Tensor =>
       tf.fused.matMul({ a: tf.tensor2d(inp, [A, inp.length / A]), b: m.param(w) as tf.Tensor2D, bias: m.param(b), activation: relu ? 'relu' : 'linear' });
     for (let l = 0; l < c.nLayers; l++) {
       layerNormRows(x, A, d, js.get(`h${l}.ln1.g`)!, js.get(`h${l}.ln1.b`)!, c.layerNormEps, hbuf);
       const qkv = tidyRead(() => mm(hbuf, `h${l}.attn.qkv.w`, `h${l}.attn.qkv.b`));
-      rows.forEach((i, a) => {
-        const r = this.rowsState[i]!, K = r.K[l]!, Vc = r.V[l]!, slot = slots[a]!, row = a * 3 * d;
-        for (let h = 0; h < H; h++) {
-          const base = h * C * hd, dst = base + slot * hd, qo = row + h * hd;
-          for (let j = 0; j < hd; j++) { K[dst + j] = qkv[row + d + h * hd + j]!; Vc[dst + j] = qkv[row + 2 * d + h * hd + j]!; }
-          let mx = -Infinity;
-          for (let t = 0; t <= slot; t++) {
-            let s = 0;
-            const ko = base + t * hd;
-            for (let j = 0; j < hd; j++) s += qkv[qo + j]! * K[ko + j]!;
-            s *= scale;
-            scores[t] = s;
-            if (s > mx) mx = s;
-          }
-          let z = 0;
-          for (let t = 0; t <= slot; t++) { const e = Math.exp(scores[t]! - mx); scores[t] = e; z += e; }
-          const oo = a * d + h * hd;
-          for (let j = 0; j < hd; j++) obuf[oo + j] = 0;
-          for (let t = 0; t <= slot; t++) {
-            const p = scores[t]! / z, vo = base + t * hd;
-            for (let j = 0; j < hd; j++) obuf[oo + j] += p * Vc[vo + j]!;
-          }
-        }
-      });
+      for (let a = 0; a < A; a++) {
+        const r = this.rowsState[rows[a]!]!;
+        attendOne(qkv, a * 3 * d, r.K[l]!, r.V[l]!, slots[a]!, H, hd, C, scale, scores, obuf, a * d);
+      }
       const y = tidyRead(() => mm(obuf, `h${l}.attn.out.w`, `h${l}.attn.out.b`));
       for (let k = 0; k < A * d; k++) x[k] += y[k]!;
       layerNormRows(x, A, d, js.get(`h${l}.ln2.g`)!, js.get(`h${l}.ln2.b`)!, c.layerNormEps, hbuf);
@@ -336,6 +318,35 @@ export class LMSession {
       r.cached++;
       if (r.cached === r.tokens.length - r.start) r.next = logits.slice(a * V, (a + 1) * V);
     });
+  }
+}
+
+/**
+ * One query row against a row's cache: writes k and v of the new token at `slot`, then
+ * out[oo + h·hd …] = softmax((q_h·scale)·K_hᵀ) · V_h over slots 0 … slot.
+ */
+function attendOne(qkv: Float32Array, row: number, K: Float32Array, Vc: Float32Array, slot: number, H: number, hd: number, C: number,
+  scale: number, scores: Float32Array, out: Float32Array, oo: number): void {
+  const d = H * hd;
+  for (let h = 0; h < H; h++) {
+    const base = h * C * hd, dst = base + slot * hd, qo = row + h * hd, ko0 = row + d + h * hd, vo0 = row + 2 * d + h * hd;
+    for (let j = 0; j < hd; j++) { K[dst + j] = qkv[ko0 + j]!; Vc[dst + j] = qkv[vo0 + j]!; }
+    let mx = -Infinity;
+    for (let t = 0, ko = base; t <= slot; t++, ko += hd) {
+      let s = 0;
+      for (let j = 0; j < hd; j++) s += qkv[qo + j]! * K[ko + j]!;
+      s *= scale;
+      scores[t] = s;
+      if (s > mx) mx = s;
+    }
+    let z = 0;
+    for (let t = 0; t <= slot; t++) { const e = Math.exp(scores[t]! - mx); scores[t] = e; z += e; }
+    const o = oo + h * hd, iz = 1 / z;
+    for (let j = 0; j < hd; j++) out[o + j] = 0;
+    for (let t = 0, vo = base; t <= slot; t++, vo += hd) {
+      const p = scores[t]! * iz;
+      for (let j = 0; j < hd; j++) out[o + j] += p * Vc[vo + j]!;
+    }
   }
 }
 
