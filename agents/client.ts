@@ -17,7 +17,7 @@ import WebSocket from 'ws';
 import type { AutoresetMode, Env, EnvSpec, ResetArgs, ResetResult, StepResult, VectorEnv, VectorResetResult, VectorStepResult } from '../env/core.ts';
 import { BadConfig, ColloquyError, EnvClosed, ERROR_CODES, InvalidAction, NameNotFound, ResetNeeded, type ErrorBody, type ErrorCode } from '../env/errors.ts';
 import { spaceFromJSON, type Space } from '../env/spaces.ts';
-import type { MakeResult, Op, Reply, Request, ResultOf, ResumeResult } from '../server/protocol.ts';
+import { isPacked, unpackF64, type MakeResult, type ObsEncoding, type Op, type Reply, type Request, type ResultOf, type ResumeResult } from '../server/protocol.ts';
 
 // ---- errors ----
 
@@ -244,6 +244,12 @@ export class ProtocolClient {
           }
           resumed.push(session);
           for (const id of [...r.replayed, ...r.inFlight]) if (typeof id === 'number') skip.add(id);
+          for (const id of r.lost ?? []) {
+            const p = typeof id === 'number' ? this.pending.get(id) : undefined;
+            if (!p) continue;
+            this.pending.delete(p.id);
+            p.reject(new ColloquyError('TIMEOUT', `the reply to '${p.op}' was lost with the connection and is no longer stored on the server; the session's state is unknown: reset it`));
+          }
         }
         // Everything the server never saw goes again, in the original order.
         for (const p of this.pending.values()) if (p.resend && !skip.has(p.id) && ws.readyState === OPEN) ws.send(p.frame);
@@ -303,6 +309,11 @@ export interface ConnectVectorEnvOptions extends ClientOptions {
   kwargs?: Record<string, unknown>;
   numEnvs?: number;
   autoresetMode?: AutoresetMode;
+  /**
+   * `f64` (Box observation spaces): observations travel packed as exact float64 (much cheaper to
+   * encode and decode than JSON numbers); the env returns the same arrays either way.
+   */
+  obsEncoding?: ObsEncoding;
   /** Share an existing connection (several sessions on one socket) instead of opening one. */
   client?: ProtocolClient;
 }
@@ -331,12 +342,12 @@ export class RemoteVectorEnv<O = unknown, A = unknown> implements VectorEnv<O, A
     const body: RequestBody<'reset'> & { op: 'reset' } = { op: 'reset', session: this.session };
     if (args.seed !== undefined) body.seed = args.seed;
     if (args.options !== undefined) body.options = args.options;
-    return await this.client.request(body) as VectorResetResult<O>;
+    return unpacked(await this.client.request(body)) as VectorResetResult<O>;
   }
 
-  step(actions: A[]): Promise<VectorStepResult<O>> {
-    if (this.closed) return Promise.reject(new EnvClosed());
-    return this.client.request({ op: 'step', session: this.session, actions }) as Promise<VectorStepResult<O>>;
+  async step(actions: A[]): Promise<VectorStepResult<O>> {
+    if (this.closed) throw new EnvClosed();
+    return unpacked(await this.client.request({ op: 'step', session: this.session, actions })) as VectorStepResult<O>;
   }
 
   /** Close the session (and the connection, when this env opened it). Calling twice is fine. */
@@ -352,6 +363,12 @@ export class RemoteVectorEnv<O = unknown, A = unknown> implements VectorEnv<O, A
   }
 }
 
+/** A result whose observations came packed, with them as arrays again. */
+function unpacked<R extends { observations: unknown }>(r: R): R {
+  if (isPacked(r.observations)) r.observations = unpackF64(r.observations);
+  return r;
+}
+
 /** Make a vector env on the server at `url` (ws://host:port/v1/env). */
 export async function connectVectorEnv<O = unknown, A = unknown>(url: string, opts: ConnectVectorEnvOptions): Promise<RemoteVectorEnv<O, A>> {
   const client = opts.client ?? await ProtocolClient.connect(url, opts);
@@ -360,6 +377,7 @@ export async function connectVectorEnv<O = unknown, A = unknown>(url: string, op
     if (opts.kwargs !== undefined) body.kwargs = opts.kwargs;
     if (opts.numEnvs !== undefined) body.numEnvs = opts.numEnvs;
     if (opts.autoresetMode !== undefined) body.autoresetMode = opts.autoresetMode;
+    if (opts.obsEncoding !== undefined) body.obsEncoding = opts.obsEncoding;
     const made = await client.request(body);
     return new RemoteVectorEnv<O, A>(client, made, !opts.client);
   } catch (err) {

@@ -17,7 +17,7 @@ import type { ServerConfig } from '../configs/server.ts';
 import type { Counter, CounterChild, Histogram, MetricsRegistry } from './metrics.ts';
 import { LATENCY_BUCKETS } from './metrics.ts';
 import {
-  OPS, describeSchemaError, errorFrame, idOf, idToJson, okFrame, sniffId, unsafeValue, validatorFor,
+  OPS, describeSchemaError, errorFrame, idOf, idToJson, okFrame, RawJson, sniffId, unsafeValue, validatorFor, vectorResultJson,
   type MakeRequest, type Op, type PingRequest, type Request, type ResumeRequest, type ResumeResult, type SessionRequest,
 } from './protocol.ts';
 import type { Job, Session, SessionManager, SessionOwner } from './sessions.ts';
@@ -181,12 +181,14 @@ export class EnvProtocol {
     const s = this.sessions.resume(req.session, req.token, conn);
     const replayed: ResumeResult['replayed'] = [];
     const inFlight: ResumeResult['inFlight'] = [];
+    const lost: ResumeResult['lost'] = [];
     const frames: string[] = [];
     for (const id of req.pending ?? []) {
       const f = s.storedReply(id);
       if (f !== undefined) { replayed.push(id); frames.push(f); } else if (s.hasJob(id)) inFlight.push(id);
+      else if (typeof id === 'number' && id <= s.maxNumericId) lost.push(id);
     }
-    const result: ResumeResult = { ...s.describe(), replayed, inFlight };
+    const result: ResumeResult = { ...s.describe(), replayed, inFlight, lost };
     conn.send(okFrame(idJson, result));
     for (const f of frames) conn.send(f);
   }
@@ -196,6 +198,7 @@ export class EnvProtocol {
   private enqueue(conn: Connection, req: SessionRequest, idJson: string, t0: number): void {
     const s = this.sessions.owned(req.session, conn);
     const job: Job = { req, idJson, t0, conn, session: s, timedOut: false };
+    if (typeof req.id === 'number' && req.id > s.maxNumericId) s.maxNumericId = req.id;
     conn.pending++;
     this.inflight.add(job);
     s.queue.push(job);
@@ -253,14 +256,14 @@ export class EnvProtocol {
         }
         const r = await s.vec.step(actions);
         this.mEnvSteps.inc(n);
-        return r;
+        return new RawJson(vectorResultJson(r, s.packSize));
       }
       case 'reset': {
         const why = req.options === undefined ? null : unsafeValue(req.options);
         if (why) throw new ColloquyError('BAD_REQUEST', `options: ${why}`);
         const r = await s.vec.reset({ seed: req.seed, options: req.options });
         s.needsReset = false;
-        return r;
+        return new RawJson(vectorResultJson(r, s.packSize));
       }
       case 'close':
         await this.sessions.close(s, 'closed by the client');

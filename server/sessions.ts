@@ -5,12 +5,14 @@
  * resumed client can get the ones it lost. Requests on a session run in order through its queue.
  */
 import { randomBytes, randomUUID, timingSafeEqual } from 'node:crypto';
+import { endianness } from 'node:os';
 import type { Logger } from 'pino';
 import type { AutoresetMode, VectorEnv } from '../env/core.ts';
 import { ColloquyError } from '../env/errors.ts';
 import { makeVec } from '../env/registry.ts';
+import { Box } from '../env/spaces.ts';
 import type { ServerConfig } from '../configs/server.ts';
-import { PROTOCOL_VERSION, type MakeResult, type RequestId, type SessionRequest } from './protocol.ts';
+import { PROTOCOL_VERSION, type MakeResult, type ObsEncoding, type RequestId, type SessionRequest } from './protocol.ts';
 
 /** The connection side of a session (implemented by the protocol's Connection). */
 export interface SessionOwner {
@@ -33,7 +35,6 @@ export interface Job {
 }
 
 export class Session {
-  readonly id = randomUUID();
   readonly token = randomBytes(24).toString('base64url');
   owner: SessionOwner | null = null;
   /** When the owner disconnected (ms since epoch), or null while attached. */
@@ -44,14 +45,20 @@ export class Session {
   closed = false;
   readonly queue: Job[] = [];
   current: Job | null = null;
+  /** The largest numeric request id queued on this session (to tell lost replies from unseen requests on resume). */
+  maxNumericId = -Infinity;
   private readonly ringIds: (RequestId | undefined)[];
   private readonly ringFrames: (string | undefined)[];
   private ringPos = 0;
 
   readonly log: Logger;
+  /** With obsEncoding 'f64': the length of one (flat) observation, else null. */
+  readonly packSize: number | null;
 
-  constructor(readonly envId: string, readonly vec: VectorEnv, parentLog: Logger, replayBuffer: number) {
+  constructor(readonly id: string, readonly envId: string, readonly vec: VectorEnv, parentLog: Logger, replayBuffer: number, readonly obsEncoding: ObsEncoding = 'json') {
     this.log = parentLog.child({ session: this.id, env: envId });
+    const space = vec.singleObservationSpace;
+    this.packSize = obsEncoding === 'f64' && space instanceof Box ? space.size : null;
     this.ringIds = new Array(replayBuffer);
     this.ringFrames = new Array(replayBuffer);
   }
@@ -83,6 +90,7 @@ export class Session {
       resumeToken: this.token,
       numEnvs: this.vec.numEnvs,
       autoresetMode: this.vec.autoresetMode,
+      obsEncoding: this.obsEncoding,
       spec: this.vec.spec,
       observationSpace: this.vec.singleObservationSpace.toJSON(),
       actionSpace: this.vec.singleActionSpace.toJSON(),
@@ -91,13 +99,21 @@ export class Session {
   }
 }
 
-export interface CreateArgs { env: string; kwargs?: Record<string, unknown>; numEnvs?: number; autoresetMode?: AutoresetMode }
+/** What a vector-env wrapper hook knows about the session it wraps. */
+export interface SessionContext { readonly env: string; readonly sessionId: string }
+
+export interface CreateArgs { env: string; kwargs?: Record<string, unknown>; numEnvs?: number; autoresetMode?: AutoresetMode; obsEncoding?: ObsEncoding }
 
 export class SessionManager {
   private readonly sessions = new Map<string, Session>();
   /** Why recently closed sessions went away (bounded), for a clearer UNKNOWN_SESSION. */
   private readonly tombstones = new Map<string, string>();
   private reaper: NodeJS.Timeout | null = null;
+  /**
+   * Wraps the vector env of every new session (plugins set it, e.g. storage's dialog recorder).
+   * Requests then go to the wrapped env; spaces and spec are read from it.
+   */
+  wrapVec: (vec: VectorEnv, ctx: SessionContext) => VectorEnv = vec => vec;
 
   constructor(private readonly config: ServerConfig, private readonly log: Logger) {}
 
@@ -117,8 +133,15 @@ export class SessionManager {
     if (numEnvs > lim.maxEnvsPerSession) throw new ColloquyError('CAPACITY', `numEnvs ${numEnvs} is above the limit of ${lim.maxEnvsPerSession} per session`);
     if (this.sessions.size >= lim.maxSessions) throw new ColloquyError('CAPACITY', `the server holds its maximum of ${lim.maxSessions} sessions`);
     if (owner.sessions.size >= lim.maxSessionsPerConnection) throw new ColloquyError('CAPACITY', `this connection holds its maximum of ${lim.maxSessionsPerConnection} sessions; close one first`);
-    const vec = makeVec(args.env, { numEnvs, kwargs: args.kwargs, autoresetMode: args.autoresetMode });
-    const s = new Session(args.env, vec, this.log, this.config.sessions.replayBuffer);
+    const id = randomUUID();
+    const inner = makeVec(args.env, { numEnvs, kwargs: args.kwargs, autoresetMode: args.autoresetMode });
+    let vec: VectorEnv;
+    try { vec = this.wrapVec(inner, { env: args.env, sessionId: id }); } catch (err) { void inner.close(); throw err; }
+    if (args.obsEncoding === 'f64' && (!(vec.singleObservationSpace instanceof Box) || endianness() !== 'LE')) {
+      void vec.close();
+      throw new ColloquyError('BAD_REQUEST', `obsEncoding 'f64' needs a Box observation space (${args.env} has ${vec.singleObservationSpace.type})`);
+    }
+    const s = new Session(id, args.env, vec, this.log, this.config.sessions.replayBuffer, args.obsEncoding);
     this.sessions.set(s.id, s);
     this.attach(s, owner);
     s.log.info({ numEnvs, autoresetMode: vec.autoresetMode }, 'session opened');

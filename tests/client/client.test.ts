@@ -1,12 +1,32 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { connectEnv, connectVectorEnv, ProtocolClient, SingleEnvAdapter } from '../../agents/client.ts';
 import {
-  ColloquyError, InvalidAction, NameNotFound, ResetNeeded, Rng, checkEnv, makeVec, registeredIds, type AutoresetMode, type VectorEnv,
+  ColloquyError, Discrete, register, type Env, type EnvSpec, type ResetArgs, InvalidAction, NameNotFound, ResetNeeded, Rng, checkEnv, makeVec, registeredIds, type AutoresetMode, type VectorEnv,
 } from '../../env/index.ts';
-import { startTestServer, type TestServer } from '../server/helpers.ts';
+import type { ObsEncoding } from '../../server/protocol.ts';
+import { rawClient, startTestServer, type TestServer } from '../server/helpers.ts';
+
+/** A tiny env with a Discrete observation space (not packable). */
+class CoinEnv implements Env<number, number> {
+  readonly observationSpace = new Discrete(2);
+  readonly actionSpace = new Discrete(2);
+  spec: EnvSpec | null = null;
+  private rng = new Rng(0);
+  private coin = 0;
+  private t = 0;
+  async reset(args: ResetArgs = {}) { if (args.seed !== undefined) this.rng = new Rng(args.seed); this.t = 0; this.coin = this.rng.int(2); return { observation: this.coin, info: {} }; }
+  async step(a: number) {
+    const reward = a === this.coin ? 1 : 0;
+    this.coin = this.rng.int(2);
+    return { observation: this.coin, reward, terminated: ++this.t >= 5, truncated: false, info: {} };
+  }
+  async close() {}
+}
+register({ id: 'DiscreteObs-v0', entryPoint: () => new CoinEnv(), maxEpisodeSteps: 100, description: 'test env with a Discrete observation space' });
 
 let srv: TestServer;
-beforeAll(async () => { srv = await startTestServer(); });
+// Replies kept for replay cover the 50 requests pipelined in the resume test.
+beforeAll(async () => { srv = await startTestServer({ sessions: { replayBuffer: 64 } }); });
 afterAll(async () => { await srv.close(); });
 
 /** Run a vector env with seeded random actions; the JSON of every result, in order. */
@@ -29,9 +49,9 @@ async function trajectory(env: VectorEnv, seed: number, steps: number, resets: n
 }
 
 describe('RemoteVectorEnv', () => {
-  it.each<AutoresetMode>(['next-step', 'same-step', 'disabled'])('gives the same trajectories as the env in process (%s)', async mode => {
+  it.each<[AutoresetMode, ObsEncoding]>([['next-step', 'json'], ['same-step', 'json'], ['disabled', 'json'], ['next-step', 'f64'], ['same-step', 'f64']])('gives the same trajectories as the env in process (%s, %s)', async (mode, obsEncoding) => {
     const kwargs = { obsSize: 5, episodeLength: 7 };
-    const remote = await connectVectorEnv(srv.wsUrl, { env: 'Echo-v0', numEnvs: 4, kwargs, autoresetMode: mode });
+    const remote = await connectVectorEnv(srv.wsUrl, { env: 'Echo-v0', numEnvs: 4, kwargs, autoresetMode: mode, obsEncoding });
     expect(remote.numEnvs).toBe(4);
     expect(remote.autoresetMode).toBe(mode);
     expect(remote.singleObservationSpace.toJSON()).toEqual(makeVec('Echo-v0', { kwargs }).singleObservationSpace.toJSON());
@@ -42,6 +62,19 @@ describe('RemoteVectorEnv', () => {
     expect(a).toEqual(b);
     await remote.close();
     await remote.close();
+  });
+
+  it("sends packed observations with obsEncoding 'f64', for Box spaces only", async () => {
+    const c = await rawClient(srv.wsUrl);
+    const mk = await c.call({ op: 'make', env: 'Echo-v0', numEnvs: 3, obsEncoding: 'f64' });
+    expect(mk.result.obsEncoding).toBe('f64');
+    const r = await c.call({ op: 'reset', session: mk.result.session, seed: 1 });
+    expect(r.result.observations).toMatchObject({ dtype: 'float64', shape: [3, 8] });
+    expect(typeof r.result.observations.data).toBe('string');
+    await c.call({ op: 'close', session: mk.result.session });
+    c.close();
+    const bad = await connectVectorEnv(srv.wsUrl, { env: 'DiscreteObs-v0', obsEncoding: 'f64' }).catch(e => e);
+    expect(bad).toMatchObject({ code: 'BAD_REQUEST', message: expect.stringMatching(/Box/) });
   });
 
   it('turns errors back into the typed classes', async () => {
@@ -102,7 +135,7 @@ describe('reconnect and resume', () => {
     const remote = await connectVectorEnv<number[], number>(srv.wsUrl, {
       env: 'Echo-v0', numEnvs: 3, reconnect: { initialDelayMs: 5 }, onReconnect: () => { reconnects++; },
     });
-    const local = makeVec<number[], number>('Echo-v0', { numEnvs: 3 }) as VectorEnv<number[], number>;
+    const local = makeVec('Echo-v0', { numEnvs: 3 }) as VectorEnv<number[], number>;
     const rng = new Rng(9);
     expect(JSON.stringify(await remote.reset({ seed: 9 }))).toBe(JSON.stringify(await local.reset({ seed: 9 })));
     for (let t = 0; t < 60; t++) {
@@ -123,7 +156,7 @@ describe('reconnect and resume', () => {
 
   it('pipelined requests in flight during a drop complete exactly once', async () => {
     const remote = await connectVectorEnv<number[], number>(srv.wsUrl, { env: 'Echo-v0', numEnvs: 2, reconnect: { initialDelayMs: 5 } });
-    const local = makeVec<number[], number>('Echo-v0', { numEnvs: 2 });
+    const local = makeVec('Echo-v0', { numEnvs: 2 }) as VectorEnv<number[], number>;
     await remote.reset({ seed: 4 });
     await local.reset({ seed: 4 });
     const acts = Array.from({ length: 50 }, (_, i) => [i % 16, (i * 3) % 16]);

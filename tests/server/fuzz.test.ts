@@ -5,7 +5,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { connectVectorEnv } from '../../agents/client.ts';
-import { ERROR_CODES, Rng, makeVec } from '../../env/index.ts';
+import { ERROR_CODES, Rng, makeVec, type VectorEnv } from '../../env/index.ts';
 import { rawClient, startTestServer, type RawClient, type TReply, type TestServer } from './helpers.ts';
 
 const MAX_FRAME = 64 * 1024;
@@ -94,7 +94,7 @@ function* hostile(rng: Rng, fresh: string, live: string): Generator<Case> {
 async function wellBehaved(episodes: number): Promise<number> {
   const kwargs = { episodeLength: 10 };
   const remote = await connectVectorEnv<number[], number>(srv.wsUrl, { env: 'Echo-v0', numEnvs: 4, kwargs });
-  const local = makeVec<number[], number>('Echo-v0', { numEnvs: 4, kwargs });
+  const local = makeVec('Echo-v0', { numEnvs: 4, kwargs }) as VectorEnv<number[], number>;
   expect(JSON.stringify(await remote.reset({ seed: 3 }))).toBe(JSON.stringify(await local.reset({ seed: 3 })));
   const rng = new Rng(77);
   let done = 0;

@@ -149,3 +149,22 @@ describe('auth', () => {
     await env.close();
   });
 });
+
+describe('resume', () => {
+  it('replays stored replies, reports in-flight and lost ones, and leaves unseen ids to the client', async () => {
+    srv = await startTestServer({ sessions: { replayBuffer: 2 } });
+    const a = await rawClient(srv.wsUrl);
+    const mk = (await a.call({ op: 'make', env: 'Echo-v0' })).result;
+    await a.call({ id: 1, op: 'reset', session: mk.session, seed: 1 });
+    for (let id = 2; id <= 6; id++) await a.call({ id, op: 'step', session: mk.session, actions: [0] });
+    a.ws.terminate();
+    const b = await rawClient(srv.wsUrl);
+    const r = await b.call({ id: 100, op: 'resume', session: mk.session, token: mk.resumeToken, pending: [3, 4, 5, 6, 7] });
+    expect(r.result).toMatchObject({ session: mk.session, replayed: [5, 6], inFlight: [], lost: [3, 4] });
+    const replays = [await b.next(), await b.next()];
+    expect(replays.map(x => x.id)).toEqual([5, 6]);
+    expect(replays[1]!.result).toEqual(a.received.find(x => x.id === 6)!.result);
+    expect((await b.call({ id: 7, op: 'step', session: mk.session, actions: [0] })).ok).toBe(true);
+    b.close();
+  });
+});

@@ -1,5 +1,7 @@
 /** Graceful shutdown: in-flight requests get their replies, sessions are closed, the process exits 0. */
 import { spawn } from 'node:child_process';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
@@ -45,7 +47,10 @@ describe('graceful shutdown', () => {
   });
 
   it('colloquy serve: SIGTERM lets pipelined requests finish, then exits 0', async () => {
-    const child = spawn(process.execPath, [path.join(ROOT, 'bin/colloquy.mjs'), 'serve', '--port', '0', '--log-level', 'info'], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+    // No first-run pretraining of the base model here: Echo-v0 needs none.
+    const config = path.join(mkdtempSync(path.join(tmpdir(), 'colloquy-')), 'server.json');
+    writeFileSync(config, JSON.stringify({ baseModel: { pretrainIfMissing: false } }));
+    const child = spawn(process.execPath, [path.join(ROOT, 'bin/colloquy.mjs'), 'serve', '--port', '0', '--log-level', 'info', '--config', config], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
     child.stdout.on('data', (b: Buffer) => { out += b.toString(); });
     child.stderr.on('data', (b: Buffer) => { out += b.toString(); });
