@@ -39,6 +39,42 @@ const BaseModel = Type.Object({
   configFile: Type.Union([Type.String(), Type.Null()], { default: null, description: 'model config file for it (null: configs/models/base.json)' }),
 }, { additionalProperties: false, default: {} });
 
+const Storage = Type.Object({
+  db: Type.Union([Type.String({ minLength: 1 }), Type.Null()], { default: null, description: 'SQLite file of dialogs, turns, rewards and episodes (relative to the project root; ":memory:" keeps nothing); null: $COLLOQUY_DB, else data/colloquy.db' }),
+  record: Type.Union([Type.Literal('all'), Type.Literal('human'), Type.Literal('none')], { default: 'all', description: 'which dialog sessions are written (before they are acknowledged): every TeacherStudent session on /v1/env and every chat ("all"), only those with a person in the student\'s seat ("human"), or none' }),
+  synchronous: Type.Union([Type.Literal('FULL'), Type.Literal('NORMAL')], { default: 'FULL', description: 'SQLite synchronous mode: FULL survives a power loss, NORMAL only a process kill (see bench/storage.ts)' }),
+}, { additionalProperties: false, default: {} });
+
+const HostedAgent = Type.Object({
+  name: Type.String({ pattern: '^[A-Za-z0-9_.-]{1,64}$', description: 'the name people pick (/chat?agent=NAME) and the agent name stored with its dialogs' }),
+  description: Type.String({ default: '', maxLength: 500, description: 'one line shown on the chat page' }),
+  checkpoint: Type.Union([Type.String({ minLength: 1 }), Type.Null()], { default: null, description: 'LM checkpoint folder the server samples the teacher from (relative to the project root; an RL or batch-kl checkpoint, or a run folder with checkpoint/ inside); null: the base model' }),
+  temperature: Type.Number({ exclusiveMinimum: 0, maximum: 10, default: 0.8, description: 'sampling temperature' }),
+  topK: Type.Integer({ minimum: 0, default: 40, description: 'sample among the k most likely tokens (0: all)' }),
+  maxUtteranceTokens: Type.Integer({ minimum: 1, maximum: 1024, default: 40, description: 'the teacher ends its turn after this many tokens' }),
+  allowEnd: Type.Boolean({ default: false, description: 'may the agent end the dialog (<|endoftext|>); by default only the person does' }),
+  kwargs: Type.Record(Type.String(), Type.Unknown(), { default: { maxTokens: 1024, maxStudentTokens: 128 }, description: 'TeacherStudent-v0 kwargs of its dialogs (student is always "human", actionMode "token")' }),
+}, { additionalProperties: false });
+
+const Chat = Type.Object({
+  enabled: Type.Boolean({ default: true, description: 'serve the chat page (/chat) and install the lobby that student: "human" dialogs use' }),
+  requireToken: Type.Boolean({ default: false, description: 'when auth is on, the chat page needs the token too (false: people open /chat without one)' }),
+  title: Type.String({ default: 'Chat with a teacher', maxLength: 200, description: 'heading of the chat page' }),
+  consent: Type.Union([Type.String({ maxLength: 20000 }), Type.Null()], { default: null, description: 'notice a person must accept before chatting (plain text; null: none)' }),
+  replyTimeoutMs: Type.Integer({ minimum: 1000, default: 50_000, description: 'how long a dialog waits for the person\'s reply (or for a person to join) before it is truncated (a step waiting for a person must answer within limits.requestTimeoutMs: the smaller of the two, minus a second, is used)' }),
+  resumeWindowMs: Type.Integer({ minimum: 0, default: 120_000, description: 'a person whose connection drops keeps their conversation this long (the page reconnects by itself)' }),
+  maxPeople: Type.Integer({ minimum: 1, default: 200, description: 'people connected or waiting at once' }),
+  maxMessageChars: Type.Integer({ minimum: 1, maximum: 100_000, default: 2000, description: 'longest message a person may send' }),
+  hostedAgents: Type.Array(HostedAgent, { default: [{ name: 'base', description: 'the base language model', checkpoint: null, temperature: 0.8, topK: 40, maxUtteranceTokens: 40, allowEnd: false, kwargs: { maxTokens: 1024, maxStudentTokens: 128 } }], description: 'agents the server runs itself, so that a person can chat with one without an agent process (/chat?agent=NAME)' }),
+}, { additionalProperties: false, default: {} });
+
+const Dashboard = Type.Object({
+  runsDir: Type.String({ default: 'runs', description: 'folder of training runs (relative to the project root); the dashboard plots each RUN/metrics.jsonl' }),
+  refreshMs: Type.Integer({ minimum: 200, default: 2000, description: 'how often the dashboard\'s live feed is refreshed' }),
+  recentDialogs: Type.Integer({ minimum: 1, maximum: 500, default: 20, description: 'recent dialogs listed' }),
+  maxPoints: Type.Integer({ minimum: 10, maximum: 10_000, default: 400, description: 'points per curve (longer runs are thinned)' }),
+}, { additionalProperties: false, default: {} });
+
 export const ServerConfigSchema = Type.Object({
   host: Type.String({ default: '127.0.0.1', description: 'interface to listen on' }),
   port: Type.Integer({ minimum: 0, maximum: 65535, default: 8787, description: 'TCP port (0 picks a free one)' }),
@@ -53,6 +89,9 @@ export const ServerConfigSchema = Type.Object({
   baseModel: BaseModel,
   models: Type.Record(Type.String({ pattern: '^[A-Za-z0-9_.-]+$' }), Type.String(), { default: {}, description: 'more checkpoints served at /v1/models/NAME (name → folder)' }),
   shutdownTimeoutMs: Type.Integer({ minimum: 0, default: 10_000, description: 'on SIGTERM/SIGINT, how long in-flight requests may take to finish before sessions are closed anyway' }),
+  storage: Storage,
+  chat: Chat,
+  dashboard: Dashboard,
 }, { additionalProperties: false });
 
 export type ServerConfig = Static<typeof ServerConfigSchema>;
@@ -77,6 +116,11 @@ export function loadServerConfig(file: string | undefined = DEFAULT_SERVER_CONFI
 function checkConsistency(c: ServerConfig): ServerConfig {
   if (c.limits.maxFrameBytesHard < c.limits.maxFrameBytes) {
     throw new BadConfig(`limits.maxFrameBytesHard (${c.limits.maxFrameBytesHard}) must be >= limits.maxFrameBytes (${c.limits.maxFrameBytes})`);
+  }
+  const names = new Set<string>();
+  for (const a of c.chat.hostedAgents) {
+    if (names.has(a.name)) throw new BadConfig(`chat.hostedAgents: two agents named '${a.name}'`);
+    names.add(a.name);
   }
   if (c.heartbeat.timeoutMs < c.heartbeat.intervalMs) {
     throw new BadConfig(`heartbeat.timeoutMs (${c.heartbeat.timeoutMs}) must be >= heartbeat.intervalMs (${c.heartbeat.intervalMs})`);

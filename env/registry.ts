@@ -26,8 +26,8 @@ export interface EnvRegistration {
   /** Step cap for the TimeLimit wrapper, or null for none. */
   maxEpisodeSteps?: number | null;
   description: string;
-  /** False when trajectories cannot be reproduced from a seed (e.g. a human student). */
-  deterministic?: boolean;
+  /** False when trajectories cannot be reproduced from a seed (e.g. a human student); may depend on the kwargs. */
+  deterministic?: boolean | ((kwargs: Kwargs) => boolean);
 }
 
 const ID_RE = /^([A-Za-z][\w.:-]*?)-v(\d+)$/;
@@ -64,7 +64,7 @@ function specOf(reg: EnvRegistration, kwargs: Kwargs): EnvSpec {
     maxEpisodeSteps: reg.maxEpisodeSteps ?? null,
     kwargs,
     description: reg.description,
-    deterministic: reg.deterministic ?? true,
+    deterministic: typeof reg.deterministic === 'function' ? reg.deterministic(kwargs) : reg.deterministic ?? true,
   };
 }
 

@@ -46,6 +46,12 @@ export interface Student {
   readonly deterministic: boolean;
   reply(req: StudentRequest): Promise<StudentReply>;
   close?(): Promise<void>;
+  /** A new episode starts from this opening transcript (`options`: the reset's options). A human student opens its chat seat here. */
+  onEpisodeStart?(start: { context: number[]; options?: Record<string, unknown> }): void | Promise<void>;
+  /** The agent (teacher) emitted these tokens, as it emits them (token mode: one per step), for streaming to a person. */
+  onTeacherTokens?(ids: number[]): void;
+  /** The episode ended (`reason`: info.endedBy or info.truncatedBy). */
+  onEpisodeEnd?(end: { terminated: boolean; truncated: boolean; reason: string | null }): void;
 }
 
 /** Next-token log-probabilities for a batch of contexts, with incremental decoding. */

@@ -35,6 +35,7 @@ import { register } from './registry.ts';
 import { LmStudent, ScriptedRules, ScriptedStudent, type DialogTokenizer, type Student } from './students.ts';
 import { defaultModelDir, loadDialogModel, loadDialogTokenizer, type DialogModel } from './dialog-model.ts';
 import { dialogPrompt, type PromptKind } from './prompts.ts';
+import { HumanStudent } from './human.ts';
 import { getCompositeReward, type CompositeRewardLike } from './dialog-rewards.ts';
 
 export const COHEN_PROMPT = 'The following contains private conversations, collected for training purposes. Do not distribute.\n\nStudent: For our science reports...\n\nTeacher: Yeah?\n\nStudent: I don\'t understand what is supposed to go in the discussion section.\n\nTeacher: Do you';
@@ -43,7 +44,7 @@ export const TeacherStudentKwargs = Type.Object({
   model: Type.Optional(Type.String({ description: 'base model checkpoint folder (default: the server\'s base model, data/models/base)' })),
   actionMode: Type.Union([Type.Literal('token'), Type.Literal('utterance')], { default: 'token', description: 'one token per step, or one whole teacher utterance per step' }),
   prompt: Type.Union([Type.Literal('cohen'), Type.Literal('mathdial'), Type.Object({ text: Type.String({ maxLength: 20000 }) }, { additionalProperties: false })], { default: 'cohen', description: 'the fixed prompt of Cohen et al., a MathDial problem chosen by the seed, or a custom text' }),
-  student: Type.Union([Type.Literal('base'), Type.Literal('scripted'), Type.Object({ checkpoint: Type.String() }, { additionalProperties: false })], { default: 'base', description: 'who writes the student turns' }),
+  student: Type.Union([Type.Literal('base'), Type.Literal('scripted'), Type.Literal('human'), Type.Object({ checkpoint: Type.String() }, { additionalProperties: false })], { default: 'base', description: 'who writes the student turns ("human": a person on the server\'s chat page, see env/human.ts)' }),
   studentTemperature: Type.Number({ exclusiveMinimum: 0, maximum: 10, default: 0.05, description: 'sampling temperature of a model student' }),
   maxStudentTokens: Type.Integer({ minimum: 1, maximum: 4096, default: 64, description: 'cap on one student reply (a longer reply is handed back as if the student had finished)' }),
   scripted: Type.Optional(ScriptedRules),
@@ -102,6 +103,10 @@ export class TeacherStudentEnv implements Env<TokenObs | TextObs, number | strin
       this.student = new ScriptedStudent(this.tokenizer, k.scripted!);
       return;
     }
+    if (k.student === 'human') {
+      this.student = new HumanStudent(this.modelDir);
+      return;
+    }
     const studentDir = k.student === 'base' ? this.modelDir : k.student.checkpoint;
     const m = await loadDialogModel(studentDir);
     if (m.tokenizer.vocabSize !== this.tokenizer.vocabSize) throw new BadConfig('the student model must share the base model\'s tokenizer');
@@ -125,6 +130,7 @@ export class TeacherStudentEnv implements Env<TokenObs | TextObs, number | strin
     this.turns = [];
     this.exchange = 0;
     const info: Info = { turn: 0, tokensLeft: this.kwargs.maxTokens - this.tokens.length, promptTokens: this.promptLength, ...prompt.info };
+    await this.student!.onEpisodeStart?.({ context: this.tokens.slice(), options: args.options });
     await this.addBaseLogProbs(info);
     return { observation: this.observe(), info };
   }
@@ -134,6 +140,7 @@ export class TeacherStudentEnv implements Env<TokenObs | TextObs, number | strin
     const sp = this.tokenizer.special;
     const a = action as number;
     this.tokens.push(a);
+    this.student!.onTeacherTokens?.([a]);
     if (a === sp.endOfText) {
       const text = this.teacherText(this.tokens.length - 1);
       this.turns.push({ role: 'teacher', text, tokens: this.tokens.length - 1 - this.teacherStart });
@@ -152,6 +159,7 @@ export class TeacherStudentEnv implements Env<TokenObs | TextObs, number | strin
   private async stepUtterance(text: string): Promise<StepResult<TokenObs | TextObs>> {
     const room = this.kwargs.maxTokens - this.tokens.length;
     const ids = this.tokenizer.encode(text).filter(id => id !== this.tokenizer.special.student && id !== this.tokenizer.special.endOfText);
+    this.student!.onTeacherTokens?.(ids.slice(0, room));
     if (ids.length + 1 > room) {
       this.tokens.push(...ids.slice(0, room));
       return this.result(0, false, true, { truncatedBy: 'token-limit', teacherUtterance: this.teacherText(this.tokens.length) });
@@ -207,6 +215,7 @@ export class TeacherStudentEnv implements Env<TokenObs | TextObs, number | strin
   }
 
   private result(reward: number, terminated: boolean, truncated: boolean, info: Info): StepResult<TokenObs | TextObs> {
+    if (terminated || truncated) this.student?.onEpisodeEnd?.({ terminated, truncated, reason: String(info.endedBy ?? info.truncatedBy ?? '') || null });
     return {
       observation: this.observe(), reward, terminated, truncated,
       info: { turn: this.exchange, tokensLeft: Math.max(0, this.kwargs.maxTokens - this.tokens.length), ...info },
@@ -253,5 +262,6 @@ register({
   kwargsSchema: TeacherStudentKwargs,
   maxEpisodeSteps: null,
   description: 'Cohen et al. (2024): the agent is the teacher, one token per step after "Teacher: Do you"; the student (base model at temperature 0.05) replies; reward = (s+1)/2 for the sentiment s of the reply; 256 tokens including the prompt.',
-  deterministic: true,
+  // A person in the student's seat (student: "human") cannot be replayed from a seed.
+  deterministic: kwargs => kwargs.student !== 'human',
 });

@@ -11,6 +11,10 @@
  *   envProtocol GET /v1/env (WebSocket)     protocol v1
  *   rest        /v1/envs, /health
  *   models      /v1/models[/:name[/files/:file]]  the base checkpoint (and others) for remote KL
+ *   storage     app.store                  SQLite dialog store; records dialog sessions (before any ack)
+ *   chatLobby   app.lobby                  pairs people with student:"human" dialogs (before websocket: ends seats first on close)
+ *   chat        /chat, /chat/ws            the chat page; hosted agents
+ *   dashboard   /dashboard                 live sessions, recent dialogs, training curves
  */
 import Fastify, { LogController, type FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
@@ -24,6 +28,10 @@ import websocketPlugin from './plugins/websocket.ts';
 import envProtocolPlugin from './plugins/env-protocol.ts';
 import restPlugin from './plugins/rest.ts';
 import modelsPlugin from './plugins/models.ts';
+import storagePlugin from './plugins/storage.ts';
+import chatLobbyPlugin from './plugins/chat-lobby.ts';
+import chatPlugin from './plugins/chat.ts';
+import dashboardPlugin from './plugins/dashboard.ts';
 
 declare module 'fastify' {
   interface FastifyInstance { config: ServerConfig }
@@ -54,9 +62,13 @@ export function buildApp(config: ServerConfig, opts: BuildAppOptions = {}): Fast
   app.register(metricsPlugin);
   app.register(authPlugin);
   app.register(sessionsPlugin);
+  app.register(storagePlugin);
+  app.register(chatLobbyPlugin);
   app.register(websocketPlugin);
   app.register(envProtocolPlugin);
   app.register(restPlugin);
   app.register(modelsPlugin, { models: config.models });
+  app.register(chatPlugin);
+  app.register(dashboardPlugin);
   return app;
 }

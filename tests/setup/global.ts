@@ -13,5 +13,7 @@ export default async function setup(): Promise<() => void> {
   const dir = path.join(os.tmpdir(), `colloquy-test-base-${process.pid}`);
   await buildTinyModel({ dir });
   process.env.COLLOQUY_BASE_MODEL = dir;
+  // Servers built by tests record dialogs in memory unless a test names a database file.
+  process.env.COLLOQUY_DB ??= ':memory:';
   return () => rmSync(dir, { recursive: true, force: true });
 }
