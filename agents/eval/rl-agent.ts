@@ -97,7 +97,11 @@ export class RolloutPolicyAgent<A = unknown> implements EvalAgent {
     return out;
   }
 
-  dispose(): void { if (this.started) this.policy.end(); }
+  /** End the policy's rollout and free its variables (two policies of one kind cannot coexist: their variable names collide). */
+  dispose(): void {
+    if (this.started) this.policy.end();
+    (this.policy as { dispose?: () => void }).dispose?.();
+  }
 }
 
 /** The run config an RL trainer wrote (`<run>/config.json`). */

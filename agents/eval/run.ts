@@ -59,7 +59,7 @@ export interface EvalAgentsOptions {
 }
 
 export function slug(name: string): string {
-  return name.replace(/[^A-Za-z0-9._=-]+/g, '_').replace(/^_+|_+$/g, '').slice(0, 100) || 'agent';
+  return name.replace(/β/g, 'beta').replace(/[^A-Za-z0-9._=-]+/g, '_').replace(/^_+|_+$/g, '').slice(0, 100) || 'agent';
 }
 
 export async function evalAgents(o: EvalAgentsOptions): Promise<AgentResult[]> {

@@ -30,8 +30,9 @@
  *   - kl-budget's mixture needs a normalised base: use ℓ/(1−θ) (drop HELP, renormalise) and add
  *     −log(1−θ) to the token's KL charge, or give the policy a HELP action; the policy's features
  *     still come from the single imitator (`ctx.base`);
- *   - record `reference.name` in the run's config.json meta, so the report can say which base a
- *     run was constrained to. `colloquy compare` passes `reference` in the TrainContext.
+ *   - record `reference.name` in the run's config.json as `meta.referenceName`, so the report can
+ *     say which base a run was constrained to. `colloquy compare` passes `reference` in the
+ *     TrainContext and treats a conservative run without that record as constrained to the imitator.
  */
 import type { TransformerLM } from '../models/lm.ts';
 import type { LMSession } from '../models/sampler.ts';
@@ -172,6 +173,7 @@ export class EnsembleSession implements ReferenceSession {
  * Exact KL(π ‖ ref) of one state from full log-probabilities: Σ_a π(a)·(log π(a) − log ref(a)),
  * summed over π's entries (V, or V + 1 when π has a HELP action). `ref` may be longer than `pi`
  * (the conservative reference's HELP entry, which π does not use). Entries with π(a) = 0 add 0.
+ * Never negative (float rounding is clamped at 0).
  */
 export function klToReference(piLogProbs: ArrayLike<number>, refLogProbs: ArrayLike<number>): number {
   if (refLogProbs.length < piLogProbs.length) throw new RangeError(`klToReference: reference has ${refLogProbs.length} entries, policy ${piLogProbs.length}`);
@@ -183,5 +185,6 @@ export function klToReference(piLogProbs: ArrayLike<number>, refLogProbs: ArrayL
     if (p === 0) continue;
     kl += p * (lp - refLogProbs[a]!);
   }
-  return kl;
+  // Rounding can leave a tiny negative value for (nearly) identical distributions.
+  return Math.max(0, kl);
 }
