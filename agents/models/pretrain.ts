@@ -19,7 +19,8 @@ import { loadConfig, deepMerge, validateConfig } from '../../configs/load.ts';
 import { ModelFileSchema, type ModelFile, type TrainConfig } from '../../configs/models/schema.ts';
 import { formatTranscript, loadChatJsonl, loadCorpus, splitDialogs, type Dialog } from '../data/corpora.ts';
 import { BpeTokenizer } from './tokenizer.ts';
-import { backendInfo } from './backend.ts';
+import { backendInfo, type BackendChoice } from './backend.ts';
+import { GradientWorkers } from './parallel.ts';
 import { TransformerLM, type LMBatch } from './lm.ts';
 import { isCheckpoint, loadCheckpoint, loadOptimizerState, saveCheckpoint, type CheckpointMetadata } from './checkpoint.ts';
 
@@ -239,6 +240,8 @@ export async function pretrain(opts: PretrainOptions): Promise<PretrainResult> {
   const progressOf = (s: number) => Math.max(s / totalSteps, (Date.now() - t0) / budgetMs);
   bar?.start(totalSteps, step, { loss: '-', tps: '-', epoch: (step / stepsPerEpoch).toFixed(2) });
 
+  const workers = await GradientWorkers.start(Math.min(cfg.threads, B), model, (backendInfo()?.name ?? 'auto') as BackendChoice);
+  if (workers.threads > 1) log(`pretrain: ${workers.threads} threads compute gradients (batch split ${B} rows)`);
   const rng = new Rng(cfg.seed * 7919 + step);
   let lastLog = Date.now(), emaLoss = NaN, lastVal: { headline: number | null; byCorpus: Record<string, number> } = { headline: null, byCorpus: {} };
   const runStart = Date.now();
@@ -258,9 +261,7 @@ export async function pretrain(opts: PretrainOptions): Promise<PretrainResult> {
         for (let b = 0; b < B; b++) { const s = starts[k * B + b]!; tokens.set(trainStream.subarray(s, s + T + 1), b * (T + 1)); }
         setLr(learningRate(cfg, step, progressOf(step)));
         const dropoutSeed = model.config.dropout > 0 ? rng.seed() : undefined;
-        const { value, grads } = tf.variableGrads(() => model.loss({ tokens, batchSize: B, seqLength: T }, dropoutSeed));
-        const loss = value.dataSync()[0]!;
-        value.dispose();
+        const { loss, grads } = await workers.lossAndGrads(model, { tokens, batchSize: B, seqLength: T }, dropoutSeed);
         clipGradients(grads, cfg.gradClip);
         optimizer.applyGradients(grads as tf.NamedTensorMap as Parameters<typeof optimizer.applyGradients>[0]);
         tf.dispose(Object.values(grads));
@@ -290,6 +291,7 @@ export async function pretrain(opts: PretrainOptions): Promise<PretrainResult> {
   } finally {
     bar?.stop();
     optimizer.dispose();
+    await workers.close();
   }
   if (history.length === 0) { lastVal = validate(); await save(lastVal.headline, lastVal.byCorpus); }
   const result: PretrainResult = {

@@ -42,6 +42,7 @@ export const TrainConfigSchema = Type.Object({
   gradClip: Type.Number({ minimum: 0, default: 1, description: 'Clip the global gradient norm to this (0: off).' }),
   epochs: Type.Number({ exclusiveMinimum: 0, default: 20, description: 'Passes over the training tokens (a time budget may stop earlier).' }),
   minutes: Type.Number({ minimum: 0, default: 10, description: 'Wall-clock budget in minutes (0: no limit); the schedule follows whichever of epochs or minutes ends first.' }),
+  threads: Type.Integer({ minimum: 1, maximum: 64, default: 2, description: 'Threads computing gradients: each batch is split row-wise across this thread and threads−1 worker threads (the wasm backend uses one core each).' }),
   evalTokens: Type.Integer({ minimum: 0, default: 200000, description: 'At most this many held-out tokens per validation (0: all).' }),
 }, { additionalProperties: false });
 export type TrainConfig = Static<typeof TrainConfigSchema>;
