@@ -169,7 +169,7 @@ export async function runExperiment(opts: CompareOptions): Promise<{ results: Ex
   // ---- 3. D's transcripts
   const trainFile = path.join(out, 'data', 'demonstrator-train.jsonl');
   const heldFile = path.join(out, 'data', 'demonstrator-heldout.jsonl');
-  const sampleKey = { d: stages.timing.demonstrator, demoHash: hash(readMeta(demoDir)), s: c.samples, env: c.env };
+  const sampleKey = { demoHash: hash(readMeta(demoDir)), s: c.samples, env: c.env };
   await stages.run('samples', sampleKey, () => existsSync(trainFile) && existsSync(heldFile), async () => {
     log(`compare [${since()}]: D plays ${c.samples.train} + ${c.samples.heldOut} dialogs`);
     await sampleDemonstrator({ demonstrator, env: c.env.id, kwargs, episodes: c.samples.train, seed: c.samples.seed, numEnvs: c.samples.numEnvs, out: trainFile, log });

@@ -1,0 +1,60 @@
+// Smoke run of `colloquy compare` on the tiny preset: every stage runs, the report is complete,
+// and a rerun with the same settings reuses every stage.
+import { mkdtempSync, readFileSync, rmSync, existsSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { defaultModelDir } from '../../env/index.ts';
+import { PROJECT_ROOT } from '../../agents/data/corpora.ts';
+import { loadExperimentConfig } from '../../configs/experiments/schema.ts';
+import { runExperiment, type ExperimentResults } from '../../agents/eval/experiment.ts';
+import { renderReport } from '../../agents/report/report.ts';
+import { parseSet } from '../../cli/compare.ts';
+
+const out = mkdtempSync(path.join(os.tmpdir(), 'colloquy-compare-'));
+afterAll(() => rmSync(out, { recursive: true, force: true }));
+
+describe('colloquy compare (tiny preset)', () => {
+  it('trains, evaluates every agent and writes a complete report', async () => {
+    const config = loadExperimentConfig(path.join(PROJECT_ROOT, 'configs', 'experiments', 'tiny.json'), parseSet([`base.dir=${defaultModelDir()}`]));
+    const quiet = () => {};
+    const { results, out: dir } = await runExperiment({ config, out, dataDir: null, log: quiet });
+    expect(dir).toBe(out);
+    const names = results.agents.map(a => a.name);
+    expect(names).toEqual([
+      'demonstrator D', 'imitator', 'conservative',
+      'ppo-kl β=0.1 [imitator] s1', 'ppo-kl β=0.1 [conservative] s1', 'kl-budget B=5 [imitator] s1', 'kl-budget B=5 [conservative] s1',
+    ]);
+    const by = Object.fromEntries(results.agents.map(a => [a.name, a.summary]));
+    for (const s of Object.values(by)) {
+      expect(s.episodes).toBe(3);
+      expect(Number.isFinite(s.reward.mean)).toBe(true);
+      expect(Number.isFinite(s.klPerEpisode.imitator!.mean)).toBe(true);
+      expect(Number.isFinite(s.klPerEpisode.demonstrator!.mean)).toBe(true);
+    }
+    // Exact KL: an agent against itself is 0.
+    expect(by['demonstrator D']!.klPerEpisode.demonstrator!.mean).toBeCloseTo(0, 3);
+    expect(by.imitator!.klPerEpisode.imitator!.mean).toBeCloseTo(0, 3);
+    // The ensemble and the baseline's help requests.
+    expect(results.models.imitators.heldOutNll).toHaveLength(2);
+    expect(results.models.imitators.weights.reduce((a, b) => a + b, 0)).toBeCloseTo(1, 9);
+    expect(Number.isFinite(by.conservative!.helpRate.mean)).toBe(true);
+    expect(results.rl).toHaveLength(4);
+    expect(new Set(results.curves.map(c => c.run)).size).toBe(4);
+    expect(results.transcripts.length).toBe(7);
+
+    const html = await renderReport(results);
+    expect((html.match(/<svg/g) ?? []).length).toBeGreaterThanOrEqual(3);
+    for (const section of ['Reward–KL frontier', 'Empty teacher turns', 'Learning curves', 'All metrics', 'Sample transcripts']) expect(html).toContain(section);
+    for (const n of names) expect(html).toContain(n.replace(/&/g, '&amp;'));
+    expect(html).not.toMatch(/<script|https?:\/\/(?!www\.w3\.org)/); // offline: no scripts, no external resources
+    const saved = JSON.parse(readFileSync(path.join(out, 'results.json'), 'utf8')) as ExperimentResults;
+    expect(saved.agents.map(a => a.name)).toEqual(names);
+
+    // Same settings again: every stage is reused and the results are the same.
+    const again = await runExperiment({ config, out, dataDir: null, log: quiet });
+    expect(Object.entries(again.results.stages).filter(([, v]) => !v.reused).map(([k]) => k)).toEqual([]);
+    expect(again.results.agents.map(a => a.summary.reward.mean)).toEqual(results.agents.map(a => a.summary.reward.mean));
+    expect(existsSync(path.join(out, 'eval', 'conservative.jsonl'))).toBe(true);
+  });
+});
