@@ -5,7 +5,8 @@
  * noise...]; noise values are multiples of 1/1024 so that they are short in JSON.
  */
 import { Type, type Static } from '@sinclair/typebox';
-import type { Env, EnvSpec, ResetArgs, ResetResult, StepResult } from './core.ts';
+import type { AutoresetMode, Env, EnvSpec, Info, ResetArgs, ResetResult, StepResult, VectorEnv, VectorResetResult, VectorStepResult } from './core.ts';
+import { BadConfig, EnvClosed, InvalidAction, ResetNeeded } from './errors.ts';
 import { Box, Discrete } from './spaces.ts';
 import { Rng, entropySeed } from './rng.ts';
 import { register } from './registry.ts';
@@ -41,15 +42,20 @@ export class EchoEnv implements Env<number[], number> {
     return obs;
   }
 
-  async reset(args: ResetArgs = {}): Promise<ResetResult<number[]>> {
-    if (args.seed !== undefined) this.rng = new Rng(args.seed);
+  async reset(args: ResetArgs = {}): Promise<ResetResult<number[]>> { return this.resetSync(args.seed); }
+  async step(action: number): Promise<StepResult<number[]>> { return this.stepSync(action); }
+
+  /** reset() without the promise (for EchoVectorEnv). */
+  resetSync(seed?: number): ResetResult<number[]> {
+    if (seed !== undefined) this.rng = new Rng(seed);
     this.t = 0;
     this.last = 0;
     this.target = this.rng.int(this.kwargs.nActions);
     return { observation: this.observe(), info: {} };
   }
 
-  async step(action: number): Promise<StepResult<number[]>> {
+  /** step() without the promise (for EchoVectorEnv). */
+  stepSync(action: number): StepResult<number[]> {
     const reward = action === this.target ? 1 : 0;
     this.t++;
     this.last = action;
@@ -61,11 +67,115 @@ export class EchoEnv implements Env<number[], number> {
   async close(): Promise<void> {}
 }
 
+const ECHO_MAX_EPISODE_STEPS = 1000;
+
+/**
+ * Echo-v0's native vector form (what `makeVec('Echo-v0')` builds): exactly the trajectories of N
+ * EchoEnvs wrapped by `make` in a SyncVectorEnv (same autoreset modes, time limit, seeding by
+ * `seed + i`, errors; tests/env/echo-vector.test.ts compares them), stepped in one synchronous
+ * loop, so that the transport benchmarks measure the protocol rather than 64×4 promise hops.
+ * Unlike SyncVectorEnv it checks every action before stepping any sub-env.
+ */
+export class EchoVectorEnv implements VectorEnv<number[], number> {
+  readonly singleObservationSpace: Box;
+  readonly singleActionSpace: Discrete;
+  spec: EnvSpec | null = null;
+  private readonly envs: EchoEnv[];
+  private readonly observations: number[][];
+  /** Steps since each sub-env's reset (the TimeLimit wrapper's count). */
+  private readonly elapsed: number[];
+  private readonly ended: boolean[];
+  private hasReset = false;
+  private closed = false;
+
+  constructor(readonly numEnvs: number, kwargs: EchoKwargs, readonly autoresetMode: AutoresetMode = 'next-step', private readonly maxEpisodeSteps: number | null = ECHO_MAX_EPISODE_STEPS) {
+    this.envs = Array.from({ length: numEnvs }, () => new EchoEnv(kwargs));
+    this.singleObservationSpace = this.envs[0]!.observationSpace;
+    this.singleActionSpace = this.envs[0]!.actionSpace;
+    this.observations = new Array<number[]>(numEnvs);
+    this.elapsed = new Array<number>(numEnvs).fill(0);
+    this.ended = new Array<boolean>(numEnvs).fill(false);
+  }
+
+  async reset(args: ResetArgs = {}): Promise<VectorResetResult<number[]>> {
+    if (this.closed) throw new EnvClosed();
+    const mask = (args.options as { resetMask?: unknown } | undefined)?.resetMask;
+    if (mask !== undefined && (!Array.isArray(mask) || mask.length !== this.numEnvs || mask.some(m => typeof m !== 'boolean'))) {
+      throw new BadConfig(`options.resetMask must be ${this.numEnvs} booleans`);
+    }
+    if (mask && !this.hasReset && (mask as boolean[]).some(m => !m)) throw new ResetNeeded('the first reset must reset every sub-env');
+    const infos: Info[] = new Array(this.numEnvs);
+    for (let i = 0; i < this.numEnvs; i++) {
+      if (mask && !(mask as boolean[])[i]) { infos[i] = {}; continue; }
+      const r = this.envs[i]!.resetSync(args.seed !== undefined ? args.seed + i : undefined);
+      this.observations[i] = r.observation;
+      this.elapsed[i] = 0;
+      this.ended[i] = false;
+      infos[i] = r.info;
+    }
+    this.hasReset = true;
+    return { observations: this.observations.slice(), infos };
+  }
+
+  async step(actions: number[]): Promise<VectorStepResult<number[]>> {
+    if (this.closed) throw new EnvClosed();
+    if (!this.hasReset) throw new ResetNeeded('step() before reset()');
+    const n = this.numEnvs;
+    if (!Array.isArray(actions) || actions.length !== n) {
+      throw new InvalidAction(`expected ${n} actions, got ${Array.isArray(actions) ? actions.length : typeof actions}`);
+    }
+    if (this.autoresetMode === 'disabled') {
+      const i = this.ended.indexOf(true);
+      if (i >= 0) throw new ResetNeeded(`sub-env ${i} ended; reset it with options.resetMask (autoresetMode 'disabled')`);
+    }
+    const space = this.singleActionSpace;
+    for (let i = 0; i < n; i++) {
+      if (!this.ended[i] && !space.contains(actions[i])) throw new InvalidAction(`invalid action: ${space.explain(actions[i])}`);
+    }
+    const rewards = new Array<number>(n);
+    const terminated = new Array<boolean>(n);
+    const truncated = new Array<boolean>(n);
+    const infos = new Array<Info>(n);
+    const max = this.maxEpisodeSteps;
+    for (let i = 0; i < n; i++) {
+      const env = this.envs[i]!;
+      if (this.ended[i]) { // next-step autoreset
+        const r = env.resetSync();
+        this.observations[i] = r.observation;
+        this.elapsed[i] = 0;
+        this.ended[i] = false;
+        rewards[i] = 0; terminated[i] = false; truncated[i] = false;
+        infos[i] = { ...r.info, autoreset: true };
+        continue;
+      }
+      let r = env.stepSync(actions[i]!);
+      if (max !== null && ++this.elapsed[i]! >= max && !r.terminated && !r.truncated) {
+        r = { ...r, truncated: true, info: { ...r.info, truncatedBy: 'time-limit' } };
+      }
+      rewards[i] = r.reward; terminated[i] = r.terminated; truncated[i] = r.truncated;
+      if ((r.terminated || r.truncated) && this.autoresetMode === 'same-step') {
+        const rr = env.resetSync();
+        this.elapsed[i] = 0;
+        this.observations[i] = rr.observation;
+        infos[i] = { ...rr.info, finalObservation: r.observation, finalInfo: r.info };
+      } else {
+        this.observations[i] = r.observation;
+        infos[i] = r.info;
+        if (r.terminated || r.truncated) this.ended[i] = true;
+      }
+    }
+    return { observations: this.observations.slice(), rewards, terminated, truncated, infos };
+  }
+
+  async close(): Promise<void> { this.closed = true; }
+}
+
 register({
   id: 'Echo-v0',
   entryPoint: kwargs => new EchoEnv(kwargs as EchoKwargs),
+  vectorEntryPoint: (numEnvs, kwargs, autoresetMode) => new EchoVectorEnv(numEnvs, kwargs as EchoKwargs, autoresetMode),
   kwargsSchema: EchoKwargs,
-  maxEpisodeSteps: 1000,
+  maxEpisodeSteps: ECHO_MAX_EPISODE_STEPS,
   description: 'Echo the target action shown in the observation; reward 1 when echoed. For tests and transport benchmarks.',
   deterministic: true,
 });
