@@ -38,6 +38,9 @@ train options:
   --filters N            filters per width (default 96)
   --widths LIST          filter widths, comma-separated (default 2,3,4,5)
   --bigram-buckets N     hashed-bigram buckets, 0 for none (default 262144)
+  --members N            ensemble members trained one after the other (default 1)
+  --lexicon / --no-lexicon   VADER valence as an extra embedding channel
+  --vader-feature / --no-vader-feature   VADER compound score as an input of the logit
 
 eval / validate options:
   --scorer NAME          vader | classifier | transformers | all (default all: every scorer available)
@@ -82,6 +85,8 @@ async function train(argv: string[]): Promise<number> {
       train: { type: 'string' }, dev: { type: 'string' }, out: { type: 'string' }, epochs: { type: 'string' },
       'batch-size': { type: 'string' }, lr: { type: 'string' }, seed: { type: 'string' }, limit: { type: 'string' },
       'embed-dim': { type: 'string' }, filters: { type: 'string' }, widths: { type: 'string' }, 'bigram-buckets': { type: 'string' },
+      members: { type: 'string' }, lexicon: { type: 'boolean' }, 'no-lexicon': { type: 'boolean' },
+      'vader-feature': { type: 'boolean' }, 'no-vader-feature': { type: 'boolean' },
     },
   });
   if (values.help) { console.log(USAGE); return 0; }
@@ -101,12 +106,15 @@ async function train(argv: string[]): Promise<number> {
     lr: num('lr', values.lr, DEFAULT_TRAIN.lr),
     seed: int('seed', values.seed, DEFAULT_TRAIN.seed),
     limit: values.limit ? int('limit', values.limit, 0) : undefined,
+    members: int('members', values.members, DEFAULT_TRAIN.members),
     arch: {
       ...DEFAULT_TRAIN.arch,
       embedDim: int('embed-dim', values['embed-dim'], DEFAULT_TRAIN.arch.embedDim),
       filters: int('filters', values.filters, DEFAULT_TRAIN.arch.filters),
       widths,
       bigramBuckets: int('bigram-buckets', values['bigram-buckets'], DEFAULT_TRAIN.arch.bigramBuckets),
+      lexicon: values['no-lexicon'] ? false : values.lexicon ? true : DEFAULT_TRAIN.arch.lexicon,
+      vaderFeature: values['no-vader-feature'] ? false : values['vader-feature'] ? true : DEFAULT_TRAIN.arch.vaderFeature,
     },
   };
   const info = await initBackend(backendOf(values.backend));
@@ -115,31 +123,36 @@ async function train(argv: string[]): Promise<number> {
 
   const tty = process.stdout.isTTY === true;
   const { default: cliProgress } = await import('cli-progress');
-  const bar = tty ? new cliProgress.SingleBar({ format: 'epoch {epoch} |{bar}| {value}/{total} steps | loss {loss} | {eta_formatted} left' }, cliProgress.Presets.shades_classic) : null;
+  const bar = tty ? new cliProgress.SingleBar({ format: 'member {member} epoch {epoch} |{bar}| {value}/{total} steps | loss {loss} | {eta_formatted} left' }, cliProgress.Presets.shades_classic) : null;
   let started = false;
   let epoch = 1;
+  let member = 1;
   let lastLog = 0;
   const result = await trainClassifier(cfg, {
     onStep(step, total, loss) {
       if (bar) {
-        if (!started) { bar.start(total, 0, { epoch, loss: 'n/a' }); started = true; }
-        bar.update(step, { epoch, loss: loss.toFixed(4) });
+        if (!started) { bar.start(total, step - 1, { member, epoch, loss: 'n/a' }); started = true; }
+        bar.update(step, { member, epoch, loss: loss.toFixed(4) });
       } else if (Date.now() - lastLog > 10_000 || step === total) {
         lastLog = Date.now();
-        console.log(`step ${step}/${total} epoch ${epoch} loss ${loss.toFixed(4)}`);
+        console.log(`step ${step}/${total} member ${member} epoch ${epoch} loss ${loss.toFixed(4)}`);
       }
     },
     onEpoch(r) {
       const dev = r.devAccuracy !== undefined ? ` dev_acc ${(100 * r.devAccuracy).toFixed(2)}% dev_auc ${r.devAuc!.toFixed(4)}` : '';
-      const line = `epoch ${r.epoch}: loss ${r.loss.toFixed(4)} train_acc ${(100 * r.trainAccuracy).toFixed(2)}%${dev} (${r.seconds.toFixed(1)} s)`;
+      const ens = r.ensembleDevAccuracy !== undefined ? ` | ensemble of ${r.member + 1}: dev_acc ${(100 * r.ensembleDevAccuracy).toFixed(2)}% dev_auc ${r.ensembleDevAuc!.toFixed(4)}` : '';
+      const line = `member ${r.member + 1} epoch ${r.epoch}: loss ${r.loss.toFixed(4)} train_acc ${(100 * r.trainAccuracy).toFixed(2)}%${dev} (${r.seconds.toFixed(1)} s)${ens}`;
       if (bar) { bar.stop(); started = false; }
       console.log(line);
       epoch = r.epoch + 1;
+      if (r.epoch === cfg.epochs) { epoch = 1; member = r.member + 2; }
     },
   });
   bar?.stop();
   await result.model.save(out);
-  console.log(`saved ${out} (${result.trainExamples} examples, ${result.seconds.toFixed(1)} s on ${info.name})`);
+  const m = result.model.meta;
+  if (m.devAccuracy !== undefined) console.log(`dev accuracy ${(100 * m.devAccuracy).toFixed(2)}%, AUC ${(m.devAuc ?? NaN).toFixed(4)}`);
+  console.log(`saved ${out} (${result.trainExamples} examples, ${result.model.numMembers} member(s), ${result.seconds.toFixed(1)} s on ${info.name})`);
   result.model.dispose();
   return 0;
 }

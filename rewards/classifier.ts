@@ -18,6 +18,7 @@ import path from 'node:path';
 import { Rng } from '../env/rng.ts';
 import { ColloquyError } from '../env/errors.ts';
 import { wordTokens } from './text.ts';
+import { vaderCompound } from './vader.ts';
 import { fromSigned, type SentimentScore, type SentimentScorer } from './types.ts';
 
 export const CLASSIFIER_FORMAT = 'colloquy-sentiment-cnn';
@@ -44,9 +45,11 @@ export interface ClassifierArch {
    * in the training data. Saved with the checkpoint.
    */
   lexicon?: boolean;
+  /** Add VADER's compound score of the whole text, times a learned weight, to the logit. */
+  vaderFeature?: boolean;
 }
 
-export const DEFAULT_ARCH: ClassifierArch = { embedDim: 96, widths: [2, 3, 4, 5], filters: 96, hidden: 0, bigramBuckets: 1 << 18, maxLen: 256, lexicon: false };
+export const DEFAULT_ARCH: ClassifierArch = { embedDim: 96, widths: [2, 3, 4, 5], filters: 96, hidden: 0, bigramBuckets: 1 << 18, maxLen: 256, lexicon: false, vaderFeature: false };
 
 /** Parameters saved with the checkpoint but not trained. */
 export const FIXED_PARAMS: ReadonlySet<string> = new Set(['lexicon']);
@@ -70,7 +73,8 @@ interface SavedFile {
   version: 1;
   arch: ClassifierArch;
   vocab: string[];
-  weights: { name: string; shape: number[]; offset: number }[];
+  /** Every member's tensors (`member` absent means 0), float32 offsets into weights.bin. */
+  weights: { name: string; shape: number[]; offset: number; member?: number }[];
   meta: ClassifierMeta;
 }
 
@@ -155,27 +159,38 @@ function maxOverTime(x: tf.Tensor3D): tf.Tensor2D {
 }
 
 /** A batch ready for the network. */
-export interface EncodedBatch { ids: Int32Array; mask: Float32Array; bigrams: Int32Array; bigramMask: Float32Array; batch: number; len: number; bigramLen: number }
+export interface EncodedBatch { ids: Int32Array; mask: Float32Array; bigrams: Int32Array; bigramMask: Float32Array; vader: Float32Array; batch: number; len: number; bigramLen: number }
 
 export class SentimentClassifier {
   readonly arch: ClassifierArch;
   readonly vocab: string[];
   meta: ClassifierMeta;
   private readonly index: Map<string, number>;
-  private readonly params: Map<string, tf.Variable>;
+  /** One parameter set per ensemble member (same architecture and vocabulary). */
+  private readonly members: Map<string, tf.Variable>[];
 
-  private constructor(arch: ClassifierArch, vocab: string[], params: Map<string, tf.Variable>, meta: ClassifierMeta) {
+  private constructor(arch: ClassifierArch, vocab: string[], members: Map<string, tf.Variable>[], meta: ClassifierMeta) {
     this.arch = arch;
     this.vocab = vocab;
     this.meta = meta;
     this.index = new Map(vocab.map((w, i) => [w, i]));
-    this.params = params;
+    this.members = members;
   }
 
-  /** A freshly initialised classifier (Glorot-uniform-like scales, seeded). */
-  static create(arch: ClassifierArch, vocab: string[], seed: number): SentimentClassifier {
+  /**
+   * A freshly initialised classifier (Glorot-uniform-like scales, seeded) of `numMembers`
+   * independently initialised networks whose probabilities are averaged (an ensemble).
+   */
+  static create(arch: ClassifierArch, vocab: string[], seed: number, numMembers = 1): SentimentClassifier {
     if (vocab[0] !== PAD || vocab[1] !== UNK) throw new ColloquyError('BAD_CONFIG', `vocabulary must start with ${PAD}, ${UNK}`);
+    if (!(numMembers >= 1)) throw new ColloquyError('BAD_CONFIG', 'an ensemble needs at least one member');
     const rng = new Rng(seed);
+    const members: Map<string, tf.Variable>[] = [];
+    for (let m = 0; m < numMembers; m++) members.push(SentimentClassifier.initMember(arch, vocab, rng));
+    return new SentimentClassifier(arch, vocab, members, {});
+  }
+
+  private static initMember(arch: ClassifierArch, vocab: string[], rng: Rng): Map<string, tf.Variable> {
     const uniform = (shape: number[], scale: number): tf.Tensor => {
       const n = shape.reduce((a, b) => a * b, 1);
       const v = new Float32Array(n);
@@ -204,6 +219,7 @@ export class SentimentClassifier {
     shapes.push(['out/kernel', () => uniform([last, 1], Math.sqrt(6 / (last + 1)))]);
     shapes.push(['out/bias', () => zeros([1])]);
     if (arch.bigramBuckets > 0) shapes.push(['bigram', () => zeros([arch.bigramBuckets, 1])]);
+    if (arch.vaderFeature) shapes.push(['vader/kernel', () => zeros([1, 1])]);
     const id = ++instanceCounter;
     const params = new Map<string, tf.Variable>();
     for (const [name, init] of shapes) {
@@ -211,16 +227,17 @@ export class SentimentClassifier {
       params.set(name, tf.variable(t, !FIXED_PARAMS.has(name), `sentiment${id}/${name}`));
       t.dispose();
     }
-    return new SentimentClassifier(arch, vocab, params, {});
+    return params;
   }
 
-  /** Trainable variables, keyed by their names in the checkpoint. */
-  variables(): Map<string, tf.Variable> { return this.params; }
+  /** Number of ensemble members. */
+  get numMembers(): number { return this.members.length; }
 
-  private p(name: string): tf.Variable {
-    const v = this.params.get(name);
-    if (!v) throw new Error(`missing parameter ${name}`);
-    return v;
+  /** A member's variables, keyed by their names in the checkpoint. */
+  variables(member = 0): Map<string, tf.Variable> {
+    const m = this.members[member];
+    if (!m) throw new RangeError(`no member ${member}`);
+    return m;
   }
 
   /** Word ids of a text (unknown words → `<unk>`), cut to `maxLen`. */
@@ -232,8 +249,16 @@ export class SentimentClassifier {
     return out;
   }
 
-  /** Pack id sequences into padded arrays (plus bigram buckets). `wordDrop` replaces ids by `<unk>` with that probability. */
-  packBatch(seqs: number[][], rng?: Rng, wordDrop = 0): EncodedBatch {
+  /** Whole-text features beside the words: VADER's compound score when `arch.vaderFeature`. */
+  textFeature(text: string): number {
+    return this.arch.vaderFeature ? vaderCompound(text) : 0;
+  }
+
+  /**
+   * Pack id sequences into padded arrays (plus bigram buckets and text features). `wordDrop`
+   * replaces ids by `<unk>` with that probability.
+   */
+  packBatch(seqs: number[][], rng?: Rng, wordDrop = 0, features?: number[]): EncodedBatch {
     const maxW = Math.max(...this.arch.widths);
     const len = Math.max(maxW, ...seqs.map(s => s.length));
     const batch = seqs.length;
@@ -259,19 +284,26 @@ export class SentimentClassifier {
         }
       }
     }
-    return { ids, mask, bigrams, bigramMask, batch, len, bigramLen };
+    const vader = Float32Array.from({ length: batch }, (_, b) => features?.[b] ?? 0);
+    return { ids, mask, bigrams, bigramMask, vader, batch, len, bigramLen };
   }
 
-  /** Logits [batch] of "positive". `dropout` > 0 only in training. */
-  logits(enc: EncodedBatch, dropout = 0, seed = 0): tf.Tensor1D {
+  /** Logits [batch] of "positive" from one member. `dropout` > 0 only in training. */
+  logits(enc: EncodedBatch, dropout = 0, seed = 0, member = 0): tf.Tensor1D {
+    const params = this.variables(member);
+    const p = (name: string): tf.Variable => {
+      const v = params.get(name);
+      if (!v) throw new Error(`missing parameter ${name}`);
+      return v;
+    };
     return tf.tidy(() => {
       const { batch: B, len: L } = enc;
       const e = this.arch.embedDim;
       const ids = tf.tensor1d(enc.ids, 'int32');
       const mask = tf.tensor3d(enc.mask, [B, L, 1]);
-      let emb = lookup(this.p('embedding') as tf.Tensor2D, ids).reshape([B, L, e]) as tf.Tensor3D;
+      let emb = lookup(p('embedding') as tf.Tensor2D, ids).reshape([B, L, e]) as tf.Tensor3D;
       if (dropout > 0) emb = tf.dropout(emb, dropout * 0.5, undefined, seed) as tf.Tensor3D;
-      if (this.arch.lexicon) emb = tf.concat([emb, tf.gather(this.p('lexicon'), ids).reshape([B, L, 1]) as tf.Tensor3D], 2);
+      if (this.arch.lexicon) emb = tf.concat([emb, tf.gather(p('lexicon'), ids).reshape([B, L, 1]) as tf.Tensor3D], 2);
       emb = emb.mul(mask);
       const d = emb.shape[2];
       const pooled: tf.Tensor2D[] = [];
@@ -280,33 +312,38 @@ export class SentimentClassifier {
         const cols: tf.Tensor3D[] = [];
         for (let i = 0; i < k; i++) cols.push(emb.slice([0, i, 0], [B, n, d]));
         const x = (k === 1 ? cols[0]! : tf.concat(cols, 2)).reshape([B * n, k * d]) as tf.Tensor2D;
-        const h = tf.relu(tf.add(dense(x, this.p(`conv${k}/kernel`) as tf.Tensor2D), this.p(`conv${k}/bias`))) as tf.Tensor2D;
+        const h = tf.relu(tf.add(dense(x, p(`conv${k}/kernel`) as tf.Tensor2D), p(`conv${k}/bias`))) as tf.Tensor2D;
         pooled.push(maxOverTime(h.reshape([B, n, this.arch.filters]) as tf.Tensor3D));
       }
       let feat: tf.Tensor2D = pooled.length === 1 ? pooled[0]! : tf.concat(pooled, 1);
       if (dropout > 0) feat = tf.dropout(feat, dropout, undefined, seed + 1) as tf.Tensor2D;
       if (this.arch.hidden > 0) {
-        feat = tf.relu(tf.add(dense(feat, this.p('hidden/kernel') as tf.Tensor2D), this.p('hidden/bias'))) as tf.Tensor2D;
+        feat = tf.relu(tf.add(dense(feat, p('hidden/kernel') as tf.Tensor2D), p('hidden/bias'))) as tf.Tensor2D;
         if (dropout > 0) feat = tf.dropout(feat, dropout, undefined, seed + 2) as tf.Tensor2D;
       }
-      let out = tf.add(dense(feat, this.p('out/kernel') as tf.Tensor2D), this.p('out/bias')).reshape([B]) as tf.Tensor1D;
+      let out = tf.add(dense(feat, p('out/kernel') as tf.Tensor2D), p('out/bias')).reshape([B]) as tf.Tensor1D;
       if (this.arch.bigramBuckets > 0) {
-        const bi = lookup(this.p('bigram') as tf.Tensor2D, tf.tensor1d(enc.bigrams, 'int32')).reshape([B, enc.bigramLen]);
+        const bi = lookup(p('bigram') as tf.Tensor2D, tf.tensor1d(enc.bigrams, 'int32')).reshape([B, enc.bigramLen]);
         out = out.add(bi.mul(tf.tensor2d(enc.bigramMask, [B, enc.bigramLen])).sum(1));
       }
+      if (this.arch.vaderFeature) out = out.add(dense(tf.tensor2d(enc.vader, [B, 1]), p('vader/kernel') as tf.Tensor2D).reshape([B]));
       return out;
     });
   }
 
-  /** Probability of "positive" for each text (batched, no dropout). */
-  async predict(texts: string[], batchSize = 64): Promise<Float32Array> {
+  /** Probability of "positive" for each text (batched, no dropout; the mean over `members`, default all). */
+  async predict(texts: string[], batchSize = 64, members?: number[]): Promise<Float32Array> {
+    const use = members ?? this.members.map((_, i) => i);
     const out = new Float32Array(texts.length);
-    const enc = texts.map((t, i) => ({ i, ids: this.encodeText(t) }));
+    const enc = texts.map((t, i) => ({ i, ids: this.encodeText(t), f: this.textFeature(t) }));
     // Sort by length so that padding stays small.
     enc.sort((a, b) => a.ids.length - b.ids.length);
     for (let s = 0; s < enc.length; s += batchSize) {
       const chunk = enc.slice(s, s + batchSize);
-      const probs = tf.tidy(() => tf.sigmoid(this.logits(this.packBatch(chunk.map(c => c.ids)))));
+      const probs = tf.tidy(() => {
+        const b = this.packBatch(chunk.map(c => c.ids), undefined, 0, chunk.map(c => c.f));
+        return tf.addN(use.map(m => tf.sigmoid(this.logits(b, 0, 0, m)))).div(use.length);
+      });
       const v = await probs.data();
       probs.dispose();
       chunk.forEach((c, j) => { out[c.i] = c.ids.length === 0 ? 0.5 : v[j]!; });
@@ -320,11 +357,13 @@ export class SentimentClassifier {
     const manifest: SavedFile['weights'] = [];
     const parts: Float32Array[] = [];
     let offset = 0;
-    for (const [name, v] of this.params) {
-      const data = (await v.data()) as Float32Array;
-      manifest.push({ name, shape: v.shape.slice(), offset });
-      parts.push(data);
-      offset += data.length;
+    for (let m = 0; m < this.members.length; m++) {
+      for (const [name, v] of this.members[m]!) {
+        const data = (await v.data()) as Float32Array;
+        manifest.push({ name, shape: v.shape.slice(), offset, member: m });
+        parts.push(data);
+        offset += data.length;
+      }
     }
     const buf = Buffer.alloc(offset * 4);
     let o = 0;
@@ -355,20 +394,23 @@ export class SentimentClassifier {
     const all = new Float32Array(buf.byteLength / 4);
     for (let i = 0; i < all.length; i++) all[i] = buf.readFloatLE(i * 4);
     const id = ++instanceCounter;
-    const params = new Map<string, tf.Variable>();
+    const members: Map<string, tf.Variable>[] = [];
     for (const w of file.weights) {
+      const m = w.member ?? 0;
+      while (members.length <= m) members.push(new Map());
       const n = w.shape.reduce((a, b) => a * b, 1);
       if (w.offset + n > all.length) throw new ColloquyError('BAD_CONFIG', `weights.bin in ${dir} is too short for ${w.name}`);
       const t = tf.tensor(all.subarray(w.offset, w.offset + n), w.shape);
-      params.set(w.name, tf.variable(t, false, `sentiment${id}/${w.name}`));
+      members[m]!.set(w.name, tf.variable(t, false, `sentiment${id}/m${m}/${w.name}`));
       t.dispose();
     }
-    return new SentimentClassifier(file.arch, file.vocab, params, file.meta ?? {});
+    if (members.length === 0) throw new ColloquyError('BAD_CONFIG', `${cfgPath} lists no weights`);
+    return new SentimentClassifier(file.arch, file.vocab, members, file.meta ?? {});
   }
 
   dispose(): void {
-    for (const v of this.params.values()) v.dispose();
-    this.params.clear();
+    for (const m of this.members) { for (const v of m.values()) v.dispose(); m.clear(); }
+    this.members.length = 0;
   }
 }
 

@@ -36,16 +36,31 @@ export interface TrainClassifierConfig {
   minCount: number;
   /** Seed of initialisation, shuffling and dropout. */
   seed: number;
+  /** Networks trained one after the other (different seeds and data orders) whose probabilities are averaged. */
+  members: number;
   /** Network shape. */
   arch: ClassifierArch;
 }
 
 export const DEFAULT_TRAIN: Omit<TrainClassifierConfig, 'trainFile'> = {
   epochs: 4, batchSize: 64, lr: 2e-3, finalLrFraction: 0.05, dropout: 0.5, wordDropout: 0.1,
-  bigramL2: 1e-5, minCount: 1, seed: 1, arch: DEFAULT_ARCH,
+  bigramL2: 1e-5, minCount: 1, seed: 1, members: 1, arch: DEFAULT_ARCH,
 };
 
-export interface EpochReport { epoch: number; loss: number; trainAccuracy: number; devAccuracy?: number; devAuc?: number; seconds: number }
+export interface EpochReport {
+  /** Ensemble member (0-based) and its epoch (1-based). */
+  member: number;
+  epoch: number;
+  loss: number;
+  trainAccuracy: number;
+  /** Dev metrics of this member alone. */
+  devAccuracy?: number;
+  devAuc?: number;
+  /** After a member's last epoch: dev metrics of the ensemble of members 0..member. */
+  ensembleDevAccuracy?: number;
+  ensembleDevAuc?: number;
+  seconds: number;
+}
 
 export interface TrainHooks {
   /** Called after every step with the running loss. */
@@ -64,14 +79,14 @@ export function buildVocab(texts: Iterable<string>, minCount = 1): string[] {
 }
 
 /** Evaluate a classifier on labelled texts: accuracy at p > 0.5 and AUC. */
-export async function evaluateClassifier(model: SentimentClassifier, data: LabeledText[]): Promise<{ accuracy: number; auc: number }> {
-  const p = await model.predict(data.map(d => d.text));
+export async function evaluateClassifier(model: SentimentClassifier, data: LabeledText[], members?: number[]): Promise<{ accuracy: number; auc: number }> {
+  const p = await model.predict(data.map(d => d.text), 64, members);
   const labels = data.map(d => d.label);
   return { accuracy: accuracy(p, labels), auc: rocAuc(p, labels) };
 }
 
 export async function trainClassifier(cfg: TrainClassifierConfig, hooks: TrainHooks = {}): Promise<TrainResult> {
-  if (cfg.epochs <= 0 || cfg.batchSize <= 0 || !(cfg.lr > 0)) throw new BadConfig('epochs, batchSize and lr must be positive');
+  if (cfg.epochs <= 0 || cfg.batchSize <= 0 || !(cfg.lr > 0) || !(cfg.members >= 1)) throw new BadConfig('epochs, batchSize, lr and members must be positive');
   const t0 = performance.now();
   const rng = new Rng(cfg.seed);
 
@@ -80,68 +95,82 @@ export async function trainClassifier(cfg: TrainClassifierConfig, hooks: TrainHo
   if (train.length === 0) throw new BadConfig(`no training examples in ${cfg.trainFile}`);
   const dev = cfg.devFile ? readLabeledTsv(cfg.devFile) : undefined;
   const vocab = buildVocab(train.map(d => d.text), cfg.minCount);
-  const model = SentimentClassifier.create(cfg.arch, vocab, rng.seed());
+  const model = SentimentClassifier.create(cfg.arch, vocab, rng.seed(), cfg.members);
   const seqs = train.map(d => model.encodeText(d.text));
+  const feats = train.map(d => model.textFeature(d.text));
   const labels = train.map(d => d.label);
 
-  const optimizer = tf.train.adam(cfg.lr);
-  const setLr = (lr: number) => { (optimizer as unknown as { learningRate: number }).learningRate = lr; };
-  const varList = [...model.variables()].filter(([name]) => !FIXED_PARAMS.has(name)).map(([, v]) => v);
-  const bigram = model.variables().get('bigram');
   const stepsPerEpoch = Math.ceil(train.length / cfg.batchSize);
-  const totalSteps = stepsPerEpoch * cfg.epochs;
+  const stepsPerMember = stepsPerEpoch * cfg.epochs;
+  const totalSteps = stepsPerMember * cfg.members;
   const reports: EpochReport[] = [];
   let step = 0;
 
-  for (let epoch = 1; epoch <= cfg.epochs; epoch++) {
-    const te = performance.now();
-    // Length-bucketed batches: shuffle, sort within pools of 50 batches by length, shuffle batches.
-    const order = shuffle(Array.from({ length: train.length }, (_, i) => i), rng);
-    const pool = cfg.batchSize * 50;
-    const batches: number[][] = [];
-    for (let s = 0; s < order.length; s += pool) {
-      const chunk = order.slice(s, s + pool).sort((a, b) => seqs[a]!.length - seqs[b]!.length);
-      for (let b = 0; b < chunk.length; b += cfg.batchSize) batches.push(chunk.slice(b, b + cfg.batchSize));
+  for (let member = 0; member < cfg.members; member++) {
+    const optimizer = tf.train.adam(cfg.lr);
+    const setLr = (lr: number) => { (optimizer as unknown as { learningRate: number }).learningRate = lr; };
+    const vars = model.variables(member);
+    const varList = [...vars].filter(([name]) => !FIXED_PARAMS.has(name)).map(([, v]) => v);
+    const bigram = vars.get('bigram');
+    let memberStep = 0;
+    for (let epoch = 1; epoch <= cfg.epochs; epoch++) {
+      const te = performance.now();
+      // Length-bucketed batches: shuffle, sort within pools of 50 batches by length, shuffle batches.
+      const order = shuffle(Array.from({ length: train.length }, (_, i) => i), rng);
+      const pool = cfg.batchSize * 50;
+      const batches: number[][] = [];
+      for (let s = 0; s < order.length; s += pool) {
+        const chunk = order.slice(s, s + pool).sort((a, b) => seqs[a]!.length - seqs[b]!.length);
+        for (let b = 0; b < chunk.length; b += cfg.batchSize) batches.push(chunk.slice(b, b + cfg.batchSize));
+      }
+      shuffle(batches, rng);
+      let lossSum = 0, correct = 0, seen = 0;
+      for (const batch of batches) {
+        // Linear decay of the learning rate over each member's training.
+        const frac = memberStep / Math.max(1, stepsPerMember - 1);
+        setLr(cfg.lr * (1 - frac * (1 - cfg.finalLrFraction)));
+        const enc = model.packBatch(batch.map(i => seqs[i]!), rng, cfg.wordDropout, batch.map(i => feats[i]!));
+        const y = batch.map(i => labels[i]!);
+        const dropSeed = rng.seed();
+        let logitsOut: Float32Array | undefined;
+        const cost = optimizer.minimize(() => {
+          const logits = model.logits(enc, cfg.dropout, dropSeed, member);
+          logitsOut = logits.dataSync() as Float32Array;
+          let loss = tf.losses.sigmoidCrossEntropy(tf.tensor1d(y), logits) as tf.Scalar;
+          if (bigram && cfg.bigramL2 > 0) loss = loss.add(bigram.square().sum().mul(cfg.bigramL2));
+          return loss;
+        }, true, varList);
+        const l = cost ? (await cost.data())[0]! : NaN;
+        cost?.dispose();
+        lossSum += l * batch.length;
+        if (logitsOut) for (let j = 0; j < batch.length; j++) if ((logitsOut[j]! > 0 ? 1 : 0) === y[j]) correct++;
+        seen += batch.length;
+        step++;
+        memberStep++;
+        hooks.onStep?.(step, totalSteps, lossSum / seen);
+      }
+      const report: EpochReport = { member, epoch, loss: lossSum / seen, trainAccuracy: correct / seen, seconds: (performance.now() - te) / 1000 };
+      if (dev && dev.length > 0) {
+        const m = await evaluateClassifier(model, dev, [member]);
+        report.devAccuracy = m.accuracy;
+        report.devAuc = m.auc;
+        if (epoch === cfg.epochs && member > 0) {
+          const e = await evaluateClassifier(model, dev, Array.from({ length: member + 1 }, (_, i) => i));
+          report.ensembleDevAccuracy = e.accuracy;
+          report.ensembleDevAuc = e.auc;
+        }
+      }
+      reports.push(report);
+      hooks.onEpoch?.(report);
     }
-    shuffle(batches, rng);
-    let lossSum = 0, correct = 0, seen = 0;
-    for (const batch of batches) {
-      const frac = step / Math.max(1, totalSteps - 1);
-      setLr(cfg.lr * (1 - frac * (1 - cfg.finalLrFraction)));
-      const enc = model.packBatch(batch.map(i => seqs[i]!), rng, cfg.wordDropout);
-      const y = batch.map(i => labels[i]!);
-      const dropSeed = rng.seed();
-      let logitsOut: Float32Array | undefined;
-      const cost = optimizer.minimize(() => {
-        const logits = model.logits(enc, cfg.dropout, dropSeed);
-        logitsOut = logits.dataSync() as Float32Array;
-        let loss = tf.losses.sigmoidCrossEntropy(tf.tensor1d(y), logits) as tf.Scalar;
-        if (bigram && cfg.bigramL2 > 0) loss = loss.add(bigram.square().sum().mul(cfg.bigramL2));
-        return loss;
-      }, true, varList);
-      const l = cost ? (await cost.data())[0]! : NaN;
-      cost?.dispose();
-      lossSum += l * batch.length;
-      if (logitsOut) for (let j = 0; j < batch.length; j++) if ((logitsOut[j]! > 0 ? 1 : 0) === y[j]) correct++;
-      seen += batch.length;
-      step++;
-      hooks.onStep?.(step, totalSteps, lossSum / seen);
-    }
-    const report: EpochReport = { epoch, loss: lossSum / seen, trainAccuracy: correct / seen, seconds: (performance.now() - te) / 1000 };
-    if (dev && dev.length > 0) {
-      const m = await evaluateClassifier(model, dev);
-      report.devAccuracy = m.accuracy;
-      report.devAuc = m.auc;
-    }
-    reports.push(report);
-    hooks.onEpoch?.(report);
+    optimizer.dispose();
   }
-  optimizer.dispose();
   const seconds = (performance.now() - t0) / 1000;
   const last = reports[reports.length - 1];
   model.meta = {
     createdAt: new Date().toISOString(), backend: tf.getBackend(), trainFile: cfg.trainFile, trainExamples: train.length,
-    epochs: cfg.epochs, seed: cfg.seed, seconds, devAccuracy: last?.devAccuracy, devAuc: last?.devAuc,
+    epochs: cfg.epochs, members: cfg.members, seed: cfg.seed, seconds,
+    devAccuracy: last?.ensembleDevAccuracy ?? last?.devAccuracy, devAuc: last?.ensembleDevAuc ?? last?.devAuc,
     train: { ...cfg, arch: undefined },
   };
   return { model, epochs: reports, seconds, trainExamples: train.length };

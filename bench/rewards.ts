@@ -1,0 +1,77 @@
+/**
+ * Sentences per second of each sentiment scorer, at batch 1 and batch 64, on SST-2 dev sentences.
+ *
+ *   node bin/run.mjs bench/rewards.ts [--model DIR] [--transformers-model DIR] [--seconds 3] [--backend auto]
+ *
+ * The classifier needs a checkpoint (colloquy sentiment train); without one it is skipped. The
+ * transformers scorer uses --transformers-model, or else a tiny ONNX model built here (so that the
+ * figure measures the pipeline overhead, not a real network).
+ */
+import { parseArgs } from 'node:util';
+import { existsSync } from 'node:fs';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { initBackend, type BackendChoice } from '../agents/models/backend.ts';
+import { createScorer, defaultClassifierDir, type ScorerSpec } from '../rewards/sentiment.ts';
+import { createCompositeReward } from '../rewards/composite.ts';
+import { readLabeledTsv } from '../rewards/metrics.ts';
+import { dataDir } from '../rewards/validate.ts';
+import type { SentimentScorer } from '../rewards/types.ts';
+
+const { values } = parseArgs({
+  options: {
+    model: { type: 'string' }, 'transformers-model': { type: 'string' }, seconds: { type: 'string' },
+    backend: { type: 'string' }, 'data-dir': { type: 'string' },
+  },
+});
+const seconds = Number(values.seconds ?? 3);
+const info = await initBackend((values.backend ?? 'auto') as BackendChoice);
+const sentences = readLabeledTsv(path.join(dataDir(values['data-dir']), 'sentiment', 'sst2_dev.tsv')).map(d => d.text);
+
+async function measure(scorer: SentimentScorer, batch: number): Promise<number> {
+  // Warm up, then run whole batches for at least `seconds`.
+  await scorer.score(sentences.slice(0, batch));
+  let n = 0, i = 0;
+  const t0 = performance.now();
+  while (performance.now() - t0 < seconds * 1000) {
+    const b: string[] = [];
+    for (let k = 0; k < batch; k++) b.push(sentences[(i++) % sentences.length]!);
+    await scorer.score(b);
+    n += batch;
+  }
+  return n / ((performance.now() - t0) / 1000);
+}
+
+let tiny: string | undefined;
+const specs: { label: string; spec: ScorerSpec }[] = [{ label: 'vader', spec: { name: 'vader' } }];
+const clfDir = path.resolve(values.model ?? defaultClassifierDir());
+if (existsSync(path.join(clfDir, 'classifier.json'))) specs.push({ label: 'classifier', spec: { name: 'classifier', dir: clfDir } });
+else console.log(`(classifier skipped: no checkpoint at ${clfDir})`);
+if (values['transformers-model']) specs.push({ label: 'transformers', spec: { name: 'transformers', model: values['transformers-model'] } });
+else {
+  const { writeTinyClassifier } = await import('../tests/rewards/tiny-onnx.ts');
+  tiny = await mkdtemp(path.join(tmpdir(), 'colloquy-bench-'));
+  await writeTinyClassifier(path.join(tiny, 'tiny'));
+  specs.push({ label: 'transformers (tiny ONNX)', spec: { name: 'transformers', model: path.join(tiny, 'tiny') } });
+}
+
+console.log(`rewards bench: ${sentences.length} SST-2 dev sentences (mean ${Math.round(sentences.reduce((a, s) => a + s.length, 0) / sentences.length)} chars), backend ${info.name}, ${seconds} s per figure`);
+console.log(`${'scorer'.padEnd(26)}${'batch 1 (sent/s)'.padStart(18)}${'batch 64 (sent/s)'.padStart(19)}`);
+for (const { label, spec } of specs) {
+  const scorer = await createScorer(spec);
+  const b1 = await measure(scorer, 1);
+  const b64 = await measure(scorer, 64);
+  console.log(`${label.padEnd(26)}${b1.toFixed(0).padStart(18)}${b64.toFixed(0).padStart(19)}`);
+  await scorer.dispose?.();
+}
+
+// The composite reward of the Jaques config (VADER + signals), exchanges per second.
+const jaques = await createCompositeReward('jaques');
+const ctxs = sentences.slice(0, 64).map((s, i) => ({ reply: s, agentUtterance: sentences[(i + 1) % sentences.length]!, history: [{ role: 'student' as const, text: sentences[(i + 2) % sentences.length]! }], turnIndex: 1 }));
+await jaques.computeBatch(ctxs);
+let n = 0;
+const t0 = performance.now();
+while (performance.now() - t0 < seconds * 1000) { await jaques.computeBatch(ctxs); n += ctxs.length; }
+console.log(`${'composite jaques (vader)'.padEnd(26)}${''.padStart(18)}${(n / ((performance.now() - t0) / 1000)).toFixed(0).padStart(19)}`);
+if (tiny) await rm(tiny, { recursive: true, force: true });

@@ -1,0 +1,127 @@
+import { describe, it, expect, beforeAll, afterAll } from 'vitest';
+import * as tf from '@tensorflow/tfjs';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { initBackend } from '../../agents/models/backend.ts';
+import { trainClassifier, buildVocab, DEFAULT_TRAIN, evaluateClassifier } from '../../rewards/train-classifier.ts';
+import { SentimentClassifier, ClassifierScorer, dense } from '../../rewards/classifier.ts';
+import { createScorer } from '../../rewards/sentiment.ts';
+import { readLabeledTsv, accuracy, rocAuc } from '../../rewards/metrics.ts';
+import { BAD_INPUTS, expectValidScores } from './bad-inputs.ts';
+
+const SST = path.resolve(import.meta.dirname, '../../../shared/data/sentiment');
+let dir: string;
+let model: SentimentClassifier;
+let firstLoss = 0, lastLoss = 0;
+
+beforeAll(async () => {
+  await initBackend('wasm');
+  dir = await mkdtemp(path.join(tmpdir(), 'colloquy-clf-'));
+  // A small synthetic training file: positive and negative templates with distinct words.
+  const pos = ['good', 'great', 'wonderful', 'fun', 'moving', 'brilliant'];
+  const neg = ['bad', 'boring', 'awful', 'dull', 'tedious', 'terrible'];
+  const lines = ['label\tsentence'];
+  for (let i = 0; i < 300; i++) {
+    const p = pos[i % pos.length]!, n = neg[(i * 7) % neg.length]!;
+    lines.push(`1\tthe movie is ${p} and ${pos[(i + 1) % pos.length]}`, `0\tthe film was ${n} , very ${neg[(i + 2) % neg.length]}`);
+    lines.push(`1\tit 's not ${n}`, `0\tit 's not ${p}`);
+  }
+  await writeFile(path.join(dir, 'train.tsv'), lines.join('\n'));
+  const losses: number[] = [];
+  const r = await trainClassifier({
+    ...DEFAULT_TRAIN, trainFile: path.join(dir, 'train.tsv'), epochs: 3, batchSize: 32, lr: 5e-3, seed: 7, members: 2,
+    arch: { embedDim: 16, widths: [1, 2, 3], filters: 16, hidden: 0, bigramBuckets: 1024, maxLen: 64, lexicon: true, vaderFeature: true },
+  }, { onStep: (_s, _t, l) => losses.push(l) });
+  model = r.model;
+  // Losses are running means per epoch; compare the first step with the end of member 1.
+  firstLoss = losses[0]!;
+  lastLoss = losses[losses.length / 2 - 1]!;
+}, 120_000);
+
+afterAll(async () => {
+  model?.dispose();
+  await rm(dir, { recursive: true, force: true });
+});
+
+describe('sentiment classifier (TF.js)', () => {
+  it('learns: loss falls and it separates held-out phrasings', async () => {
+    expect(lastLoss).toBeLessThan(firstLoss * 0.5);
+    const p = await model.predict(['the movie is brilliant and fun', 'the film was dull , very boring', "it 's not terrible", "it 's not wonderful"]);
+    expect(p[0]).toBeGreaterThan(0.8);
+    expect(p[1]).toBeLessThan(0.2);
+    expect(p[2]).toBeGreaterThan(0.5);
+    expect(p[3]).toBeLessThan(0.5);
+  });
+  it('saves and loads the same predictions, with metadata', async () => {
+    const out = path.join(dir, 'ckpt');
+    await model.save(out);
+    const loaded = await SentimentClassifier.load(out);
+    const texts = ['the movie is good', 'awful', 'unknown words here', ''];
+    expect(Array.from(await loaded.predict(texts))).toEqual(Array.from(await model.predict(texts)));
+    expect(loaded.meta.trainExamples).toBe(1200);
+    expect(loaded.arch.lexicon).toBe(true);
+    expect(loaded.numMembers).toBe(2);
+    // The ensemble is the mean of its members.
+    const [m0, m1, both] = [await loaded.predict(texts, 64, [0]), await loaded.predict(texts, 64, [1]), await loaded.predict(texts)];
+    for (let i = 0; i < 3; i++) expect(both[i]).toBeCloseTo((m0[i]! + m1[i]!) / 2, 5);
+    const scorer = await createScorer({ name: 'classifier', dir: out });
+    const [s] = await scorer.score(['the movie is great']);
+    expect(s!.score).toBeCloseTo((s!.signed + 1) / 2, 6);
+    await scorer.dispose?.();
+    loaded.dispose();
+  });
+  it('survives bad input; empty text is neutral', async () => {
+    const scorer = new ClassifierScorer(model);
+    const scores = await scorer.score(BAD_INPUTS);
+    expectValidScores(scores, BAD_INPUTS.length);
+    expect(scores[0]).toEqual({ score: 0.5, signed: 0 });
+  });
+  it('does not leak tensors when predicting', async () => {
+    await model.predict(['warm up']);
+    const before = tf.memory().numTensors;
+    await model.predict(['the movie is good', 'bad']);
+    expect(tf.memory().numTensors).toBe(before);
+  });
+  it('dense() has the gradient of matMul', () => {
+    const x = tf.tensor2d([[1, 2, 3], [4, 5, 6]]);
+    const w = tf.tensor2d([[1, 0], [0, 1], [1, 1]]);
+    const [gx, gw] = tf.grads((a: tf.Tensor, b: tf.Tensor) => dense(a as tf.Tensor2D, b as tf.Tensor2D).square().sum())([x, w]);
+    const [rx, rw] = tf.grads((a: tf.Tensor, b: tf.Tensor) => tf.matMul(a as tf.Tensor2D, b as tf.Tensor2D).square().sum())([x, w]);
+    expect(Array.from(gx!.dataSync())).toEqual(Array.from(rx!.dataSync()));
+    expect(Array.from(gw!.dataSync())).toEqual(Array.from(rw!.dataSync()));
+    tf.dispose([x, w, gx!, gw!, rx!, rw!]);
+  });
+  it('trains on a real SST-2 slice quickly and beats chance on dev', async () => {
+    const r = await trainClassifier({
+      ...DEFAULT_TRAIN, trainFile: path.join(SST, 'sst2_train.tsv'), limit: 6000, epochs: 2, lr: 4e-3, seed: 3,
+      arch: { ...DEFAULT_TRAIN.arch, embedDim: 24, filters: 24, widths: [2, 3] },
+    });
+    const dev = readLabeledTsv(path.join(SST, 'sst2_dev.tsv'));
+    const m = await evaluateClassifier(r.model, dev);
+    expect(m.accuracy).toBeGreaterThan(0.65);
+    expect(m.auc).toBeGreaterThan(0.7);
+    r.model.dispose();
+  }, 60_000);
+});
+
+describe('metrics', () => {
+  it('accuracy and AUC by ranks with ties', () => {
+    expect(accuracy([0.9, 0.1, 0.6, 0.4], [1, 0, 0, 1])).toBe(0.5);
+    expect(rocAuc([0.9, 0.8, 0.1, 0.2], [1, 1, 0, 0])).toBe(1);
+    expect(rocAuc([0.1, 0.2, 0.9, 0.8], [1, 1, 0, 0])).toBe(0);
+    expect(rocAuc([0.5, 0.5, 0.5, 0.5], [1, 0, 1, 0])).toBe(0.5);
+    expect(rocAuc([0.3, 0.7, 0.7, 0.2], [0, 1, 0, 1])).toBeCloseTo(0.375);
+    expect(Number.isNaN(rocAuc([0.1, 0.2], [1, 1]))).toBe(true);
+  });
+  it('vocabulary is <pad>, <unk>, then words by count', () => {
+    expect(buildVocab(['a b b', 'c b a'])).toEqual(['<pad>', '<unk>', 'b', 'a', 'c']);
+    expect(buildVocab(['a b b'], 2)).toEqual(['<pad>', '<unk>', 'b']);
+  });
+  it('reads label<TAB>sentence files, skipping a header', () => {
+    const d = readLabeledTsv(path.join(SST, 'sst2_dev.tsv'), 3);
+    expect(d).toHaveLength(3);
+    expect(d[0]!.label).toBe(0);
+    expect(() => readLabeledTsv('/no/such/file.tsv')).toThrow(/cannot read/);
+  });
+});

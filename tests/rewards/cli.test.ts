@@ -1,0 +1,72 @@
+import { describe, it, expect, beforeAll, afterAll, vi } from 'vitest';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { run } from '../../cli/sentiment.ts';
+import { loadDailyDialogReplies, dataDir } from '../../rewards/validate.ts';
+
+let dir: string;
+beforeAll(async () => { dir = await mkdtemp(path.join(tmpdir(), 'colloquy-cli-')); });
+afterAll(async () => { await rm(dir, { recursive: true, force: true }); });
+
+/** Run the command, returning exit code and what it printed. */
+async function capture(argv: string[]): Promise<{ code: number; out: string }> {
+  const lines: string[] = [];
+  const log = vi.spyOn(console, 'log').mockImplementation((...a: unknown[]) => { lines.push(a.join(' ')); });
+  const err = vi.spyOn(console, 'error').mockImplementation((...a: unknown[]) => { lines.push(a.join(' ')); });
+  try {
+    const code = await run(argv);
+    return { code, out: lines.join('\n') };
+  } finally { log.mockRestore(); err.mockRestore(); }
+}
+
+describe('colloquy sentiment', () => {
+  it('prints help', async () => {
+    const r = await capture(['--help']);
+    expect(r.code).toBe(0);
+    expect(r.out).toMatch(/train/);
+    expect((await capture(['train', '--help'])).out).toMatch(/--epochs/);
+  });
+  it('eval prints accuracy and AUC of VADER on a labelled file', async () => {
+    const file = path.join(dir, 'tiny.tsv');
+    await writeFile(file, 'label\tsentence\n1\tI love this wonderful film\n0\tterrible , boring and sad\n1\tgreat fun\n0\tI hate it\n');
+    const r = await capture(['eval', '--scorer', 'vader', '--data', file]);
+    expect(r.code).toBe(0);
+    expect(r.out).toMatch(/vader\s+100\.00%\s+1\.0000/);
+    const j = await capture(['eval', '--scorer', 'vader', '--data', file, '--json']);
+    expect(JSON.parse(j.out).results[0]).toMatchObject({ scorer: 'vader', n: 4, accuracy: 1, auc: 1 });
+  });
+  it('validate reports DailyDialog AUC per scorer', async () => {
+    const r = await capture(['validate', '--scorer', 'vader', '--json']);
+    expect(r.code).toBe(0);
+    const res = JSON.parse(r.out).results[0];
+    expect(res.scorer).toBe('vader');
+    expect(res.positives).toBeGreaterThan(100);
+    expect(res.negatives).toBeGreaterThan(50);
+    expect(res.auc).toBeGreaterThan(0.8);
+  });
+  it('reads DailyDialog replies with their emotion labels', () => {
+    const replies = loadDailyDialogReplies(path.join(dataDir(), 'dailydialog'), 'validation');
+    expect(replies.length).toBeGreaterThan(5000);
+    expect(replies.every(r => r.turn >= 1 && r.emotion >= 0 && r.emotion <= 6)).toBe(true);
+  });
+  it('train writes a checkpoint that eval and the classifier scorer read', async () => {
+    const out = path.join(dir, 'clf');
+    const t = await capture(['train', '--limit', '3000', '--epochs', '1', '--embed-dim', '16', '--filters', '16', '--widths', '2,3',
+      '--bigram-buckets', '4096', '--dev', 'none', '--out', out, '--backend', 'wasm']);
+    expect(t.code).toBe(0);
+    expect(t.out).toMatch(/saved/);
+    expect(existsSync(path.join(out, 'classifier.json'))).toBe(true);
+    const e = await capture(['eval', '--scorer', 'vader,classifier', '--model', out, '--json']);
+    const rows = JSON.parse(e.out).results;
+    expect(rows.map((x: { scorer: string }) => x.scorer)).toEqual(['vader', 'classifier']);
+    expect(rows[1].n).toBe(872);
+    // A plumbing check (3,000 phrases, one epoch): better than chance.
+    expect(rows[1].auc).toBeGreaterThan(0.5);
+  }, 60_000);
+  it('a missing checkpoint is a clear error', async () => {
+    await expect(run(['eval', '--scorer', 'classifier', '--model', path.join(dir, 'none')])).rejects.toMatchObject({ code: 'NOT_FOUND' });
+    expect((await capture(['bogus'])).code).toBe(2);
+  });
+});
