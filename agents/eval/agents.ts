@@ -14,7 +14,8 @@
 import type { TransformerLM } from '../models/lm.ts';
 import type { Rng } from '../../env/rng.ts';
 import { sampleToken } from '../models/sampler.ts';
-import { ModelReference, type ReferencePolicy, type ReferenceSession } from '../imitation/reference.ts';
+import { ConservativeReference, ModelReference, type ReferencePolicy, type ReferenceSession } from '../imitation/reference.ts';
+import { conservativeLogProbs } from '../imitation/ensemble.ts';
 
 /** One action of an agent in one row. */
 export interface AgentDecision {
@@ -63,6 +64,11 @@ export class SessionPool {
    * reference with HELP). Do not modify the arrays.
    */
   logProbs(model: ReferencePolicy | TransformerLM, rows: readonly number[], contexts: readonly number[][]): Float32Array[] {
+    if (model instanceof ConservativeReference) {
+      // From the members' shared sessions (the conservative agent and the single imitator read them too).
+      const per = model.members.map(k => this.logProbs(model.models[k]!, rows, contexts));
+      return rows.map((_, q) => conservativeLogProbs(per.map(p => p[q]!)));
+    }
     const { key, ref } = SessionPool.key(model);
     let e = this.entries.get(key);
     if (!e) {
