@@ -87,7 +87,13 @@ export class EnvProtocol {
   /** Take a freshly upgraded socket. Handlers are attached synchronously so that no frame is lost. */
   accept(ws: WebSocket, remote: string): Connection {
     const conn = new Connection(this.nextConnId++, ws, this.log.child({ conn: this.nextConnId - 1 }));
-    ws.on('message', (data, isBinary) => this.onFrame(conn, data as Buffer, isBinary));
+    ws.on('message', (data, isBinary) => {
+      try { this.onFrame(conn, data as Buffer, isBinary); } catch (err) {
+        // onFrame answers every failure itself; this is the net under that net.
+        conn.log.error({ err }, 'frame handler failed');
+        this.reply(conn, 'null', 'INTERNAL', 'internal error');
+      }
+    });
     ws.on('pong', () => { conn.lastSeen = Date.now(); });
     ws.on('close', (code, reason) => {
       this.connections.delete(conn);
@@ -287,7 +293,8 @@ export class EnvProtocol {
       s.log.warn({ op: job.req.op, limitMs: limit }, 'request timed out');
       s.remember(job.req.id, frame);
       s.owner?.send(frame);
-      if (s.current !== job) { s.queue.splice(s.queue.indexOf(job), 1); this.settle(job); }
+      const queued = s.current === job ? -1 : s.queue.indexOf(job);
+      if (queued >= 0) { s.queue.splice(queued, 1); this.settle(job); }
     }
   }
 
