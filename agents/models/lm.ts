@@ -190,6 +190,12 @@ export class TransformerLM {
    * (`windowStart`). An empty context reads as [bosTokenId].
    */
   nextTokenLogProbs(contexts: number[][]): Float32Array[] {
+    const V = this.config.vocabSize;
+    return this.logits(contexts).map(row => logSoftmaxRows(row, V));
+  }
+
+  /** Raw next-token logits after each context (same windowing as `nextTokenLogProbs`). */
+  logits(contexts: number[][]): Float32Array[] {
     this.assertLive();
     if (contexts.length === 0) return [];
     const C = this.config.contextLength, V = this.config.vocabSize;
@@ -206,7 +212,6 @@ export class TransformerLM {
       const last = tf.gather(h, tf.tensor1d(rows.map((_, b) => b * T + T - 1), 'int32')) as tf.Tensor2D;
       return tf.matMul(last, tf.transpose(this.outputMatrix()));
     });
-    logSoftmaxRows(logits, V);
     return rows.map((_, b) => logits.slice(b * V, (b + 1) * V));
   }
 

@@ -187,6 +187,11 @@ export class LMSession {
     return { tokens: out, logProbs: lps, finishReasons: reasons };
   }
 
+  /** Sample one token for each participating row and append it; returns the tokens (in `rows` order). */
+  step(opts: Omit<SampleOptions, 'maxTokens' | 'stopTokens' | 'stopSequences'>): number[] {
+    return this.sample({ ...opts, maxTokens: 1 }).tokens.map(t => t[0]!);
+  }
+
   /** Free the caches. Further use throws. */
   dispose(): void {
     this.closed = true;
@@ -228,7 +233,7 @@ export class LMSession {
     for (;;) {
       const stepRows = rows.filter(i => { const r = this.rowsState[i]!; return !r.next && r.cached < r.tokens.length - r.start; });
       if (stepRows.length === 0) break;
-      this.step(stepRows);
+      this.advance(stepRows);
     }
   }
 
@@ -277,7 +282,7 @@ export class LMSession {
   }
 
   /** One token for each of `rows` (each has its cache valid up to the token before). */
-  private step(rows: number[]): void {
+  private advance(rows: number[]): void {
     const m = this.model, c = m.config, C = c.contextLength, d = c.dModel, H = c.nHeads, hd = d / H, V = c.vocabSize;
     const A = rows.length;
     const { outT, js } = m.inferenceCache();

@@ -36,7 +36,7 @@ export const TrainConfigSchema = Type.Object({
   seqLength: Type.Integer({ minimum: 2, default: 256, description: 'Tokens per training sequence (at most contextLength).' }),
   learningRate: Type.Number({ exclusiveMinimum: 0, default: 3e-3, description: 'Peak Adam learning rate.' }),
   minLrFraction: Type.Number({ minimum: 0, maximum: 1, default: 0.1, description: 'The cosine schedule ends at this fraction of the peak.' }),
-  warmupSteps: Type.Integer({ minimum: 0, default: 50, description: 'Linear warm-up steps.' }),
+  warmupSteps: Type.Integer({ minimum: 0, default: 20, description: 'Linear warm-up steps.' }),
   beta1: Type.Number({ minimum: 0, maximum: 1, default: 0.9, description: 'Adam beta1.' }),
   beta2: Type.Number({ minimum: 0, maximum: 1, default: 0.99, description: 'Adam beta2.' }),
   gradClip: Type.Number({ minimum: 0, default: 1, description: 'Clip the global gradient norm to this (0: off).' }),
