@@ -108,6 +108,8 @@ export class ProtocolClient {
   /** Sessions made through this client: id → resume token. */
   private readonly tokens = new Map<string, string>();
   private closing = false;
+  /** Set when the connection is gone for good (no reconnect, or reconnecting failed). */
+  private dead: ColloquyError | null = null;
   private reconnecting: Promise<void> | null = null;
   /** Requests are held (not sent) from a drop until the sessions are resumed. */
   private holding = false;
@@ -187,6 +189,7 @@ export class ProtocolClient {
   /** Send a request; resolves with its result or rejects with the typed error. */
   request<K extends Op>(body: RequestBody<K> & { op: K }): Promise<ResultOf[K]> {
     if (this.closing) return Promise.reject(new EnvClosed('client is closed'));
+    if (this.dead) return Promise.reject(this.dead);
     const id = this.nextId++;
     const frame = JSON.stringify({ id, ...body });
     const session = (body as { session?: string }).session;
@@ -204,7 +207,7 @@ export class ProtocolClient {
     if (this.ws !== ws) return;
     this.ws = null;
     if (this.closing) { this.rejectAll(new EnvClosed('client is closed')); return; }
-    if (!this.reconnectOpts) { this.rejectAll(new ColloquyError('CLOSED', `lost the connection to ${this.url}`)); return; }
+    if (!this.reconnectOpts) { this.dead = new ColloquyError('CLOSED', `lost the connection to ${this.url}`); this.rejectAll(this.dead); return; }
     // Internal requests (resume) die with their connection; the reconnect loop retries them.
     for (const p of [...this.pending.values()]) if (!p.resend) { this.pending.delete(p.id); p.reject(new ColloquyError('CLOSED', 'connection lost')); }
     this.holding = true;
@@ -264,7 +267,8 @@ export class ProtocolClient {
       }
     }
     this.holding = false;
-    this.rejectAll(new ColloquyError('CLOSED', `lost the connection to ${this.url} and could not reconnect${lastErr ? `: ${lastErr.message}` : ''}`));
+    this.dead = new ColloquyError('CLOSED', `lost the connection to ${this.url} and could not reconnect${lastErr ? `: ${lastErr.message}` : ''}`);
+    this.rejectAll(this.dead);
   }
 
   /** A request sent on the current socket right away (used while resuming). */

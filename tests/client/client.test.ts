@@ -172,3 +172,15 @@ describe('reconnect and resume', () => {
     await remote.close();
   });
 });
+
+describe('a server that goes away', () => {
+  it('fails pending and later requests with CLOSED once reconnecting gives up', async () => {
+    const own = await startTestServer();
+    const env = await connectVectorEnv(own.wsUrl, { env: 'Echo-v0', reconnect: { attempts: 2, initialDelayMs: 10 } });
+    await env.reset({ seed: 1 });
+    await own.close();
+    await expect(env.step([0])).rejects.toMatchObject({ code: 'CLOSED' });
+    await expect(env.step([0])).rejects.toMatchObject({ code: 'CLOSED' });
+    await env.close();
+  });
+});
