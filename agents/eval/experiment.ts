@@ -271,7 +271,8 @@ export async function runExperiment(opts: CompareOptions): Promise<{ results: Ex
       try {
         const [res] = await evalAgents({
           runs: [{ agent, name: e.name }], references, baseDir, demonstrator, episodes: c.eval.episodes, seed: c.eval.seed,
-          openEnv: () => openVecEnv({ env: c.env.id, kwargs, numEnvs: c.eval.numEnvs, server: c.eval.server ?? undefined }),
+          // A server runs its own base model (it must be this one): the local path is not sent.
+          openEnv: () => openVecEnv({ env: c.env.id, kwargs: c.eval.server ? withoutModel(kwargs) : kwargs, numEnvs: c.eval.numEnvs, server: c.eval.server ?? undefined }),
           out: evalDir, transcripts: true, log,
         });
         return res!;
@@ -347,6 +348,11 @@ function transcriptTurns(d: DialogRow, tok: { decode(ids: number[]): string; spe
   }
   flush();
   return out.filter((t, i) => t.text.length > 0 || t.role === 'teacher' || i === out.length - 1);
+}
+
+function withoutModel(kwargs: Record<string, unknown>): Record<string, unknown> {
+  const { model: _model, ...rest } = kwargs;
+  return rest;
 }
 
 function readMeta(dir: string): unknown {
