@@ -29,7 +29,8 @@ agents (SPEC):
   imitator:DIR         the single imitator of an ensemble folder (or a checkpoint)
   demonstrator[:DIR]   the demonstrator D (default --demonstrator)
   conservative:DIR     the conservative baseline of an ensemble folder; D writes on help requests
-  checkpoint:DIR       an RL agent's checkpoint (LM checkpoint or run folder with checkpoint/)
+  checkpoint:DIR       an RL run folder (colloquy train / compare: config.json + checkpoint/), acting
+                       as in training, or any LM checkpoint folder
 
 options:
   --episodes N         dialogs per agent (default 32)
@@ -115,7 +116,7 @@ export async function run(argv: string[]): Promise<number> {
     const results = await evalAgents({
       runs, references, baseDir, demonstrator, episodes, seed,
       openEnv: () => openVecEnv({ env: envId, kwargs, numEnvs, server: values.server, token: values.token ?? process.env.COLLOQUY_TOKEN }),
-      agentContext: { helpMode, alpha: num('alpha', values.alpha), temperature: num('temperature', values.temperature) },
+      agentContext: { helpMode, alpha: num('alpha', values.alpha), temperature: num('temperature', values.temperature), maxTokens: typeof kwargs.maxTokens === 'number' ? kwargs.maxTokens : 256 },
       out, transcripts: values.transcripts === true,
       log: line => console.log(line),
     });

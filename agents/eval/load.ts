@@ -6,8 +6,8 @@
  *   imitator:DIR              the single imitator of an ensemble folder (or a checkpoint folder)
  *   demonstrator:DIR          the demonstrator D
  *   conservative:DIR          the conservative baseline over an ensemble folder (help from D)
- *   checkpoint:DIR            an RL agent's checkpoint (an LM checkpoint folder, or a run folder
- *                             with checkpoint/ inside: its policy weights are sampled as a model)
+ *   checkpoint:DIR            an RL run folder (agents/rl: config.json + checkpoint/; the policy acts
+ *                             as in training), or any LM checkpoint folder (sampled as a model)
  */
 import path from 'node:path';
 import { existsSync } from 'node:fs';
@@ -19,6 +19,7 @@ import { isCheckpoint, loadCheckpoint } from '../models/checkpoint.ts';
 import { ConservativeAgent, ModelHelper, type HelpEvent, type HelpMode } from '../imitation/conservative.ts';
 import { isEnsemble, loadEnsemble, type EnsembleFile } from '../imitation/imitators.ts';
 import { ModelAgent, type EvalAgent } from './agents.ts';
+import { loadRlAgent } from './rl-agent.ts';
 
 export interface LoadedAgent { agent: EvalAgent; dispose(): void }
 
@@ -32,6 +33,8 @@ export interface AgentContext {
   /** Override the ensemble's α. */
   alpha?: number;
   temperature?: number;
+  /** The env's token budget (RL policies read the time left). */
+  maxTokens?: number;
   onHelp?: (e: HelpEvent) => void;
 }
 
@@ -84,8 +87,21 @@ export async function loadAgent(spec: string, ctx: AgentContext, name?: string):
       if (!m) throw new BadConfig('agent demonstrator: give demonstrator:DIR or --demonstrator DIR');
       return { agent: new ModelAgent(m, name ?? 'demonstrator', { ...t, kind: 'demonstrator' }), dispose: () => {} };
     }
-    case 'checkpoint':
-      return { agent: new ModelAgent(await loadModel(need()), label, { ...t, kind: 'rl' }), dispose: () => {} };
+    case 'checkpoint': {
+      const dir = path.resolve(need());
+      // An RL run folder (agents/rl): its policy as it acts (kl-budget's mixture, not the LM alone),
+      // against the base it was trained with (config.json meta.baseModel).
+      const cfgFile = path.join(dir, 'config.json');
+      if (existsSync(cfgFile) && existsSync(path.join(dir, 'checkpoint'))) {
+        const cfg = JSON.parse(await readFile(cfgFile, 'utf8')) as { algo?: string; meta?: { baseModel?: string } };
+        if (cfg.algo === 'ppo-kl' || cfg.algo === 'kl-budget') {
+          const base = await loadModel(cfg.meta?.baseModel ?? ctx.baseDir);
+          const agent = await loadRlAgent(dir, base, { name: label, maxTokens: ctx.maxTokens ?? 256 });
+          return { agent, dispose: () => agent.dispose() };
+        }
+      }
+      return { agent: new ModelAgent(await loadModel(dir), label, { ...t, kind: 'rl' }), dispose: () => {} };
+    }
     case 'conservative': {
       const dir = need();
       if (!existsSync(path.join(dir, 'ensemble.json'))) throw new BadConfig(`agent '${spec}': ${dir} is not an ensemble folder (no ensemble.json)`);
