@@ -6,7 +6,10 @@
  */
 import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { onnx } from 'onnx-proto';
+import { createRequire } from 'node:module';
+
+// onnx-proto is CommonJS: load it through require so that plain Node ESM (bench scripts) and vitest agree.
+const { onnx } = createRequire(import.meta.url)('onnx-proto') as typeof import('onnx-proto');
 
 export const TINY_VOCAB = ['[PAD]', '[UNK]', '[CLS]', '[SEP]', 'good', 'great', 'love', 'bad', 'awful', 'hate', 'the', 'movie', 'was', 'is', '##s'];
 const POSITIVE = new Set(['good', 'great', 'love']);
