@@ -5,7 +5,8 @@
  *   node bin/run.mjs bench/lm.ts [--config configs/models/base.json] [--steps 5] [--tokens 64]
  *                                [--threads 2] [--no-torch] [--json]
  *
- * Prints training tokens/s (batch × seqLength from the config, Adam step included) and KV-cached
+ * Prints training tokens/s (batch × seqLength from the config, Adam step included; on one thread and
+ * data-parallel on `--threads` threads, as `colloquy pretrain` trains) and KV-cached
  * sampling tokens/s at batch 1 and 16 (prompt of 16 tokens, then `--tokens` sampled tokens per
  * row, temperature 1), and the ratios TF.js / PyTorch. PyTorch runs `bench/reference/lm_reference.py`
  * with Debian's python3-torch (installed here with apt-get when missing and running as root; skipped
@@ -21,6 +22,7 @@ import * as tf from '@tensorflow/tfjs';
 import { initBackend } from '../agents/models/backend.ts';
 import { TransformerLM } from '../agents/models/lm.ts';
 import { readModelFile } from '../agents/models/pretrain.ts';
+import { GradientWorkers } from '../agents/models/parallel.ts';
 import { Rng } from '../env/rng.ts';
 
 const { values } = parseArgs({
@@ -45,26 +47,32 @@ const info = await initBackend((values.backend ?? 'auto') as 'auto');
 tf.enableProdMode();
 const model = TransformerLM.create({ ...file.model, vocabSize }, 1);
 const log = (s: string) => { if (!values.json) console.log(s); };
+const load = () => os.loadavg().map(x => x.toFixed(2)).join(' ');
+log(`bench/lm: load average ${load()} on ${os.cpus().length} cores (other processes slow every figure below)`);
 log(`bench/lm: ${model.numParams.toLocaleString('en')} parameters, d=${model.config.dModel} L=${model.config.nLayers} H=${model.config.nHeads} ff=${model.config.dFF} V=${vocabSize} C=${model.config.contextLength}; ` +
   `train batch ${B}×${T}; TF.js ${info.tfjsVersion} backend ${info.name}${info.features.length ? ` (${info.features.join(', ')})` : ''}`);
 
-// ---- TF.js training
+// ---- TF.js training (one thread, then data-parallel on `threads` threads)
 const rng = new Rng(1);
 const opt = tf.train.adam(1e-3);
-const trainStep = () => {
-  const tokens = Int32Array.from({ length: B * (T + 1) }, () => rng.int(vocabSize));
-  const { value, grads } = tf.variableGrads(() => model.loss({ tokens, batchSize: B, seqLength: T }));
-  const norm = tf.tidy(() => Math.sqrt(tf.addN(Object.values(grads).map(g => tf.sum(tf.square(g)))).dataSync()[0]!));
-  if (norm > 1) for (const k of Object.keys(grads)) { const g = grads[k]!; grads[k] = tf.mul(g, 1 / norm); g.dispose(); }
-  opt.applyGradients(grads as Parameters<typeof opt.applyGradients>[0]);
-  value.dataSync();
-  tf.dispose([value, ...Object.values(grads)]);
-};
-for (let i = 0; i < 2; i++) trainStep();
-let t0 = performance.now();
-for (let i = 0; i < steps; i++) trainStep();
-const tfTrain = steps * B * T / ((performance.now() - t0) / 1000);
-log(`  tfjs    train  ${tfTrain.toFixed(0).padStart(7)} tokens/s`);
+const tfTrain: Record<string, number> = {};
+for (const nThreads of [...new Set([1, threads])]) {
+  const workers = await GradientWorkers.start(nThreads, model, info.name);
+  const trainStep = async () => {
+    const tokens = Int32Array.from({ length: B * (T + 1) }, () => rng.int(vocabSize));
+    const { grads } = await workers.lossAndGrads(model, { tokens, batchSize: B, seqLength: T });
+    const norm = tf.tidy(() => Math.sqrt(tf.addN(Object.values(grads).map(g => tf.sum(tf.square(g)))).dataSync()[0]!));
+    if (norm > 1) for (const k of Object.keys(grads)) { const g = grads[k]!; grads[k] = tf.mul(g, 1 / norm); g.dispose(); }
+    opt.applyGradients(grads as Parameters<typeof opt.applyGradients>[0]);
+    tf.dispose(Object.values(grads));
+  };
+  for (let i = 0; i < 2; i++) await trainStep();
+  const t0 = performance.now();
+  for (let i = 0; i < steps; i++) await trainStep();
+  tfTrain[String(nThreads)] = steps * B * T / ((performance.now() - t0) / 1000);
+  await workers.close();
+  log(`  tfjs    train  ${tfTrain[String(nThreads)]!.toFixed(0).padStart(7)} tokens/s on ${nThreads} thread${nThreads > 1 ? 's' : ''}`);
+}
 
 // ---- TF.js KV-cached sampling
 const tfSample: Record<string, number> = {};
@@ -127,15 +135,17 @@ if (!values['no-torch']) {
 if (torchRes) {
   log(`  pytorch train  ${torchRes.trainTokensPerSec.toFixed(0).padStart(7)} tokens/s   (torch ${torchRes.torch}, ${torchRes.threads} threads, ${torchRes.params.toLocaleString('en')} parameters)`);
   for (const sb of sampleBatches) log(`  pytorch sample ${torchRes.sampleTokensPerSec[String(sb)]!.toFixed(0).padStart(7)} tokens/s at batch ${sb}`);
-  log(`  ratio tfjs/pytorch: train ${(tfTrain / torchRes.trainTokensPerSec).toFixed(2)}x, ` +
+  log(`  ratio tfjs/pytorch: train ${Object.entries(tfTrain).map(([k, v]) => `${(v / torchRes!.trainTokensPerSec).toFixed(2)}x (${k} thread${k === '1' ? '' : 's'})`).join(', ')}, ` +
     sampleBatches.map(sb => `sample@${sb} ${(tfSample[String(sb)]! / torchRes!.sampleTokensPerSec[String(sb)]!).toFixed(2)}x`).join(', '));
 } else if (torchNote) log(`  ${torchNote}`);
+log(`bench/lm: load average ${load()} at the end`);
 
 if (values.json) {
   console.log(JSON.stringify({
     config: { ...file.model, vocabSize, batchSize: B, seqLength: T }, backend: info,
     tfjs: { trainTokensPerSec: tfTrain, sampleTokensPerSec: tfSample },
     pytorch: torchRes, note: torchNote || undefined,
-    ratio: torchRes ? { train: tfTrain / torchRes.trainTokensPerSec, sample: Object.fromEntries(sampleBatches.map(sb => [sb, tfSample[String(sb)]! / torchRes!.sampleTokensPerSec[String(sb)]!])) } : null,
+    loadAverage: os.loadavg(),
+    ratio: torchRes ? { train: Object.fromEntries(Object.entries(tfTrain).map(([k, v]) => [k, v / torchRes!.trainTokensPerSec])), sample: Object.fromEntries(sampleBatches.map(sb => [sb, tfSample[String(sb)]! / torchRes!.sampleTokensPerSec[String(sb)]!])) } : null,
   }));
 }

@@ -31,6 +31,7 @@ options:
   --lr X               peak learning rate
   --vocab-size N       tokenizer vocabulary size (default from the config: 4000)
   --seed N             seed of initialisation and batch order
+  --threads N          threads computing gradients (data-parallel; default from the config: 2)
   --resume             continue the run in --out (weights, optimizer state, step, tokenizer)
   --backend NAME       TensorFlow.js backend: ${BACKENDS.join(', ')} (default auto)
   --no-progress        log lines instead of a progress bar
@@ -43,17 +44,23 @@ function num(name: string, v: string | undefined): number | undefined {
   return x;
 }
 
-export async function run(argv: string[]): Promise<number> {
-  const { values } = parseArgs({
+function parse(argv: string[]) {
+  return parseArgs({
     args: argv,
     options: {
       corpus: { type: 'string' }, 'data-dir': { type: 'string' }, out: { type: 'string' }, config: { type: 'string' },
       minutes: { type: 'string' }, epochs: { type: 'string' }, 'batch-size': { type: 'string' }, 'seq-length': { type: 'string' },
-      lr: { type: 'string' }, 'vocab-size': { type: 'string' }, seed: { type: 'string' }, resume: { type: 'boolean' },
+      lr: { type: 'string' }, 'vocab-size': { type: 'string' }, seed: { type: 'string' }, threads: { type: 'string' }, resume: { type: 'boolean' },
       backend: { type: 'string' }, 'no-progress': { type: 'boolean' }, help: { type: 'boolean', short: 'h' },
     },
     allowPositionals: false,
   });
+}
+
+export async function run(argv: string[]): Promise<number> {
+  let parsed;
+  try { parsed = parse(argv); } catch (err) { console.error(`colloquy pretrain: ${(err as Error).message}\n\n${USAGE}`); return 2; }
+  const { values } = parsed;
   if (values.help) { console.log(USAGE); return 0; }
   const backend = (values.backend ?? 'auto') as BackendChoice;
   if (!(BACKENDS as readonly string[]).includes(backend)) throw new BadConfig(`--backend must be one of ${BACKENDS.join(', ')}`);
@@ -69,6 +76,7 @@ export async function run(argv: string[]): Promise<number> {
   set('seqLength', num('seq-length', values['seq-length']));
   set('learningRate', num('lr', values.lr));
   set('seed', num('seed', values.seed));
+  set('threads', num('threads', values.threads));
   const overrides: PretrainOptions['overrides'] = { train };
   const vocab = num('vocab-size', values['vocab-size']);
   if (vocab !== undefined) overrides.tokenizer = { vocabSize: vocab };
