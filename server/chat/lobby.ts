@@ -150,6 +150,9 @@ export class Seat implements HumanSeat {
   teacherDelta(text: string): void {
     if (this.ended) return;
     if (!this.typing) { this.typing = true; this.send({ type: 'teacher-typing' }); }
+    // A turn's text starts after "Teacher:" with a space, which the page does not show.
+    if (this.teacherPartial === '') text = text.replace(/^ /, '');
+    if (!text) return;
     this.teacherPartial += text;
     this.send({ type: 'teacher-delta', text });
   }

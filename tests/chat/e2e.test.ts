@@ -13,7 +13,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { connectVectorEnv } from '../../agents/client.ts';
 import { defaultModelDir } from '../../env/index.ts';
 import { loadDialogTokenizer } from '../../env/dialog-model.ts';
+import { Writable } from 'node:stream';
 import { openStore } from '../../server/storage/db.ts';
+import { exportJsonl } from '../../server/storage/export.ts';
 import { launchBrowser } from './browser.ts';
 import { startChatServer } from './helpers.ts';
 
@@ -105,8 +107,42 @@ describe('chat page end to end', () => {
       const ep = store.listEpisodes({});
       expect(ep).toHaveLength(1);
       expect(ep[0]).toMatchObject({ terminated: true, truncated: false, agentName: 'e2e-agent', dialogId: d!.id });
+      // And in `colloquy export`'s chat-JSONL: the person is the "user", the agent the "assistant".
+      let jsonl = '';
+      const sink = new Writable({ write(chunk, _enc, cb) { jsonl += String(chunk); cb(); } });
+      await exportJsonl(store, sink, { agent: 'e2e-agent' });
+      const rec = JSON.parse(jsonl.trim()) as { messages: { role: string; content: string }[]; rewards: { turn: number; total: number }[]; student: string };
+      expect(rec.student).toBe('human');
+      expect(rec.messages.filter(m => m.role === 'user').map(m => m.content)).toEqual(students);
+      expect(rec.rewards.map(r => rec.messages[r.turn]!.role)).toEqual(['user', 'user', 'user', 'user', 'user']);
     } finally {
       store.close();
+    }
+  });
+
+  it('with no dialog waiting, the lobby offers the hosted agents; the person picks one and chats with the server\'s own agent', async () => {
+    const srv = await startChatServer({ chat: { hostedAgents: [{ name: 'base', description: 'the base model', maxUtteranceTokens: 6 }] } });
+    const page = await browser.newPage();
+    try {
+      await page.goto(`${srv.url}/chat`);
+      await page.locator('#lobby').waitFor({ state: 'visible' });
+      expect(await page.locator('#lobby-h').textContent()).toBe('Waiting for a teacher…');
+      const pick = page.locator('#agent-list button');
+      expect(await pick.allTextContents()).toEqual(['base — the base model']);
+      await pick.first().focus();
+      await page.keyboard.press('Enter');
+      for (let turn = 0; turn < 2; turn++) {
+        await page.locator('#send:not([disabled])').waitFor();
+        await page.locator('#msg').fill(`hosted reply ${turn}`);
+        await page.keyboard.press('Enter');
+        await page.locator('#log li.msg.student:not(.context) .status', { hasText: 'Sent' }).nth(turn).waitFor();
+      }
+      const d = srv.app.store.recentDialogs(1)[0]!;
+      expect(d).toMatchObject({ agentName: 'base', student: 'human', metadata: { hosted: true } });
+      expect(d.turns.filter(t => t.role === 'student').map(t => t.text)).toEqual(['hosted reply 0', 'hosted reply 1']);
+    } finally {
+      await page.close();
+      await srv.close();
     }
   });
 });
