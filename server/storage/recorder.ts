@@ -6,13 +6,15 @@
  * the step's result goes back to anyone*:
  *
  *   reset                        startDialog (prompt text, kwargs, seed, agent) per sub-env
- *   an action that ends the      the teacher's turn, before the env runs the student (so the
- *   teacher's turn               utterance a person is reading is on disk while they type)
+ *   an action that ends the      with a person in the student's seat: the teacher's turn, before
+ *   teacher's turn               the env waits for them (the utterance they are reading is on
+ *                                disk while they type); with a simulated student it goes with the
+ *                                exchange, in the step's one transaction
  *   a completed exchange         the student's turn and its reward (total + components)
  *   the end of an episode        a partial turn if one was cut, endDialog, recordEpisode
  *
  * The writes of one vector step go in one transaction (one commit, one fsync with synchronous
- * FULL). Only then are people's messages acknowledged (`HUMAN_ACK` in the info, env/human.ts) and
+ * FULL; two when a person's teacher turn is written ahead). bench/recorder.ts measures the cost. Only then are people's messages acknowledged (`HUMAN_ACK` in the info, env/human.ts) and
  * the step returned to the protocol, which replies to the agent. If the write fails, nothing is
  * acknowledged: the step fails (the agent gets an error; the person's message stays unacknowledged).
  *
@@ -80,6 +82,8 @@ export class RecordingVectorEnv<O = unknown, A = unknown> implements VectorEnv<O
   private readonly tokenizer: BpeTokenizer;
   private readonly kwargs: Record<string, unknown>;
   private readonly envId: string;
+  /** Write teacher turns before the step (a person reads them while the step waits). */
+  private readonly writeAhead: boolean;
   private agentName: string | null;
   private agentId: string | null;
   private closed = false;
@@ -88,6 +92,7 @@ export class RecordingVectorEnv<O = unknown, A = unknown> implements VectorEnv<O
     const spec = inner.spec;
     this.envId = spec?.id ?? 'unknown';
     this.kwargs = (spec?.kwargs ?? {}) as Record<string, unknown>;
+    this.writeAhead = studentKind(this.kwargs) === 'human';
     this.tokenizer = loadDialogTokenizer(typeof this.kwargs.model === 'string' ? this.kwargs.model : defaultModelDir());
     this.agentName = opts.agentName ?? null;
     this.agentId = opts.agentId ?? null;
@@ -122,7 +127,7 @@ export class RecordingVectorEnv<O = unknown, A = unknown> implements VectorEnv<O
   async step(actions: A[]): Promise<VectorStepResult<O>> {
     // Before the env runs: write the teacher turns that these actions complete.
     const pre: Write[] = [];
-    if (Array.isArray(actions) && actions.length === this.numEnvs) {
+    if (this.writeAhead && Array.isArray(actions) && actions.length === this.numEnvs) {
       for (let i = 0; i < this.numEnvs; i++) this.planTeacherTurn(i, actions[i], pre);
     }
     this.commit(pre, []);
