@@ -65,6 +65,12 @@ export class SyncVectorEnv<O = unknown, A = unknown> implements VectorEnv<O, A> 
       const i = this.ended.indexOf(true);
       if (i >= 0) throw new ResetNeeded(`sub-env ${i} ended; reset it with options.resetMask (autoresetMode 'disabled')`);
     }
+    // Check every action first, so that a bad one leaves every sub-env as it was.
+    for (let i = 0; i < n; i++) {
+      if (this.ended[i]) continue;
+      const why = this.singleActionSpace.explain(actions[i]);
+      if (why) throw new InvalidAction(`invalid action for sub-env ${i}: ${why}`);
+    }
     // Sub-envs step concurrently (each on its own state and random stream), so that envs sharing a
     // model can batch their work (see batcher.ts); results are placed by index.
     await Promise.all(this.envs.map(async (env, i) => {

@@ -1,7 +1,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import {
   Box, ColloquyError, Discrete, EnvCheckError, checkEnv, getSpec, listSpecs, make, makeVec, register,
-  registeredIds, suggest, unregister, type Env, type EnvSpec, type ResetArgs,
+  registeredIds, suggest, unregister, SyncVectorEnv, type Env, type EnvSpec, type ResetArgs,
 } from '../../env/index.ts';
 
 async function code(p: Promise<unknown>): Promise<string> {
@@ -121,6 +121,21 @@ describe('makeVec', () => {
     expect(next.infos.every(i => i.autoreset === true)).toBe(true);
     expect((next.observations[0] as number[])[0]).toBe(0);
     await expect(v.step([99, 0])).rejects.toMatchObject({ code: 'INVALID_ACTION' });
+  });
+
+  it('a bad action for one sub-env leaves every sub-env untouched', async () => {
+    const three = () => new SyncVectorEnv([0, 1, 2].map(() => make('Echo-v0', { nActions: 4 })), 'same-step');
+    const a = three(), b = three();
+    await a.reset({ seed: 9 }); await b.reset({ seed: 9 });
+    await expect(a.step([1, 2, 7])).rejects.toMatchObject({ code: 'INVALID_ACTION', message: expect.stringMatching(/sub-env 2/) });
+    expect(await a.step([1, 2, 3])).toEqual(await b.step([1, 2, 3]));
+    // Echo-v0's native vector env keeps the same promise.
+    const c = makeVec('Echo-v0', { numEnvs: 3, kwargs: { nActions: 4 }, autoresetMode: 'same-step' });
+    await c.reset({ seed: 9 });
+    await expect(c.step([1, 2, 7])).rejects.toMatchObject({ code: 'INVALID_ACTION' });
+    const d = three();
+    await d.reset({ seed: 9 });
+    expect(await c.step([1, 2, 3])).toEqual(await d.step([1, 2, 3]));
   });
 
   it('same-step autoreset returns the reset observation with the final one in info', async () => {
