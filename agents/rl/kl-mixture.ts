@@ -16,7 +16,8 @@
  *     dα/dk = 1 / F_α,   dα/da_j = −F_{a_j} / F_α,
  *     F_α = Σ_j (a_j − b_j)(log x_j − log b_j),   F_{a_j} = α (log x_j − log b_j + 1).
  * When α = 1 the mixture is the proposal (x = a) and the squared gap (KL(a‖b) − k)² is added to the
- * loss, as in the paper's code, so that k does not drift far above what the proposal can use.
+ * loss, as in the paper's code, so that k does not drift far above what the proposal uses (its
+ * gradient goes to k only).
  */
 
 export interface MixtureSolution {
@@ -88,7 +89,7 @@ export function solveMixture(loga: ArrayLike<number>, logb: ArrayLike<number>, k
 /**
  * Backward pass of one solved token. `gradX[j]` = ∂L/∂x_j for the loss terms that read the mixture
  * (e.g. −A·ratio/x at the taken action, the entropy's −(log x_j + 1)); `gradGap` = ∂L/∂gap for the
- * squared-gap term gap = (KL(a‖b) − k)² (only active when α = 1). Returns ∂L/∂(log a) (with log a
+ * squared-gap term gap = (KL(a‖b) − k)² (only active when α = 1; it moves k, not a). Returns ∂L/∂(log a) (with log a
  * normalised, so chain it through the log-softmax) and ∂L/∂k.
  */
 export function mixtureBackward(sol: MixtureSolution, loga: ArrayLike<number>, logb: ArrayLike<number>, gradX: ArrayLike<number>, gradGap: number): { gradLoga: Float64Array; gradK: number } {
@@ -96,13 +97,10 @@ export function mixtureBackward(sol: MixtureSolution, loga: ArrayLike<number>, l
   const { alpha, logx } = sol;
   const gradLoga = new Float64Array(V);
   if (alpha >= 1) {
-    // x = a: the gradient passes straight through; the gap term reads KL(a‖b) and k.
-    const g = 2 * (sol.proposalKl - sol.k) * gradGap;
-    for (let j = 0; j < V; j++) {
-      const aj = Math.exp(loga[j]!);
-      gradLoga[j] = aj * (gradX[j]! + g * (loga[j]! - logb[j]! + 1));
-    }
-    return { gradLoga, gradK: -g };
+    // x = a: the gradient passes straight through. The gap term moves only k (down toward what
+    // the proposal uses), as in the paper's code: it must not push the proposal to spend.
+    for (let j = 0; j < V; j++) gradLoga[j] = Math.exp(loga[j]!) * gradX[j]!;
+    return { gradLoga, gradK: -2 * (sol.proposalKl - sol.k) * gradGap };
   }
   let S = 0, Fa = 0;
   const a = new Float64Array(V);

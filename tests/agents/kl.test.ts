@@ -128,40 +128,46 @@ describe('KL-budgeted mixture', () => {
     const rng = new Rng(5);
     const V = 12;
     const rows = [
-      { logb: Array.from(randomLogits(rng, V, 1)), budgetLeft: 0.3, tokensLeft: 4 },   // binding target: α < 1
-      { logb: Array.from(randomLogits(rng, V, 1)), budgetLeft: 50, tokensLeft: 2 },    // loose target: α = 1
+      { logb: Array.from(randomLogits(rng, V, 1)), budgetLeft: 0.3, horizon: 4 },   // binding target: α < 1
+      { logb: Array.from(randomLogits(rng, V, 1)), budgetLeft: 50, horizon: 2 },    // loose target: α = 1
     ];
     const z0 = Array.from({ length: 2 * (V + 1) }, () => rng.normal());
     const alphas = rows.map((r, i) => {
       const u = r.logb.map((l, j) => l + z0[i * (V + 1) + j]!);
-      return solveMixture(logSoftmax(u), r.logb, budgetTarget(z0[i * (V + 1) + V]!, r.tokensLeft, r.budgetLeft)).alpha;
+      return solveMixture(logSoftmax(u), r.logb, budgetTarget(z0[i * (V + 1) + V]!, r.horizon, r.budgetLeft)).alpha;
     });
     expect(alphas[0]).toBeGreaterThan(0);
     expect(alphas[0]).toBeLessThan(1);
     expect(alphas[1]).toBe(1);
     const actions = new Int32Array([3, 7]);
-    const w = [1.3, -0.7, 0.4];
-    const loss = (z: number[]) => tf.tidy(() => {
-      const out = mixtureOutputs(tf.tensor2d(z, [2, V + 1]), rows, actions);
-      return tf.sum(tf.mul(out, tf.tensor2d([w, w], [2, 3]))).dataSync()[0]!;
-    });
-    const { grads } = tf.tidy(() => {
-      const zt = tf.variable(tf.tensor2d(z0, [2, V + 1]), true, 'fdcheck');
-      const g = tf.variableGrads(() => tf.sum(tf.mul(mixtureOutputs(zt as tf.Tensor2D, rows, actions), tf.tensor2d([w, w], [2, 3]))) as tf.Scalar, [zt]);
-      const out = { grads: Array.from(g.grads[zt.name]!.dataSync()) };
-      zt.dispose();
-      return out;
-    });
-    // The α < 1 row is checked in float32 against a float32 forward: allow a loose tolerance.
-    const eps = 1e-2;
-    let worst = 0;
-    for (let i = 0; i < z0.length; i++) {
-      const zp = z0.slice(); zp[i]! += eps;
-      const zm = z0.slice(); zm[i]! -= eps;
-      const num = (loss(zp) - loss(zm)) / (2 * eps);
-      worst = Math.max(worst, Math.abs(num - grads[i]!) / Math.max(1, Math.abs(num)));
-    }
-    expect(worst).toBeLessThan(2e-2);
+    const check = (w: number[], only?: (i: number) => boolean) => {
+      const loss = (z: number[]) => tf.tidy(() => {
+        const out = mixtureOutputs(tf.tensor2d(z, [2, V + 1]), rows, actions);
+        return tf.sum(tf.mul(out, tf.tensor2d([w, w], [2, 3]))).dataSync()[0]!;
+      });
+      const grads = tf.tidy(() => {
+        const zt = tf.variable(tf.tensor2d(z0, [2, V + 1]), true, `fdcheck${w.join('_')}`);
+        const g = tf.variableGrads(() => tf.sum(tf.mul(mixtureOutputs(zt as tf.Tensor2D, rows, actions), tf.tensor2d([w, w], [2, 3]))) as tf.Scalar, [zt]);
+        const out = Array.from(g.grads[zt.name]!.dataSync());
+        zt.dispose();
+        return out;
+      });
+      // Central differences in float32: a loose tolerance.
+      const eps = 1e-2;
+      let worst = 0;
+      for (let i = 0; i < z0.length; i++) {
+        if (only && !only(i)) { expect(grads[i]).toBe(0); continue; }
+        const zp = z0.slice(); zp[i]! += eps;
+        const zm = z0.slice(); zm[i]! -= eps;
+        const num = (loss(zp) - loss(zm)) / (2 * eps);
+        worst = Math.max(worst, Math.abs(num - grads[i]!) / Math.max(1, Math.abs(num)));
+      }
+      return worst;
+    };
+    // Log-probability of the action and entropy of the mixture: the exact gradient.
+    expect(check([1.3, -0.7, 0])).toBeLessThan(2e-2);
+    // The squared gap (α = 1 row only) moves the target logit τ, never the proposal.
+    expect(check([0, 0, 0.4], i => i === 2 * (V + 1) - 1)).toBeLessThan(2e-2);
   });
 
   it('recovers the hidden state from log-probabilities', () => {

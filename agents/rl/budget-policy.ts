@@ -1,0 +1,286 @@
+/**
+ * The kl-budget agent's networks (Cohen et al. 2024): a proposal + per-token KL target head and a
+ * critic, both on frozen features of the base model, with the policy the KL-budgeted mixture of
+ * the proposal and the base policy (kl-mixture.ts).
+ *
+ * - Input of a state: the base model's final hidden state there (d values), the KL budget left
+ *   (in nats / 10 and as a fraction of the episode's budget) and the fraction of time left.
+ *   The hidden state is recovered exactly from the base model's next-token log-probabilities,
+ *   which the rollout computes anyway: the output layer is linear, log p = E·h − lse(E·h), so
+ *   [h; −lse] is the least-squares solution of [E 1]·x = log p (computed once as a [V, d+1] matrix).
+ * - Head (linear, zero-initialised so that training starts at the base policy): V logit offsets
+ *   added to the base log-probabilities (the proposal a ∝ p_base · exp(offset)) and one target
+ *   logit τ. The per-token target is k = σ(τ − log n)·B with B the budget left and n a horizon
+ *   (16 as in the paper's code: τ = 0 spends ~6% of what is left per token; or the tokens left).
+ * - The mixture is solved per token, so KL(x‖b) ≤ k < B: charged with its exact KL, an episode
+ *   never spends more than its budget.
+ */
+import * as tf from '@tensorflow/tfjs';
+import type { TransformerLM } from '../models/lm.ts';
+import { linear, readF32 } from '../models/lm-ops.ts';
+import { Rng } from '../../env/rng.ts';
+import { logSoftmax } from './kl.ts';
+import { mixtureBackward, solveMixture } from './kl-mixture.ts';
+import type { Episode, RolloutPolicy, RowContext } from './rollout.ts';
+
+type Saver = tf.GradSaveFunc;
+
+/** Extra inputs beside the hidden state. */
+export const BUDGET_INPUTS = 3;
+/** Budgets are fed in units of this many nats. */
+const BUDGET_SCALE = 10;
+
+/** What a kl-budget rollout keeps per agent step. */
+export interface BudgetAux {
+  /** Head input: hidden state, budget left / 10, budget fraction left, time left. */
+  input: Float32Array;
+  /** Base log-probabilities at the state. */
+  logb: Float32Array;
+  /** Budget left before the step (nats). */
+  budgetLeft: number;
+  /** n in the target k = σ(τ − log n)·B. */
+  horizon: number;
+  /** Target and mixture weight. */
+  k: number;
+  alpha: number;
+}
+
+/** P [V, d+1] with [h; −lse] = P ᵀ·log p for log p = log softmax(E·h). */
+export function hiddenRecoveryMatrix(E: Float32Array, V: number, d: number): Float32Array {
+  const n = d + 1;
+  // G = AᵀA for A = [E 1], in float64.
+  const G = new Float64Array(n * n);
+  for (let v = 0; v < V; v++) {
+    const o = v * d;
+    for (let i = 0; i < n; i++) {
+      const ai = i < d ? E[o + i]! : 1;
+      for (let j = i; j < n; j++) G[i * n + j] += ai * (j < d ? E[o + j]! : 1);
+    }
+  }
+  for (let i = 0; i < n; i++) for (let j = 0; j < i; j++) G[i * n + j] = G[j * n + i]!;
+  const inv = invert(G, n);
+  const P = new Float32Array(V * n);
+  for (let v = 0; v < V; v++) {
+    const o = v * d;
+    for (let j = 0; j < n; j++) {
+      let s = 0;
+      for (let i = 0; i < n; i++) s += (i < d ? E[o + i]! : 1) * inv[i * n + j]!;
+      P[v * n + j] = s;
+    }
+  }
+  return P;
+}
+
+/** Gauss–Jordan inverse with partial pivoting (small dense matrices). */
+function invert(A: Float64Array, n: number): Float64Array {
+  const a = Float64Array.from(A);
+  const inv = new Float64Array(n * n);
+  for (let i = 0; i < n; i++) inv[i * n + i] = 1;
+  for (let c = 0; c < n; c++) {
+    let p = c;
+    for (let r = c + 1; r < n; r++) if (Math.abs(a[r * n + c]!) > Math.abs(a[p * n + c]!)) p = r;
+    if (Math.abs(a[p * n + c]!) < 1e-300) throw new Error('hiddenRecoveryMatrix: the output matrix is rank-deficient');
+    if (p !== c) {
+      for (let j = 0; j < n; j++) {
+        [a[c * n + j], a[p * n + j]] = [a[p * n + j]!, a[c * n + j]!];
+        [inv[c * n + j], inv[p * n + j]] = [inv[p * n + j]!, inv[c * n + j]!];
+      }
+    }
+    const piv = a[c * n + c]!;
+    for (let j = 0; j < n; j++) { a[c * n + j]! /= piv; inv[c * n + j]! /= piv; }
+    for (let r = 0; r < n; r++) {
+      if (r === c) continue;
+      const f = a[r * n + c]!;
+      if (f === 0) continue;
+      for (let j = 0; j < n; j++) { a[r * n + j]! -= f * a[c * n + j]!; inv[r * n + j]! -= f * inv[c * n + j]!; }
+    }
+  }
+  return inv;
+}
+
+function sigmoid(x: number): number { return 1 / (1 + Math.exp(-x)); }
+
+/** The per-token target k = σ(τ − log n)·B. */
+export function budgetTarget(tau: number, horizon: number, budgetLeft: number): number {
+  return sigmoid(tau - Math.log(Math.max(1, horizon))) * Math.max(0, budgetLeft);
+}
+
+export interface MixtureRowInput {
+  logb: ArrayLike<number>;
+  budgetLeft: number;
+  /** n in the target k = σ(τ − log n)·B. */
+  horizon: number;
+}
+
+/**
+ * One op over a batch of head outputs z [n, V+1] (offsets | τ): solves each row's mixture and
+ * returns [n, 3] = (log x(action), entropy of x, squared gap (KL(a‖b) − k)² when α = 1), with the
+ * gradient to z through the solve (implicit differentiation, kl-mixture.ts).
+ */
+export function mixtureOutputs(z: tf.Tensor2D, rows: readonly MixtureRowInput[], actions: Int32Array): tf.Tensor2D {
+  const [n, V1] = z.shape;
+  const V = V1 - 1;
+  const f = tf.customGrad((zi: tf.Tensor | Saver) => {
+    const zd = readF32(zi as tf.Tensor);
+    const out = new Float32Array(n * 3);
+    const saved: { loga: Float64Array; sol: ReturnType<typeof solveMixture>; sg: number }[] = [];
+    for (let i = 0; i < n; i++) {
+      const r = rows[i]!;
+      const u = new Float64Array(V);
+      for (let j = 0; j < V; j++) u[j] = zd[i * V1 + j]! + r.logb[j]!;
+      const loga = logSoftmax(u);
+      const tau = zd[i * V1 + V]!;
+      const s = sigmoid(tau - Math.log(Math.max(1, r.horizon)));
+      const k = s * Math.max(0, r.budgetLeft);
+      const sol = solveMixture(loga, r.logb, k);
+      let H = 0;
+      for (let j = 0; j < V; j++) { const l = sol.logx[j]!; if (l > -Infinity) H -= Math.exp(l) * l; }
+      out[3 * i] = sol.logx[actions[i]!]!;
+      out[3 * i + 1] = H;
+      out[3 * i + 2] = sol.alpha >= 1 ? (sol.proposalKl - k) ** 2 : 0;
+      saved.push({ loga, sol, sg: s * (1 - s) * Math.max(0, r.budgetLeft) });
+    }
+    return {
+      value: tf.tensor2d(out, [n, 3]),
+      gradFunc: (dy: tf.Tensor) => {
+        const g = readF32(dy);
+        const dz = new Float32Array(n * V1);
+        const gradX = new Float64Array(V);
+        for (let i = 0; i < n; i++) {
+          const { loga, sol, sg } = saved[i]!;
+          const a = actions[i]!;
+          for (let j = 0; j < V; j++) gradX[j] = -g[3 * i + 1]! * (sol.logx[j]! + 1);
+          gradX[a] += g[3 * i]! / Math.exp(sol.logx[a]!);
+          const { gradLoga, gradK } = mixtureBackward(sol, loga, rows[i]!.logb, gradX, g[3 * i + 2]!);
+          let s = 0;
+          for (let j = 0; j < V; j++) s += gradLoga[j]!;
+          for (let j = 0; j < V; j++) dz[i * V1 + j] = gradLoga[j]! - Math.exp(loga[j]!) * s;
+          dz[i * V1 + V] = gradK * sg;
+        }
+        return tf.tensor2d(dz, [n, V1]);
+      },
+    };
+  });
+  return f(z) as tf.Tensor2D;
+}
+
+export class BudgetPolicy implements RolloutPolicy<BudgetAux> {
+  readonly V: number;
+  readonly d: number;
+  readonly inputs: number;
+  /** Proposal / target head. */
+  readonly W: tf.Variable;
+  readonly b: tf.Variable;
+  /** Critic MLP. */
+  readonly c1: tf.Variable;
+  readonly cb1: tf.Variable;
+  readonly c2: tf.Variable;
+  readonly cb2: tf.Variable;
+  private readonly recover: tf.Tensor2D;
+  /** Budget given to episodes that start from now on (ramped by the trainer). */
+  budget = 0;
+  accounting: 'exact' | 'sampled' = 'exact';
+  /**
+   * n in the target k = σ(τ − log n)·B: a constant (the paper's code: 16, so τ = 0 spends ~6% of
+   * the budget left per token, front-loaded), or null for the tokens left in the episode.
+   */
+  targetHorizon: number | null = 16;
+
+  constructor(base: TransformerLM, opts: { criticHidden: number; seed: number; name?: string }) {
+    const c = base.config;
+    this.V = c.vocabSize; this.d = c.dModel; this.inputs = this.d + BUDGET_INPUTS;
+    const E = Float32Array.from(readF32(base.outputMatrix()));
+    this.recover = tf.keep(tf.tensor2d(hiddenRecoveryMatrix(E, this.V, this.d), [this.V, this.d + 1]));
+    const p = opts.name ?? 'klbudget';
+    const F = this.inputs, H = opts.criticHidden;
+    this.W = tf.variable(tf.zeros([F, this.V + 1]), true, `${p}/actor/w`);
+    this.b = tf.variable(tf.zeros([this.V + 1]), true, `${p}/actor/b`);
+    // Critic: small random first layer (orthogonal-ish scale), zero output layer (as the paper).
+    const rng = new Rng(opts.seed);
+    const w1 = new Float32Array(F * H);
+    for (let i = 0; i < w1.length; i++) w1[i] = (rng.random() * 2 - 1) * Math.sqrt(3 / F);
+    this.c1 = tf.variable(tf.tensor2d(w1, [F, H]), true, `${p}/critic/w1`);
+    this.cb1 = tf.variable(tf.zeros([H]), true, `${p}/critic/b1`);
+    this.c2 = tf.variable(tf.zeros([H, 1]), true, `${p}/critic/w2`);
+    this.cb2 = tf.variable(tf.zeros([1]), true, `${p}/critic/b2`);
+  }
+
+  actorVariables(): tf.Variable[] { return [this.W, this.b]; }
+  criticVariables(): tf.Variable[] { return [this.c1, this.cb1, this.c2, this.cb2]; }
+
+  /** Hidden states [n, d] recovered from base log-probabilities. */
+  features(logb: readonly ArrayLike<number>[]): Float32Array {
+    const n = logb.length, V = this.V;
+    const flat = new Float32Array(n * V);
+    logb.forEach((l, i) => flat.set(l, i * V));
+    const x = tf.tidy(() => tf.matMul(tf.tensor2d(flat, [n, V]), this.recover));
+    const all = readF32(x);
+    const out = new Float32Array(n * this.d);
+    for (let i = 0; i < n; i++) out.set(all.subarray(i * (this.d + 1), i * (this.d + 1) + this.d), i * this.d);
+    x.dispose();
+    return out;
+  }
+
+  /** Head outputs [n, V+1] for inputs [n, F] (a tensor; with gradients inside variableGrads). */
+  head(x: tf.Tensor2D): tf.Tensor2D {
+    return linear(x, this.W as tf.Tensor2D, this.b as tf.Tensor1D);
+  }
+
+  critic(x: tf.Tensor2D): tf.Tensor1D {
+    const h = tf.tanh(linear(x, this.c1 as tf.Tensor2D, this.cb1 as tf.Tensor1D)) as tf.Tensor2D;
+    return tf.reshape(linear(h, this.c2 as tf.Tensor2D, this.cb2 as tf.Tensor1D), [-1]);
+  }
+
+  // ---------------------------------------------------------------------------- rollouts
+
+  begin(): void { /* no per-row cache: everything is read from the base policy */ }
+  resetRow(_row: number, _tokens: readonly number[], episode: Episode<BudgetAux>): void {
+    episode.state.budget = this.budget;
+    episode.state.budgetLeft = this.budget;
+    episode.state.spent = 0;
+  }
+  extendRow(): void { /* nothing cached */ }
+  end(): void { /* nothing cached */ }
+
+  next(rows: readonly number[], base: readonly Float32Array[], ctx: readonly RowContext<BudgetAux>[]): { logp: Float64Array[]; aux: BudgetAux[] } {
+    const n = rows.length, F = this.inputs, V = this.V;
+    const feats = this.features(base);
+    const input = new Float32Array(n * F);
+    ctx.forEach((c, i) => {
+      input.set(feats.subarray(i * this.d, (i + 1) * this.d), i * F);
+      const B0 = c.episode.state.budget ?? 0, B = c.episode.state.budgetLeft ?? 0;
+      input[i * F + this.d] = B / BUDGET_SCALE;
+      input[i * F + this.d + 1] = B0 > 0 ? B / B0 : 0;
+      input[i * F + this.d + 2] = c.timeLeft;
+    });
+    const z = tf.tidy(() => Float32Array.from(readF32(this.head(tf.tensor2d(input, [n, F])))));
+    const logp: Float64Array[] = [], aux: BudgetAux[] = [];
+    for (let i = 0; i < n; i++) {
+      const logb = base[i]!;
+      const u = new Float64Array(V);
+      for (let j = 0; j < V; j++) u[j] = z[i * (V + 1) + j]! + logb[j]!;
+      const loga = logSoftmax(u);
+      const B = ctx[i]!.episode.state.budgetLeft ?? 0;
+      const horizon = this.targetHorizon ?? (Number.isFinite(ctx[i]!.tokensLeft) ? ctx[i]!.tokensLeft : 1);
+      const k = budgetTarget(z[i * (V + 1) + V]!, horizon, B);
+      const sol = solveMixture(loga, logb, k);
+      logp.push(sol.logx);
+      aux.push({ input: input.slice(i * F, (i + 1) * F), logb, budgetLeft: B, horizon, k, alpha: sol.alpha });
+    }
+    return { logp, aux };
+  }
+
+  sampled(_rows: readonly number[], _actions: readonly number[], kl: readonly number[], ctx: readonly RowContext<BudgetAux>[]): void {
+    ctx.forEach((c, i) => {
+      const ep = c.episode;
+      const t = ep.logp.length - 1;
+      const charge = this.accounting === 'exact' ? kl[i]! : ep.logp[t]! - ep.baseLogp[t]!;
+      ep.state.spent = (ep.state.spent ?? 0) + kl[i]!;
+      ep.state.budgetLeft = Math.max(0, (ep.state.budgetLeft ?? 0) - charge);
+    });
+  }
+
+  dispose(): void {
+    tf.dispose([this.W, this.b, this.c1, this.cb1, this.c2, this.cb2, this.recover]);
+  }
+}

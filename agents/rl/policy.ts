@@ -1,0 +1,297 @@
+/**
+ * The ppo-kl policy: a trainable copy of the base language model with a value head on its final
+ * hidden state, and the ops its PPO update needs (fast on the wasm backend, see lm-ops.ts).
+ *
+ * - Sampling (rollouts) reads the copy through its KV-cached `LMSession`, one row per dialog.
+ * - Training runs the transformer's blocks with the building blocks of lm-ops.ts. The lowest
+ *   blocks may be frozen (`trainLayers`): their output is computed once per update, without
+ *   gradients, and each PPO minibatch runs only the trainable top of the network.
+ * - `actionLogProbs` is one op: logits at the agent's positions, log-softmax, the taken action's
+ *   log-probability and the entropy, with a hand-written gradient (no [N, V] autodiff graph).
+ */
+import * as tf from '@tensorflow/tfjs';
+import type { TransformerLM } from '../models/lm.ts';
+import type { LMSession } from '../models/sampler.ts';
+import { attention, embed, layerNorm, linear, readF32 } from '../models/lm-ops.ts';
+import { BadConfig } from '../../env/errors.ts';
+import type { Episode, RolloutPolicy } from './rollout.ts';
+
+type Saver = tf.GradSaveFunc;
+
+// ------------------------------------------------------------------------------------------------
+// Ops
+
+/** Rows `rows` of x [n, d] as [rows.length, d]; the gradient scatters back (JS loops, no gather kernel). */
+export function selectRows(x: tf.Tensor2D, rows: Int32Array): tf.Tensor2D {
+  const [n, d] = x.shape;
+  const m = rows.length;
+  const f = tf.customGrad((xi: tf.Tensor | Saver) => {
+    const xd = readF32(xi as tf.Tensor);
+    const out = new Float32Array(m * d);
+    for (let i = 0; i < m; i++) {
+      const r = rows[i]!;
+      if (r < 0 || r >= n) throw new RangeError(`selectRows: row ${r} outside [0, ${n})`);
+      out.set(xd.subarray(r * d, (r + 1) * d), i * d);
+    }
+    return {
+      value: tf.tensor2d(out, [m, d]),
+      gradFunc: (dy: tf.Tensor) => {
+        const g = readF32(dy);
+        const dx = new Float32Array(n * d);
+        for (let i = 0; i < m; i++) {
+          const o = rows[i]! * d, s = i * d;
+          for (let j = 0; j < d; j++) dx[o + j] += g[s + j]!;
+        }
+        return tf.tensor2d(dx, [n, d]);
+      },
+    };
+  });
+  return f(x) as tf.Tensor2D;
+}
+
+/**
+ * For hidden states h [N, d] and output matrix E [V, d]: [N, 2] with the log-probability of
+ * `actions[i]` under softmax(h·Eᵀ) and the entropy of that distribution. Gradient:
+ * ∂logπ(a)/∂z = onehot(a) − p,  ∂H/∂z = −p ⊙ (log p + H).  When `trainE` is false E gets no
+ * gradient (it is read as a constant).
+ */
+export function actionLogProbs(h: tf.Tensor2D, E: tf.Tensor2D, actions: Int32Array, trainE: boolean): tf.Tensor2D {
+  const [N, d] = h.shape;
+  const V = E.shape[0];
+  if (actions.length !== N) throw new RangeError(`actionLogProbs: ${actions.length} actions for ${N} rows`);
+  const forward = (ht: tf.Tensor2D, et: tf.Tensor2D) => {
+    const z = readF32(tf.tidy(() => tf.matMul(ht, tf.transpose(et))));
+    const logp = new Float32Array(N * V);
+    const out = new Float32Array(N * 2);
+    const ent = new Float64Array(N);
+    for (let i = 0; i < N; i++) {
+      const o = i * V;
+      let m = -Infinity;
+      for (let j = 0; j < V; j++) if (z[o + j]! > m) m = z[o + j]!;
+      let s = 0;
+      for (let j = 0; j < V; j++) s += Math.exp(z[o + j]! - m);
+      const lse = m + Math.log(s);
+      let H = 0;
+      for (let j = 0; j < V; j++) { const l = z[o + j]! - lse; logp[o + j] = l; H -= Math.exp(l) * l; }
+      const a = actions[i]!;
+      if (a < 0 || a >= V) throw new RangeError(`action ${a} outside the vocabulary [0, ${V})`);
+      out[2 * i] = logp[o + a]!;
+      out[2 * i + 1] = H;
+      ent[i] = H;
+    }
+    return { logp, out, ent };
+  };
+  const backward = (dy: tf.Tensor, logp: Float32Array, ent: Float64Array): tf.Tensor2D => {
+    const g = readF32(dy);
+    const dz = new Float32Array(N * V);
+    for (let i = 0; i < N; i++) {
+      const o = i * V, gl = g[2 * i]!, gh = g[2 * i + 1]!, H = ent[i]!;
+      for (let j = 0; j < V; j++) {
+        const l = logp[o + j]!, p = Math.exp(l);
+        dz[o + j] = -gl * p - gh * p * (l + H);
+      }
+      dz[o + actions[i]!] += gl;
+    }
+    return tf.tensor2d(dz, [N, V]);
+  };
+  if (trainE) {
+    const f = tf.customGrad((hi: tf.Tensor | Saver, ei: tf.Tensor | Saver, save: tf.Tensor | Saver) => {
+      const ht = hi as tf.Tensor2D, et = ei as tf.Tensor2D;
+      const { logp, out, ent } = forward(ht, et);
+      (save as Saver)([ht, et]);
+      return {
+        value: tf.tensor2d(out, [N, 2]),
+        gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
+          const [hs, es] = saved as [tf.Tensor2D, tf.Tensor2D];
+          const dz = backward(dy, logp, ent);
+          const dh = tf.matMul(dz, es);
+          // dE = dzᵀ·h, computed as (hᵀ·dz)ᵀ: the big [N, V] matrix is never transposed.
+          const dE = tf.transpose(tf.matMul(tf.transpose(hs), dz));
+          return [dh, dE];
+        },
+      };
+    });
+    return f(h, E) as tf.Tensor2D;
+  }
+  const f = tf.customGrad((hi: tf.Tensor | Saver) => {
+    const ht = hi as tf.Tensor2D;
+    const { logp, out, ent } = forward(ht, E);
+    return {
+      value: tf.tensor2d(out, [N, 2]),
+      gradFunc: (dy: tf.Tensor) => tf.matMul(backward(dy, logp, ent), E),
+    };
+  });
+  void d;
+  return f(h) as tf.Tensor2D;
+}
+
+// ------------------------------------------------------------------------------------------------
+// Batches of episodes as right-padded sequences
+
+/** The episodes of a minibatch laid out as B right-padded rows of T tokens. */
+export interface SequenceBatch {
+  B: number;
+  T: number;
+  ids: Int32Array;
+  /** Row in [B·T] whose hidden state predicts each action (the position before it), in episode/action order. */
+  actionRows: Int32Array;
+  actions: Int32Array;
+  /** Row of each episode's last token (the state after its last action). */
+  lastRows: Int32Array;
+}
+
+export function sequenceBatch(episodes: readonly Episode[], pad: number): SequenceBatch {
+  const B = episodes.length;
+  const T = Math.max(1, ...episodes.map(e => e.tokens.length));
+  const ids = new Int32Array(B * T).fill(pad);
+  let n = 0;
+  for (const e of episodes) n += e.actions.length;
+  const actionRows = new Int32Array(n), actions = new Int32Array(n), lastRows = new Int32Array(B);
+  let k = 0;
+  episodes.forEach((e, b) => {
+    ids.set(e.tokens, b * T);
+    for (let t = 0; t < e.actions.length; t++) {
+      const pos = e.pos[t]!;
+      if (pos < 1 || e.tokens[pos] !== e.actions[t]) throw new Error(`episode ${e.id}: action ${t} is not at token ${pos}`);
+      actionRows[k] = b * T + pos - 1;
+      actions[k++] = e.actions[t]!;
+    }
+    lastRows[b] = b * T + e.tokens.length - 1;
+  });
+  return { B, T, ids, actionRows, actions, lastRows };
+}
+
+// ------------------------------------------------------------------------------------------------
+// The policy
+
+export interface LmPolicyOptions {
+  /** Transformer blocks trained, counted from the top; 'all' also trains the embeddings. */
+  trainLayers: number | 'all';
+}
+
+export class LmPolicy implements RolloutPolicy {
+  readonly lm: TransformerLM;
+  readonly valueW: tf.Variable;
+  readonly valueB: tf.Variable;
+  /** Index of the lowest trained block (0 with `trainLayers: 'all'`). */
+  readonly trainFrom: number;
+  readonly trainEmbeddings: boolean;
+  private session: LMSession | null = null;
+
+  /** `lm` becomes the policy's own (a clone of the base model, not the base itself). */
+  constructor(lm: TransformerLM, opts: LmPolicyOptions, valueInit?: { w: Float32Array; b: Float32Array }) {
+    const L = lm.config.nLayers;
+    if (opts.trainLayers !== 'all' && !(Number.isInteger(opts.trainLayers) && opts.trainLayers >= 0 && opts.trainLayers <= L)) {
+      throw new BadConfig(`trainLayers must be 'all' or an integer in [0, ${L}], got ${String(opts.trainLayers)}`);
+    }
+    this.lm = lm;
+    this.trainEmbeddings = opts.trainLayers === 'all';
+    this.trainFrom = opts.trainLayers === 'all' ? 0 : L - opts.trainLayers;
+    const d = lm.config.dModel;
+    this.valueW = tf.variable(tf.tensor2d(valueInit?.w ?? new Float32Array(d), [d, 1]), true, `${lmName(lm)}value/w`);
+    this.valueB = tf.variable(tf.tensor1d(valueInit?.b ?? new Float32Array(1)), true, `${lmName(lm)}value/b`);
+  }
+
+  /** Variables the optimiser updates. */
+  trainableVariables(): tf.Variable[] {
+    const vars: tf.Variable[] = [];
+    for (const [name, v] of this.lm.params) {
+      const block = /^h(\d+)\./.exec(name);
+      if (block ? Number(block[1]) >= this.trainFrom : name.startsWith('ln_f.') || this.trainEmbeddings) vars.push(v);
+    }
+    vars.push(this.valueW, this.valueB);
+    return vars;
+  }
+
+  // ---------------------------------------------------------------------------- rollouts
+
+  begin(transcripts: readonly number[][]): void {
+    this.session?.dispose();
+    this.session = this.lm.startSession(transcripts.map(t => [...t]));
+  }
+  resetRow(row: number, tokens: readonly number[]): void { this.session!.resetRow(row, [...tokens]); }
+  extendRow(row: number, tokens: readonly number[]): void { this.session!.extend(row, tokens); }
+  next(rows: readonly number[]): { logp: ArrayLike<number>[] } {
+    return { logp: this.session!.nextLogProbs(rows) };
+  }
+  end(): void { this.session?.dispose(); this.session = null; }
+
+  // ---------------------------------------------------------------------------- training
+
+  /** Residual stream at the input of block `from` ([B·T, d]), from token ids (right-padded rows). */
+  private blocks(x: tf.Tensor2D, B: number, T: number, from: number, to: number): tf.Tensor2D {
+    const c = this.lm.config;
+    for (let l = from; l < to; l++) {
+      const p = (n: string) => this.lm.param(`h${l}.${n}`);
+      const h1 = layerNorm(x, p('ln1.g') as tf.Tensor1D, p('ln1.b') as tf.Tensor1D, c.layerNormEps);
+      const qkv = linear(h1, p('attn.qkv.w') as tf.Tensor2D, p('attn.qkv.b') as tf.Tensor1D);
+      const att = attention(qkv, { B, T, H: c.nHeads, starts: null });
+      x = tf.add(x, linear(att, p('attn.out.w') as tf.Tensor2D, p('attn.out.b') as tf.Tensor1D));
+      const h2 = layerNorm(x, p('ln2.g') as tf.Tensor1D, p('ln2.b') as tf.Tensor1D, c.layerNormEps);
+      x = tf.add(x, linear(linear(h2, p('mlp.fc.w') as tf.Tensor2D, p('mlp.fc.b') as tf.Tensor1D, true), p('mlp.proj.w') as tf.Tensor2D, p('mlp.proj.b') as tf.Tensor1D));
+    }
+    return x;
+  }
+
+  private embedIds(ids: Int32Array, B: number, T: number): tf.Tensor2D {
+    if (T > this.lm.config.contextLength) throw new BadConfig(`an episode of ${T} tokens is longer than the model's context (${this.lm.config.contextLength}); lower the env's maxTokens`);
+    const pos = new Int32Array(B * T);
+    for (let b = 0; b < B; b++) for (let t = 0; t < T; t++) pos[b * T + t] = t;
+    return embed(this.lm.param('tok_emb') as tf.Tensor2D, this.lm.positionTable(), ids, pos);
+  }
+
+  /**
+   * The frozen part of the network for a batch: the residual stream entering the first trained
+   * block, [B·T, d] as a Float32Array (empty when everything trains).
+   */
+  frozenTrunk(batch: SequenceBatch): Float32Array | null {
+    if (this.trainEmbeddings) return null;
+    return Float32Array.from(readF32(tf.tidy(() => this.blocks(this.embedIds(batch.ids, batch.B, batch.T), batch.B, batch.T, 0, this.trainFrom))));
+  }
+
+  /** Final hidden states [B·T, d] (with gradients to the trained variables). */
+  hidden(batch: SequenceBatch, trunk: Float32Array | null): tf.Tensor2D {
+    const { B, T } = batch;
+    const c = this.lm.config;
+    const x0 = trunk ? tf.tensor2d(trunk, [B * T, c.dModel]) : this.embedIds(batch.ids, B, T);
+    const x = this.blocks(x0, B, T, this.trainFrom, c.nLayers);
+    return layerNorm(x, this.lm.param('ln_f.g') as tf.Tensor1D, this.lm.param('ln_f.b') as tf.Tensor1D, c.layerNormEps);
+  }
+
+  /**
+   * Per action: log π(a|s), entropy, value (tensors, inside `tf.variableGrads` for training).
+   */
+  evaluate(batch: SequenceBatch, trunk: Float32Array | null): { logp: tf.Tensor1D; entropy: tf.Tensor1D; values: tf.Tensor1D } {
+    const h = this.hidden(batch, trunk);
+    const hs = selectRows(h, batch.actionRows);
+    const lp = actionLogProbs(hs, this.lm.outputMatrix(), batch.actions, this.trainEmbeddings);
+    const [logp, ent] = tf.split(lp, 2, 1) as [tf.Tensor2D, tf.Tensor2D];
+    const values = linear(hs, this.valueW as tf.Tensor2D, this.valueB as tf.Tensor1D);
+    return { logp: tf.reshape(logp, [-1]), entropy: tf.reshape(ent, [-1]), values: tf.reshape(values, [-1]) };
+  }
+
+  /** Values (no gradients) at every action of the batch and after each episode's last token. */
+  values(batch: SequenceBatch, trunk: Float32Array | null): { values: Float32Array; lastValues: Float32Array } {
+    let values = new Float32Array(0), lastValues = new Float32Array(0);
+    tf.tidy(() => {
+      const h = this.hidden(batch, trunk);
+      const v = (rows: Int32Array) => Float32Array.from(readF32(linear(selectRows(h, rows), this.valueW as tf.Tensor2D, this.valueB as tf.Tensor1D)));
+      values = v(batch.actionRows);
+      lastValues = v(batch.lastRows);
+    });
+    return { values, lastValues };
+  }
+
+  dispose(): void {
+    this.end();
+    this.lm.dispose();
+    this.valueW.dispose();
+    this.valueB.dispose();
+  }
+}
+
+function lmName(lm: TransformerLM): string {
+  // Variables are named after their model's prefix (e.g. `lm3/tok_emb`): reuse it for the head.
+  const first = lm.variables[0]?.name ?? 'lm/';
+  return first.slice(0, first.indexOf('/') + 1);
+}

@@ -1,0 +1,223 @@
+/**
+ * What every RL training run shares: the training context (envs, base model, tokenizer, run
+ * folder), the budget (minutes / updates), dialog metrics of a batch of episodes, the run folder's
+ * files (`config.json`, `metrics.jsonl`, `samples.jsonl`, `checkpoint/`), named-tensor files for
+ * checkpoints, and the progress display (a bar on a terminal, log lines otherwise).
+ */
+import { appendFileSync, existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import * as tf from '@tensorflow/tfjs';
+import cliProgress from 'cli-progress';
+import type { VectorEnv } from '../../env/core.ts';
+import { BadConfig } from '../../env/errors.ts';
+import type { BpeTokenizer } from '../models/tokenizer.ts';
+import type { TransformerLM } from '../models/lm.ts';
+import type { Episode } from './rollout.ts';
+
+export interface TrainContext {
+  envs: VectorEnv<unknown, unknown>;
+  /** The base policy (KL prior); the env's student and base model should be the same model. */
+  base: TransformerLM;
+  /** Folder of the base model (recorded with the run). */
+  baseDir: string;
+  tokenizer: BpeTokenizer;
+  /** Run folder (metrics, samples, checkpoints). */
+  out: string;
+  /** Continue from `out/checkpoint`. */
+  resume?: boolean;
+  /** Log lines (default console.log); progress bar on a terminal unless false. */
+  log?: (line: string) => void;
+  progressBar?: boolean;
+  /** Metadata recorded in config.json (backend, server url…). */
+  meta?: Record<string, unknown>;
+  /** Called after each update with its metrics (tests, benches). */
+  onUpdate?: (m: Metrics) => void;
+}
+
+export type Metrics = Record<string, number>;
+
+export interface TrainResult {
+  updates: number;
+  seconds: number;
+  history: Metrics[];
+  checkpoint: string;
+}
+
+/** A teacher turn of at most this many tokens counts as empty (Cohen et al.). */
+export const EMPTY_TURN_TOKENS = 4;
+
+function mean(xs: readonly number[]): number { return xs.length ? xs.reduce((a, b) => a + b, 0) / xs.length : NaN; }
+
+/**
+ * Dialog metrics of finished episodes: returns (`env/reward_mean` is the mean episode return, the
+ * sum of the student's rewards), the mean reward per completed student reply, turns, the share of empty
+ * teacher turns (≤ 4 tokens), teacher / student turn lengths, and the exact KL to the base policy
+ * (the sum over the agent's tokens of KL(π‖p) at each state).
+ */
+export function dialogMetrics(episodes: readonly Episode<unknown>[]): Metrics {
+  const turns = episodes.flatMap(e => e.exchanges);
+  const teacherLens = turns.map(t => t.teacherTokens);
+  const complete = turns.filter(t => t.student !== null && !t.partial);
+  const studentLens = complete.map(t => t.studentTokens);
+  const replies = complete.map(t => t.reward);
+  const klSums = episodes.map(e => e.kl.reduce((a, b) => a + b, 0));
+  return {
+    'env/reward_mean': mean(episodes.map(e => e.return)),
+    'env/reward_std': Math.sqrt(mean(episodes.map(e => (e.return - mean(episodes.map(x => x.return))) ** 2))),
+    'env/reply_reward_mean': mean(replies),
+    'env/turns_mean': mean(episodes.map(e => e.exchanges.length)),
+    'env/episode_tokens': mean(episodes.map(e => e.tokens.length)),
+    'env/agent_tokens': mean(episodes.map(e => e.actions.length)),
+    'env/terminated_share': mean(episodes.map(e => (e.terminated ? 1 : 0))),
+    'dialog/empty_teacher_turn_share': mean(teacherLens.map(n => (n <= EMPTY_TURN_TOKENS ? 1 : 0))),
+    'dialog/teacher_turn_tokens': mean(teacherLens),
+    'dialog/student_turn_tokens': mean(studentLens),
+    'objective/kl_exact': mean(klSums),
+  };
+}
+
+/** An episode as a readable transcript (prompt included) with its turns, rewards and KL. */
+export function episodeRecord(ep: Episode<unknown>, tokenizer: BpeTokenizer): Record<string, unknown> {
+  return {
+    episode: ep.id,
+    env: ep.env,
+    return: round(ep.return),
+    kl: round(ep.kl.reduce((a, b) => a + b, 0)),
+    endedBy: ep.endedBy,
+    agentTokens: ep.actions.length,
+    exchanges: ep.exchanges.map(x => ({ teacher: x.teacher, student: x.student, reward: round(x.reward), teacherTokens: x.teacherTokens })),
+    transcript: tokenizer.decode(ep.tokens),
+  };
+}
+
+function round(x: number): number { return Math.round(x * 1e4) / 1e4; }
+
+// ------------------------------------------------------------------------------------------------
+// Budget
+
+/** Minutes and/or updates; `progress` in [0, 1] is whichever is further along. */
+export class Budget {
+  private readonly t0 = performance.now();
+  constructor(readonly minutes: number, readonly updates: number, readonly elapsedBefore = 0) {}
+  get seconds(): number { return this.elapsedBefore + (performance.now() - this.t0) / 1000; }
+  progress(update: number): number {
+    const byTime = this.minutes > 0 ? this.seconds / (this.minutes * 60) : 0;
+    const byUpdates = this.updates > 0 ? update / this.updates : 0;
+    return Math.min(1, Math.max(byTime, byUpdates));
+  }
+  done(update: number): boolean { return this.progress(update) >= 1; }
+}
+
+// ------------------------------------------------------------------------------------------------
+// Run folder
+
+export class RunFolder {
+  readonly metricsFile: string;
+  readonly samplesFile: string;
+  readonly checkpointDir: string;
+  private bar: cliProgress.SingleBar | null = null;
+  private readonly log: (line: string) => void;
+
+  constructor(readonly dir: string, opts: { resume?: boolean; log?: (line: string) => void; progressBar?: boolean; total?: number }) {
+    this.metricsFile = path.join(dir, 'metrics.jsonl');
+    this.samplesFile = path.join(dir, 'samples.jsonl');
+    this.checkpointDir = path.join(dir, 'checkpoint');
+    this.log = opts.log ?? (line => console.log(line));
+    mkdirSync(dir, { recursive: true });
+    if (!opts.resume && existsSync(path.join(this.checkpointDir, 'trainer.json'))) {
+      throw new BadConfig(`${dir} already holds a run; pass --resume to continue it or choose another --out`);
+    }
+    if (opts.progressBar ?? Boolean(process.stderr.isTTY)) {
+      this.bar = new cliProgress.SingleBar({
+        format: 'train |{bar}| {percentage}% | update {update} | reward {reward} | kl {kl} | {sps} steps/s | ETA {eta_formatted}',
+        hideCursor: true, etaBuffer: 10,
+      }, cliProgress.Presets.shades_classic);
+      this.bar.start(1000, 0, { update: 0, reward: '-', kl: '-', sps: '-' });
+    }
+  }
+
+  writeConfig(config: unknown, meta: Record<string, unknown>): void {
+    writeFileSync(path.join(this.dir, 'config.json'), JSON.stringify({ ...(config as object), meta }, null, 2) + '\n');
+  }
+
+  metrics(update: number, m: Metrics, progress: number): void {
+    const clean: Record<string, number | null> = {};
+    for (const [k, v] of Object.entries(m)) clean[k] = Number.isFinite(v) ? Math.round(v * 1e6) / 1e6 : null;
+    appendFileSync(this.metricsFile, JSON.stringify({ update, time: new Date().toISOString(), ...clean }) + '\n');
+    const reward = (m['env/reward_mean'] ?? NaN).toFixed(3), kl = (m['objective/kl_exact'] ?? NaN).toFixed(2), sps = (m['charts/sps'] ?? NaN).toFixed(0);
+    if (this.bar) this.bar.update(Math.round(progress * 1000), { update, reward, kl, sps });
+    else this.log(`update ${update} | reward ${reward} | reply ${(m['env/reply_reward_mean'] ?? NaN).toFixed(3)} | kl ${kl} | empty ${(m['dialog/empty_teacher_turn_share'] ?? NaN).toFixed(2)} | ${sps} steps/s | ${(progress * 100).toFixed(0)}%`);
+  }
+
+  samples(update: number, records: Record<string, unknown>[]): void {
+    for (const r of records) appendFileSync(this.samplesFile, JSON.stringify({ update, ...r }) + '\n');
+  }
+
+  info(line: string): void {
+    if (this.bar) { this.bar.stop(); this.log(line); this.bar.start(1000, 0); } else this.log(line);
+  }
+
+  close(): void { this.bar?.stop(); this.bar = null; }
+}
+
+// ------------------------------------------------------------------------------------------------
+// Named tensors on disk (checkpoints of heads and optimizer state)
+
+interface TensorEntry { name: string; shape: number[]; offset: number; length: number }
+
+export async function saveTensors(dir: string, name: string, tensors: { name: string; tensor: tf.Tensor }[]): Promise<void> {
+  await mkdir(dir, { recursive: true });
+  const entries: TensorEntry[] = [];
+  let offset = 0;
+  for (const t of tensors) { entries.push({ name: t.name, shape: t.tensor.shape, offset, length: t.tensor.size }); offset += t.tensor.size * 4; }
+  const bin = Buffer.alloc(offset);
+  tensors.forEach((t, i) => new Float32Array(bin.buffer, bin.byteOffset + entries[i]!.offset, t.tensor.size).set(t.tensor.dataSync() as Float32Array));
+  await writeAtomic(path.join(dir, `${name}.bin`), bin);
+  await writeAtomic(path.join(dir, `${name}.json`), JSON.stringify({ format: 'colloquy-tensors', tensors: entries }, null, 1) + '\n');
+}
+
+export async function loadTensors(dir: string, name: string): Promise<{ name: string; tensor: tf.Tensor }[]> {
+  const j = JSON.parse(await readFile(path.join(dir, `${name}.json`), 'utf8')) as { tensors: TensorEntry[] };
+  const bin = await readFile(path.join(dir, `${name}.bin`));
+  return j.tensors.map(e => {
+    const a = new Float32Array(e.length);
+    new Uint8Array(a.buffer).set(bin.subarray(e.offset, e.offset + e.length * 4));
+    return { name: e.name, tensor: tf.tensor(a, e.shape) };
+  });
+}
+
+export async function writeAtomic(file: string, data: string | Buffer): Promise<void> {
+  const tmp = `${file}.tmp-${process.pid}`;
+  await writeFile(tmp, data);
+  await rename(tmp, file);
+}
+
+/** Assign saved values to variables by position (names may differ between processes). */
+export function assignAll(vars: readonly tf.Variable[], saved: readonly { name: string; tensor: tf.Tensor }[]): void {
+  if (vars.length !== saved.length) throw new BadConfig(`checkpoint holds ${saved.length} tensors, the model has ${vars.length}`);
+  vars.forEach((v, i) => {
+    const t = saved[i]!.tensor;
+    if (t.shape.join('x') !== v.shape.join('x')) throw new BadConfig(`checkpoint tensor ${saved[i]!.name} has shape ${t.shape.join('×')}, expected ${v.shape.join('×')}`);
+    v.assign(t);
+  });
+}
+
+/** Save Adam's state; restore it with `restoreOptimizer` (by position, like `assignAll`). */
+export async function saveOptimizer(dir: string, name: string, opt: tf.Optimizer): Promise<void> {
+  const w = await opt.getWeights();
+  await saveTensors(dir, name, w);
+  disposeIterations(w);
+}
+
+/** `getWeights()` makes a fresh scalar for the iteration count (the rest are the optimizer's own variables). */
+export function disposeIterations(w: { name: string; tensor: tf.Tensor }[]): void {
+  for (const t of w) if (t.name === 'iter') t.tensor.dispose();
+}
+
+export async function restoreOptimizer(dir: string, name: string, opt: tf.Optimizer): Promise<void> {
+  if (!existsSync(path.join(dir, `${name}.json`))) return;
+  const w = await loadTensors(dir, name);
+  await opt.setWeights(w);
+  tf.dispose(w.map(x => x.tensor));
+}

@@ -1,0 +1,88 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { existsSync, readFileSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import * as tf from '@tensorflow/tfjs';
+import { makeVec } from '../../env/index.ts';
+import { loadDialogModel, type DialogModel } from '../../env/dialog-model.ts';
+import { resolvePpoKlConfig, type PpoKlConfig } from '../../configs/agents/schema.ts';
+import { trainPpoKl, loadPpoKlPolicy } from '../../agents/rl/ppo-kl.ts';
+import type { Metrics } from '../../agents/rl/run.ts';
+import { buildToyModel, toyKwargs } from './toy.ts';
+
+let model: DialogModel;
+let dir: string;
+const out = path.join(os.tmpdir(), `colloquy-ppo-kl-test-${process.pid}`);
+
+beforeAll(async () => {
+  dir = await buildToyModel();
+  model = await loadDialogModel(dir);
+  rmSync(out, { recursive: true, force: true });
+});
+afterAll(() => { rmSync(out, { recursive: true, force: true }); });
+
+function config(over: Record<string, unknown>): PpoKlConfig {
+  return resolvePpoKlConfig({
+    numEnvs: 16, minutes: 0, updates: 14, seed: 3, env: { kwargs: toyKwargs(dir) },
+    learningRate: 3e-4, kl: { beta: 0.1, estimator: 'exact' }, samples: 1, samplesEvery: 5, checkpointEvery: 7, ...over,
+  });
+}
+
+async function train(c: PpoKlConfig, resume = false, onUpdate?: (m: Metrics) => void) {
+  const envs = makeVec('TeacherStudent-v0', { numEnvs: c.numEnvs, kwargs: c.env.kwargs, autoresetMode: 'same-step' });
+  try {
+    return await trainPpoKl(c, { envs, base: model.lm, baseDir: dir, tokenizer: model.tokenizer, out, resume, progressBar: false, log: () => {}, onUpdate });
+  } finally {
+    await envs.close();
+  }
+}
+
+describe('ppo-kl', () => {
+  it('learns the toy task (reward rises), logs TRL/CleanRL metrics, leaks no tensors per update, and resumes', async () => {
+    const tensors: number[] = [];
+    const res = await train(config({}), false, () => tensors.push(tf.memory().numTensors));
+    const h = res.history;
+    expect(h).toHaveLength(14);
+    const avg = (ms: Metrics[], k: string) => ms.reduce((s, m) => s + m[k]!, 0) / ms.length;
+    const before = avg(h.slice(0, 2), 'env/reply_reward_mean'), after = avg(h.slice(-3), 'env/reply_reward_mean');
+    expect(after).toBeGreaterThan(before + 0.07);
+    // The policy moved away from the base, and the KL is what the reward paid for.
+    expect(h[h.length - 1]!['objective/kl_exact']).toBeGreaterThan(0);
+    expect(h[h.length - 1]!['objective/non_score_reward']).toBeCloseTo(-0.1 * h[h.length - 1]!['objective/kl']!, 6);
+    // No tensor leak: the count is flat once the optimizer's slots exist (update 2 on).
+    expect(new Set(tensors.slice(1)).size).toBe(1);
+
+    const lines = readFileSync(path.join(out, 'metrics.jsonl'), 'utf8').trim().split('\n').map(l => JSON.parse(l) as Record<string, number>);
+    expect(lines).toHaveLength(14);
+    for (const key of ['objective/kl', 'objective/non_score_reward', 'env/reward_mean', 'policy/approxkl', 'policy/clipfrac', 'policy/entropy', 'charts/sps',
+      'dialog/empty_teacher_turn_share', 'dialog/teacher_turn_tokens', 'dialog/student_turn_tokens']) {
+      expect(lines[13]).toHaveProperty([key]);
+      expect(Number.isFinite(lines[13]![key])).toBe(true);
+    }
+    const samples = readFileSync(path.join(out, 'samples.jsonl'), 'utf8').trim().split('\n').map(l => JSON.parse(l) as { update: number; transcript: string });
+    expect(samples.map(s => s.update)).toEqual([5, 10]);
+    expect(samples[0]!.transcript.startsWith('A chat.')).toBe(true);
+
+    // The checkpoint is an ordinary LM checkpoint plus the value head; resuming continues the count.
+    const ck = path.join(out, 'checkpoint');
+    expect(existsSync(path.join(ck, 'model.json'))).toBe(true);
+    const saved = await loadPpoKlPolicy(ck);
+    const w0 = saved.lm.param('h0.mlp.fc.w').dataSync()[0];
+    saved.dispose();
+    const more = await train(config({ updates: 15 }), true);
+    expect(more.updates).toBe(15);
+    expect(more.history).toHaveLength(1);
+    // It continued from the trained policy (not the base: its KL is already > 0 in the first rollout).
+    expect(more.history[0]!['objective/kl_exact']).toBeGreaterThan(0.05);
+    expect(w0).not.toBe(model.lm.param('h0.mlp.fc.w').dataSync()[0]);
+    await expect(train(config({ updates: 16 }), false)).rejects.toMatchObject({ code: 'BAD_CONFIG' });
+  });
+
+  it('rejects inconsistent configs with a clear message', () => {
+    expect(() => resolvePpoKlConfig({ minibatches: 8, numEnvs: 4 })).toThrow(/minibatches/);
+    expect(() => resolvePpoKlConfig({ minutes: 0, updates: 0 })).toThrow(/budget/);
+    expect(() => resolvePpoKlConfig({ kl: { estimator: 'k2' } })).toThrow(/estimator/);
+    expect(() => resolvePpoKlConfig({ lr: 1 })).toThrow(/lr/);
+    expect(resolvePpoKlConfig({ numEnvs: 6 }).episodesPerUpdate).toBe(6);
+  });
+});
