@@ -18,6 +18,7 @@
  */
 import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import type { VectorEnv } from '../../env/core.ts';
 import { makeVec } from '../../env/index.ts';
@@ -81,7 +82,9 @@ export interface ExperimentResults {
   created: string;
   config: ExperimentConfig;
   backend: string | null;
-  stages: Record<string, { seconds: number; reused: boolean }>;
+  /** Wall-clock and CPU seconds of each stage (CPU: this process, worker threads included), and the load average at the end. */
+  stages: Record<string, { seconds: number; cpuSeconds: number; reused: boolean }>;
+  loadAverage: number[];
   models: {
     base: string;
     demonstrator: { dir: string; valPerplexity: number | null };
@@ -105,7 +108,7 @@ function hash(x: unknown): string {
 class Stages {
   private readonly file: string;
   private readonly state: Record<string, string>;
-  readonly timing: Record<string, { seconds: number; reused: boolean }> = {};
+  readonly timing: Record<string, { seconds: number; cpuSeconds: number; reused: boolean }> = {};
   constructor(dir: string, private readonly fresh: boolean) {
     this.file = path.join(dir, 'stages.json');
     this.state = existsSync(this.file) && !fresh ? JSON.parse(readFileSync(this.file, 'utf8')) as Record<string, string> : {};
@@ -113,10 +116,10 @@ class Stages {
   /** Run `fn` unless the stage was done with the same settings and `done()` still holds. */
   async run<T>(name: string, settings: unknown, done: () => boolean, fn: () => Promise<T>, log: (l: string) => void): Promise<{ reused: boolean; value: T | null }> {
     const h = hash(settings);
-    const t0 = Date.now();
+    const t0 = Date.now(), c0 = process.cpuUsage();
     if (!this.fresh && this.state[name] === h && done()) {
       log(`compare: ${name}: reusing (settings unchanged)`);
-      this.timing[name] = { seconds: 0, reused: true };
+      this.timing[name] = { seconds: 0, cpuSeconds: 0, reused: true };
       return { reused: true, value: null };
     }
     delete this.state[name];
@@ -124,8 +127,9 @@ class Stages {
     const value = await fn();
     this.state[name] = h;
     this.save();
-    this.timing[name] = { seconds: (Date.now() - t0) / 1000, reused: false };
-    log(`compare: ${name}: done in ${((Date.now() - t0) / 1000).toFixed(0)} s`);
+    const cpu = process.cpuUsage(c0);
+    this.timing[name] = { seconds: (Date.now() - t0) / 1000, cpuSeconds: (cpu.user + cpu.system) / 1e6, reused: false };
+    log(`compare: ${name}: done in ${((Date.now() - t0) / 1000).toFixed(0)} s (CPU ${this.timing[name]!.cpuSeconds.toFixed(0)} s, load average ${os.loadavg()[0]!.toFixed(1)})`);
     return { reused: false, value };
   }
   private save(): void { writeFileSync(this.file, JSON.stringify(this.state, null, 2) + '\n'); }
@@ -145,13 +149,14 @@ export async function runExperiment(opts: CompareOptions): Promise<{ results: Ex
   const baseDir = path.resolve(PROJECT_ROOT, c.base.dir);
   if (!(await isCheckpoint(baseDir))) {
     log(`compare: no base model at ${baseDir}: pretraining one on ${c.base.corpus} (${c.base.minutes} min)`);
-    const tb = Date.now();
+    const tb = Date.now(), cb = process.cpuUsage();
     await pretrain({
       out: baseDir, configFile: c.base.config ? path.resolve(PROJECT_ROOT, c.base.config) : undefined, dataDir: opts.dataDir,
       overrides: { train: { corpus: c.base.corpus, minutes: c.base.minutes } }, log, progressBar: false,
     });
-    stages.timing.base = { seconds: (Date.now() - tb) / 1000, reused: false };
-  } else stages.timing.base = { seconds: 0, reused: true };
+    const cpu = process.cpuUsage(cb);
+    stages.timing.base = { seconds: (Date.now() - tb) / 1000, cpuSeconds: (cpu.user + cpu.system) / 1e6, reused: false };
+  } else stages.timing.base = { seconds: 0, cpuSeconds: 0, reused: true };
   const tokenizer = loadDialogTokenizer(baseDir);
   const kwargs: Record<string, unknown> = { ...c.env.kwargs, model: baseDir, actionMode: 'token' };
   const maxTokens = typeof kwargs.maxTokens === 'number' ? kwargs.maxTokens : 256;
@@ -310,7 +315,7 @@ export async function runExperiment(opts: CompareOptions): Promise<{ results: Ex
   const meanReward = trainT.reduce((a, t) => a + t.reward, 0) / Math.max(1, trainT.length);
   const results_: ExperimentResults = {
     format: 'colloquy-compare-results', version: 1, title: c.report.title, created: new Date().toISOString(), config: c,
-    backend: backendInfo()?.name ?? null, stages: stages.timing,
+    backend: backendInfo()?.name ?? null, stages: stages.timing, loadAverage: os.loadavg(),
     models: {
       base: baseDir,
       demonstrator: { dir: demoDir, valPerplexity: demoInfo.valPerplexity },

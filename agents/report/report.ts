@@ -78,7 +78,8 @@ export async function renderReport(r: ExperimentResults): Promise<string> {
   ]);
   const im = r.models.imitators;
   const ignored = r.rl.filter(x => x.reference === 'conservative' && !x.referenceHonoured);
-  const stageRows = Object.entries(r.stages).map(([k, v]) => `<tr><td>${escapeHtml(k)}</td><td>${v.reused ? 'reused' : `${v.seconds.toFixed(0)} s`}</td></tr>`).join('');
+  const stageRows = Object.entries(r.stages).map(([k, v]) => `<tr><td>${escapeHtml(k)}</td><td>${v.reused ? 'reused' : `${v.seconds.toFixed(0)} s`}</td><td>${v.reused ? '' : `${(v.cpuSeconds ?? NaN).toFixed(0)} s`}</td></tr>`).join('');
+  const total = Object.values(r.stages).reduce((a, v) => ({ s: a.s + v.seconds, c: a.c + (v.cpuSeconds ?? 0) }), { s: 0, c: 0 });
   const rlRows = r.rl.map(x => `<tr><td>${escapeHtml(x.name)}</td><td>${x.updates}</td><td>${x.seconds.toFixed(0)} s</td><td>${x.referenceHonoured ? 'yes' : '<b>no</b> (trained against the imitator)'}</td></tr>`).join('');
   const c = r.config;
   return `<!doctype html>
@@ -95,7 +96,8 @@ ${ignored.length ? `<p class="warn">${ignored.length} run(s) asked for the conse
 <li><b>Conservative baseline</b>: acts with ℓ = min over the plausible imitators, asks D for help with θ = 1 − Σℓ (D writes the ${escapeHtml(c.imitators.helpMode === 'turn' ? 'rest of the turn' : 'token')}).</li>
 </ul>
 <details><summary>Stages and RL runs</summary>
-<table><tr><th>stage</th><th>time</th></tr>${stageRows}</table>
+<table><tr><th>stage</th><th>wall clock</th><th>CPU</th></tr>${stageRows}<tr><td><b>total</b></td><td>${(total.s / 60).toFixed(1)} min</td><td>${(total.c / 60).toFixed(1)} min</td></tr></table>
+<p>Load average of the machine at the end: ${(r.loadAverage ?? []).map(x => x.toFixed(1)).join(', ')}.</p>
 <table><tr><th>RL run</th><th>updates</th><th>training time</th><th>reference used</th></tr>${rlRows}</table>
 </details>
 
