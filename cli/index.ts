@@ -14,6 +14,7 @@ const COMMANDS: Record<string, Command> = {
   pretrain: { describe: 'train the tokenizer and the base language model; writes a checkpoint (data/models/base)', load: () => import('./pretrain.ts') },
   eval: { describe: 'evaluate agents on N dialogs with fixed seeds: reward, exact KL to base / D, empty turns, help requests (bootstrap CIs)', load: () => import('./eval.ts') },
   compare: { describe: 'train and evaluate the "mightn\'t do" imitation baseline vs KL-controlled RL; writes report.html + results.json', load: () => import('./compare.ts') },
+  train: { describe: 'train a token-level RL agent with KL control (ppo-kl | kl-budget), over WebSocket (--server) or in process', load: () => import('./train.ts') },
 };
 
 /** Register a subcommand (used by cli files added by later features). */

@@ -1,0 +1,66 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { existsSync, readFileSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { run } from '../../cli/train.ts';
+import { startTestServer, type TestServer } from '../server/helpers.ts';
+import { buildToyModel, toyKwargs } from './toy.ts';
+
+let srv: TestServer;
+let dir: string;
+const outs: string[] = [];
+const tmpOut = (name: string) => { const p = path.join(os.tmpdir(), `colloquy-train-cli-${name}-${process.pid}`); rmSync(p, { recursive: true, force: true }); outs.push(p); return p; };
+
+beforeAll(async () => {
+  dir = await buildToyModel();
+  srv = await startTestServer();
+});
+afterAll(async () => {
+  await srv.close();
+  for (const o of outs) rmSync(o, { recursive: true, force: true });
+});
+
+const metrics = (out: string) => readFileSync(path.join(out, 'metrics.jsonl'), 'utf8').trim().split('\n').map(l => JSON.parse(l) as Record<string, number>);
+
+describe('colloquy train', () => {
+  it('prints its help', async () => {
+    let text = '';
+    const log = console.log;
+    console.log = (s: string) => { text += s; };
+    try { expect(await run(['--help'])).toBe(0); } finally { console.log = log; }
+    expect(text).toMatch(/--algo/);
+    expect(text).toMatch(/--server/);
+  });
+
+  it('trains ppo-kl over WebSocket against a server', async () => {
+    const out = tmpOut('ws');
+    const code = await run(['--algo', 'ppo-kl', '--server', srv.wsUrl, '--model', dir, '--kwargs', JSON.stringify(toyKwargs(dir)),
+      '--updates', '2', '--minutes', '0', '--num-envs', '4', '--set', '{"minibatches":2}', '--out', out, '--no-progress', '--backend', 'auto']);
+    expect(code).toBe(0);
+    const m = metrics(out);
+    expect(m.map(x => x.update)).toEqual([1, 2]);
+    expect(m[1]!['charts/episodes']).toBeGreaterThanOrEqual(8);
+    expect(existsSync(path.join(out, 'checkpoint', 'model.json'))).toBe(true);
+    const cfg = JSON.parse(readFileSync(path.join(out, 'config.json'), 'utf8')) as { algo: string; meta: { server: string } };
+    expect(cfg.algo).toBe('ppo-kl');
+    expect(cfg.meta.server).toBe(srv.wsUrl);
+  });
+
+  it('trains kl-budget in process, and ppo-kl in the utterance action mode', async () => {
+    const a = tmpOut('budget');
+    expect(await run(['--algo', 'kl-budget', '--local', '--model', dir, '--kwargs', JSON.stringify(toyKwargs(dir)),
+      '--updates', '2', '--minutes', '0', '--num-envs', '4', '--out', a, '--no-progress'])).toBe(0);
+    expect(metrics(a)).toHaveLength(2);
+    const b = tmpOut('utterance');
+    expect(await run(['--algo', 'ppo-kl', '--model', dir, '--kwargs', JSON.stringify({ ...toyKwargs(dir), actionMode: 'utterance' }),
+      '--updates', '2', '--minutes', '0', '--num-envs', '4', '--set', '{"minibatches":2,"maxUtteranceTokens":6}', '--out', b, '--no-progress'])).toBe(0);
+    const m = metrics(b);
+    expect(m).toHaveLength(2);
+    expect(m[1]!['env/turns_mean']).toBeGreaterThan(1);
+  });
+
+  it('refuses bad flags with a coded error', async () => {
+    await expect(run(['--algo', 'ppo'])).rejects.toMatchObject({ code: 'BAD_CONFIG' });
+    await expect(run(['--algo', 'ppo-kl', '--server', srv.wsUrl, '--local'])).rejects.toMatchObject({ code: 'BAD_CONFIG' });
+  });
+});
