@@ -58,25 +58,18 @@ export function embed(E: tf.Tensor2D, P: tf.Tensor2D, ids: Int32Array, pos: Int3
   const n = ids.length;
   const [V, d] = E.shape;
   const C = P.shape[0];
+  for (let r = 0; r < n; r++) {
+    if (!(ids[r]! >= 0 && ids[r]! < V)) throw new RangeError(`token id ${ids[r]} outside the vocabulary [0, ${V})`);
+    if (!(pos[r]! >= 0 && pos[r]! < C)) throw new RangeError(`position ${pos[r]} outside [0, ${C})`);
+  }
   const f = tf.customGrad((e: tf.Tensor | Saver, p: tf.Tensor | Saver) => {
-    const ed = readF32(e as tf.Tensor), pd = readF32(p as tf.Tensor);
     const out = new Float32Array(n * d);
-    for (let r = 0; r < n; r++) {
-      const id = ids[r]!, ps = pos[r]!;
-      if (id < 0 || id >= V) throw new RangeError(`token id ${id} outside the vocabulary [0, ${V})`);
-      if (ps < 0 || ps >= C) throw new RangeError(`position ${ps} outside [0, ${C})`);
-      const eo = id * d, po = ps * d, o = r * d;
-      for (let j = 0; j < d; j++) out[o + j] = ed[eo + j]! + pd[po + j]!;
-    }
+    embedRows(readF32(e as tf.Tensor), readF32(p as tf.Tensor), ids, pos, d, out);
     return {
       value: tf.tensor2d(out, [n, d]),
       gradFunc: (dy: tf.Tensor) => {
-        const g = readF32(dy);
         const dE = new Float32Array(V * d), dP = new Float32Array(C * d);
-        for (let r = 0; r < n; r++) {
-          const eo = ids[r]! * d, po = pos[r]! * d, o = r * d;
-          for (let j = 0; j < d; j++) { const v = g[o + j]!; dE[eo + j] += v; dP[po + j] += v; }
-        }
+        embedGrad(readF32(dy), ids, pos, d, dE, dP);
         return [tf.tensor2d(dE, [V, d]), tf.tensor2d(dP, [C, d])];
       },
     };
@@ -90,46 +83,67 @@ export function embed(E: tf.Tensor2D, P: tf.Tensor2D, ids: Int32Array, pos: Int3
 export function layerNorm(x: tf.Tensor2D, gamma: tf.Tensor1D, beta: tf.Tensor1D, eps: number): tf.Tensor2D {
   const [n, d] = x.shape;
   const f = tf.customGrad((xi: tf.Tensor | Saver, gi: tf.Tensor | Saver, bi: tf.Tensor | Saver) => {
-    const xd = readF32(xi as tf.Tensor), gd = readF32(gi as tf.Tensor), bd = readF32(bi as tf.Tensor);
+    const gd = readF32(gi as tf.Tensor);
     const xhat = new Float32Array(n * d), rstd = new Float32Array(n), out = new Float32Array(n * d);
-    for (let r = 0; r < n; r++) {
-      const o = r * d;
-      let mean = 0;
-      for (let j = 0; j < d; j++) mean += xd[o + j]!;
-      mean /= d;
-      let v = 0;
-      for (let j = 0; j < d; j++) { const c = xd[o + j]! - mean; v += c * c; }
-      const rs = 1 / Math.sqrt(v / d + eps);
-      rstd[r] = rs;
-      for (let j = 0; j < d; j++) {
-        const h = (xd[o + j]! - mean) * rs;
-        xhat[o + j] = h;
-        out[o + j] = h * gd[j]! + bd[j]!;
-      }
-    }
+    layerNormForward(readF32(xi as tf.Tensor), n, d, gd, readF32(bi as tf.Tensor), eps, xhat, rstd, out);
     return {
       value: tf.tensor2d(out, [n, d]),
       gradFunc: (dy: tf.Tensor) => {
-        const g = readF32(dy);
         const dx = new Float32Array(n * d), dg = new Float64Array(d), db = new Float64Array(d);
-        for (let r = 0; r < n; r++) {
-          const o = r * d;
-          let m1 = 0, m2 = 0;
-          for (let j = 0; j < d; j++) {
-            const gy = g[o + j]!, h = xhat[o + j]!;
-            dg[j] += gy * h; db[j] += gy;
-            const dh = gy * gd[j]!;
-            m1 += dh; m2 += dh * h;
-          }
-          m1 /= d; m2 /= d;
-          const rs = rstd[r]!;
-          for (let j = 0; j < d; j++) dx[o + j] = rs * (g[o + j]! * gd[j]! - m1 - xhat[o + j]! * m2);
-        }
+        layerNormBackward(readF32(dy), xhat, rstd, gd, n, d, dx, dg, db);
         return [tf.tensor2d(dx, [n, d]), tf.tensor1d(Float32Array.from(dg)), tf.tensor1d(Float32Array.from(db))];
       },
     };
   });
   return f(x, gamma, beta) as tf.Tensor2D;
+}
+
+function embedRows(ed: Float32Array, pd: Float32Array, ids: Int32Array, pos: Int32Array, d: number, out: Float32Array): void {
+  for (let r = 0; r < ids.length; r++) {
+    const eo = ids[r]! * d, po = pos[r]! * d, o = r * d;
+    for (let j = 0; j < d; j++) out[o + j] = ed[eo + j]! + pd[po + j]!;
+  }
+}
+
+function embedGrad(g: Float32Array, ids: Int32Array, pos: Int32Array, d: number, dE: Float32Array, dP: Float32Array): void {
+  for (let r = 0; r < ids.length; r++) {
+    const eo = ids[r]! * d, po = pos[r]! * d, o = r * d;
+    for (let j = 0; j < d; j++) { const v = g[o + j]!; dE[eo + j] += v; dP[po + j] += v; }
+  }
+}
+
+function layerNormForward(x: Float32Array, n: number, d: number, g: Float32Array, b: Float32Array, eps: number, xhat: Float32Array, rstd: Float32Array, out: Float32Array): void {
+  for (let r = 0; r < n; r++) {
+    const o = r * d;
+    let mean = 0;
+    for (let j = 0; j < d; j++) mean += x[o + j]!;
+    mean /= d;
+    let v = 0;
+    for (let j = 0; j < d; j++) { const c = x[o + j]! - mean; v += c * c; }
+    const rs = 1 / Math.sqrt(v / d + eps);
+    rstd[r] = rs;
+    for (let j = 0; j < d; j++) {
+      const h = (x[o + j]! - mean) * rs;
+      xhat[o + j] = h;
+      out[o + j] = h * g[j]! + b[j]!;
+    }
+  }
+}
+
+function layerNormBackward(g: Float32Array, xhat: Float32Array, rstd: Float32Array, gamma: Float32Array, n: number, d: number, dx: Float32Array, dg: Float64Array, db: Float64Array): void {
+  for (let r = 0; r < n; r++) {
+    const o = r * d;
+    let m1 = 0, m2 = 0;
+    for (let j = 0; j < d; j++) {
+      const gy = g[o + j]!, h = xhat[o + j]!;
+      dg[j] += gy * h; db[j] += gy;
+      const dh = gy * gamma[j]!;
+      m1 += dh; m2 += dh * h;
+    }
+    m1 /= d; m2 /= d;
+    const rs = rstd[r]!;
+    for (let j = 0; j < d; j++) dx[o + j] = rs * (g[o + j]! * gamma[j]! - m1 - xhat[o + j]! * m2);
+  }
 }
 
 /** The same normalisation on plain arrays (used by the KV-cached sampler). */
@@ -233,19 +247,7 @@ export function attention(qkv: tf.Tensor2D, shape: AttentionShape): tf.Tensor2D 
     shape.capture?.(a);
     // Layouts per (b, h): Q·scale [T, hd], Kᵀ [hd, T], V [T, hd].
     const Q = new Float32Array(BH * th), KT = new Float32Array(BH * th), V = new Float32Array(BH * th);
-    for (let b = 0; b < B; b++) {
-      for (let h = 0; h < H; h++) {
-        const base = (b * H + h) * th;
-        for (let t = 0; t < T; t++) {
-          const c = (b * T + t) * d3 + h * hd, qo = base + t * hd, ko = base + t;
-          for (let j = 0; j < hd; j++) {
-            Q[qo + j] = a[c + j]! * scale;
-            KT[ko + j * T] = a[c + d + j]!;
-            V[qo + j] = a[c + 2 * d + j]!;
-          }
-        }
-      }
-    }
+    splitHeads(a, B, T, H, hd, scale, Q, KT, V);
     const masks: tf.Tensor[] = starts ? Array.from({ length: B }, (_, b) => paddedMask(T, starts[b]!)) : [causalMask(T)];
     const out = new Float32Array(B * T * d);
     const keep: tf.Tensor[] = [];
@@ -258,11 +260,7 @@ export function attention(qkv: tf.Tensor2D, shape: AttentionShape): tf.Tensor2D 
       const sm = tf.add(s, masks[starts ? b : 0]!);
       const p = tf.softmax(sm);
       const ot = tf.matMul(p, vt);
-      const o = readF32(ot);
-      for (let t = 0; t < T; t++) {
-        const dst = (b * T + t) * d + h * hd, src = t * hd;
-        for (let j = 0; j < hd; j++) out[dst + j] = o[src + j]!;
-      }
+      mergeHead(readF32(ot), out, b, h, T, hd, d);
       keep.push(p);
       tf.dispose([qt, kt, vt, s, sm, ot]);
     }
@@ -275,22 +273,7 @@ export function attention(qkv: tf.Tensor2D, shape: AttentionShape): tf.Tensor2D 
         const g = readF32(dy);
         // Layouts for the backward pass: dO [T, hd], dOᵀ [hd, T], Vᵀ [hd, T], K [T, hd], (Q·scale)ᵀ [hd, T].
         const dO = new Float32Array(BH * th), dOT = new Float32Array(BH * th), VT = new Float32Array(BH * th), K = new Float32Array(BH * th), QT = new Float32Array(BH * th);
-        for (let b = 0; b < B; b++) {
-          for (let h = 0; h < H; h++) {
-            const base = (b * H + h) * th;
-            for (let t = 0; t < T; t++) {
-              const c = (b * T + t) * d3 + h * hd, gc = (b * T + t) * d + h * hd, to = base + t, ro = base + t * hd;
-              for (let j = 0; j < hd; j++) {
-                const gv = g[gc + j]!;
-                dO[ro + j] = gv;
-                dOT[to + j * T] = gv;
-                VT[to + j * T] = a[c + 2 * d + j]!;
-                K[ro + j] = a[c + d + j]!;
-                QT[to + j * T] = a[c + j]! * scale;
-              }
-            }
-          }
-        }
+        splitHeadsBackward(a, g, B, T, H, hd, scale, dO, dOT, VT, K, QT);
         const dqkv = new Float32Array(B * T * d3);
         for (let bh = 0; bh < BH; bh++) {
           const b = Math.floor(bh / H), h = bh % H;
@@ -302,14 +285,7 @@ export function attention(qkv: tf.Tensor2D, shape: AttentionShape): tf.Tensor2D 
             const dS = tf.mul(p, tf.sub(dP, tf.sum(tf.mul(dP, p), -1, true)));
             const dQ = readF32(tf.matMul(dS, tf.tensor2d(sl(K), [T, hd])));                  // [T, hd]
             const dKT = readF32(tf.matMul(tf.tensor2d(sl(QT), [hd, T]), dS));                // [hd, T]
-            for (let t = 0; t < T; t++) {
-              const row = (b * T + t) * d3 + h * hd;
-              for (let j = 0; j < hd; j++) {
-                dqkv[row + j] = dQ[t * hd + j]! * scale;
-                dqkv[row + d + j] = dKT[j * T + t]!;
-                dqkv[row + 2 * d + j] = dVT[j * T + t]!;
-              }
-            }
+            mergeHeadGrads(dQ, dKT, dVT, dqkv, b, h, T, hd, d, scale);
           });
         }
         return tf.tensor2d(dqkv, [B * T, d3]);
@@ -317,6 +293,65 @@ export function attention(qkv: tf.Tensor2D, shape: AttentionShape): tf.Tensor2D 
     };
   });
   return f(qkv) as tf.Tensor2D;
+}
+
+// Head layout loops (module-level functions, so that V8 optimises them once).
+
+function splitHeads(a: Float32Array, B: number, T: number, H: number, hd: number, scale: number, Q: Float32Array, KT: Float32Array, V: Float32Array): void {
+  const d = H * hd, d3 = 3 * d, th = T * hd;
+  for (let b = 0; b < B; b++) {
+    for (let h = 0; h < H; h++) {
+      const base = (b * H + h) * th;
+      for (let t = 0; t < T; t++) {
+        const c = (b * T + t) * d3 + h * hd, qo = base + t * hd, ko = base + t;
+        for (let j = 0; j < hd; j++) {
+          Q[qo + j] = a[c + j]! * scale;
+          KT[ko + j * T] = a[c + d + j]!;
+          V[qo + j] = a[c + 2 * d + j]!;
+        }
+      }
+    }
+  }
+}
+
+function mergeHead(o: Float32Array, out: Float32Array, b: number, h: number, T: number, hd: number, d: number): void {
+  for (let t = 0; t < T; t++) {
+    const dst = (b * T + t) * d + h * hd, src = t * hd;
+    for (let j = 0; j < hd; j++) out[dst + j] = o[src + j]!;
+  }
+}
+
+function splitHeadsBackward(a: Float32Array, g: Float32Array, B: number, T: number, H: number, hd: number, scale: number,
+  dO: Float32Array, dOT: Float32Array, VT: Float32Array, K: Float32Array, QT: Float32Array): void {
+  const d = H * hd, d3 = 3 * d, th = T * hd;
+  for (let b = 0; b < B; b++) {
+    for (let h = 0; h < H; h++) {
+      const base = (b * H + h) * th;
+      for (let t = 0; t < T; t++) {
+        const c = (b * T + t) * d3 + h * hd, gc = (b * T + t) * d + h * hd, to = base + t, ro = base + t * hd;
+        for (let j = 0; j < hd; j++) {
+          const gv = g[gc + j]!;
+          dO[ro + j] = gv;
+          dOT[to + j * T] = gv;
+          VT[to + j * T] = a[c + 2 * d + j]!;
+          K[ro + j] = a[c + d + j]!;
+          QT[to + j * T] = a[c + j]! * scale;
+        }
+      }
+    }
+  }
+}
+
+function mergeHeadGrads(dQ: Float32Array, dKT: Float32Array, dVT: Float32Array, dqkv: Float32Array, b: number, h: number, T: number, hd: number, d: number, scale: number): void {
+  const d3 = 3 * d;
+  for (let t = 0; t < T; t++) {
+    const row = (b * T + t) * d3 + h * hd;
+    for (let j = 0; j < hd; j++) {
+      dqkv[row + j] = dQ[t * hd + j]! * scale;
+      dqkv[row + d + j] = dKT[j * T + t]!;
+      dqkv[row + 2 * d + j] = dVT[j * T + t]!;
+    }
+  }
 }
 
 // ------------------------------------------------------------------------------------------------
