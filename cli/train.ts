@@ -23,6 +23,7 @@ to the run folder.
               β fixed or adaptive (Ziegler et al.); γ per dialog turn, GAE λ over tokens
   kl-budget   Cohen et al. (2024): a KL budget per episode, the policy a mixture of a learned
               proposal and the base policy solved per token to a KL target; PPO (γ = 1, clip 0.1)
+  batch-kl    offline, from logged chats (--data FILE.jsonl): see colloquy train --algo batch-kl --help
 
 options:
   --algo NAME          ${ALGOS.join(' | ')} (default: the config's, else ppo-kl)
@@ -59,6 +60,8 @@ function json(name: string, v: string | undefined): Record<string, unknown> | un
 }
 
 export async function run(argv: string[]): Promise<number> {
+  // batch-kl learns offline from logged chats, with its own options (cli/train-batch-kl.ts).
+  if (argv.some((a, i) => a === '--algo=batch-kl' || (a === '--algo' && argv[i + 1] === 'batch-kl'))) return (await import('./train-batch-kl.ts')).run(argv);
   const { values } = parseArgs({
     args: argv,
     options: {
