@@ -19,12 +19,13 @@ import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { Rng } from '../../env/rng.ts';
+import { BadConfig } from '../../env/errors.ts';
 import type { KlBudgetConfig } from '../../configs/agents/schema.ts';
 import { gae, whiten } from '../../rewards/returns.ts';
 import type { TransformerLM } from '../models/lm.ts';
 import { clipGradients } from '../models/pretrain.ts';
 import { BudgetPolicy, mixtureOutputs, type BudgetAux } from './budget-policy.ts';
-import { RolloutCollector, type Episode } from './rollout.ts';
+import { RolloutCollector, asReference, type Episode } from './rollout.ts';
 import { Budget, RunFolder, assignAll, dialogMetrics, episodeRecord, loadTensors, restoreOptimizer, saveOptimizer, saveTensors, writeAtomic, type Metrics, type TrainContext, type TrainResult } from './run.ts';
 
 interface TrainerState { update: number; seconds: number; episodes: number; agentSteps: number; budget: number }
@@ -66,11 +67,14 @@ export async function trainKlBudget(config: KlBudgetConfig, ctx: TrainContext): 
     await restoreOptimizer(run.checkpointDir, 'optimizer-actor', actorOpt);
     await restoreOptimizer(run.checkpointDir, 'optimizer-critic', criticOpt);
   }
-  run.writeConfig(config, { ...ctx.meta, baseModel: ctx.baseDir, trainableParams: [...actorVars, ...criticVars].reduce((n, v) => n + v.size, 0) });
+  run.writeConfig(config, { ...ctx.meta, baseModel: ctx.baseDir, referenceName: ctx.reference ? asReference(ctx.reference).name : 'base', trainableParams: [...actorVars, ...criticVars].reduce((n, v) => n + v.size, 0) });
 
   // ---- rollouts
   const startUpdate = state?.update ?? 0;
-  const collector = new RolloutCollector<BudgetAux>(ctx.envs, ctx.base, ctx.tokenizer, { seed: config.seed + 7919 * startUpdate, actionMode: 'token' });
+  if (ctx.reference && asReference(ctx.reference).outputSize !== asReference(ctx.reference).vocabSize) {
+    throw new BadConfig(`kl-budget needs a KL reference normalised over the vocabulary; '${asReference(ctx.reference).name}' has a HELP action (use ppo-kl for it)`);
+  }
+  const collector = new RolloutCollector<BudgetAux>(ctx.envs, ctx.base, ctx.tokenizer, { seed: config.seed + 7919 * startUpdate, actionMode: 'token', ...(ctx.reference ? { reference: asReference(ctx.reference) } : {}) });
   const rng = new Rng(config.seed + 31 * startUpdate);
   const budget = new Budget(config.minutes, config.updates, state?.seconds ?? 0);
   const history: Metrics[] = [];

@@ -36,11 +36,13 @@ export function k3(logpPolicy: number, logpBase: number): number {
 
 /**
  * Exact KL(π ‖ p) = Σ_a π(a) (log π(a) − log p(a)) from full log-probability vectors (float64
- * accumulation). Tokens with π(a) = 0 contribute 0; tokens with p(a) = 0 and π(a) > 0 give +∞.
+ * accumulation), over π's entries (p may have more, e.g. a reference's HELP action). Tokens with
+ * π(a) = 0 contribute 0; tokens with p(a) = 0 and π(a) > 0 give +∞.
  */
 export function exactKl(logpPolicy: ArrayLike<number>, logpBase: ArrayLike<number>): number {
   const V = logpPolicy.length;
-  if (logpBase.length !== V) throw new RangeError(`exactKl: distributions of ${V} and ${logpBase.length} entries`);
+  // The base may have more entries (a reference's HELP action, which the policy never takes).
+  if (logpBase.length < V) throw new RangeError(`exactKl: the policy has ${V} entries, the base ${logpBase.length}`);
   let kl = 0;
   for (let j = 0; j < V; j++) {
     const lq = logpPolicy[j]!;

@@ -23,7 +23,7 @@ import { loadCheckpoint, loadOptimizerState, saveCheckpoint } from '../models/ch
 import { clipGradients } from '../models/pretrain.ts';
 import { klEstimate, makeKlController, type KlControllerState } from './kl.ts';
 import { LmPolicy, sequenceBatch, type SequenceBatch } from './policy.ts';
-import { RolloutCollector, type Episode } from './rollout.ts';
+import { RolloutCollector, asReference, type Episode } from './rollout.ts';
 import { Budget, RunFolder, disposeIterations, dialogMetrics, episodeRecord, loadTensors, saveTensors, writeAtomic, type Metrics, type TrainContext, type TrainResult } from './run.ts';
 
 interface TrainerState { update: number; seconds: number; kl: KlControllerState; episodes: number; agentSteps: number }
@@ -61,12 +61,12 @@ export async function trainPpoKl(config: PpoKlConfig, ctx: TrainContext): Promis
     if (adam) { await optimizer.setWeights(adam); tf.dispose(adam.map(t => t.tensor)); }
   }
   const kl = makeKlController(config.kl, state?.kl);
-  run.writeConfig(config, { ...ctx.meta, baseModel: ctx.baseDir, trainableParams: vars.reduce((n, v) => n + v.size, 0) });
+  run.writeConfig(config, { ...ctx.meta, baseModel: ctx.baseDir, referenceName: ctx.reference ? asReference(ctx.reference).name : 'base', trainableParams: vars.reduce((n, v) => n + v.size, 0) });
 
   // ---- rollouts
   const startUpdate = state?.update ?? 0;
   const collector = new RolloutCollector(ctx.envs, ctx.base, ctx.tokenizer, {
-    seed: config.seed + 7919 * startUpdate, actionMode, maxUtteranceTokens: config.maxUtteranceTokens,
+    seed: config.seed + 7919 * startUpdate, actionMode, maxUtteranceTokens: config.maxUtteranceTokens, ...(ctx.reference ? { reference: asReference(ctx.reference) } : {}),
   });
   const rng = new Rng(config.seed + 31 * startUpdate);
   const budget = new Budget(config.minutes, config.updates, state?.seconds ?? 0);

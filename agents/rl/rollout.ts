@@ -6,7 +6,8 @@
  * log-probabilities, the exact per-token KL, rewards, turn boundaries, the dialog's turns).
  *
  * - The base policy runs here, in its own KV-cached session (the agent computes KL to the same
- *   base model the env uses; over the wire the agent loads or fetches it).
+ *   base model the env uses; over the wire the agent loads or fetches it). Another KL reference
+ *   can take its place (`reference`, e.g. the conservative reference of agents/imitation).
  * - The vector env autoresets in `same-step` mode, so every env step is a real step: an episode
  *   that ends is replaced at once, and episodes still running when a rollout stops continue in the
  *   next one (their earlier tokens keep the behaviour log-probabilities they were sampled with,
@@ -21,8 +22,28 @@ import { Rng } from '../../env/rng.ts';
 import { BadConfig } from '../../env/errors.ts';
 import type { DialogTokenizer } from '../../env/students.ts';
 import type { TransformerLM } from '../models/lm.ts';
-import type { LMSession } from '../models/sampler.ts';
 import { exactKl } from './kl.ts';
+
+/** What the rollout needs of the KL reference's KV-cached session (an `LMSession` or a reference's session). */
+export interface ReferenceSessionLike {
+  nextLogProbs(rows?: readonly number[]): Float32Array[];
+  extend(row: number, tokens: readonly number[]): void;
+  resetRow(row: number, prefix: number[]): void;
+  dispose(): void;
+}
+
+/**
+ * The policy the agent's KL is measured against: the base model by default, or any reference with
+ * the same vocabulary (e.g. the conservative reference of agents/imitation, whose distributions
+ * have one more entry, HELP, that the agent never takes).
+ */
+export interface KlReference {
+  readonly name: string;
+  readonly vocabSize: number;
+  /** Entries per distribution: V, or V + 1 with HELP. */
+  readonly outputSize: number;
+  startSession(prefixes: number[][]): ReferenceSessionLike;
+}
 
 /** One exchange of a dialog as the agent saw it. */
 export interface Exchange {
@@ -102,8 +123,16 @@ export interface RolloutPolicy<A = unknown> {
 export interface TokenObs { tokens: number[]; length: number[]; timeLeft: number[] }
 export interface TextObs { text: string; timeLeft: number[] }
 
+/** A bare language model as a KL reference. */
+export function asReference(r: KlReference | TransformerLM): KlReference {
+  if ('outputSize' in r) return r;
+  return { name: 'model', vocabSize: r.config.vocabSize, outputSize: r.config.vocabSize, startSession: prefixes => r.startSession(prefixes) };
+}
+
 export interface CollectorOptions {
   seed: number;
+  /** KL reference (default: the base model). */
+  reference?: KlReference;
   actionMode: 'token' | 'utterance';
   /** Utterance mode: most tokens per teacher utterance. */
   maxUtteranceTokens?: number;
@@ -134,7 +163,7 @@ export function sampleLogp(logp: ArrayLike<number>, rng: Rng): number {
 export class RolloutCollector<A = unknown> {
   readonly numEnvs: number;
   private readonly rng: Rng;
-  private base: LMSession | null = null;
+  private base: ReferenceSessionLike | null = null;
   private open: Episode<A>[] = [];
   private timeLeft: number[] = [];
   private tokensLeft: number[] = [];
@@ -151,6 +180,7 @@ export class RolloutCollector<A = unknown> {
   ) {
     if (envs.autoresetMode !== 'same-step') throw new BadConfig(`the rollout needs a vector env with autoresetMode 'same-step', got '${envs.autoresetMode}'`);
     if (tokenizer.vocabSize !== baseModel.config.vocabSize) throw new BadConfig(`the base model's vocabulary (${baseModel.config.vocabSize}) differs from the env's tokenizer (${tokenizer.vocabSize})`);
+    if (opts.reference && opts.reference.vocabSize !== tokenizer.vocabSize) throw new BadConfig(`the KL reference's vocabulary (${opts.reference.vocabSize}) differs from the env's tokenizer (${tokenizer.vocabSize})`);
     this.numEnvs = envs.numEnvs;
     this.rng = new Rng(opts.seed ^ 0x5bd1e995);
   }
@@ -191,7 +221,8 @@ export class RolloutCollector<A = unknown> {
       this.setClock(i, obs, r.infos[i] ?? {});
       return ep;
     });
-    this.base = this.baseModel.startSession(this.open.map(e => [...e.tokens]));
+    const prefixes = this.open.map(e => [...e.tokens]);
+    this.base = this.opts.reference ? this.opts.reference.startSession(prefixes) : this.baseModel.startSession(prefixes);
     policy.begin(this.open.map(e => e.tokens));
     this.open.forEach((ep, i) => policy.resetRow(i, ep.tokens, ep));
   }

@@ -13,7 +13,7 @@ import type { VectorEnv } from '../../env/core.ts';
 import { BadConfig } from '../../env/errors.ts';
 import type { BpeTokenizer } from '../models/tokenizer.ts';
 import type { TransformerLM } from '../models/lm.ts';
-import type { Episode } from './rollout.ts';
+import type { Episode, KlReference } from './rollout.ts';
 
 export interface TrainContext {
   envs: VectorEnv<unknown, unknown>;
@@ -21,6 +21,12 @@ export interface TrainContext {
   base: TransformerLM;
   /** Folder of the base model (recorded with the run). */
   baseDir: string;
+  /**
+   * The KL reference (default: the base model). ppo-kl takes any (e.g. the conservative reference
+   * of agents/imitation, with HELP as an extra entry the agent never takes); kl-budget needs a
+   * normalised one over the vocabulary.
+   */
+  reference?: KlReference | TransformerLM;
   tokenizer: BpeTokenizer;
   /** Run folder (metrics, samples, checkpoints). */
   out: string;
