@@ -29,7 +29,7 @@ train options:
   --train FILE           training file (default DATA/sentiment/sst2_train.tsv)
   --dev FILE             dev file evaluated after each epoch (default DATA/sentiment/sst2_dev.tsv; 'none' to skip)
   --out DIR              checkpoint folder (default data/models/sentiment-classifier)
-  --epochs N             passes over the data (default 4)
+  --epochs N             passes over the data (default 2)
   --batch-size N         examples per step (default 64)
   --lr X                 initial Adam learning rate (default 0.002)
   --seed N               seed (default 1)
@@ -39,8 +39,10 @@ train options:
   --widths LIST          filter widths, comma-separated (default 2,3,4,5)
   --bigram-buckets N     hashed-bigram buckets, 0 for none (default 262144)
   --members N            ensemble members trained one after the other (default 1)
-  --lexicon / --no-lexicon   VADER valence as an extra embedding channel
-  --vader-feature / --no-vader-feature   VADER compound score as an input of the logit
+  --ngram-order N        longest hashed word n-gram of the linear path, 2 or 3 (default 3)
+  --no-split-hyphens     keep hyphenated words whole (split by default)
+  --no-lexicon           drop the VADER-valence embedding channel (on by default)
+  --no-vader-feature     drop the VADER compound score input of the logit (on by default)
 
 eval / validate options:
   --scorer NAME          vader | classifier | transformers | all (default all: every scorer available)
@@ -86,6 +88,7 @@ async function train(argv: string[]): Promise<number> {
       'batch-size': { type: 'string' }, lr: { type: 'string' }, seed: { type: 'string' }, limit: { type: 'string' },
       'embed-dim': { type: 'string' }, filters: { type: 'string' }, widths: { type: 'string' }, 'bigram-buckets': { type: 'string' },
       members: { type: 'string' }, lexicon: { type: 'boolean' }, 'no-lexicon': { type: 'boolean' },
+      'ngram-order': { type: 'string' }, 'split-hyphens': { type: 'boolean' }, 'no-split-hyphens': { type: 'boolean' },
       'vader-feature': { type: 'boolean' }, 'no-vader-feature': { type: 'boolean' },
     },
   });
@@ -98,6 +101,7 @@ async function train(argv: string[]): Promise<number> {
   if (!existsSync(trainFile)) throw new ColloquyError('NOT_FOUND', `no training file ${trainFile} (set --train or --data-dir)`);
   const widths = values.widths ? values.widths.split(',').map(s => int('widths', s.trim(), 0)) : DEFAULT_TRAIN.arch.widths;
   if (widths.some(w => w < 1)) throw new ColloquyError('BAD_CONFIG', '--widths must be positive integers');
+  if (values['ngram-order'] !== undefined && !['2', '3'].includes(values['ngram-order'])) throw new ColloquyError('BAD_CONFIG', '--ngram-order must be 2 or 3');
   const cfg = {
     ...DEFAULT_TRAIN,
     trainFile, devFile: devFile && existsSync(devFile) ? devFile : undefined,
@@ -114,6 +118,8 @@ async function train(argv: string[]): Promise<number> {
       widths,
       bigramBuckets: int('bigram-buckets', values['bigram-buckets'], DEFAULT_TRAIN.arch.bigramBuckets),
       lexicon: values['no-lexicon'] ? false : values.lexicon ? true : DEFAULT_TRAIN.arch.lexicon,
+      ngramOrder: int('ngram-order', values['ngram-order'], DEFAULT_TRAIN.arch.ngramOrder ?? 2),
+      splitHyphens: values['no-split-hyphens'] ? false : values['split-hyphens'] ? true : DEFAULT_TRAIN.arch.splitHyphens,
       vaderFeature: values['no-vader-feature'] ? false : values['vader-feature'] ? true : DEFAULT_TRAIN.arch.vaderFeature,
     },
   };

@@ -47,9 +47,13 @@ export interface ClassifierArch {
   lexicon?: boolean;
   /** Add VADER's compound score of the whole text, times a learned weight, to the logit. */
   vaderFeature?: boolean;
+  /** Longest word n-gram of the hashed linear path: 2 (bigrams) or 3 (bigrams and trigrams). */
+  ngramOrder?: number;
+  /** Split hyphenated words ("well-made" → "well - made") so that rare compounds share known parts. */
+  splitHyphens?: boolean;
 }
 
-export const DEFAULT_ARCH: ClassifierArch = { embedDim: 96, widths: [2, 3, 4, 5], filters: 96, hidden: 0, bigramBuckets: 1 << 18, maxLen: 256, lexicon: false, vaderFeature: false };
+export const DEFAULT_ARCH: ClassifierArch = { embedDim: 96, widths: [2, 3, 4, 5], filters: 96, hidden: 0, bigramBuckets: 1 << 18, maxLen: 256, lexicon: true, vaderFeature: true, ngramOrder: 3, splitHyphens: true };
 
 /** Parameters saved with the checkpoint but not trained. */
 export const FIXED_PARAMS: ReadonlySet<string> = new Set(['lexicon']);
@@ -242,7 +246,8 @@ export class SentimentClassifier {
 
   /** Word ids of a text (unknown words → `<unk>`), cut to `maxLen`. */
   encodeText(text: string): number[] {
-    const toks = wordTokens(text);
+    let toks = wordTokens(text);
+    if (this.arch.splitHyphens) toks = toks.flatMap(t => (t.length > 1 && t.includes('-') ? t.split(/(-)/).filter(x => x !== '') : [t]));
     const n = Math.min(toks.length, this.arch.maxLen);
     const out = new Array<number>(n);
     for (let i = 0; i < n; i++) out[i] = this.index.get(toks[i]!) ?? 1;
@@ -264,7 +269,8 @@ export class SentimentClassifier {
     const batch = seqs.length;
     const ids = new Int32Array(batch * len);
     const mask = new Float32Array(batch * len);
-    const bigramLen = Math.max(1, len - 1);
+    const order = this.arch.ngramOrder ?? 2;
+    const bigramLen = Math.max(1, len - 1) + (order >= 3 ? Math.max(0, len - 2) : 0);
     const bigrams = new Int32Array(batch * bigramLen);
     const bigramMask = new Float32Array(batch * bigramLen);
     const B = this.arch.bigramBuckets;
@@ -277,10 +283,17 @@ export class SentimentClassifier {
         mask[b * len + t] = 1;
       }
       if (B > 0) {
+        // Hash the original ids (word dropout does not touch the n-gram path).
+        let k = b * bigramLen;
         for (let t = 0; t + 1 < s.length; t++) {
-          // Hash the original ids (word dropout does not touch the bigram path).
-          bigrams[b * bigramLen + t] = hashString(`${s[t]} ${s[t + 1]}`) % B;
-          bigramMask[b * bigramLen + t] = 1;
+          bigrams[k] = hashString(`${s[t]} ${s[t + 1]}`) % B;
+          bigramMask[k++] = 1;
+        }
+        if (order >= 3) {
+          for (let t = 0; t + 2 < s.length; t++) {
+            bigrams[k] = hashString(`${s[t]} ${s[t + 1]} ${s[t + 2]}`) % B;
+            bigramMask[k++] = 1;
+          }
         }
       }
     }

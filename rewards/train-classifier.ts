@@ -43,7 +43,7 @@ export interface TrainClassifierConfig {
 }
 
 export const DEFAULT_TRAIN: Omit<TrainClassifierConfig, 'trainFile'> = {
-  epochs: 4, batchSize: 64, lr: 2e-3, finalLrFraction: 0.05, dropout: 0.5, wordDropout: 0.1,
+  epochs: 2, batchSize: 64, lr: 2e-3, finalLrFraction: 0.05, dropout: 0.5, wordDropout: 0.1,
   bigramL2: 1e-5, minCount: 1, seed: 1, members: 1, arch: DEFAULT_ARCH,
 };
 
@@ -71,9 +71,13 @@ export interface TrainHooks {
 export interface TrainResult { model: SentimentClassifier; epochs: EpochReport[]; seconds: number; trainExamples: number }
 
 /** Vocabulary of a corpus: `<pad>`, `<unk>`, then words by decreasing count (ties alphabetical). */
-export function buildVocab(texts: Iterable<string>, minCount = 1): string[] {
+export function buildVocab(texts: Iterable<string>, minCount = 1, splitHyphens = false): string[] {
   const counts = new Map<string, number>();
-  for (const t of texts) for (const w of wordTokens(t)) counts.set(w, (counts.get(w) ?? 0) + 1);
+  for (const t of texts) {
+    for (const tok of wordTokens(t)) {
+      for (const w of splitHyphens && tok.length > 1 && tok.includes('-') ? tok.split(/(-)/).filter(x => x !== '') : [tok]) counts.set(w, (counts.get(w) ?? 0) + 1);
+    }
+  }
   const words = [...counts].filter(([, c]) => c >= minCount).sort((a, b) => b[1] - a[1] || (a[0] < b[0] ? -1 : 1)).map(([w]) => w);
   return [PAD, UNK, ...words];
 }
@@ -94,7 +98,7 @@ export async function trainClassifier(cfg: TrainClassifierConfig, hooks: TrainHo
   const train = readLabeledTsv(cfg.trainFile, cfg.limit ?? Infinity);
   if (train.length === 0) throw new BadConfig(`no training examples in ${cfg.trainFile}`);
   const dev = cfg.devFile ? readLabeledTsv(cfg.devFile) : undefined;
-  const vocab = buildVocab(train.map(d => d.text), cfg.minCount);
+  const vocab = buildVocab(train.map(d => d.text), cfg.minCount, cfg.arch.splitHyphens);
   const model = SentimentClassifier.create(cfg.arch, vocab, rng.seed(), cfg.members);
   const seqs = train.map(d => model.encodeText(d.text));
   const feats = train.map(d => model.textFeature(d.text));

@@ -83,6 +83,20 @@ describe('sentiment classifier (TF.js)', () => {
     await model.predict(['the movie is good', 'bad']);
     expect(tf.memory().numTensors).toBe(before);
   });
+  it('packs n-grams (bigrams, trigrams) and splits hyphens when asked', () => {
+    const vocab = buildVocab(['well-made fun film', 'a dull film'], 1, true);
+    expect(vocab).toEqual(expect.arrayContaining(['well', '-', 'made']));
+    const m = SentimentClassifier.create({ embedDim: 4, widths: [2], filters: 2, hidden: 0, bigramBuckets: 64, maxLen: 16, ngramOrder: 3, splitHyphens: true }, vocab, 1);
+    const ids = m.encodeText('A well-made film');
+    expect(ids.map(i => m.vocab[i])).toEqual(['a', 'well', '-', 'made', 'film']);
+    const b = m.packBatch([ids, ids.slice(0, 2)]);
+    // len 5: 4 bigram + 3 trigram slots per row; the short row has 1 bigram and no trigram.
+    expect(b.bigramLen).toBe(7);
+    expect(Array.from(b.bigramMask.subarray(0, 7)).reduce((x, y) => x + y, 0)).toBe(7);
+    expect(Array.from(b.bigramMask.subarray(7)).reduce((x, y) => x + y, 0)).toBe(1);
+    expect(Array.from(b.bigrams).every(h => h >= 0 && h < 64)).toBe(true);
+    m.dispose();
+  });
   it('dense() has the gradient of matMul', () => {
     const x = tf.tensor2d([[1, 2, 3], [4, 5, 6]]);
     const w = tf.tensor2d([[1, 0], [0, 1], [1, 1]]);
