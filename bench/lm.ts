@@ -98,6 +98,7 @@ model.dispose();
 // ---- PyTorch reference
 interface TorchResult { torch: string; threads: number; params: number; trainTokensPerSec: number; sampleTokensPerSec: Record<string, number> }
 let torchRes: TorchResult | null = null;
+const torchRuns: TorchResult[] = [];
 let torchNote = '';
 function havePython(): boolean {
   return spawnSync('/usr/bin/python3', ['-c', 'import torch'], { stdio: 'ignore' }).status === 0;
@@ -114,27 +115,42 @@ if (!values['no-torch']) {
   if (!havePython()) {
     torchNote = 'PyTorch reference skipped: /usr/bin/python3 cannot import torch (apt-get install python3-torch libopenblas0-pthread as root)';
   } else {
+    // Both 1 and `threads` intra-op threads: on a machine shared with other work, OpenMP threads
+    // that wait for each other can make 2 threads far slower than 1; the ratios use the faster.
     const dir = mkdtempSync(path.join(os.tmpdir(), 'colloquy-bench-lm-'));
     try {
-      const settings = path.join(dir, 'settings.json');
-      writeFileSync(settings, JSON.stringify({
-        model: { ...file.model, vocabSize }, batchSize: B, seqLength: T, trainSteps: steps, warmupSteps: 2, threads,
-        sampleBatches, promptLength, sampleTokens,
-      }));
-      const r = spawnSync('/usr/bin/python3', [path.resolve('bench/reference/lm_reference.py'), settings], {
-        encoding: 'utf8', env: { ...process.env, OMP_NUM_THREADS: String(threads), OPENBLAS_NUM_THREADS: String(threads), MKL_NUM_THREADS: String(threads) },
-      });
-      if (r.status !== 0) torchNote = `PyTorch reference failed: ${(r.stderr || '').trim().split('\n').slice(-3).join(' | ')}`;
-      else torchRes = JSON.parse(r.stdout.trim().split('\n').pop()!) as TorchResult;
+      for (const nt of [...new Set([1, threads])]) {
+        const settings = path.join(dir, `settings-${nt}.json`);
+        writeFileSync(settings, JSON.stringify({
+          model: { ...file.model, vocabSize }, batchSize: B, seqLength: T, trainSteps: steps, warmupSteps: 2, threads: nt,
+          sampleBatches, promptLength, sampleTokens,
+        }));
+        const r = spawnSync('/usr/bin/python3', [path.resolve('bench/reference/lm_reference.py'), settings], {
+          encoding: 'utf8', env: { ...process.env, OMP_NUM_THREADS: String(nt), OPENBLAS_NUM_THREADS: String(nt), MKL_NUM_THREADS: String(nt) },
+        });
+        if (r.status !== 0) { torchNote = `PyTorch reference failed: ${(r.stderr || '').trim().split('\n').slice(-3).join(' | ')}`; break; }
+        torchRuns.push(JSON.parse(r.stdout.trim().split('\n').pop()!) as TorchResult);
+      }
     } finally {
       rmSync(dir, { recursive: true, force: true });
+    }
+    if (torchRuns.length) {
+      const best = (f: (r: TorchResult) => number) => torchRuns.reduce((a, r) => (f(r) > f(a) ? r : a));
+      const bt = best(r => r.trainTokensPerSec);
+      torchRes = {
+        torch: bt.torch, threads: bt.threads, params: bt.params, trainTokensPerSec: bt.trainTokensPerSec,
+        sampleTokensPerSec: Object.fromEntries(sampleBatches.map(sb => [String(sb), best(r => r.sampleTokensPerSec[String(sb)]!).sampleTokensPerSec[String(sb)]!])),
+      };
     }
   }
 }
 
 if (torchRes) {
-  log(`  pytorch train  ${torchRes.trainTokensPerSec.toFixed(0).padStart(7)} tokens/s   (torch ${torchRes.torch}, ${torchRes.threads} threads, ${torchRes.params.toLocaleString('en')} parameters)`);
-  for (const sb of sampleBatches) log(`  pytorch sample ${torchRes.sampleTokensPerSec[String(sb)]!.toFixed(0).padStart(7)} tokens/s at batch ${sb}`);
+  for (const r of torchRuns) {
+    log(`  pytorch train  ${r.trainTokensPerSec.toFixed(0).padStart(7)} tokens/s on ${r.threads} thread${r.threads > 1 ? 's' : ''}   (torch ${r.torch}, ${r.params.toLocaleString('en')} parameters)`);
+    for (const sb of sampleBatches) log(`  pytorch sample ${r.sampleTokensPerSec[String(sb)]!.toFixed(0).padStart(7)} tokens/s at batch ${sb} on ${r.threads} thread${r.threads > 1 ? 's' : ''}`);
+  }
+  log('  ratios against the faster PyTorch setting of each figure:');
   log(`  ratio tfjs/pytorch: train ${Object.entries(tfTrain).map(([k, v]) => `${(v / torchRes!.trainTokensPerSec).toFixed(2)}x (${k} thread${k === '1' ? '' : 's'})`).join(', ')}, ` +
     sampleBatches.map(sb => `sample@${sb} ${(tfSample[String(sb)]! / torchRes!.sampleTokensPerSec[String(sb)]!).toFixed(2)}x`).join(', '));
 } else if (torchNote) log(`  ${torchNote}`);
@@ -144,7 +160,7 @@ if (values.json) {
   console.log(JSON.stringify({
     config: { ...file.model, vocabSize, batchSize: B, seqLength: T }, backend: info,
     tfjs: { trainTokensPerSec: tfTrain, sampleTokensPerSec: tfSample },
-    pytorch: torchRes, note: torchNote || undefined,
+    pytorch: torchRuns, pytorchBest: torchRes, note: torchNote || undefined,
     loadAverage: os.loadavg(),
     ratio: torchRes ? { train: Object.fromEntries(Object.entries(tfTrain).map(([k, v]) => [k, v / torchRes!.trainTokensPerSec])), sample: Object.fromEntries(sampleBatches.map(sb => [sb, tfSample[String(sb)]! / torchRes!.sampleTokensPerSec[String(sb)]!])) } : null,
   }));

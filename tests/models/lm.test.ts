@@ -156,6 +156,24 @@ describe('TransformerLM', () => {
     for (let r = 0; r < 3; r++) expect(maxAbsDiff(lp[r]!, a.logProbs[r]!)).toBeLessThan(1e-4);
   });
 
+  it('logits and session.step agree with the distributions', () => {
+    const ctx = [[1, 2, 3], [4]];
+    const lg = model.logits(ctx), lp = model.nextTokenLogProbs(ctx);
+    for (let r = 0; r < 2; r++) {
+      const m = Math.max(...lg[r]!);
+      const lse = m + Math.log(lg[r]!.reduce((a, x) => a + Math.exp(x - m), 0));
+      expect(maxAbsDiff(lg[r]!.map(x => x - lse), lp[r]!)).toBeLessThan(1e-5);
+    }
+    const s = model.startSession(ctx);
+    const greedy = s.step({ temperature: 0 });
+    expect(greedy).toEqual(lp.map(row => row.indexOf(Math.max(...row))));
+    expect(s.tokens(0)).toEqual([1, 2, 3, greedy[0]]);
+    s.resetRow(1, [7, 8]);
+    expect(s.tokens(1)).toEqual([7, 8]);
+    expect(maxAbsDiff(s.nextLogProbs([1])[0]!, model.nextTokenLogProbs([[7, 8]])[0]!)).toBeLessThan(1e-4);
+    s.dispose();
+  });
+
   it('top-p keeps the smallest most-likely set', () => {
     const lp = Float32Array.from([Math.log(0.5), Math.log(0.3), Math.log(0.15), Math.log(0.05)]);
     const seen = new Set<number>();
