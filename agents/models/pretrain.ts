@@ -232,13 +232,15 @@ export async function pretrain(opts: PretrainOptions): Promise<PretrainResult> {
   // Progress display.
   const useBar = opts.progressBar ?? Boolean(process.stderr.isTTY);
   const bar = useBar ? new cliProgress.SingleBar({
-    format: 'pretrain |{bar}| {percentage}% | step {value} | loss {loss} | {tps} tok/s | epoch {epoch} | ETA {eta_formatted}',
+    format: 'pretrain |{bar}| {percentage}% | step {step} | loss {loss} | {tps} tok/s | epoch {epoch} | ETA {eta_formatted}',
     hideCursor: true, etaBuffer: 50,
   }, cliProgress.Presets.shades_classic) : null;
   const budgetMs = cfg.minutes > 0 ? cfg.minutes * 60_000 : Infinity;
   const startStep = step;
   const progressOf = (s: number) => Math.max(s / totalSteps, (Date.now() - t0) / budgetMs);
-  bar?.start(totalSteps, step, { loss: '-', tps: '-', epoch: (step / stepsPerEpoch).toFixed(2) });
+  // The bar counts thousandths of the budget (steps or minutes, whichever ends first).
+  const barValue = (s: number) => Math.min(1000, Math.round(1000 * progressOf(s)));
+  bar?.start(1000, barValue(step), { step, loss: '-', tps: '-', epoch: (step / stepsPerEpoch).toFixed(2) });
 
   const workers = await GradientWorkers.start(Math.min(cfg.threads, B), model, (backendInfo()?.name ?? 'auto') as BackendChoice);
   if (workers.threads > 1) log(`pretrain: ${workers.threads} threads compute gradients (batch split ${B} rows)`);
@@ -270,7 +272,7 @@ export async function pretrain(opts: PretrainOptions): Promise<PretrainResult> {
         emaLoss = Number.isNaN(emaLoss) ? loss : 0.95 * emaLoss + 0.05 * loss;
         epochLossSum += loss; epochLossN++;
         const tps = ((step - startStep) * B * T) / ((Date.now() - runStart) / 1000);
-        if (bar) bar.update(step, { loss: emaLoss.toFixed(3), tps: tps.toFixed(0), epoch: (step / stepsPerEpoch).toFixed(2) });
+        if (bar) bar.update(barValue(step), { step, loss: emaLoss.toFixed(3), tps: tps.toFixed(0), epoch: (step / stepsPerEpoch).toFixed(2) });
         else if (Date.now() - lastLog > 30_000) {
           lastLog = Date.now();
           log(`pretrain: step ${step}/${totalSteps} loss ${emaLoss.toFixed(3)} ${tps.toFixed(0)} tok/s epoch ${(step / stepsPerEpoch).toFixed(2)} elapsed ${((Date.now() - t0) / 60000).toFixed(1)} min`);
@@ -283,7 +285,7 @@ export async function pretrain(opts: PretrainOptions): Promise<PretrainResult> {
       history.push({ epoch: step / stepsPerEpoch, step, trainLoss, valPerplexity: lastVal.headline, byCorpus: lastVal.byCorpus });
       const line = `pretrain: epoch ${(step / stepsPerEpoch).toFixed(2)} step ${step} train loss ${trainLoss.toFixed(3)} (ppl ${Math.exp(trainLoss).toFixed(1)}) ` +
         `val ppl ${Object.entries(lastVal.byCorpus).map(([k, v]) => `${k} ${v.toFixed(2)}`).join(', ') || '-'}`;
-      if (bar) { bar.stop(); log(line); if (epochDone && step < totalSteps && progressOf(step) < 1) bar.start(totalSteps, step, { loss: emaLoss.toFixed(3), tps: '-', epoch: (step / stepsPerEpoch).toFixed(2) }); }
+      if (bar) { bar.stop(); log(line); if (epochDone && step < totalSteps && progressOf(step) < 1) bar.start(1000, barValue(step), { step, loss: emaLoss.toFixed(3), tps: '-', epoch: (step / stepsPerEpoch).toFixed(2) }); }
       else log(line);
       await save(lastVal.headline, lastVal.byCorpus);
       if (!epochDone) break;
