@@ -42,6 +42,7 @@ options:
   --set JSON           any config fields, deep-merged (e.g. '{"kl":{"target":6}}')
   --backend NAME       ${BACKENDS.join(', ')} (default auto: the GPU backend when present)
   --no-progress        log lines instead of a progress bar
+  --curves DIR         print a run's learning curves and write DIR/learning-curves.svg (no training)
   -h, --help           this help`;
 
 function num(name: string, v: string | undefined): number | undefined {
@@ -68,11 +69,17 @@ export async function run(argv: string[]): Promise<number> {
       algo: { type: 'string' }, config: { type: 'string' }, server: { type: 'string' }, token: { type: 'string' }, local: { type: 'boolean' },
       model: { type: 'string' }, out: { type: 'string' }, resume: { type: 'boolean' }, minutes: { type: 'string' }, updates: { type: 'string' },
       'num-envs': { type: 'string' }, seed: { type: 'string' }, kwargs: { type: 'string' }, set: { type: 'string' },
-      backend: { type: 'string' }, 'no-progress': { type: 'boolean' }, help: { type: 'boolean', short: 'h' },
+      backend: { type: 'string' }, 'no-progress': { type: 'boolean' }, curves: { type: 'string' }, help: { type: 'boolean', short: 'h' },
     },
     allowPositionals: false,
   });
   if (values.help) { console.log(USAGE); return 0; }
+  if (values.curves) {
+    const { writeCurves } = await import('../agents/rl/curves.ts');
+    console.log(writeCurves(path.resolve(values.curves)));
+    console.log(`train: learning curves in ${path.join(path.resolve(values.curves), 'learning-curves.svg')}`);
+    return 0;
+  }
   if (values.server && values.local) throw new BadConfig('give either --server or --local');
   if (values.algo !== undefined && !(ALGOS as readonly string[]).includes(values.algo)) throw new BadConfig(`--algo must be one of ${ALGOS.join(', ')}`);
 
@@ -133,6 +140,8 @@ export async function run(argv: string[]): Promise<number> {
       ? await (await import('../agents/rl/ppo-kl.ts')).trainPpoKl(config, ctx)
       : await (await import('../agents/rl/kl-budget.ts')).trainKlBudget(config, ctx);
     const last = res.history[res.history.length - 1];
+    const { writeCurves } = await import('../agents/rl/curves.ts');
+    writeCurves(out);
     console.log(`train: ${res.updates} updates in ${(res.seconds / 60).toFixed(1)} min; last reward ${last?.['env/reward_mean']?.toFixed(3) ?? '-'}, KL ${last?.['objective/kl_exact']?.toFixed(2) ?? '-'}; checkpoint ${res.checkpoint}`);
   } finally {
     await envs.close();

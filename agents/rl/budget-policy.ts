@@ -107,6 +107,8 @@ export function budgetTarget(tau: number, horizon: number, budgetLeft: number): 
 
 export interface MixtureRowInput {
   logb: ArrayLike<number>;
+  /** The mixture weight solved when the token was sampled (a starting guess). */
+  alpha?: number;
   budgetLeft: number;
   /** n in the target k = σ(τ − log n)·B. */
   horizon: number;
@@ -132,7 +134,7 @@ export function mixtureOutputs(z: tf.Tensor2D, rows: readonly MixtureRowInput[],
       const tau = zd[i * V1 + V]!;
       const s = sigmoid(tau - Math.log(Math.max(1, r.horizon)));
       const k = s * Math.max(0, r.budgetLeft);
-      const sol = solveMixture(loga, r.logb, k);
+      const sol = solveMixture(loga, r.logb, k, r.alpha !== undefined ? { guess: r.alpha } : {});
       let H = 0;
       for (let j = 0; j < V; j++) { const l = sol.logx[j]!; if (l > -Infinity) H -= Math.exp(l) * l; }
       out[3 * i] = sol.logx[actions[i]!]!;

@@ -125,7 +125,7 @@ export async function trainKlBudget(config: KlBudgetConfig, ctx: TrainContext): 
           const n = idx.length;
           const x = new Float32Array(n * F);
           idx.forEach((i, r) => x.set(steps[i]!.aux.input, r * F));
-          const rows = idx.map(i => ({ logb: steps[i]!.aux.logb, budgetLeft: steps[i]!.aux.budgetLeft, horizon: steps[i]!.aux.horizon }));
+          const rows = idx.map(i => ({ logb: steps[i]!.aux.logb, alpha: steps[i]!.aux.alpha, budgetLeft: steps[i]!.aux.budgetLeft, horizon: steps[i]!.aux.horizon }));
           const actions = Int32Array.from(idx.map(i => steps[i]!.e.actions[steps[i]!.t]!));
           const oldLogp = Float32Array.from(idx.map(i => steps[i]!.e.logp[steps[i]!.t]!));
           const mbA = Float32Array.from(idx.map(i => A[i]!)), mbR = Float32Array.from(idx.map(i => ret[i]!));

@@ -53,37 +53,37 @@ function klAt(alpha: number, a: Float64Array, b: Float64Array, logb: ArrayLike<n
  * Solve the mixture weight for one token. `loga` and `logb` are normalised log-probabilities;
  * `k` ≥ 0 is the target. Precision: stops when the realised KL is within `rtol`·k below k.
  */
-export function solveMixture(loga: ArrayLike<number>, logb: ArrayLike<number>, k: number, opts: { rtol?: number; maxIter?: number } = {}): MixtureSolution {
+export function solveMixture(loga: ArrayLike<number>, logb: ArrayLike<number>, k: number, opts: { rtol?: number; maxIter?: number; guess?: number } = {}): MixtureSolution {
   const V = loga.length;
   if (logb.length !== V) throw new RangeError(`solveMixture: proposal has ${V} entries, base ${logb.length}`);
   if (!(k >= 0)) throw new RangeError(`solveMixture: target must be >= 0, got ${k}`);
   const rtol = opts.rtol ?? 1e-6, maxIter = opts.maxIter ?? 60;
   const a = new Float64Array(V), b = new Float64Array(V);
   for (let j = 0; j < V; j++) { a[j] = Math.exp(loga[j]!); b[j] = Math.exp(logb[j]!); }
-  const logx = new Float64Array(V);
-  const full = klAt(1, a, b, logb, logx);
-  if (full.kl <= k) return { alpha: 1, k, kl: full.kl, proposalKl: full.kl, logx };
-  // Bracket: KL(lo) ≤ k < KL(hi).
+  // Two buffers: `best` holds log x at the lower end of the bracket, `scratch` the last candidate.
+  let best = new Float64Array(V), scratch = new Float64Array(V);
+  const full = klAt(1, a, b, logb, best);
+  if (full.kl <= k) return { alpha: 1, k, kl: full.kl, proposalKl: full.kl, logx: best };
+  // Bracket: KL(lo) ≤ k < KL(hi). log x at lo = 0 is log b.
+  for (let j = 0; j < V; j++) best[j] = logb[j]!;
   let lo = 0, klLo = 0, hi = 1, klHi = full.kl, dHi = full.dkl;
+  const tryAt = (cand: number) => {
+    const r = klAt(cand, a, b, logb, scratch);
+    if (r.kl <= k) { lo = cand; klLo = r.kl; const t = best; best = scratch; scratch = t; } else { hi = cand; klHi = r.kl; dHi = r.dkl; }
+  };
+  // A guess (e.g. the weight solved when the token was sampled) narrows the bracket at once.
+  if (opts.guess !== undefined && opts.guess > 0 && opts.guess < 1 && k > 0) tryAt(opts.guess);
   for (let it = 0; it < maxIter && k > 0; it++) {
     if (k - klLo <= rtol * k || hi - lo < 1e-15) break;
     const width = hi - lo;
     // Newton from above (stays ≥ the root), chord from below (stays ≤ the root).
     const newton = dHi > 0 ? hi - (klHi - k) / dHi : lo;
     const chord = lo + (k - klLo) * (hi - lo) / (klHi - klLo);
-    for (const cand of [chord, newton]) {
-      if (!(cand > lo && cand < hi)) continue;
-      const r = klAt(cand, a, b, logb, logx);
-      if (r.kl <= k) { lo = cand; klLo = r.kl; } else { hi = cand; klHi = r.kl; dHi = r.dkl; }
-    }
-    if (hi - lo > 0.5 * width) {
-      const mid = 0.5 * (lo + hi);
-      const r = klAt(mid, a, b, logb, logx);
-      if (r.kl <= k) { lo = mid; klLo = r.kl; } else { hi = mid; klHi = r.kl; dHi = r.dkl; }
-    }
+    if (chord > lo && chord < hi) tryAt(chord);
+    if (newton > lo && newton < hi && k - klLo > rtol * k) tryAt(newton);
+    if (hi - lo > 0.5 * width) tryAt(0.5 * (lo + hi));
   }
-  const r = klAt(lo, a, b, logb, logx);
-  return { alpha: lo, k, kl: r.kl, proposalKl: full.kl, logx };
+  return { alpha: lo, k, kl: klLo, proposalKl: full.kl, logx: best };
 }
 
 /**

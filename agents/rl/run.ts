@@ -123,6 +123,7 @@ export class RunFolder {
   readonly samplesFile: string;
   readonly checkpointDir: string;
   private bar: cliProgress.SingleBar | null = null;
+  private barValue = 0;
   private readonly log: (line: string) => void;
 
   constructor(readonly dir: string, opts: { resume?: boolean; log?: (line: string) => void; progressBar?: boolean; total?: number }) {
@@ -152,7 +153,8 @@ export class RunFolder {
     for (const [k, v] of Object.entries(m)) clean[k] = Number.isFinite(v) ? Math.round(v * 1e6) / 1e6 : null;
     appendFileSync(this.metricsFile, JSON.stringify({ update, time: new Date().toISOString(), ...clean }) + '\n');
     const reward = (m['env/reward_mean'] ?? NaN).toFixed(3), kl = (m['objective/kl_exact'] ?? NaN).toFixed(2), sps = (m['charts/sps'] ?? NaN).toFixed(0);
-    if (this.bar) this.bar.update(Math.round(progress * 1000), { update, reward, kl, sps });
+    this.barValue = Math.round(progress * 1000);
+    if (this.bar) this.bar.update(this.barValue, { update, reward, kl, sps });
     else this.log(`update ${update} | reward ${reward} | reply ${(m['env/reply_reward_mean'] ?? NaN).toFixed(3)} | kl ${kl} | empty ${(m['dialog/empty_teacher_turn_share'] ?? NaN).toFixed(2)} | ${sps} steps/s | ${(progress * 100).toFixed(0)}%`);
   }
 
@@ -161,7 +163,7 @@ export class RunFolder {
   }
 
   info(line: string): void {
-    if (this.bar) { this.bar.stop(); this.log(line); this.bar.start(1000, 0); } else this.log(line);
+    if (this.bar) { this.bar.stop(); this.log(line); this.bar.start(1000, this.barValue); } else this.log(line);
   }
 
   close(): void { this.bar?.stop(); this.bar = null; }
