@@ -15,7 +15,6 @@ import type { TransformerLM } from '../models/lm.ts';
 import type { Rng } from '../../env/rng.ts';
 import { sampleToken } from '../models/sampler.ts';
 import { ConservativeReference, ModelReference, type ReferencePolicy, type ReferenceSession } from '../imitation/reference.ts';
-import { conservativeLogProbs } from '../imitation/ensemble.ts';
 
 /** One action of an agent in one row. */
 export interface AgentDecision {
@@ -67,7 +66,7 @@ export class SessionPool {
     if (model instanceof ConservativeReference) {
       // From the members' shared sessions (the conservative agent and the single imitator read them too).
       const per = model.members.map(k => this.logProbs(model.models[k]!, rows, contexts));
-      return rows.map((_, q) => conservativeLogProbs(per.map(p => p[q]!)));
+      return rows.map((_, q) => model.combine(per.map(p => p[q]!)));
     }
     const { key, ref } = SessionPool.key(model);
     let e = this.entries.get(key);

@@ -33,7 +33,7 @@ import { backendInfo } from '../models/backend.ts';
 import { readTranscripts, sampleDemonstrator, trainDemonstrator } from '../imitation/demonstrator.ts';
 import { loadEnsemble, trainImitators, type LoadedEnsemble } from '../imitation/imitators.ts';
 import { ConservativeAgent, ModelHelper } from '../imitation/conservative.ts';
-import type { ReferencePolicy } from '../imitation/reference.ts';
+import { ConservativeReference, type ReferencePolicy } from '../imitation/reference.ts';
 import { ModelAgent, type EvalAgent } from './agents.ts';
 import { evalAgents, openVecEnv, slug, type AgentResult } from './run.ts';
 import { loadRlAgent } from './rl-agent.ts';
@@ -202,7 +202,12 @@ export async function runExperiment(opts: CompareOptions): Promise<{ results: Ex
 
   // ---- 5. RL runs
   const rlRuns: RlRunInfo[] = [];
-  const refObj = (r: 'imitator' | 'conservative'): ReferencePolicy | TransformerLM => (r === 'conservative' ? ens.conservative : imitator);
+  // kl-budget mixes its proposal with the reference, which must be a distribution over the
+  // vocabulary: it gets the conservative reference renormalised (ℓ/(1−θ), no HELP); ppo-kl the
+  // full one (ℓ, θ on HELP).
+  const normalised = new ConservativeReference(ens.models, ens.file.plausible, undefined, { normalise: true });
+  const refObj = (r: 'imitator' | 'conservative', algo: 'ppo-kl' | 'kl-budget'): ReferencePolicy | TransformerLM =>
+    (r === 'imitator' ? imitator : algo === 'kl-budget' ? normalised : ens.conservative);
   const settings: { algo: 'ppo-kl' | 'kl-budget'; coef: number }[] = [
     ...c.rl.ppoKl.betas.map(b => ({ algo: 'ppo-kl' as const, coef: b })),
     ...c.rl.klBudget.budgets.map(b => ({ algo: 'kl-budget' as const, coef: b })),
@@ -225,7 +230,7 @@ export async function runExperiment(opts: CompareOptions): Promise<{ results: Ex
             const ctx = {
               envs, base: imitator, baseDir: imitatorDir, tokenizer, out: dir, progressBar: false, log,
               meta: { experiment: path.basename(out), requestedReference: reference },
-              reference: refObj(reference),
+              reference: refObj(reference, s.algo),
             };
             const { trainPpoKl } = await import('../rl/ppo-kl.ts');
             const { trainKlBudget } = await import('../rl/kl-budget.ts');
@@ -239,7 +244,8 @@ export async function runExperiment(opts: CompareOptions): Promise<{ results: Ex
         const runCfg = readJson(path.join(dir, 'config.json')) as { meta?: Record<string, unknown> } | null;
         // The trainer records the reference it used as meta.referenceName (see reference.ts).
         const used = runCfg?.meta?.referenceName;
-        const honoured = reference === 'imitator' || (typeof used === 'string' && used === ens.conservative.name);
+        const wanted = refObj(reference, s.algo);
+        const honoured = reference === 'imitator' || (typeof used === 'string' && used === (wanted as ReferencePolicy).name);
         const trainer = readJson(path.join(dir, 'checkpoint', 'trainer.json')) as { update?: number; seconds?: number } | null;
         rlRuns.push({ name, algo: s.algo, reference, coef: s.coef, seed, dir, referenceHonoured: honoured, updates: trainer?.update ?? r.value?.updates ?? 0, seconds: trainer?.seconds ?? 0 });
       }
@@ -264,7 +270,7 @@ export async function runExperiment(opts: CompareOptions): Promise<{ results: Ex
     },
     ...rlRuns.map(r => ({
       name: r.name, group: r.algo, reference: r.reference, coef: r.coef, seed: r.seed, key: [r.dir, readMeta(path.join(r.dir, 'checkpoint', 'trainer.json'))],
-      make: async () => loadRlAgent(r.dir, imitator, { name: r.name, maxTokens, reference: r.referenceHonoured ? refObj(r.reference) : imitator }),
+      make: async () => loadRlAgent(r.dir, imitator, { name: r.name, maxTokens, reference: r.referenceHonoured ? refObj(r.reference, r.algo) : imitator }),
     })),
   ];
   const results: AgentResult[] = [];

@@ -117,6 +117,16 @@ export function conservativeLogProbs(logProbs: readonly ArrayLike<number>[], mem
   return out;
 }
 
+/** log(ℓ(a|s) / (1 − θ(s))) over the V ordinary tokens: the lower probabilities renormalised. */
+export function normalisedLowerLogProbs(logProbs: readonly ArrayLike<number>[], members?: readonly number[]): Float32Array {
+  const { ell } = lowerProbabilities(logProbs, members);
+  let s = 0;
+  for (let j = 0; j < ell.length; j++) s += ell[j]!;
+  const out = new Float32Array(ell.length);
+  for (let j = 0; j < ell.length; j++) out[j] = ell[j]! > 0 ? Math.log(ell[j]! / s) : LOG_MIN_PROB;
+  return out;
+}
+
 /**
  * log ℓ(a|s) of one token from each model's log-probability of that token: min over the plausible
  * set (the token's own probability needs no full distribution; θ does).

@@ -36,7 +36,7 @@
  */
 import type { TransformerLM } from '../models/lm.ts';
 import type { LMSession } from '../models/sampler.ts';
-import { conservativeLogProbs, lowerLogProb } from './ensemble.ts';
+import { conservativeLogProbs, lowerLogProb, normalisedLowerLogProbs } from './ensemble.ts';
 
 export interface ReferencePolicy {
   /** For logs and reports (`imitator`, `conservative(K=4, |M|=3)`, `demonstrator`). */
@@ -87,39 +87,61 @@ export class ModelReference implements ReferencePolicy {
 /**
  * The conservative reference of an imitator ensemble: log ℓ on the V ordinary tokens and log θ on
  * HELP (index V). `members` is the plausible set M (indices into `models`).
+ *
+ * With `normalise: true` it is ℓ/(1 − θ) over the V ordinary tokens, without HELP: a proper
+ * distribution for agents that need one (kl-budget's mixture). It keeps which tokens the plausible
+ * imitators agree on, but not the cost −log(1 − θ) of going where they disagree.
  */
 export class ConservativeReference implements ReferencePolicy {
   readonly members: readonly number[];
   readonly name: string;
+  readonly normalised: boolean;
 
-  constructor(readonly models: readonly TransformerLM[], members?: readonly number[], name?: string) {
+  constructor(readonly models: readonly TransformerLM[], members?: readonly number[], name?: string, opts: { normalise?: boolean } = {}) {
     if (!models.length) throw new RangeError('ConservativeReference: no models');
     const V = models[0]!.config.vocabSize;
     if (models.some(m => m.config.vocabSize !== V)) throw new RangeError('ConservativeReference: the models differ in vocabulary size');
     this.members = members ? [...members] : models.map((_, k) => k);
     if (!this.members.length || this.members.some(k => !models[k])) throw new RangeError('ConservativeReference: bad plausible set');
-    this.name = name ?? `conservative(K=${models.length}, |M|=${this.members.length})`;
+    this.normalised = opts.normalise === true;
+    this.name = name ?? `conservative${this.normalised ? '-normalised' : ''}(K=${models.length}, |M|=${this.members.length})`;
   }
 
   get vocabSize(): number { return this.models[0]!.config.vocabSize; }
-  get helpAction(): number { return this.vocabSize; }
-  get outputSize(): number { return this.vocabSize + 1; }
+  get helpAction(): number | null { return this.normalised ? null : this.vocabSize; }
+  get outputSize(): number { return this.normalised ? this.vocabSize : this.vocabSize + 1; }
 
   /** The plausible models only (the others never matter). */
   private plausible(): TransformerLM[] { return this.members.map(k => this.models[k]!); }
 
+  /** This reference's distribution from the plausible members' log-probabilities. */
+  combine(memberLogProbs: readonly ArrayLike<number>[]): Float32Array {
+    return this.normalised ? normalisedLowerLogProbs(memberLogProbs) : conservativeLogProbs(memberLogProbs);
+  }
+
   async nextTokenLogProbs(contexts: number[][]): Promise<Float32Array[]> {
     const per = this.plausible().map(m => m.nextTokenLogProbs(contexts));
-    return contexts.map((_, i) => conservativeLogProbs(per.map(p => p[i]!)));
+    return contexts.map((_, i) => this.combine(per.map(p => p[i]!)));
   }
 
   async sequenceLogProbs(prefixes: number[][], continuations: number[][]): Promise<number[][]> {
-    const per = this.plausible().map(m => m.sequenceLogProbs(prefixes, continuations));
-    return continuations.map((c, i) => c.map((_, t) => lowerLogProb(per.map(p => p[i]![t]!))));
+    if (!this.normalised) {
+      const per = this.plausible().map(m => m.sequenceLogProbs(prefixes, continuations));
+      return continuations.map((c, i) => c.map((_, t) => lowerLogProb(per.map(p => p[i]![t]!))));
+    }
+    // log ℓ(a) − log(1 − θ): θ needs the full distributions at every position.
+    const s = this.startSession(prefixes);
+    try {
+      return continuations.map((c, i) => c.map(tok => {
+        const lp = s.nextLogProbs([i])[0]![tok]!;
+        s.extend(i, [tok]);
+        return lp;
+      }));
+    } finally { s.dispose(); }
   }
 
   startSession(prefixes: number[][]): ReferenceSession {
-    return new EnsembleSession(this.plausible().map(m => m.startSession(prefixes)), (lps: Float32Array[]) => conservativeLogProbs(lps));
+    return new EnsembleSession(this.plausible().map(m => m.startSession(prefixes)), (lps: Float32Array[]) => this.combine(lps));
   }
 }
 

@@ -93,6 +93,7 @@ ${ignored.length ? `<p class="warn">${ignored.length} run(s) asked for the conse
 <li><b>Demonstrator D</b> (known probabilities): ${escapeHtml(r.models.demonstrator.dir)}; validation perplexity on its corpus ${r.models.demonstrator.valPerplexity?.toFixed(2) ?? '–'}.</li>
 <li><b>D's transcripts</b>: ${r.samples.train} training + ${r.samples.heldOut} held-out dialogs played by D in the env (mean reward ${r.samples.meanReward.toFixed(3)}).</li>
 <li><b>Imitators</b> (K = ${im.heldOutNll.length}, trained only on D's tokens; member 0 is the single imitator): held-out NLL per D-token ${im.heldOutNll.map(x => x.toFixed(3)).join(', ')}${im.demonstratorHeldOutNll !== null ? ` (D itself: ${im.demonstratorHeldOutNll.toFixed(3)})` : ''}; posterior weights w ∝ exp(−${im.posteriorScale}·NLL) = ${im.weights.map(x => x.toFixed(3)).join(', ')}; plausible set (α = ${im.alpha}) {${im.plausible.join(', ')}}.</li>
+<li><b>RL against the conservative reference</b>: ppo-kl's KL penalty is measured against ℓ with θ on a HELP action the agent never takes (so each token also pays −log(1−θ) where the plausible imitators disagree); kl-budget's mixture needs a distribution over the vocabulary, so its "[conservative]" runs use ℓ/(1−θ) (renormalised, no HELP).</li>
 <li><b>Conservative baseline</b>: acts with ℓ = min over the plausible imitators, asks D for help with θ = 1 − Σℓ (D writes the ${escapeHtml(c.imitators.helpMode === 'turn' ? 'rest of the turn' : 'token')}).</li>
 </ul>
 <details><summary>Stages and RL runs</summary>

@@ -166,3 +166,22 @@ describe('references over real models', () => {
     for (let j = 0; j < 40; j++) expect(lp![j]).toBeCloseTo(base![j]!, 5);
   });
 });
+
+describe('the normalised conservative reference (no HELP)', () => {
+  it('is ℓ / (1 − θ) over the ordinary tokens', async () => {
+    const { normalisedLowerLogProbs } = await import('../../agents/imitation/ensemble.ts');
+    const lp = normalisedLowerLogProbs([log([0.5, 0.3, 0.2]), log([0.2, 0.3, 0.5])]);
+    expect(Array.from(lp).map(x => +Math.exp(x).toFixed(6))).toEqual([+(0.2 / 0.7).toFixed(6), +(0.3 / 0.7).toFixed(6), +(0.2 / 0.7).toFixed(6)]);
+    const models = [4, 5].map(s => TransformerLM.create({ vocabSize: 40, dModel: 16, nLayers: 1, nHeads: 2, dFF: 32, contextLength: 16, initStd: 0.5 }, s));
+    const ref = new ConservativeReference(models, undefined, undefined, { normalise: true });
+    expect(ref.helpAction).toBeNull();
+    expect(ref.outputSize).toBe(40);
+    const [full] = await ref.nextTokenLogProbs([[1, 2, 3]]);
+    expect(sum(Array.from(full!).map(Math.exp))).toBeCloseTo(1, 5);
+    const seq = await ref.sequenceLogProbs([[1, 2, 3]], [[7, 9]]);
+    const [next] = await ref.nextTokenLogProbs([[1, 2, 3, 7]]);
+    expect(seq[0]![0]).toBeCloseTo(full![7]!, 4);
+    expect(seq[0]![1]).toBeCloseTo(next![9]!, 4);
+    models.forEach(m => m.dispose());
+  });
+});
