@@ -51,6 +51,8 @@ export interface SampleResult {
 export type GenerateOptions = SampleOptions;
 export type GenerateResult = SampleResult;
 
+let scratch = new Float64Array(0);
+
 /** Sample one token from a row of log-probabilities. Deterministic given the Rng state. */
 export function sampleToken(logProbs: Float32Array, opts: { temperature?: number; topK?: number; topP?: number; rng?: Rng }): number {
   const V = logProbs.length;
@@ -60,11 +62,21 @@ export function sampleToken(logProbs: Float32Array, opts: { temperature?: number
   if (temp <= 0) return best;
   if (!opts.rng) throw new Error('sampleToken: an rng is needed unless temperature is 0');
   const max = logProbs[best]!;
-  const w = new Float64Array(V);
-  // Weights below e^-50 of the best are dropped (a relative change under 1e-20).
-  const floor = max - 50 * temp;
-  for (let j = 0; j < V; j++) { const l = logProbs[j]!; if (l > floor) w[j] = Math.exp((l - max) / temp); }
   const topK = opts.topK ?? 0, topP = opts.topP ?? 1;
+  // Weights below e^-50 of the best are dropped (a relative change under 1e-20).
+  const floor = max - 50 * temp, inv = 1 / temp;
+  if (!(topK > 0 && topK < V) && !(topP < 1)) {
+    // Common case, one pass to weigh and one to walk (the same draw as Rng.categorical).
+    const w = scratch.length >= V ? scratch : (scratch = new Float64Array(V));
+    let total = 0;
+    for (let j = 0; j < V; j++) { const l = logProbs[j]!; const x = l > floor ? Math.exp((l - max) * inv) : 0; w[j] = x; total += x; }
+    let r = opts.rng.random() * total;
+    for (let j = 0; j < V; j++) { r -= w[j]!; if (r < 0) return j; }
+    for (let j = V - 1; j >= 0; j--) if (w[j]! > 0) return j;
+    return best;
+  }
+  const w = new Float64Array(V);
+  for (let j = 0; j < V; j++) { const l = logProbs[j]!; if (l > floor) w[j] = Math.exp((l - max) * inv); }
   if (topK > 0 && topK < V) {
     const sorted = Float64Array.from(w).sort();
     const thr = sorted[V - topK]!;
@@ -333,25 +345,33 @@ export class LMSession {
 function attendOne(qkv: Float32Array, row: number, K: Float32Array, Vc: Float32Array, slot: number, H: number, hd: number, C: number,
   scale: number, scores: Float32Array, out: Float32Array, oo: number): void {
   const d = H * hd;
+  const acc = new Float64Array(hd);
+  const q = new Float64Array(hd);
   for (let h = 0; h < H; h++) {
     const base = h * C * hd, dst = base + slot * hd, qo = row + h * hd, ko0 = row + d + h * hd, vo0 = row + 2 * d + h * hd;
-    for (let j = 0; j < hd; j++) { K[dst + j] = qkv[ko0 + j]!; Vc[dst + j] = qkv[vo0 + j]!; }
+    for (let j = 0; j < hd; j++) { K[dst + j] = qkv[ko0 + j]!; Vc[dst + j] = qkv[vo0 + j]!; q[j] = qkv[qo + j]! * scale; }
     let mx = -Infinity;
+    const hd4 = hd - (hd % 4);
     for (let t = 0, ko = base; t <= slot; t++, ko += hd) {
-      let s = 0;
-      for (let j = 0; j < hd; j++) s += qkv[qo + j]! * K[ko + j]!;
-      s *= scale;
+      let s0 = 0, s1 = 0, s2 = 0, s3 = 0, j = 0;
+      for (; j < hd4; j += 4) {
+        s0 += q[j]! * K[ko + j]!; s1 += q[j + 1]! * K[ko + j + 1]!;
+        s2 += q[j + 2]! * K[ko + j + 2]!; s3 += q[j + 3]! * K[ko + j + 3]!;
+      }
+      for (; j < hd; j++) s0 += q[j]! * K[ko + j]!;
+      const s = s0 + s1 + s2 + s3;
       scores[t] = s;
       if (s > mx) mx = s;
     }
     let z = 0;
     for (let t = 0; t <= slot; t++) { const e = Math.exp(scores[t]! - mx); scores[t] = e; z += e; }
-    const o = oo + h * hd, iz = 1 / z;
-    for (let j = 0; j < hd; j++) out[o + j] = 0;
+    acc.fill(0);
     for (let t = 0, vo = base; t <= slot; t++, vo += hd) {
-      const p = scores[t]! * iz;
-      for (let j = 0; j < hd; j++) out[o + j] += p * Vc[vo + j]!;
+      const p = scores[t]!;
+      for (let j = 0; j < hd; j++) acc[j] += p * Vc[vo + j]!;
     }
+    const o = oo + h * hd, iz = 1 / z;
+    for (let j = 0; j < hd; j++) out[o + j] = acc[j]! * iz;
   }
 }
 
