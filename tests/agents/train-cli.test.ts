@@ -41,6 +41,12 @@ describe('colloquy train', () => {
     expect(m.map(x => x.update)).toEqual([1, 2]);
     expect(m[1]!['charts/episodes']).toBeGreaterThanOrEqual(8);
     expect(existsSync(path.join(out, 'checkpoint', 'model.json'))).toBe(true);
+    expect(readFileSync(path.join(out, 'learning-curves.svg'), 'utf8')).toMatch(/<svg[\s\S]*env\/reward_mean[\s\S]*<polyline/);
+    const log = console.log;
+    let table = '';
+    console.log = (t: string) => { table += `${t}\n`; };
+    try { expect(await run(['--curves', out])).toBe(0); } finally { console.log = log; }
+    expect(table.split('\n')[0]).toMatch(/update.*return.*kl_exact.*empty_share/);
     const cfg = JSON.parse(readFileSync(path.join(out, 'config.json'), 'utf8')) as { algo: string; meta: { server: string } };
     expect(cfg.algo).toBe('ppo-kl');
     expect(cfg.meta.server).toBe(srv.wsUrl);
