@@ -3,18 +3,21 @@
  * process, the default base model as base policy and student): agent token-steps per second
  * (sampling in the env + PPO updates), and the share of wall time spent in the env (student
  * replies, rewards), in the agent's forward passes during rollouts (policy + base model, KV-cached)
- * and in updates (values, PPO epochs).
+ * and in updates (values, PPO epochs). Each algorithm runs with its shipped config
+ * (configs/agents/<algo>.json), only the number of dialogs and of updates set by the bench.
  *
  *   node bin/run.mjs bench/train.ts [--algo ppo-kl|kl-budget|both] [--updates 3] [--num-envs 16] [--model DIR] [--set JSON]
  */
 import { parseArgs } from 'node:util';
-import { rmSync } from 'node:fs';
+import { readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { initBackend } from '../agents/models/backend.ts';
 import { makeVec } from '../env/index.ts';
 import { defaultModelDir, loadDialogModel } from '../env/dialog-model.ts';
 import { resolveAgentConfig, type Algo } from '../configs/agents/schema.ts';
+import { deepMerge } from '../configs/load.ts';
+import { PROJECT_ROOT } from '../agents/data/corpora.ts';
 import type { Metrics } from '../agents/rl/run.ts';
 
 const { values } = parseArgs({
@@ -31,7 +34,9 @@ const updates = Number(values.updates), numEnvs = Number(values['num-envs']);
 console.log(`bench/train: TeacherStudent-v0, ${numEnvs} dialogs, ${updates} updates per algorithm, base ${modelDir} (${lm.numParams.toLocaleString()} parameters), backend ${info.name}`);
 
 for (const algo of algos) {
-  const config = resolveAgentConfig({ algo, numEnvs, updates, minutes: 0, samples: 0, ...(values.set ? JSON.parse(values.set) as object : {}) }, algo);
+  // The shipped config of the algorithm (configs/agents/<algo>.json), with the bench's sizes.
+  const file = JSON.parse(readFileSync(path.join(PROJECT_ROOT, 'configs', 'agents', `${algo}.json`), 'utf8')) as object;
+  const config = resolveAgentConfig(deepMerge(file, { algo, numEnvs, updates, minutes: 0, samples: 0, ...(values.set ? JSON.parse(values.set) as object : {}) }), algo);
   const envs = makeVec(config.env.id, { numEnvs: config.numEnvs, kwargs: { ...config.env.kwargs, model: modelDir }, autoresetMode: 'same-step' });
   const out = path.join(os.tmpdir(), `colloquy-bench-train-${algo}-${process.pid}`);
   const history: Metrics[] = [];
