@@ -181,12 +181,13 @@ export class LmPolicy implements RolloutPolicy {
   /** `lm` becomes the policy's own (a clone of the base model, not the base itself). */
   constructor(lm: TransformerLM, opts: LmPolicyOptions, valueInit?: { w: Float32Array; b: Float32Array }) {
     const L = lm.config.nLayers;
-    if (opts.trainLayers !== 'all' && !(Number.isInteger(opts.trainLayers) && opts.trainLayers >= 0 && opts.trainLayers <= L)) {
-      throw new BadConfig(`trainLayers must be 'all' or an integer in [0, ${L}], got ${String(opts.trainLayers)}`);
+    if (opts.trainLayers !== 'all' && !(Number.isInteger(opts.trainLayers) && opts.trainLayers >= 0)) {
+      throw new BadConfig(`trainLayers must be 'all' or a non-negative integer, got ${String(opts.trainLayers)}`);
     }
     this.lm = lm;
     this.trainEmbeddings = opts.trainLayers === 'all';
-    this.trainFrom = opts.trainLayers === 'all' ? 0 : L - opts.trainLayers;
+    // More trained blocks than the model has: all blocks train (the embeddings stay frozen).
+    this.trainFrom = opts.trainLayers === 'all' ? 0 : Math.max(0, L - opts.trainLayers);
     const d = lm.config.dModel;
     this.valueW = tf.variable(tf.tensor2d(valueInit?.w ?? new Float32Array(d), [d, 1]), true, `${lmName(lm)}value/w`);
     this.valueB = tf.variable(tf.tensor1d(valueInit?.b ?? new Float32Array(1)), true, `${lmName(lm)}value/b`);
