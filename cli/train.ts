@@ -5,7 +5,8 @@
  */
 import { parseArgs } from 'node:util';
 import path from 'node:path';
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
+import { createHash } from 'node:crypto';
 import { BadConfig } from '../env/errors.ts';
 import type { VectorEnv } from '../env/core.ts';
 import { initBackend, BACKENDS, type BackendChoice } from '../agents/models/backend.ts';
@@ -132,7 +133,8 @@ export async function run(argv: string[]): Promise<number> {
   const ctx = {
     envs, base, baseDir, tokenizer, out, resume: values.resume === true,
     progressBar: values['no-progress'] ? false : undefined,
-    meta: { backend: info.name, server: values.server ?? null, argv },
+    // The base folder may be re-pretrained later: its weights' hash says which model a run used.
+    meta: { backend: info.name, server: values.server ?? null, argv, baseModelSha256: createHash('sha256').update(readFileSync(path.join(baseDir, 'weights.bin'))).digest('hex') },
   };
   console.log(`train: run folder ${out}`);
   try {
