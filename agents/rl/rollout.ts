@@ -17,7 +17,7 @@
  *   student turn marker or a length cap) and sends it as text; the agent's own token view of the
  *   transcript is what it conditions on and what it is trained on.
  */
-import type { VectorEnv, Info } from '../../env/core.ts';
+import type { VectorEnv, VectorStepResult, Info } from '../../env/core.ts';
 import { Rng } from '../../env/rng.ts';
 import { BadConfig } from '../../env/errors.ts';
 import type { DialogTokenizer } from '../../env/students.ts';
@@ -316,6 +316,17 @@ export class RolloutCollector<A = unknown> {
     ep.return = ep.rewards.reduce((s, r) => s + r, 0);
   }
 
+  /** Close row `i`'s episode on its last step and open the next one on the env's autoreset observation. */
+  private endAndRestart(policy: RolloutPolicy<A>, i: number, ep: Episode<A>, res: VectorStepResult, info: Info): Episode<A> {
+    this.finish(ep, res.terminated[i]!, res.truncated[i]!, info);
+    const fresh = this.newEpisode(i, this.obsTokens(res.observations[i]));
+    this.open[i] = fresh;
+    this.setClock(i, res.observations[i], res.infos[i] ?? {});
+    this.base!.resetRow(i, [...fresh.tokens]);
+    policy.resetRow(i, fresh.tokens, fresh);
+    return ep;
+  }
+
   private async tokenStep(policy: RolloutPolicy<A>, stats: RolloutStats): Promise<Episode<A>[]> {
     const rows = this.open.map((_, i) => i);
     const actions = this.act(policy, rows, stats);
@@ -346,13 +357,7 @@ export class RolloutCollector<A = unknown> {
       }
       if (over) {
         ep.tokens.push(...added);
-        this.finish(ep, res.terminated[i]!, res.truncated[i]!, info);
-        ended.push(ep);
-        const fresh = this.newEpisode(i, this.obsTokens(res.observations[i]));
-        this.open[i] = fresh;
-        this.setClock(i, res.observations[i], res.infos[i] ?? {});
-        this.base!.resetRow(i, [...fresh.tokens]);
-        policy.resetRow(i, fresh.tokens, fresh);
+        ended.push(this.endAndRestart(policy, i, ep, res, info));
       } else {
         this.append(policy, i, added);
         this.setClock(i, obs, info);
@@ -405,13 +410,7 @@ export class RolloutCollector<A = unknown> {
       if (reply !== null) this.closeTurn(ep, info, res.rewards[i]!, replyIds.length);
       if (over) {
         ep.tokens.push(...tail, ...replyIds);
-        this.finish(ep, res.terminated[i]!, res.truncated[i]!, info);
-        ended.push(ep);
-        const fresh = this.newEpisode(i, this.obsTokens(res.observations[i]));
-        this.open[i] = fresh;
-        this.setClock(i, res.observations[i], res.infos[i] ?? {});
-        this.base!.resetRow(i, [...fresh.tokens]);
-        policy.resetRow(i, fresh.tokens, fresh);
+        ended.push(this.endAndRestart(policy, i, ep, res, info));
       } else {
         this.append(policy, i, [...tail, ...replyIds, sp.teacher]);
         this.setClock(i, res.observations[i], info);
