@@ -3,11 +3,14 @@
  * worker). Order for `auto`: tensorflow-gpu (tfjs-node-gpu with a CUDA GPU), tensorflow
  * (tfjs-node), wasm (SIMD), cpu. The native packages are optionalDependencies and are loaded by
  * dynamic import; the chosen backend is verified with `tf.getBackend()` because tfjs can silently
- * fall back. Library code imports `@tensorflow/tfjs` only and never calls this.
+ * fall back. On wasm, the project's native matmul kernels replace the wasm ones when they built
+ * (native.ts; the feature `native-gemm`). Library code imports `@tensorflow/tfjs` only and never
+ * calls this.
  */
 import * as tf from '@tensorflow/tfjs';
 import { createRequire } from 'node:module';
 import path from 'node:path';
+import { installNativeWasmKernels } from './native.ts';
 
 export const BACKENDS = ['auto', 'tensorflow-gpu', 'tensorflow', 'wasm', 'cpu'] as const;
 export type BackendChoice = (typeof BACKENDS)[number];
@@ -94,6 +97,9 @@ export async function initBackend(requested: BackendChoice = 'auto', log?: (info
           if (simd) features.push('simd');
           if (threads) features.push('threads');
         }
+        const native = installNativeWasmKernels();
+        if (native.feature) features.push(native.feature);
+        else skipped.push(`native-gemm: ${native.why}`);
       }
     } else {
       if (!(await activate('cpu'))) why = 'cpu backend did not activate';

@@ -1,0 +1,283 @@
+// Single-precision matrix multiply for Colloquy's TensorFlow.js kernels (see native/README.md).
+//
+//   C[b] (+)= op(A[b]) · op(B[b])   (+ bias, then ReLU)    row-major, op = identity or transpose
+//
+// BLIS-style: B is packed in panels of NR columns and A in panels of MR rows, per KC-deep slice,
+// and a register-blocked MR×NR micro-kernel accumulates each tile. The AVX2+FMA kernel is chosen
+// at run time when the CPU has it; otherwise a portable kernel of the same shape runs. Products
+// with very few rows (sampling one token per row) skip packing: they stream B once.
+#include "gemm.h"
+
+#include <immintrin.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <vector>
+
+namespace colloquy {
+namespace {
+
+constexpr int MR = 6;
+constexpr int NR = 16;
+constexpr int KC = 256;
+constexpr int MC = 96;   // multiple of MR
+constexpr int NC = 2048; // multiple of NR
+
+// Element (i, j) of a strided matrix view.
+struct View {
+  const float* p;
+  int64_t rs, cs;
+  float at(int64_t i, int64_t j) const { return p[i * rs + j * cs]; }
+};
+
+// A rows [i0, i0+mc) × k [k0, k0+kc) → panels of MR rows, k-major inside a panel, zero-padded.
+void packA(const View& A, int64_t i0, int mc, int64_t k0, int kc, float* dst) {
+  for (int ip = 0; ip < mc; ip += MR) {
+    const int mr = std::min(MR, mc - ip);
+    if (A.cs == 1) {
+      const float* rows[MR];
+      for (int r = 0; r < MR; r++) rows[r] = A.p + (i0 + ip + std::min(r, mr - 1)) * A.rs + k0;
+      for (int k = 0; k < kc; k++) {
+        for (int r = 0; r < MR; r++) dst[r] = r < mr ? rows[r][k] : 0.0f;
+        dst += MR;
+      }
+    } else {
+      for (int k = 0; k < kc; k++) {
+        for (int r = 0; r < MR; r++) dst[r] = r < mr ? A.at(i0 + ip + r, k0 + k) : 0.0f;
+        dst += MR;
+      }
+    }
+  }
+}
+
+// B k [k0, k0+kc) × columns [j0, j0+nc) → panels of NR columns, k-major inside a panel, zero-padded.
+void packB(const View& B, int64_t k0, int kc, int64_t j0, int nc, float* dst) {
+  for (int jp = 0; jp < nc; jp += NR) {
+    const int nr = std::min(NR, nc - jp);
+    if (B.cs == 1 && nr == NR) {
+      for (int k = 0; k < kc; k++) {
+        std::memcpy(dst, B.p + (k0 + k) * B.rs + j0 + jp, NR * sizeof(float));
+        dst += NR;
+      }
+    } else {
+      for (int k = 0; k < kc; k++) {
+        for (int c = 0; c < NR; c++) dst[c] = c < nr ? B.at(k0 + k, j0 + jp + c) : 0.0f;
+        dst += NR;
+      }
+    }
+  }
+}
+
+// Every element of C is one multiply-add chain over k = 0 … K−1 in order, started from 0 (or from
+// C when accumulating), whichever path computes it. So a row's result does not depend on how
+// many rows are multiplied with it (a reply sampled alone or in a batch is the same).
+
+// A partial tile of C (mr×nr) into `t` (row-major, NR wide, zeros elsewhere), or zeros.
+inline void loadTile(float* t, const float* c, int64_t ldc, int mr, int nr, bool acc) {
+  for (int r = 0; r < MR; r++)
+    for (int j = 0; j < NR; j++) t[r * NR + j] = acc && r < mr && j < nr ? c[r * ldc + j] : 0.0f;
+}
+
+inline void storeTile(const float* t, float* c, int64_t ldc, int mr, int nr) {
+  for (int r = 0; r < mr; r++) std::memcpy(c + r * ldc, t + r * NR, nr * sizeof(float));
+}
+
+void kernelGeneric(int kc, const float* a, const float* b, float* c, int64_t ldc, int mr, int nr, bool acc) {
+  float t[MR * NR];
+  loadTile(t, c, ldc, mr, nr, acc);
+  for (int k = 0; k < kc; k++) {
+    for (int r = 0; r < MR; r++) {
+      const float av = a[r];
+      for (int j = 0; j < NR; j++) t[r * NR + j] += av * b[j];
+    }
+    a += MR;
+    b += NR;
+  }
+  storeTile(t, c, ldc, mr, nr);
+}
+
+__attribute__((target("avx2,fma")))
+void kernelAvx2(int kc, const float* a, const float* b, float* c, int64_t ldc, int mr, int nr, bool acc) {
+  const bool full = mr == MR && nr == NR;
+  alignas(32) float t[MR * NR];
+  const float* src = c;
+  int64_t ld = ldc;
+  if (!full) { loadTile(t, c, ldc, mr, nr, acc); src = t; ld = NR; acc = true; }
+  __m256 c00, c01, c10, c11, c20, c21, c30, c31, c40, c41, c50, c51;
+  if (acc) {
+    c00 = _mm256_loadu_ps(src); c01 = _mm256_loadu_ps(src + 8);
+    c10 = _mm256_loadu_ps(src + ld); c11 = _mm256_loadu_ps(src + ld + 8);
+    c20 = _mm256_loadu_ps(src + 2 * ld); c21 = _mm256_loadu_ps(src + 2 * ld + 8);
+    c30 = _mm256_loadu_ps(src + 3 * ld); c31 = _mm256_loadu_ps(src + 3 * ld + 8);
+    c40 = _mm256_loadu_ps(src + 4 * ld); c41 = _mm256_loadu_ps(src + 4 * ld + 8);
+    c50 = _mm256_loadu_ps(src + 5 * ld); c51 = _mm256_loadu_ps(src + 5 * ld + 8);
+  } else {
+    c00 = c01 = c10 = c11 = c20 = c21 = c30 = c31 = c40 = c41 = c50 = c51 = _mm256_setzero_ps();
+  }
+  for (int k = 0; k < kc; k++) {
+    const __m256 b0 = _mm256_loadu_ps(b), b1 = _mm256_loadu_ps(b + 8);
+    __m256 av = _mm256_broadcast_ss(a);
+    c00 = _mm256_fmadd_ps(av, b0, c00); c01 = _mm256_fmadd_ps(av, b1, c01);
+    av = _mm256_broadcast_ss(a + 1);
+    c10 = _mm256_fmadd_ps(av, b0, c10); c11 = _mm256_fmadd_ps(av, b1, c11);
+    av = _mm256_broadcast_ss(a + 2);
+    c20 = _mm256_fmadd_ps(av, b0, c20); c21 = _mm256_fmadd_ps(av, b1, c21);
+    av = _mm256_broadcast_ss(a + 3);
+    c30 = _mm256_fmadd_ps(av, b0, c30); c31 = _mm256_fmadd_ps(av, b1, c31);
+    av = _mm256_broadcast_ss(a + 4);
+    c40 = _mm256_fmadd_ps(av, b0, c40); c41 = _mm256_fmadd_ps(av, b1, c41);
+    av = _mm256_broadcast_ss(a + 5);
+    c50 = _mm256_fmadd_ps(av, b0, c50); c51 = _mm256_fmadd_ps(av, b1, c51);
+    a += MR;
+    b += NR;
+  }
+  float* dst = full ? c : t;
+  ld = full ? ldc : NR;
+  _mm256_storeu_ps(dst, c00); _mm256_storeu_ps(dst + 8, c01);
+  _mm256_storeu_ps(dst + ld, c10); _mm256_storeu_ps(dst + ld + 8, c11);
+  _mm256_storeu_ps(dst + 2 * ld, c20); _mm256_storeu_ps(dst + 2 * ld + 8, c21);
+  _mm256_storeu_ps(dst + 3 * ld, c30); _mm256_storeu_ps(dst + 3 * ld + 8, c31);
+  _mm256_storeu_ps(dst + 4 * ld, c40); _mm256_storeu_ps(dst + 4 * ld + 8, c41);
+  _mm256_storeu_ps(dst + 5 * ld, c50); _mm256_storeu_ps(dst + 5 * ld + 8, c51);
+  if (!full) storeTile(t, c, ldc, mr, nr);
+}
+
+using Kernel = void (*)(int, const float*, const float*, float*, int64_t, int, int, bool);
+
+bool cpuHasAvx2() {
+  static const bool has = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+  return has;
+}
+
+// Few rows and B not transposed: no packing; B is read in column blocks of NB that stay in L1
+// while every row of A passes over them (the multiply-add chains run in the same k order).
+constexpr int FEW_ROWS = 24;
+constexpr int NB = 32;
+
+// Rows m0 … m0+R−1 (R ≤ 3) of C over the column block [j0, j0+NB): 4R accumulators.
+template <int R>
+__attribute__((target("avx2,fma"), always_inline)) inline
+void fewRowsBlock(const View& A, const View& B, float* C, int64_t m0, int64_t j0, int64_t N, int64_t K, bool acc) {
+  __m256 s[R][4];
+  for (int r = 0; r < R; r++) {
+    float* c = C + (m0 + r) * N + j0;
+    for (int q = 0; q < 4; q++) s[r][q] = acc ? _mm256_loadu_ps(c + 8 * q) : _mm256_setzero_ps();
+  }
+  const float* b = B.p + j0;
+  for (int64_t k = 0; k < K; k++, b += B.rs) {
+    const __m256 b0 = _mm256_loadu_ps(b), b1 = _mm256_loadu_ps(b + 8), b2 = _mm256_loadu_ps(b + 16), b3 = _mm256_loadu_ps(b + 24);
+    for (int r = 0; r < R; r++) {
+      const __m256 av = _mm256_set1_ps(A.at(m0 + r, k));
+      s[r][0] = _mm256_fmadd_ps(av, b0, s[r][0]);
+      s[r][1] = _mm256_fmadd_ps(av, b1, s[r][1]);
+      s[r][2] = _mm256_fmadd_ps(av, b2, s[r][2]);
+      s[r][3] = _mm256_fmadd_ps(av, b3, s[r][3]);
+    }
+  }
+  for (int r = 0; r < R; r++) {
+    float* c = C + (m0 + r) * N + j0;
+    for (int q = 0; q < 4; q++) _mm256_storeu_ps(c + 8 * q, s[r][q]);
+  }
+}
+
+__attribute__((target("avx2,fma")))
+void fewRowsAvx2(const View& A, const View& B, float* C, int64_t M, int64_t N, int64_t K, bool acc) {
+  int64_t j0 = 0;
+  for (; j0 + NB <= N; j0 += NB) {
+    int64_t m = 0;
+    for (; m + 3 <= M; m += 3) fewRowsBlock<3>(A, B, C, m, j0, N, K, acc);
+    if (M - m == 2) fewRowsBlock<2>(A, B, C, m, j0, N, K, acc);
+    else if (M - m == 1) fewRowsBlock<1>(A, B, C, m, j0, N, K, acc);
+  }
+  if (j0 == N) return;
+  const int nr = int(N - j0);
+  for (int64_t m = 0; m < M; m++) {
+    float t[NB];
+    float* c = C + m * N + j0;
+    for (int j = 0; j < nr; j++) t[j] = acc ? c[j] : 0.0f;
+    for (int64_t k = 0; k < K; k++) {
+      const float a = A.at(m, k);
+      const float* b = B.p + k * B.rs + j0;
+      for (int j = 0; j < nr; j++) t[j] = std::fma(a, b[j], t[j]);
+    }
+    std::memcpy(c, t, nr * sizeof(float));
+  }
+}
+
+void fewRowsGeneric(const View& A, const View& B, float* C, int64_t M, int64_t N, int64_t K, bool acc) {
+  for (int64_t m = 0; m < M; m++) {
+    float* c = C + m * N;
+    if (!acc) std::memset(c, 0, N * sizeof(float));
+    for (int64_t k = 0; k < K; k++) {
+      const float a = A.at(m, k);
+      const float* b = B.p + k * B.rs;
+      for (int64_t j = 0; j < N; j++) c[j] += a * b[j];
+    }
+  }
+}
+
+thread_local std::vector<float> packBufA, packBufB;
+
+void gemmOne(const View& A, const View& B, float* C, int64_t M, int64_t N, int64_t K, bool acc, bool avx2) {
+  if (M == 0 || N == 0) return;
+  if (K == 0) {
+    if (!acc) std::memset(C, 0, M * N * sizeof(float));
+    return;
+  }
+  if (M <= FEW_ROWS && B.cs == 1) {
+    if (avx2) fewRowsAvx2(A, B, C, M, N, K, acc);
+    else fewRowsGeneric(A, B, C, M, N, K, acc);
+    return;
+  }
+  const Kernel kernel = avx2 ? kernelAvx2 : kernelGeneric;
+  packBufA.resize(size_t(MC) * KC);
+  packBufB.resize(size_t(KC) * NC);
+  float* pa = packBufA.data();
+  float* pb = packBufB.data();
+  for (int64_t jc = 0; jc < N; jc += NC) {
+    const int nc = int(std::min<int64_t>(NC, N - jc));
+    for (int64_t pc = 0; pc < K; pc += KC) {
+      const int kc = int(std::min<int64_t>(KC, K - pc));
+      packB(B, pc, kc, jc, nc, pb);
+      const bool add = acc || pc > 0;
+      for (int64_t ic = 0; ic < M; ic += MC) {
+        const int mc = int(std::min<int64_t>(MC, M - ic));
+        packA(A, ic, mc, pc, kc, pa);
+        for (int jr = 0; jr < nc; jr += NR) {
+          const int nr = std::min(NR, nc - jr);
+          for (int ir = 0; ir < mc; ir += MR) {
+            const int mr = std::min(MR, mc - ir);
+            kernel(kc, pa + int64_t(ir) * kc, pb + int64_t(jr) * kc, C + (ic + ir) * N + jc + jr, N, mr, nr, add);
+          }
+        }
+      }
+    }
+  }
+}
+
+}  // namespace
+
+bool gemmUsesAvx2() { return cpuHasAvx2(); }
+
+void gemm(const GemmArgs& g) {
+  const bool avx2 = cpuHasAvx2() && !g.portable;
+  for (int64_t b = 0; b < g.batch; b++) {
+    const View A = g.transA ? View{g.a + b * g.strideA, 1, g.M} : View{g.a + b * g.strideA, g.K, 1};
+    const View B = g.transB ? View{g.b + b * g.strideB, 1, g.K} : View{g.b + b * g.strideB, g.N, 1};
+    float* C = g.c + b * g.M * g.N;
+    gemmOne(A, B, C, g.M, g.N, g.K, g.accumulate, avx2);
+    if (g.bias || g.relu) {
+      for (int64_t i = 0; i < g.M; i++) {
+        float* cr = C + i * g.N;
+        if (g.bias) {
+          if (g.biasSize == 1) for (int64_t j = 0; j < g.N; j++) cr[j] += g.bias[0];
+          else for (int64_t j = 0; j < g.N; j++) cr[j] += g.bias[j];
+        }
+        if (g.relu) for (int64_t j = 0; j < g.N; j++) cr[j] = cr[j] > 0.0f ? cr[j] : 0.0f;
+      }
+    }
+  }
+}
+
+}  // namespace colloquy
