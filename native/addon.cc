@@ -1,9 +1,12 @@
 // N-API binding of native/gemm.cc (see native/README.md). Context-aware: loads in worker threads.
 //
-//   gemm(a, aOff, b, bOff, c, cOff, batch, M, N, K, strideA, strideB, flags, bias, biasOff, biasSize)
+//   gemm(a, aOff, b, bOff, c, cOff, batch, M, N, K, strideA, strideB, flags, bias, biasOff, biasSize, act, alpha)
 //     a, b, c: Float32Array (any buffer, the wasm heap included); offsets in elements;
-//     flags: 1 transA, 2 transB, 4 accumulate into C, 8 ReLU, 16 portable kernel; bias: Float32Array or null.
+//     flags: 1 transA, 2 transB, 4 accumulate into C, 8 ReLU, 16 portable kernel; bias: Float32Array or null;
+//     act: 0 none, 1 relu6, 2 leaky relu (alpha), 3 sigmoid, 4 elu (after the bias).
 //   info() → { avx2: boolean }
+//   logSoftmaxRows, crossEntropyForward/Backward, attentionForward/Backward, attendCached: see nn.h
+//   (argument order in the comments above each binding below).
 #include <node_api.h>
 
 #include <cmath>
@@ -11,6 +14,7 @@
 #include <string>
 
 #include "gemm.h"
+#include "nn.h"
 
 namespace {
 
@@ -55,8 +59,8 @@ bool fits(napi_env env, const char* name, int64_t off, int64_t need, int64_t len
 }
 
 napi_value Gemm(napi_env env, napi_callback_info info) {
-  size_t argc = 16;
-  napi_value argv[16];
+  size_t argc = 18;
+  napi_value argv[18];
   if (!check(env, napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr))) return nullptr;
   if (argc < 13) {
     napi_throw_type_error(env, "ERR_NATIVE_ARG", "gemm: expected at least 13 arguments");
@@ -91,10 +95,197 @@ napi_value Gemm(napi_env env, napi_callback_info info) {
         !fits(env, "c", cOff, batch * M * N, cLen))
       return nullptr;
   }
+  int64_t act = 0;
+  double alpha = 0;
+  if (argc >= 17 && !num(env, argv[16], "act", &act)) return nullptr;
+  if (argc >= 18 && (napi_get_value_double(env, argv[17], &alpha) != napi_ok || !std::isfinite(alpha))) {
+    napi_throw_type_error(env, "ERR_NATIVE_ARG", "gemm: alpha must be a finite number");
+    return nullptr;
+  }
+  if (act > 4) {
+    napi_throw_range_error(env, "ERR_NATIVE_ARG", "gemm: act must be 0-4");
+    return nullptr;
+  }
   colloquy::GemmArgs g{a + aOff, b + bOff, c + cOff, batch, M, N, K, sA, sB,
                        (flags & 1) != 0, (flags & 2) != 0, (flags & 4) != 0,
-                       bias ? bias + biasOff : nullptr, biasSize, (flags & 8) != 0, (flags & 16) != 0};
+                       bias ? bias + biasOff : nullptr, biasSize, (flags & 8) != 0, (flags & 16) != 0,
+                       int(act), float(alpha)};
   colloquy::gemm(g);
+  return nullptr;
+}
+
+
+// Positional arguments of a call, read with checks; the first failure throws and sets `ok`.
+struct Args {
+  napi_env env;
+  const char* fn;
+  napi_value argv[16];
+  size_t argc = 16;
+  bool ok = true;
+  Args(napi_env e, napi_callback_info info, const char* name, size_t need) : env(e), fn(name) {
+    if (napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr) != napi_ok || argc < need) fail("wrong number of arguments");
+  }
+  void fail(const std::string& why) {
+    if (!ok) return;
+    ok = false;
+    napi_throw_type_error(env, "ERR_NATIVE_ARG", (std::string(fn) + ": " + why).c_str());
+  }
+  bool isNull(size_t i) {
+    napi_valuetype t;
+    return i >= argc || napi_typeof(env, argv[i], &t) != napi_ok || t == napi_null || t == napi_undefined;
+  }
+  template <typename T>
+  T* typed(size_t i, napi_typedarray_type want, int64_t need, bool nullable = false) {
+    if (!ok) return nullptr;
+    if (nullable && isNull(i)) return nullptr;
+    bool is = false;
+    napi_typedarray_type type;
+    size_t length = 0, offset = 0;
+    void* ptr = nullptr;
+    napi_value ab;
+    if (napi_is_typedarray(env, argv[i], &is) != napi_ok || !is ||
+        napi_get_typedarray_info(env, argv[i], &type, &length, &ptr, &ab, &offset) != napi_ok || type != want) {
+      fail("argument " + std::to_string(i) + (want == napi_float32_array ? " must be a Float32Array" : " must be an Int32Array"));
+      return nullptr;
+    }
+    if (int64_t(length) < need) { fail("argument " + std::to_string(i) + " is too short for the shapes given"); return nullptr; }
+    return static_cast<T*>(ptr);
+  }
+  float* f32(size_t i, int64_t need, bool nullable = false) { return typed<float>(i, napi_float32_array, need, nullable); }
+  int32_t* i32(size_t i, int64_t need, bool nullable = false) { return typed<int32_t>(i, napi_int32_array, need, nullable); }
+  int64_t integer(size_t i) {
+    if (!ok) return 0;
+    double d = 0;
+    if (napi_get_value_double(env, argv[i], &d) != napi_ok || !std::isfinite(d) || d < 0 || d != std::floor(d) || d > 2147483647.0) {
+      fail("argument " + std::to_string(i) + " must be a non-negative integer");
+      return 0;
+    }
+    return int64_t(d);
+  }
+  double number(size_t i) {
+    double d = 0;
+    if (ok && (napi_get_value_double(env, argv[i], &d) != napi_ok || !std::isfinite(d))) fail("argument " + std::to_string(i) + " must be a finite number");
+    return d;
+  }
+};
+
+napi_value number(napi_env env, double v) {
+  napi_value r;
+  napi_create_double(env, v, &r);
+  return r;
+}
+
+// logSoftmaxRows(x: Float32Array, rows, n): in place.
+napi_value LogSoftmaxRows(napi_env env, napi_callback_info info) {
+  Args a(env, info, "logSoftmaxRows", 3);
+  const int64_t rows = a.integer(1), n = a.integer(2);
+  float* x = a.f32(0, rows * n);
+  if (a.ok) colloquy::logSoftmaxRows(x, rows, n);
+  return nullptr;
+}
+
+// crossEntropyForward(h, E, targets: Int32Array, weights | null, n, V, d, P) → mean loss
+napi_value CrossEntropyForward(napi_env env, napi_callback_info info) {
+  Args a(env, info, "crossEntropyForward", 8);
+  const int64_t n = a.integer(4), V = a.integer(5), d = a.integer(6);
+  const float* h = a.f32(0, n * d);
+  const float* E = a.f32(1, V * d);
+  const int32_t* y = a.i32(2, n);
+  const float* w = a.f32(3, n, true);
+  float* P = a.f32(7, n * V);
+  if (!a.ok) return nullptr;
+  for (int64_t i = 0; i < n; i++) if (y[i] < 0 || y[i] >= V) { a.fail("target outside the vocabulary"); return nullptr; }
+  return number(env, colloquy::crossEntropyForward(h, E, y, w, n, V, d, P));
+}
+
+// crossEntropyBackward(h, E, P, targets, weights | null, n, V, d, scale, dh, dE)
+napi_value CrossEntropyBackward(napi_env env, napi_callback_info info) {
+  Args a(env, info, "crossEntropyBackward", 11);
+  const int64_t n = a.integer(5), V = a.integer(6), d = a.integer(7);
+  const double scale = a.number(8);
+  const float* h = a.f32(0, n * d);
+  const float* E = a.f32(1, V * d);
+  float* P = a.f32(2, n * V);
+  const int32_t* y = a.i32(3, n);
+  const float* w = a.f32(4, n, true);
+  float* dh = a.f32(9, n * d);
+  float* dE = a.f32(10, V * d);
+  if (!a.ok) return nullptr;
+  for (int64_t i = 0; i < n; i++) if (y[i] < 0 || y[i] >= V) { a.fail("target outside the vocabulary"); return nullptr; }
+  colloquy::crossEntropyBackward(h, E, P, y, w, n, V, d, float(scale), dh, dE);
+  return nullptr;
+}
+
+bool startsOk(Args& a, const int32_t* starts, int64_t B, int64_t T) {
+  if (starts) for (int64_t b = 0; b < B; b++) if (starts[b] < 0 || starts[b] >= T) { a.fail("starts must lie in [0, T)"); return false; }
+  return a.ok;
+}
+
+// attentionForward(qkv, B, T, H, hd, starts | null, out, P)
+napi_value AttentionForward(napi_env env, napi_callback_info info) {
+  Args a(env, info, "attentionForward", 8);
+  const int64_t B = a.integer(1), T = a.integer(2), H = a.integer(3), hd = a.integer(4);
+  const float* qkv = a.f32(0, B * T * 3 * H * hd);
+  const int32_t* starts = a.i32(5, B, true);
+  float* out = a.f32(6, B * T * H * hd);
+  float* P = a.f32(7, B * H * T * T);
+  if (startsOk(a, starts, B, T)) colloquy::attentionForward(qkv, int(B), int(T), int(H), int(hd), starts, out, P);
+  return nullptr;
+}
+
+// attentionBackward(qkv, dout, P, B, T, H, hd, starts | null, dqkv)
+napi_value AttentionBackward(napi_env env, napi_callback_info info) {
+  Args a(env, info, "attentionBackward", 9);
+  const int64_t B = a.integer(3), T = a.integer(4), H = a.integer(5), hd = a.integer(6);
+  const float* qkv = a.f32(0, B * T * 3 * H * hd);
+  const float* dout = a.f32(1, B * T * H * hd);
+  const float* P = a.f32(2, B * H * T * T);
+  const int32_t* starts = a.i32(7, B, true);
+  float* dqkv = a.f32(8, B * T * 3 * H * hd);
+  if (startsOk(a, starts, B, T)) colloquy::attentionBackward(qkv, dout, P, int(B), int(T), int(H), int(hd), starts, dqkv);
+  return nullptr;
+}
+
+// attendCached(qkv, qkvOff, K, V, slot, H, hd, C, out, outOff)
+napi_value AttendCached(napi_env env, napi_callback_info info) {
+  Args a(env, info, "attendCached", 10);
+  const int64_t qOff = a.integer(1), slot = a.integer(4), H = a.integer(5), hd = a.integer(6), C = a.integer(7), oOff = a.integer(9);
+  if (a.ok && slot >= C) a.fail("slot must be below the context length");
+  const float* qkv = a.f32(0, qOff + 3 * H * hd);
+  float* K = a.f32(2, H * C * hd);
+  float* V = a.f32(3, H * C * hd);
+  float* out = a.f32(8, oOff + H * hd);
+  if (a.ok) colloquy::attendCached(qkv + qOff, K, V, int(slot), int(H), int(hd), int(C), out + oOff);
+  return nullptr;
+}
+
+// layerNormForward(x, n, d, g, b, eps, xhat, rstd, out)
+napi_value LayerNormForward(napi_env env, napi_callback_info info) {
+  Args a(env, info, "layerNormForward", 9);
+  const int64_t n = a.integer(1), d = a.integer(2);
+  const double eps = a.number(5);
+  const float* x = a.f32(0, n * d);
+  const float* g = a.f32(3, d);
+  const float* b = a.f32(4, d);
+  float* xhat = a.f32(6, n * d);
+  float* rstd = a.f32(7, n);
+  float* out = a.f32(8, n * d);
+  if (a.ok) colloquy::layerNormForward(x, n, d, g, b, float(eps), xhat, rstd, out);
+  return nullptr;
+}
+
+// layerNormBackward(dy, xhat, rstd, g, n, d, dx, dg, db)
+napi_value LayerNormBackward(napi_env env, napi_callback_info info) {
+  Args a(env, info, "layerNormBackward", 9);
+  const int64_t n = a.integer(4), d = a.integer(5);
+  const float* dy = a.f32(0, n * d);
+  const float* xhat = a.f32(1, n * d);
+  const float* rstd = a.f32(2, n);
+  const float* g = a.f32(3, d);
+  float* dx = a.f32(6, n * d);
+  float* dg = a.f32(7, d);
+  float* db = a.f32(8, d);
+  if (a.ok) colloquy::layerNormBackward(dy, xhat, rstd, g, n, d, dx, dg, db);
   return nullptr;
 }
 
@@ -112,7 +303,14 @@ NAPI_MODULE_INIT() {
   napi_value fn;
   napi_create_function(env, "gemm", NAPI_AUTO_LENGTH, Gemm, nullptr, &fn);
   napi_set_named_property(env, exports, "gemm", fn);
-  napi_create_function(env, "info", NAPI_AUTO_LENGTH, Info, nullptr, &fn);
-  napi_set_named_property(env, exports, "info", fn);
+  const struct { const char* name; napi_callback cb; } fns[] = {
+      {"info", Info}, {"logSoftmaxRows", LogSoftmaxRows}, {"crossEntropyForward", CrossEntropyForward},
+      {"crossEntropyBackward", CrossEntropyBackward}, {"attentionForward", AttentionForward},
+      {"attentionBackward", AttentionBackward}, {"attendCached", AttendCached},
+      {"layerNormForward", LayerNormForward}, {"layerNormBackward", LayerNormBackward}};
+  for (const auto& f : fns) {
+    napi_create_function(env, f.name, NAPI_AUTO_LENGTH, f.cb, nullptr, &fn);
+    napi_set_named_property(env, exports, f.name, fn);
+  }
   return exports;
 }

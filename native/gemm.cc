@@ -115,6 +115,7 @@ void kernelAvx2(int kc, const float* a, const float* b, float* c, int64_t ldc, i
   } else {
     c00 = c01 = c10 = c11 = c20 = c21 = c30 = c31 = c40 = c41 = c50 = c51 = _mm256_setzero_ps();
   }
+#pragma GCC unroll 4
   for (int k = 0; k < kc; k++) {
     const __m256 b0 = _mm256_loadu_ps(b), b1 = _mm256_loadu_ps(b + 8);
     __m256 av = _mm256_broadcast_ss(a);
@@ -267,7 +268,7 @@ void gemm(const GemmArgs& g) {
     const View B = g.transB ? View{g.b + b * g.strideB, 1, g.K} : View{g.b + b * g.strideB, g.N, 1};
     float* C = g.c + b * g.M * g.N;
     gemmOne(A, B, C, g.M, g.N, g.K, g.accumulate, avx2);
-    if (g.bias || g.relu) {
+    if (g.bias || g.relu || g.act) {
       for (int64_t i = 0; i < g.M; i++) {
         float* cr = C + i * g.N;
         if (g.bias) {
@@ -275,6 +276,13 @@ void gemm(const GemmArgs& g) {
           else for (int64_t j = 0; j < g.N; j++) cr[j] += g.bias[j];
         }
         if (g.relu) for (int64_t j = 0; j < g.N; j++) cr[j] = cr[j] > 0.0f ? cr[j] : 0.0f;
+        switch (g.act) {
+          case 1: for (int64_t j = 0; j < g.N; j++) cr[j] = std::min(6.0f, std::max(0.0f, cr[j])); break;
+          case 2: for (int64_t j = 0; j < g.N; j++) cr[j] = cr[j] < 0.0f ? g.alpha * cr[j] : cr[j]; break;
+          case 3: for (int64_t j = 0; j < g.N; j++) cr[j] = 1.0f / (1.0f + std::exp(-cr[j])); break;
+          case 4: for (int64_t j = 0; j < g.N; j++) cr[j] = cr[j] < 0.0f ? std::expm1(cr[j]) : cr[j]; break;
+          default: break;
+        }
       }
     }
   }

@@ -17,6 +17,8 @@ struct GemmArgs {
   int64_t biasSize;
   bool relu;
   bool portable;  // force the portable kernel (tests)
+  int act;        // after bias: 0 none (or relu above), 1 relu6, 2 leaky relu (alpha), 3 sigmoid, 4 elu
+  float alpha;
 };
 
 void gemm(const GemmArgs& g);

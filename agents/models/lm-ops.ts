@@ -13,8 +13,14 @@
  *   Float32Arrays (memory-bound work, where a JS loop beats a chain of small kernels);
  * - the output projection, softmax and cross-entropy are one op whose gradient is `p − onehot`.
  * Library code: `@tensorflow/tfjs` public API only, so every op also runs on other backends.
+ *
+ * When the project's native addon is built (native/, agents/models/native.ts), matMuls run its
+ * AVX2 kernels (transpose flags then cost nothing, so they are used instead of explicit
+ * transposes), and attention, the output cross-entropy and log-softmax run as native functions
+ * on the same Float32Arrays, with the same hand-written gradients.
  */
 import * as tf from '@tensorflow/tfjs';
+import { nativeKernelsActive, nativeNN } from './native.ts';
 
 type Saver = tf.GradSaveFunc;
 
@@ -85,10 +91,17 @@ export function layerNorm(x: tf.Tensor2D, gamma: tf.Tensor1D, beta: tf.Tensor1D,
   const f = tf.customGrad((xi: tf.Tensor | Saver, gi: tf.Tensor | Saver, bi: tf.Tensor | Saver) => {
     const gd = readF32(gi as tf.Tensor);
     const xhat = new Float32Array(n * d), rstd = new Float32Array(n), out = new Float32Array(n * d);
-    layerNormForward(readF32(xi as tf.Tensor), n, d, gd, readF32(bi as tf.Tensor), eps, xhat, rstd, out);
+    const nn = nativeNN();
+    if (nn) nn.layerNormForward(readF32(xi as tf.Tensor), n, d, gd, readF32(bi as tf.Tensor), eps, xhat, rstd, out);
+    else layerNormForward(readF32(xi as tf.Tensor), n, d, gd, readF32(bi as tf.Tensor), eps, xhat, rstd, out);
     return {
       value: tf.tensor2d(out, [n, d]),
       gradFunc: (dy: tf.Tensor) => {
+        if (nn) {
+          const dx = new Float32Array(n * d), dg = new Float32Array(d), db = new Float32Array(d);
+          nn.layerNormBackward(readF32(dy), xhat, rstd, gd, n, d, dx, dg, db);
+          return [tf.tensor2d(dx, [n, d]), tf.tensor1d(dg), tf.tensor1d(db)];
+        }
         const dx = new Float32Array(n * d), dg = new Float64Array(d), db = new Float64Array(d);
         layerNormBackward(readF32(dy), xhat, rstd, gd, n, d, dx, dg, db);
         return [tf.tensor2d(dx, [n, d]), tf.tensor1d(Float32Array.from(dg)), tf.tensor1d(Float32Array.from(db))];
@@ -173,8 +186,9 @@ export function linear(x: tf.Tensor2D, W: tf.Tensor2D, b: tf.Tensor1D, relu = fa
       gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
         const [xs, ws, ys] = saved as [tf.Tensor2D, tf.Tensor2D, tf.Tensor2D?];
         const g = (relu ? tf.mul(dy, tf.step(ys!)) : dy) as tf.Tensor2D;
-        const dx = tf.matMul(g, tf.transpose(ws));
-        const dW = tf.matMul(tf.transpose(xs), g);
+        const flags = nativeKernelsActive();
+        const dx = flags ? tf.matMul(g, ws, false, true) : tf.matMul(g, tf.transpose(ws));
+        const dW = flags ? tf.matMul(xs, g, true, false) : tf.matMul(tf.transpose(xs), g);
         const db = tf.reshape(tf.matMul(tf.ones([1, g.shape[0]]), g), [g.shape[1]]);
         return [dx, dW, db];
       },
@@ -240,6 +254,24 @@ export function attention(qkv: tf.Tensor2D, shape: AttentionShape): tf.Tensor2D 
   const { B, T, H, starts } = shape;
   const d3 = qkv.shape[1], d = d3 / 3, hd = d / H;
   if (!Number.isInteger(hd)) throw new RangeError(`attention: width ${d} is not divisible by ${H} heads`);
+  const nn = nativeNN();
+  if (nn) {
+    const native = tf.customGrad((qi: tf.Tensor | Saver) => {
+      const a = readF32(qi as tf.Tensor);
+      shape.capture?.(a);
+      const out = new Float32Array(B * T * d), P = new Float32Array(B * H * T * T);
+      nn.attentionForward(a, B, T, H, hd, starts, out, P);
+      return {
+        value: tf.tensor2d(out, [B * T, d]),
+        gradFunc: (dy: tf.Tensor) => {
+          const dqkv = new Float32Array(B * T * d3);
+          nn.attentionBackward(a, readF32(dy), P, B, T, H, hd, starts, dqkv);
+          return tf.tensor2d(dqkv, [B * T, d3]);
+        },
+      };
+    });
+    return native(qkv) as tf.Tensor2D;
+  }
   const scale = 1 / Math.sqrt(hd);
   const BH = B * H, th = T * hd;
   const f = tf.customGrad((qi: tf.Tensor | Saver, save: tf.Tensor | Saver) => {
@@ -374,6 +406,24 @@ export function outputCrossEntropy(h: tf.Tensor2D, E: tf.Tensor2D, targets: Int3
     if (y < 0 || y >= V) throw new RangeError(`target ${y} outside the vocabulary [0, ${V})`);
     flat[i] = i * V + y; idx2[2 * i] = i; idx2[2 * i + 1] = y;
   }
+  const nn = nativeNN();
+  if (nn) {
+    const d = E.shape[1];
+    const native = tf.customGrad((hi: tf.Tensor | Saver, ei: tf.Tensor | Saver) => {
+      const hd = readF32(hi as tf.Tensor), ed = readF32(ei as tf.Tensor);
+      const P = new Float32Array(n * V);
+      const loss = nn.crossEntropyForward(hd, ed, targets, weights, n, V, d, P);
+      return {
+        value: tf.scalar(loss),
+        gradFunc: (dy: tf.Tensor) => {
+          const dh = new Float32Array(n * d), dE = new Float32Array(V * d);
+          nn.crossEntropyBackward(hd, ed, P, targets, weights, n, V, d, readF32(dy)[0]! / wsum, dh, dE);
+          return [tf.tensor2d(dh, [n, d]), tf.tensor2d(dE, [V, d])];
+        },
+      };
+    });
+    return native(h, E) as tf.Scalar;
+  }
   const f = tf.customGrad((hi: tf.Tensor | Saver, ei: tf.Tensor | Saver, save: tf.Tensor | Saver) => {
     const ht = hi as tf.Tensor2D, et = ei as tf.Tensor2D;
     const p = tf.tidy(() => tf.softmax(tf.matMul(ht, tf.transpose(et))));
@@ -401,12 +451,19 @@ export function outputCrossEntropy(h: tf.Tensor2D, E: tf.Tensor2D, targets: Int3
 
 /** Logits h·Eᵀ for a few rows, as one Float32Array [n·V]. */
 export function logitsRows(h: tf.Tensor2D, E: tf.Tensor2D): Float32Array {
-  return tidyRead(() => tf.matMul(h, tf.transpose(E)));
+  return tidyRead(() => matMulTransposedB(h, E));
+}
+
+/** a·bᵀ: a transpose flag with the native kernels, an explicit transpose otherwise (faster on plain wasm). */
+export function matMulTransposedB(a: tf.Tensor2D, b: tf.Tensor2D): tf.Tensor2D {
+  return nativeKernelsActive() ? tf.matMul(a, b, false, true) : tf.matMul(a, tf.transpose(b));
 }
 
 /** In-place log-softmax of each length-V row of `x` (float64 accumulation). */
 export function logSoftmaxRows(x: Float32Array, V: number): Float32Array {
   const n = x.length / V;
+  const nn = nativeNN();
+  if (nn) { nn.logSoftmaxRows(x, n, V); return x; }
   for (let r = 0; r < n; r++) {
     const o = r * V;
     let m = -Infinity;

@@ -20,7 +20,7 @@ import { Rng } from '../../env/rng.ts';
 import { BadConfig } from '../../env/errors.ts';
 import { validateConfig } from '../../configs/load.ts';
 import { LMArchSchema, type LMConfig } from '../../configs/models/schema.ts';
-import { attention, embed, layerNorm, linear, logSoftmaxRows, outputCrossEntropy, readF32, tidyRead, windowStart } from './lm-ops.ts';
+import { attention, embed, layerNorm, linear, logSoftmaxRows, matMulTransposedB, outputCrossEntropy, readF32, tidyRead, windowStart } from './lm-ops.ts';
 export { windowStart } from './lm-ops.ts';
 import { LMSession, generate, type GenerateOptions, type GenerateResult } from './sampler.ts';
 
@@ -210,7 +210,7 @@ export class TransformerLM {
     const logits = tidyRead(() => {
       const h = this.hidden(ids, B, T, { starts: starts.some(s => s > 0) ? starts : null });
       const last = tf.gather(h, tf.tensor1d(rows.map((_, b) => b * T + T - 1), 'int32')) as tf.Tensor2D;
-      return tf.matMul(last, tf.transpose(this.outputMatrix()));
+      return matMulTransposedB(last, this.outputMatrix());
     });
     return rows.map((_, b) => logits.slice(b * V, (b + 1) * V));
   }
@@ -262,7 +262,7 @@ export class TransformerLM {
       });
       const logits = tidyRead(() => {
         const h = this.hidden(ids, B, Tg, { starts: starts.some(s => s > 0) ? starts : null });
-        return tf.matMul(tf.gather(h, tf.tensor1d(need, 'int32')) as tf.Tensor2D, tf.transpose(this.outputMatrix()));
+        return matMulTransposedB(tf.gather(h, tf.tensor1d(need, 'int32')) as tf.Tensor2D, this.outputMatrix());
       });
       logSoftmaxRows(logits, V);
       where.forEach((w, q) => { out[w.row]![w.k] = logits[q * V + w.y]!; });

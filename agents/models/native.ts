@@ -6,8 +6,8 @@
  * module replaces the wasm backend's `BatchMatMul` and `_FusedMatMul` kernels with ones that run
  * the addon directly on the wasm heap (no copies): 45–65 GFLOP/s on the same core, transposes
  * included. Everything else — tensors, autodiff, the other kernels — stays TF.js. Inputs the
- * addon does not handle (other dtypes, activations, bias shapes, broadcasts) go to the original
- * kernel. `COLLOQUY_NATIVE=0` turns it off.
+ * addon does not handle (other dtypes, PReLU, bias shapes, broadcasts) go to the original kernel.
+ * `COLLOQUY_NATIVE=0` turns it off.
  */
 import * as tf from '@tensorflow/tfjs';
 import { createRequire } from 'node:module';
@@ -18,12 +18,28 @@ import path from 'node:path';
 export interface NativeAddon {
   gemm(a: Float32Array, aOff: number, b: Float32Array, bOff: number, c: Float32Array, cOff: number,
     batch: number, M: number, N: number, K: number, strideA: number, strideB: number, flags: number,
-    bias?: Float32Array | null, biasOff?: number, biasSize?: number): void;
+    bias?: Float32Array | null, biasOff?: number, biasSize?: number, act?: number, alpha?: number): void;
   info(): { avx2: boolean };
+  /** In-place log-softmax of each length-n row. */
+  logSoftmaxRows(x: Float32Array, rows: number, n: number): void;
+  /** Mean (weighted) NLL of targets under softmax(h·Eᵀ); fills P [n, V] with the probabilities. */
+  crossEntropyForward(h: Float32Array, E: Float32Array, targets: Int32Array, weights: Float32Array | null, n: number, V: number, d: number, P: Float32Array): number;
+  /** dh, dE of `scale`·Σ w·NLL from the forward pass's P (overwritten). */
+  crossEntropyBackward(h: Float32Array, E: Float32Array, P: Float32Array, targets: Int32Array, weights: Float32Array | null,
+    n: number, V: number, d: number, scale: number, dh: Float32Array, dE: Float32Array): void;
+  /** Causal attention on packed q|k|v [B·T, 3d] → out [B·T, d]; P [B·H, T, T] gets the weights. */
+  attentionForward(qkv: Float32Array, B: number, T: number, H: number, hd: number, starts: Int32Array | null, out: Float32Array, P: Float32Array): void;
+  attentionBackward(qkv: Float32Array, dout: Float32Array, P: Float32Array, B: number, T: number, H: number, hd: number, starts: Int32Array | null, dqkv: Float32Array): void;
+  /** One q|k|v row (at qkvOff) against a KV cache [H, C, hd]: stores k, v at `slot`, writes the attended row at outOff. */
+  layerNormForward(x: Float32Array, n: number, d: number, g: Float32Array, b: Float32Array, eps: number, xhat: Float32Array, rstd: Float32Array, out: Float32Array): void;
+  layerNormBackward(dy: Float32Array, xhat: Float32Array, rstd: Float32Array, g: Float32Array, n: number, d: number, dx: Float32Array, dg: Float32Array, db: Float32Array): void;
+  attendCached(qkv: Float32Array, qkvOff: number, K: Float32Array, V: Float32Array, slot: number, H: number, hd: number, C: number, out: Float32Array, outOff: number): void;
 }
 
 /** `gemm` flags. */
 export const GEMM = { transA: 1, transB: 2, accumulate: 4, relu: 8, portable: 16 } as const;
+/** `gemm` activations after the bias (ReLU is the flag above). */
+const ACT: Record<string, number> = { linear: 0, relu: 0, relu6: 1, leakyrelu: 2, sigmoid: 3, elu: 4 };
 
 const ADDON = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', '..', 'native', 'build', 'Release', 'colloquy_native.node');
 
@@ -67,7 +83,7 @@ const size = (shape: number[]) => shape.reduce((a, b) => a * b, 1);
  * The matmul of `inputs.a`, `inputs.b` on the heap, or null when the original kernel must run.
  * `bias` (rank 1, length N or 1) and ReLU are fused when given.
  */
-function nativeMatMul(addon: NativeAddon, args: KernelArgs, bias: tf.TensorInfo | null, relu: boolean): tf.TensorInfo | null {
+function nativeMatMul(addon: NativeAddon, args: KernelArgs, bias: tf.TensorInfo | null, activation = 'linear', alpha = 0): tf.TensorInfo | null {
   const { a, b } = args.inputs as { a: tf.TensorInfo; b: tf.TensorInfo };
   const { transposeA, transposeB } = args.attrs as { transposeA: boolean; transposeB: boolean };
   if (a.dtype !== 'float32' || b.dtype !== 'float32' || (bias && bias.dtype !== 'float32')) return null;
@@ -97,13 +113,21 @@ function nativeMatMul(addon: NativeAddon, args: KernelArgs, bias: tf.TensorInfo 
   if (batch * M * N === 0) return out;
   const h = heap(backend); // after makeOutput: it may have grown the heap
   const off = (t: tf.TensorInfo) => backend.dataIdMap.get(t.dataId)!.memoryOffset >> 2;
-  const flags = (transposeA ? GEMM.transA : 0) | (transposeB ? GEMM.transB : 0) | (relu ? GEMM.relu : 0);
+  const flags = (transposeA ? GEMM.transA : 0) | (transposeB ? GEMM.transB : 0) | (activation === 'relu' ? GEMM.relu : 0);
   addon.gemm(h, off(a), h, off(b), h, off(out), batch, M, N, Ka, batchA === 1 ? 0 : M * Ka, batchB === 1 ? 0 : Ka * N, flags,
-    bias ? h : null, bias ? off(bias) : 0, biasSize);
+    bias ? h : null, bias ? off(bias) : 0, biasSize, ACT[activation] ?? 0, alpha);
   return out;
 }
 
 let installed: string | null = null;
+let enabled = true;
+
+/**
+ * Turn the native paths off (true → on again) without unloading anything: the replaced kernels
+ * call the original wasm ones and the LM ops take their JS paths. For tests and benchmarks that
+ * compare the two in one process.
+ */
+export function setNativeEnabled(on: boolean): void { enabled = on; }
 
 /**
  * Replace the wasm backend's BatchMatMul and _FusedMatMul with the native ones. Returns a feature
@@ -125,18 +149,29 @@ export function installNativeWasmKernels(): { feature: string | null; why: strin
     tf.unregisterKernel(name, 'wasm');
     tf.registerKernel({ kernelName: name, backendName: 'wasm', kernelFunc: fn as unknown as tf.KernelFunc, disposeFunc: k.disposeFunc });
   };
-  replace('BatchMatMul', args => nativeMatMul(addon, args, null, false) ?? originals.get('BatchMatMul')!(args));
+  replace('BatchMatMul', args => (enabled ? nativeMatMul(addon, args, null) : null) ?? originals.get('BatchMatMul')!(args));
+  // (The original wasm _FusedMatMul of tfjs 4.22 adds the bias wrongly for batched or transposed
+  // inputs; these cases are all handled here, except PReLU.)
   replace('_FusedMatMul', args => {
-    const { activation } = args.attrs as { activation?: string };
+    const { activation, leakyreluAlpha } = args.attrs as { activation?: string; leakyreluAlpha?: number };
     const act = activation ?? 'linear';
-    const ok = (act === 'linear' || act === 'relu') && !args.inputs.preluActivationWeights;
-    return (ok ? nativeMatMul(addon, args, args.inputs.bias ?? null, act === 'relu') : null) ?? originals.get('_FusedMatMul')!(args);
+    const ok = enabled && act in ACT && !args.inputs.preluActivationWeights;
+    return (ok ? nativeMatMul(addon, args, args.inputs.bias ?? null, act, leakyreluAlpha ?? 0.2) : null) ?? originals.get('_FusedMatMul')!(args);
   });
   installed = `native-gemm (${addon.info().avx2 ? 'avx2' : 'portable'})`;
   return { feature: installed, why: '' };
 }
 
+/**
+ * The addon for the LM's own ops on Float32Arrays (attention, cross-entropy, log-softmax, the KV
+ * cache), when it loaded and the backend is wasm or cpu (on tfjs-node, TensorFlow's kernels run).
+ */
+export function nativeNN(): NativeAddon | null {
+  const b = tf.getBackend();
+  return enabled && (b === 'wasm' || b === 'cpu') ? loadNative().addon : null;
+}
+
 /** Whether the native kernels are in place (transposed matMuls then cost no more than plain ones). */
 export function nativeKernelsActive(): boolean {
-  return installed !== null && tf.getBackend() === 'wasm';
+  return enabled && installed !== null && tf.getBackend() === 'wasm';
 }

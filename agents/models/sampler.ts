@@ -19,6 +19,7 @@ import * as tf from '@tensorflow/tfjs';
 import type { Rng } from '../../env/rng.ts';
 import { layerNormRows, logSoftmaxRows, tidyRead, windowStart } from './lm-ops.ts';
 import type { TransformerLM } from './lm.ts';
+import { nativeNN } from './native.ts';
 
 export interface SampleOptions {
   /** Most tokens to sample per row (each row stops earlier on a stop token or sequence). */
@@ -309,6 +310,7 @@ export class LMSession {
     });
     const scale = 1 / Math.sqrt(hd);
     const scores = new Float32Array(C);
+    const nn = nativeNN();
     const mm = (inp: Float32Array, w: string, b: string, relu = false): tf.Tensor =>
       tf.fused.matMul({ a: tf.tensor2d(inp, [A, inp.length / A]), b: m.param(w) as tf.Tensor2D, bias: m.param(b), activation: relu ? 'relu' : 'linear' });
     for (let l = 0; l < c.nLayers; l++) {
@@ -316,7 +318,8 @@ export class LMSession {
       const qkv = tidyRead(() => mm(hbuf, `h${l}.attn.qkv.w`, `h${l}.attn.qkv.b`));
       for (let a = 0; a < A; a++) {
         const r = this.rowsState[rows[a]!]!;
-        attendOne(qkv, a * 3 * d, r.K[l]!, r.V[l]!, slots[a]!, H, hd, C, scale, scores, obuf, a * d);
+        if (nn) nn.attendCached(qkv, a * 3 * d, r.K[l]!, r.V[l]!, slots[a]!, H, hd, C, obuf, a * d);
+        else attendOne(qkv, a * 3 * d, r.K[l]!, r.V[l]!, slots[a]!, H, hd, C, scale, scores, obuf, a * d);
       }
       const y = tidyRead(() => mm(obuf, `h${l}.attn.out.w`, `h${l}.attn.out.b`));
       for (let k = 0; k < A * d; k++) x[k] += y[k]!;

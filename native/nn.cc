@@ -1,0 +1,302 @@
+// The transformer's memory-bound and attention pieces for agents/models/lm-ops.ts and sampler.ts,
+// on plain float arrays (see native/README.md). Matrix products go through gemm.cc.
+#include "nn.h"
+
+#include <immintrin.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <vector>
+
+#include "gemm.h"
+
+namespace colloquy {
+namespace {
+
+bool hasAvx2() {
+  static const bool has = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+  return has;
+}
+
+// e^x for 8 floats (Cephes' polynomial, relative error about 2e-7; inputs below −87 give 0).
+__attribute__((target("avx2,fma"), always_inline)) inline __m256 exp8(__m256 x) {
+  const __m256 hi = _mm256_set1_ps(88.3762626647949f), lo = _mm256_set1_ps(-87.0f);
+  const __m256 under = _mm256_cmp_ps(x, lo, _CMP_LT_OQ);
+  x = _mm256_max_ps(_mm256_min_ps(x, hi), lo);
+  __m256 fx = _mm256_floor_ps(_mm256_fmadd_ps(x, _mm256_set1_ps(1.44269504088896341f), _mm256_set1_ps(0.5f)));
+  x = _mm256_fnmadd_ps(fx, _mm256_set1_ps(0.693359375f), x);
+  x = _mm256_fnmadd_ps(fx, _mm256_set1_ps(-2.12194440e-4f), x);
+  const __m256 z = _mm256_mul_ps(x, x);
+  __m256 y = _mm256_set1_ps(1.9875691500e-4f);
+  y = _mm256_fmadd_ps(y, x, _mm256_set1_ps(1.3981999507e-3f));
+  y = _mm256_fmadd_ps(y, x, _mm256_set1_ps(8.3334519073e-3f));
+  y = _mm256_fmadd_ps(y, x, _mm256_set1_ps(4.1665795894e-2f));
+  y = _mm256_fmadd_ps(y, x, _mm256_set1_ps(1.6666665459e-1f));
+  y = _mm256_fmadd_ps(y, x, _mm256_set1_ps(5.0000001201e-1f));
+  y = _mm256_fmadd_ps(y, z, x);
+  y = _mm256_add_ps(y, _mm256_set1_ps(1.0f));
+  const __m256i e = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvttps_epi32(fx), _mm256_set1_epi32(127)), 23);
+  y = _mm256_mul_ps(y, _mm256_castsi256_ps(e));
+  return _mm256_andnot_ps(under, y);
+}
+
+__attribute__((target("avx2,fma"))) float hmax8(__m256 v) {
+  __m128 m = _mm_max_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+  m = _mm_max_ps(m, _mm_movehl_ps(m, m));
+  m = _mm_max_ss(m, _mm_shuffle_ps(m, m, 1));
+  return _mm_cvtss_f32(m);
+}
+
+__attribute__((target("avx2,fma"))) double hsum8(__m256 v) {
+  alignas(32) float t[8];
+  _mm256_store_ps(t, v);
+  return (double(t[0]) + t[1] + t[2] + t[3]) + (double(t[4]) + t[5] + t[6] + t[7]);
+}
+
+// x[0 … n) ← e^(x − max); returns the sum (float64) and writes the max.
+__attribute__((target("avx2,fma"))) double expShiftAvx2(float* x, int64_t n, float* maxOut) {
+  __m256 mv = _mm256_set1_ps(-INFINITY);
+  int64_t j = 0;
+  for (; j + 8 <= n; j += 8) mv = _mm256_max_ps(mv, _mm256_loadu_ps(x + j));
+  float m = hmax8(mv);
+  for (; j < n; j++) m = std::max(m, x[j]);
+  const __m256 mb = _mm256_set1_ps(m);
+  __m256 s = _mm256_setzero_ps();
+  double tail = 0;
+  j = 0;
+  for (; j + 8 <= n; j += 8) {
+    const __m256 e = exp8(_mm256_sub_ps(_mm256_loadu_ps(x + j), mb));
+    _mm256_storeu_ps(x + j, e);
+    s = _mm256_add_ps(s, e);
+  }
+  for (; j < n; j++) { x[j] = std::exp(x[j] - m); tail += x[j]; }
+  *maxOut = m;
+  return hsum8(s) + tail;
+}
+
+double expShiftGeneric(float* x, int64_t n, float* maxOut) {
+  float m = -INFINITY;
+  for (int64_t j = 0; j < n; j++) m = std::max(m, x[j]);
+  double s = 0;
+  for (int64_t j = 0; j < n; j++) { x[j] = std::exp(x[j] - m); s += x[j]; }
+  *maxOut = m;
+  return s;
+}
+
+double expShift(float* x, int64_t n, float* maxOut) {
+  return hasAvx2() ? expShiftAvx2(x, n, maxOut) : expShiftGeneric(x, n, maxOut);
+}
+
+void mm(const float* a, const float* b, float* c, int64_t M, int64_t N, int64_t K, bool ta, bool tb) {
+  GemmArgs g{a, b, c, 1, M, N, K, 0, 0, ta, tb, false, nullptr, 0, false, false, 0, 0.0f};
+  gemm(g);
+}
+
+// Keys visible to query i of a row left-padded by `start`: [lo, i] (a pad query sees itself only).
+inline int keyLo(int i, int start) { return i < start ? i : start; }
+
+}  // namespace
+
+double logSoftmaxRows(float* x, int64_t rows, int64_t n) {
+  std::vector<float> e(n);
+  for (int64_t r = 0; r < rows; r++) {
+    float* row = x + r * n;
+    std::memcpy(e.data(), row, n * sizeof(float));
+    float m;
+    const double s = expShift(e.data(), n, &m);
+    const float shift = float(double(m) + std::log(s));
+    for (int64_t j = 0; j < n; j++) row[j] -= shift;
+  }
+  return 0;
+}
+
+double crossEntropyForward(const float* h, const float* E, const int32_t* targets, const float* weights,
+                           int64_t n, int64_t V, int64_t d, float* P) {
+  mm(h, E, P, n, V, d, false, true);
+  double loss = 0, wsum = 0;
+  for (int64_t i = 0; i < n; i++) {
+    float* row = P + i * V;
+    const double w = weights ? weights[i] : 1.0;
+    const float ly = row[targets[i]];
+    float m;
+    const double s = expShift(row, V, &m);
+    loss += w * (double(m) + std::log(s) - ly);
+    wsum += w;
+    const float inv = float(1.0 / s);
+    for (int64_t j = 0; j < V; j++) row[j] *= inv;
+  }
+  return wsum > 0 ? loss / wsum : 0;
+}
+
+void crossEntropyBackward(const float* h, const float* E, float* P, const int32_t* targets, const float* weights,
+                          int64_t n, int64_t V, int64_t d, float scale, float* dh, float* dE) {
+  for (int64_t i = 0; i < n; i++) {
+    float* row = P + i * V;
+    row[targets[i]] -= 1.0f;
+    const float f = weights ? weights[i] * scale : scale;
+    for (int64_t j = 0; j < V; j++) row[j] *= f;
+  }
+  mm(P, E, dh, n, d, V, false, false);
+  mm(P, h, dE, V, d, n, true, false);
+}
+
+namespace {
+
+// Head h of sequence b as contiguous T×hd blocks (Q scaled), or their transposes.
+struct Heads {
+  int T, hd, d;
+  std::vector<float> a, b, c, e;
+  Heads(int T_, int hd_, int d_) : T(T_), hd(hd_), d(d_), a(size_t(T_) * hd_), b(size_t(T_) * hd_), c(size_t(T_) * hd_), e(size_t(T_) * hd_) {}
+  // dst[t, j] = src[(row0 + t)·ld + col + j]·s   (transposed: dst[j, t])
+  void take(std::vector<float>& dst, const float* src, int64_t row0, int64_t ld, int col, float s, bool transposed) const {
+    for (int t = 0; t < T; t++) {
+      const float* p = src + (row0 + t) * ld + col;
+      if (transposed) for (int j = 0; j < hd; j++) dst[size_t(j) * T + t] = p[j] * s;
+      else for (int j = 0; j < hd; j++) dst[size_t(t) * hd + j] = p[j] * s;
+    }
+  }
+};
+
+}  // namespace
+
+void attentionForward(const float* qkv, int B, int T, int H, int hd, const int32_t* starts, float* out, float* P) {
+  const int d = H * hd, d3 = 3 * d;
+  const float scale = 1.0f / std::sqrt(float(hd));
+  Heads hs(T, hd, d);
+  std::vector<float> o(size_t(T) * hd);
+  for (int b = 0; b < B; b++) {
+    const int start = starts ? starts[b] : 0;
+    for (int h = 0; h < H; h++) {
+      float* S = P + (int64_t(b) * H + h) * T * T;
+      hs.take(hs.a, qkv, int64_t(b) * T, d3, h * hd, scale, false);    // Q·scale [T, hd]
+      hs.take(hs.b, qkv, int64_t(b) * T, d3, d + h * hd, 1.0f, true);  // Kᵀ [hd, T]
+      hs.take(hs.c, qkv, int64_t(b) * T, d3, 2 * d + h * hd, 1.0f, false);  // V [T, hd]
+      mm(hs.a.data(), hs.b.data(), S, T, T, hd, false, false);
+      for (int i = 0; i < T; i++) {
+        float* row = S + int64_t(i) * T;
+        const int lo = keyLo(i, start);
+        float m;
+        const float inv = float(1.0 / expShift(row + lo, i - lo + 1, &m));
+        for (int j = 0; j < lo; j++) row[j] = 0.0f;
+        for (int j = lo; j <= i; j++) row[j] *= inv;
+        for (int j = i + 1; j < T; j++) row[j] = 0.0f;
+      }
+      mm(S, hs.c.data(), o.data(), T, hd, T, false, false);
+      for (int t = 0; t < T; t++) std::memcpy(out + (int64_t(b) * T + t) * d + h * hd, o.data() + size_t(t) * hd, hd * sizeof(float));
+    }
+  }
+}
+
+void attentionBackward(const float* qkv, const float* dout, const float* P, int B, int T, int H, int hd, const int32_t* starts, float* dqkv) {
+  const int d = H * hd, d3 = 3 * d;
+  const float scale = 1.0f / std::sqrt(float(hd));
+  Heads hs(T, hd, d);
+  std::vector<float> dP(size_t(T) * T), dQ(size_t(T) * hd), dK(size_t(T) * hd), dV(size_t(T) * hd);
+  for (int b = 0; b < B; b++) {
+    const int start = starts ? starts[b] : 0;
+    for (int h = 0; h < H; h++) {
+      const float* Pb = P + (int64_t(b) * H + h) * T * T;
+      hs.take(hs.a, qkv, int64_t(b) * T, d3, h * hd, scale, false);          // Q·scale [T, hd]
+      hs.take(hs.b, qkv, int64_t(b) * T, d3, d + h * hd, 1.0f, false);       // K [T, hd]
+      hs.take(hs.c, qkv, int64_t(b) * T, d3, 2 * d + h * hd, 1.0f, true);    // Vᵀ [hd, T]
+      hs.take(hs.e, dout, int64_t(b) * T, d, h * hd, 1.0f, false);           // dO [T, hd]
+      mm(hs.e.data(), hs.c.data(), dP.data(), T, T, hd, false, false);       // dP = dO·Vᵀ
+      mm(Pb, hs.e.data(), dV.data(), T, hd, T, true, false);                 // dV = Pᵀ·dO
+      for (int i = 0; i < T; i++) {                                          // dS = P ⊙ (dP − Σ dP⊙P)
+        float* g = dP.data() + size_t(i) * T;
+        const float* p = Pb + int64_t(i) * T;
+        const int lo = keyLo(i, start);
+        double dot = 0;
+        for (int j = lo; j <= i; j++) dot += double(g[j]) * p[j];
+        const float df = float(dot);
+        for (int j = 0; j < T; j++) g[j] = (j >= lo && j <= i) ? p[j] * (g[j] - df) : 0.0f;
+      }
+      mm(dP.data(), hs.b.data(), dQ.data(), T, hd, T, false, false);         // dQs = dS·K
+      mm(dP.data(), hs.a.data(), dK.data(), T, hd, T, true, false);          // dK = dSᵀ·Qs
+      for (int t = 0; t < T; t++) {
+        float* row = dqkv + (int64_t(b) * T + t) * d3 + h * hd;
+        for (int j = 0; j < hd; j++) {
+          row[j] = dQ[size_t(t) * hd + j] * scale;
+          row[d + j] = dK[size_t(t) * hd + j];
+          row[2 * d + j] = dV[size_t(t) * hd + j];
+        }
+      }
+    }
+  }
+}
+
+void attendCached(const float* qkv, float* Kc, float* Vc, int slot, int H, int hd, int C, float* out) {
+  const int d = H * hd;
+  const float scale = 1.0f / std::sqrt(float(hd));
+  std::vector<float> s(size_t(slot) + 1);
+  for (int h = 0; h < H; h++) {
+    float* K = Kc + int64_t(h) * C * hd;
+    float* V = Vc + int64_t(h) * C * hd;
+    std::memcpy(K + int64_t(slot) * hd, qkv + d + h * hd, hd * sizeof(float));
+    std::memcpy(V + int64_t(slot) * hd, qkv + 2 * d + h * hd, hd * sizeof(float));
+    const float* q = qkv + h * hd;
+    for (int t = 0; t <= slot; t++) {
+      const float* k = K + int64_t(t) * hd;
+      float acc = 0;
+      for (int j = 0; j < hd; j++) acc += q[j] * k[j];
+      s[t] = acc * scale;
+    }
+    float m;
+    const float inv = float(1.0 / expShift(s.data(), slot + 1, &m));
+    float* o = out + h * hd;
+    for (int j = 0; j < hd; j++) o[j] = 0.0f;
+    for (int t = 0; t <= slot; t++) {
+      const float p = s[t] * inv;
+      const float* v = V + int64_t(t) * hd;
+      for (int j = 0; j < hd; j++) o[j] += p * v[j];
+    }
+  }
+}
+
+}  // namespace colloquy
+
+namespace colloquy {
+
+void layerNormForward(const float* x, int64_t n, int64_t d, const float* g, const float* b, float eps, float* xhat, float* rstd, float* out) {
+  for (int64_t r = 0; r < n; r++) {
+    const float* xr = x + r * d;
+    double mean = 0;
+    for (int64_t j = 0; j < d; j++) mean += xr[j];
+    mean /= double(d);
+    double v = 0;
+    for (int64_t j = 0; j < d; j++) { const double c = xr[j] - mean; v += c * c; }
+    const float rs = float(1.0 / std::sqrt(v / double(d) + eps));
+    const float mf = float(mean);
+    rstd[r] = rs;
+    float* hr = xhat + r * d;
+    float* o = out + r * d;
+    for (int64_t j = 0; j < d; j++) {
+      const float h = (xr[j] - mf) * rs;
+      hr[j] = h;
+      o[j] = h * g[j] + b[j];
+    }
+  }
+}
+
+void layerNormBackward(const float* dy, const float* xhat, const float* rstd, const float* g, int64_t n, int64_t d, float* dx, float* dg, float* db) {
+  std::vector<double> sg(d, 0.0), sb(d, 0.0);
+  for (int64_t r = 0; r < n; r++) {
+    const float* gy = dy + r * d;
+    const float* h = xhat + r * d;
+    double m1 = 0, m2 = 0;
+    for (int64_t j = 0; j < d; j++) {
+      sg[j] += double(gy[j]) * h[j];
+      sb[j] += gy[j];
+      const double dh = double(gy[j]) * g[j];
+      m1 += dh;
+      m2 += dh * h[j];
+    }
+    const float a = float(m1 / double(d)), c = float(m2 / double(d)), rs = rstd[r];
+    float* o = dx + r * d;
+    for (int64_t j = 0; j < d; j++) o[j] = rs * (gy[j] * g[j] - a - h[j] * c);
+  }
+  for (int64_t j = 0; j < d; j++) { dg[j] = float(sg[j]); db[j] = float(sb[j]); }
+}
+
+}  // namespace colloquy

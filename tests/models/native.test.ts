@@ -1,0 +1,213 @@
+// The native kernels (native/, agents/models/native.ts): the addon's gemm against a float64
+// reference, row-for-row batch invariance, coded argument errors; the replaced wasm matMul kernels
+// against the originals; and each native LM op (attention, cross-entropy, layer norm,
+// log-softmax, the KV cache) against its JS path, values and gradients.
+import { afterAll, describe, expect, it } from 'vitest';
+import * as tf from '@tensorflow/tfjs';
+import { GEMM, loadNative, nativeKernelsActive, setNativeEnabled, type NativeAddon } from '../../agents/models/native.ts';
+import { attention, layerNorm, logSoftmaxRows, outputCrossEntropy } from '../../agents/models/lm-ops.ts';
+import { TransformerLM } from '../../agents/models/lm.ts';
+import { Rng } from '../../env/rng.ts';
+
+const { addon, why } = loadNative();
+const disabled = process.env.COLLOQUY_NATIVE === '0';
+
+function rand(n: number, rng: Rng): Float32Array {
+  return Float32Array.from({ length: n }, () => rng.normal());
+}
+
+/** float64 reference of C = op(A)·op(B) (+bias, relu), one batch member. */
+function reference(a: Float32Array, b: Float32Array, M: number, N: number, K: number, ta: boolean, tb: boolean): Float64Array {
+  const c = new Float64Array(M * N);
+  for (let i = 0; i < M; i++) {
+    for (let j = 0; j < N; j++) {
+      let s = 0;
+      for (let k = 0; k < K; k++) s += (ta ? a[k * M + i]! : a[i * K + k]!) * (tb ? b[j * K + k]! : b[k * N + j]!);
+      c[i * N + j] = s;
+    }
+  }
+  return c;
+}
+
+function maxRelErr(x: ArrayLike<number>, ref: ArrayLike<number>): number {
+  let scale = 1e-6, err = 0;
+  for (let i = 0; i < ref.length; i++) scale = Math.max(scale, Math.abs(ref[i]!));
+  for (let i = 0; i < ref.length; i++) err = Math.max(err, Math.abs(x[i]! - ref[i]!));
+  return err / scale;
+}
+
+describe('native addon', () => {
+  it('is built and loads (npm ci builds it; COLLOQUY_NATIVE=0 skips these tests)', () => {
+    if (disabled) return;
+    expect(addon, why).not.toBeNull();
+    expect(typeof addon!.info().avx2).toBe('boolean');
+  });
+});
+
+describe.skipIf(!addon || disabled)('native gemm', () => {
+  const n = addon as NativeAddon;
+  const rng = new Rng(7);
+
+  it('matches a float64 reference for every transpose, edge sizes, and both kernels', () => {
+    const shapes: [number, number, number][] = [[1, 1, 1], [1, 40, 7], [2, 33, 17], [3, 5, 300], [5, 17, 9], [6, 16, 256], [7, 31, 257], [24, 70, 3], [25, 64, 130], [97, 130, 600]];
+    for (const [M, N, K] of shapes) {
+      for (const flags of [0, GEMM.transA, GEMM.transB, GEMM.transA | GEMM.transB]) {
+        for (const portable of [0, GEMM.portable]) {
+          const a = rand(M * K, rng), b = rand(K * N, rng), c = new Float32Array(M * N);
+          n.gemm(a, 0, b, 0, c, 0, 1, M, N, K, 0, 0, flags | portable);
+          const ref = reference(a, b, M, N, K, (flags & GEMM.transA) !== 0, (flags & GEMM.transB) !== 0);
+          expect(maxRelErr(c, ref), `${M}x${N}x${K} flags ${flags | portable}`).toBeLessThan(1e-5);
+        }
+      }
+    }
+  });
+
+  it('batches with broadcast, offsets, accumulation, bias and ReLU', () => {
+    const M = 9, N = 20, K = 11, batch = 3;
+    const a = rand(5 + batch * M * K, rng), b = rand(K * N, rng), bias = rand(N, rng);
+    const c0 = rand(batch * M * N, rng);
+    const c = new Float32Array(2 + batch * M * N);
+    c.set(c0, 2);
+    n.gemm(a, 5, b, 0, c, 2, batch, M, N, K, M * K, 0, GEMM.accumulate | GEMM.relu, bias, 0, N);
+    for (let i = 0; i < batch; i++) {
+      const ref = reference(a.subarray(5 + i * M * K), b, M, N, K, false, false);
+      const want = Array.from(ref, (v, q) => Math.max(0, v + c0[i * M * N + q]! + bias[q % N]!));
+      expect(maxRelErr(c.subarray(2 + i * M * N, 2 + (i + 1) * M * N), want)).toBeLessThan(1e-5);
+    }
+    expect(c[0]).toBe(0);
+    expect(c[1]).toBe(0);
+  });
+
+  it('gives each row the same bits alone or in a batch of any size', () => {
+    for (const [N, K] of [[384, 128], [128, 512], [37, 300]] as const) {
+      for (const flags of [0, GEMM.accumulate]) {
+        const rows = 40, a = rand(rows * K, rng), b = rand(K * N, rng), init = rand(rows * N, rng);
+        const all = init.slice();
+        n.gemm(a, 0, b, 0, all, 0, 1, rows, N, K, 0, 0, flags);
+        for (const M of [1, 2, 3, 4, 7, 24, 25]) {
+          const c = init.slice(0, M * N);
+          n.gemm(a, 0, b, 0, c, 0, 1, M, N, K, 0, 0, flags);
+          expect(Buffer.from(c.buffer).equals(Buffer.from(all.buffer, 0, M * N * 4)), `M=${M} N=${N} K=${K}`).toBe(true);
+        }
+      }
+    }
+  });
+
+  it('rejects bad arguments with coded errors and writes nothing', () => {
+    const a = new Float32Array(6), b = new Float32Array(6), c = new Float32Array(4).fill(3);
+    const call = (f: () => void) => { try { f(); return null; } catch (e) { return e as Error & { code?: string }; } };
+    const short = call(() => n.gemm(a, 0, b, 0, c, 0, 1, 2, 3, 3, 0, 0, 0));
+    expect(short).toBeInstanceOf(RangeError);
+    expect(short!.code).toBe('ERR_NATIVE_ARG');
+    expect(Array.from(c)).toEqual([3, 3, 3, 3]);
+    const type = call(() => n.gemm(new Float64Array(6) as unknown as Float32Array, 0, b, 0, c, 0, 1, 2, 2, 3, 0, 0, 0));
+    expect(type).toBeInstanceOf(TypeError);
+    expect(type!.code).toBe('ERR_NATIVE_ARG');
+    expect(call(() => n.gemm(a, -1, b, 0, c, 0, 1, 2, 2, 3, 0, 0, 0))!.code).toBe('ERR_NATIVE_ARG');
+    expect(call(() => n.gemm(a, 0.5, b, 0, c, 0, 1, 2, 2, 3, 0, 0, 0))!.code).toBe('ERR_NATIVE_ARG');
+    expect(call(() => n.attendCached(a, 0, b, b, 9, 1, 2, 3, c, 0))!.code).toBe('ERR_NATIVE_ARG');
+  });
+});
+
+/** Run `f` with the native paths on and off; returns both results. */
+function both<T>(f: () => T): { native: T; js: T } {
+  setNativeEnabled(true);
+  const native = f();
+  setNativeEnabled(false);
+  try { return { native, js: f() }; } finally { setNativeEnabled(true); }
+}
+
+describe.skipIf(!addon || disabled || tf.getBackend() !== 'wasm')('native kernels in TensorFlow.js', () => {
+  afterAll(() => setNativeEnabled(true));
+  const rng = new Rng(11);
+
+  it('replace the wasm matMuls with the same results, transposes, batches, bias and activations included', () => {
+    expect(nativeKernelsActive()).toBe(true);
+    const cases: { a: number[]; b: number[]; ta: boolean; tb: boolean }[] = [
+      { a: [5, 7], b: [7, 3], ta: false, tb: false },
+      { a: [7, 5], b: [3, 7], ta: true, tb: true },
+      { a: [2, 4, 6], b: [2, 6, 5], ta: false, tb: false },
+      { a: [3, 4, 6], b: [6, 5], ta: false, tb: false },
+      { a: [6, 4], b: [2, 5, 6], ta: true, tb: true },
+    ];
+    for (const { a, b, ta, tb } of cases) {
+      const ta_ = tf.tensor(rand(a.reduce((x, y) => x * y), rng), a), tb_ = tf.tensor(rand(b.reduce((x, y) => x * y), rng), b);
+      const r = both(() => tf.tidy(() => tf.matMul(ta_, tb_, ta, tb).arraySync()));
+      expect(maxRelErr((r.native as number[][]).flat(3) as number[], (r.js as number[][]).flat(3) as number[])).toBeLessThan(1e-5);
+      const N = tb ? b[b.length - 2]! : b[b.length - 1]!;
+      const bias = tf.tensor1d(rand(N, rng));
+      // Against matMul + bias + activation as separate original kernels (tfjs 4.22's own wasm
+      // _FusedMatMul adds the bias wrongly for batched or transposed inputs, so it is no reference).
+      const acts = { linear: (x: tf.Tensor) => x, relu: tf.relu, relu6: tf.relu6, elu: tf.elu, sigmoid: tf.sigmoid, leakyrelu: (x: tf.Tensor) => tf.leakyRelu(x, 0.3) };
+      for (const [activation, fn] of Object.entries(acts)) {
+        setNativeEnabled(true);
+        const fused = tf.tidy(() => Array.from(tf.fused.matMul({ a: ta_ as tf.Tensor2D, b: tb_ as tf.Tensor2D, transposeA: ta, transposeB: tb, bias, activation: activation as 'relu', leakyreluAlpha: 0.3 }).dataSync()));
+        setNativeEnabled(false);
+        const plain = tf.tidy(() => Array.from(fn(tf.add(tf.matMul(ta_, tb_, ta, tb), bias)).dataSync()));
+        setNativeEnabled(true);
+        expect(maxRelErr(fused, plain), `${activation} ${JSON.stringify({ a, b, ta, tb })}`).toBeLessThan(1e-5);
+      }
+      tf.dispose([ta_, tb_, bias]);
+    }
+  });
+
+  it('attention forward and gradient equal the JS path, with and without left padding', () => {
+    const B = 3, T = 9, H = 2, hd = 4, d = H * hd;
+    const qkv = tf.tensor2d(rand(B * T * 3 * d, rng), [B * T, 3 * d]);
+    const dy = tf.tensor2d(rand(B * T * d, rng), [B * T, d]);
+    for (const starts of [null, Int32Array.from([0, 3, 8])]) {
+      const run = () => tf.tidy(() => {
+        const { value, grads } = tf.valueAndGrads((x: tf.Tensor) => tf.sum(tf.mul(attention(x as tf.Tensor2D, { B, T, H, starts }), dy)))([qkv]);
+        return { value: value.dataSync()[0]!, grad: Array.from(grads[0]!.dataSync()) };
+      });
+      const r = both(run);
+      expect(r.native.value).toBeCloseTo(r.js.value, 4);
+      expect(maxRelErr(r.native.grad, r.js.grad)).toBeLessThan(1e-4);
+    }
+    tf.dispose([qkv, dy]);
+  });
+
+  it('cross-entropy (weighted) and layer norm equal the JS path, values and gradients', () => {
+    const n = 12, V = 37, d = 8;
+    const h = tf.tensor2d(rand(n * d, rng), [n, d]), E = tf.tensor2d(rand(V * d, rng), [V, d]);
+    const targets = Int32Array.from({ length: n }, (_, i) => (i * 7) % V);
+    const weights = Float32Array.from({ length: n }, (_, i) => (i % 3 === 0 ? 0 : 0.5 + i / n));
+    const xe = both(() => tf.tidy(() => {
+      const { value, grads } = tf.valueAndGrads((a: tf.Tensor, b: tf.Tensor) => outputCrossEntropy(a as tf.Tensor2D, b as tf.Tensor2D, targets, weights))([h, E]);
+      return { value: value.dataSync()[0]!, gh: Array.from(grads[0]!.dataSync()), gE: Array.from(grads[1]!.dataSync()) };
+    }));
+    expect(xe.native.value).toBeCloseTo(xe.js.value, 5);
+    expect(maxRelErr(xe.native.gh, xe.js.gh)).toBeLessThan(1e-4);
+    expect(maxRelErr(xe.native.gE, xe.js.gE)).toBeLessThan(1e-4);
+    const g = tf.tensor1d(rand(d, rng)), b = tf.tensor1d(rand(d, rng)), dy = tf.tensor2d(rand(n * d, rng), [n, d]);
+    const ln = both(() => tf.tidy(() => {
+      const { value, grads } = tf.valueAndGrads((x: tf.Tensor, gg: tf.Tensor, bb: tf.Tensor) => tf.sum(tf.mul(layerNorm(x as tf.Tensor2D, gg as tf.Tensor1D, bb as tf.Tensor1D, 1e-5), dy)))([h, g, b]);
+      return { value: value.dataSync()[0]!, grads: grads.map(t => Array.from(t.dataSync())) };
+    }));
+    expect(ln.native.value).toBeCloseTo(ln.js.value, 4);
+    ln.native.grads.forEach((gr, i) => expect(maxRelErr(gr, ln.js.grads[i]!)).toBeLessThan(1e-4));
+    const rows = rand(3 * V, rng);
+    const ls = both(() => Array.from(logSoftmaxRows(rows.slice(), V)));
+    expect(maxRelErr(ls.native, ls.js)).toBeLessThan(1e-5);
+    tf.dispose([h, E, g, b, dy]);
+  });
+
+  it('an LM gives the same loss, gradients and KV-cached distributions either way', () => {
+    const m = TransformerLM.create({ vocabSize: 60, dModel: 16, nLayers: 2, nHeads: 2, dFF: 32, contextLength: 16 }, 3);
+    const B = 2, T = 10;
+    const tokens = Int32Array.from({ length: B * (T + 1) }, (_, i) => (i * 13 + 5) % 60);
+    const r = both(() => tf.tidy(() => {
+      const { value, grads } = tf.variableGrads(() => m.loss({ tokens, batchSize: B, seqLength: T }));
+      const s = m.startSession([[1, 2, 3], [4, 5, 6, 7, 8]]);
+      s.nextLogProbs();
+      s.append([9, 10]);
+      const dists = s.nextLogProbs().map(x => Array.from(x));
+      s.dispose();
+      return { loss: value.dataSync()[0]!, grads: m.variables.map(v => Array.from(grads[v.name]!.dataSync())), dists };
+    }));
+    expect(r.native.loss).toBeCloseTo(r.js.loss, 5);
+    r.native.grads.forEach((g, i) => expect(maxRelErr(g, r.js.grads[i]!), m.variables[i]!.name).toBeLessThan(1e-4));
+    r.native.dists.forEach((d, i) => expect(maxRelErr(d, r.js.dists[i]!)).toBeLessThan(1e-4));
+    m.dispose();
+  });
+});
