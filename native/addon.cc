@@ -289,6 +289,17 @@ napi_value LayerNormBackward(napi_env env, napi_callback_info info) {
   return nullptr;
 }
 
+// sampleRow(logProbs, V, temperature, u) → token id
+napi_value SampleRow(napi_env env, napi_callback_info info) {
+  Args a(env, info, "sampleRow", 4);
+  const int64_t V = a.integer(1);
+  const double temperature = a.number(2), u = a.number(3);
+  const float* lp = a.f32(0, V);
+  if (a.ok && (V < 1 || u < 0 || u >= 1)) a.fail("needs V ≥ 1 and u in [0, 1)");
+  if (!a.ok) return nullptr;
+  return number(env, colloquy::sampleRow(lp, V, temperature, u));
+}
+
 napi_value Info(napi_env env, napi_callback_info) {
   napi_value obj, avx2;
   napi_create_object(env, &obj);
@@ -307,7 +318,8 @@ NAPI_MODULE_INIT() {
       {"info", Info}, {"logSoftmaxRows", LogSoftmaxRows}, {"crossEntropyForward", CrossEntropyForward},
       {"crossEntropyBackward", CrossEntropyBackward}, {"attentionForward", AttentionForward},
       {"attentionBackward", AttentionBackward}, {"attendCached", AttendCached},
-      {"layerNormForward", LayerNormForward}, {"layerNormBackward", LayerNormBackward}};
+      {"layerNormForward", LayerNormForward}, {"layerNormBackward", LayerNormBackward},
+      {"sampleRow", SampleRow}};
   for (const auto& f : fns) {
     napi_create_function(env, f.name, NAPI_AUTO_LENGTH, f.cb, nullptr, &fn);
     napi_set_named_property(env, exports, f.name, fn);

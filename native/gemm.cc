@@ -151,50 +151,57 @@ bool cpuHasAvx2() {
   return has;
 }
 
-// Few rows and B not transposed: no packing; B is read in column blocks of NB that stay in L1
-// while every row of A passes over them (the multiply-add chains run in the same k order).
+// Few rows and B not transposed: no packing (the multiply-add chains run in the same k order).
 constexpr int FEW_ROWS = 24;
-constexpr int NB = 32;
 
-// Rows m0 … m0+R−1 (R ≤ 3) of C over the column block [j0, j0+NB): 4R accumulators.
+// Rows m0 … m0+R−1 (R ≤ 6) × columns j0 … j0+15 of C, reading A and B in place (no packing):
+// the 6×16 register tile of the packed kernel, for products of few rows where packing B would
+// cost as much as the product itself.
 template <int R>
 __attribute__((target("avx2,fma"), always_inline)) inline
-void fewRowsBlock(const View& A, const View& B, float* C, int64_t m0, int64_t j0, int64_t N, int64_t K, bool acc) {
-  __m256 s[R][4];
+void directTile(const View& A, const View& B, float* C, int64_t m0, int64_t j0, int64_t N, int64_t K, bool acc) {
+  __m256 s[R][2];
   for (int r = 0; r < R; r++) {
     float* c = C + (m0 + r) * N + j0;
-    for (int q = 0; q < 4; q++) s[r][q] = acc ? _mm256_loadu_ps(c + 8 * q) : _mm256_setzero_ps();
+    s[r][0] = acc ? _mm256_loadu_ps(c) : _mm256_setzero_ps();
+    s[r][1] = acc ? _mm256_loadu_ps(c + 8) : _mm256_setzero_ps();
   }
   const float* b = B.p + j0;
-  for (int64_t k = 0; k < K; k++, b += B.rs) {
-    const __m256 b0 = _mm256_loadu_ps(b), b1 = _mm256_loadu_ps(b + 8), b2 = _mm256_loadu_ps(b + 16), b3 = _mm256_loadu_ps(b + 24);
+  const float* a = A.p + m0 * A.rs;
+  for (int64_t k = 0; k < K; k++, b += B.rs, a += A.cs) {
+    const __m256 b0 = _mm256_loadu_ps(b), b1 = _mm256_loadu_ps(b + 8);
     for (int r = 0; r < R; r++) {
-      const __m256 av = _mm256_set1_ps(A.at(m0 + r, k));
+      const __m256 av = _mm256_broadcast_ss(a + r * A.rs);
       s[r][0] = _mm256_fmadd_ps(av, b0, s[r][0]);
       s[r][1] = _mm256_fmadd_ps(av, b1, s[r][1]);
-      s[r][2] = _mm256_fmadd_ps(av, b2, s[r][2]);
-      s[r][3] = _mm256_fmadd_ps(av, b3, s[r][3]);
     }
   }
   for (int r = 0; r < R; r++) {
     float* c = C + (m0 + r) * N + j0;
-    for (int q = 0; q < 4; q++) _mm256_storeu_ps(c + 8 * q, s[r][q]);
+    _mm256_storeu_ps(c, s[r][0]);
+    _mm256_storeu_ps(c + 8, s[r][1]);
   }
 }
 
 __attribute__((target("avx2,fma")))
 void fewRowsAvx2(const View& A, const View& B, float* C, int64_t M, int64_t N, int64_t K, bool acc) {
   int64_t j0 = 0;
-  for (; j0 + NB <= N; j0 += NB) {
+  for (; j0 + NR <= N; j0 += NR) {
     int64_t m = 0;
-    for (; m + 3 <= M; m += 3) fewRowsBlock<3>(A, B, C, m, j0, N, K, acc);
-    if (M - m == 2) fewRowsBlock<2>(A, B, C, m, j0, N, K, acc);
-    else if (M - m == 1) fewRowsBlock<1>(A, B, C, m, j0, N, K, acc);
+    for (; m + MR <= M; m += MR) directTile<6>(A, B, C, m, j0, N, K, acc);
+    switch (M - m) {
+      case 5: directTile<5>(A, B, C, m, j0, N, K, acc); break;
+      case 4: directTile<4>(A, B, C, m, j0, N, K, acc); break;
+      case 3: directTile<3>(A, B, C, m, j0, N, K, acc); break;
+      case 2: directTile<2>(A, B, C, m, j0, N, K, acc); break;
+      case 1: directTile<1>(A, B, C, m, j0, N, K, acc); break;
+      default: break;
+    }
   }
   if (j0 == N) return;
   const int nr = int(N - j0);
   for (int64_t m = 0; m < M; m++) {
-    float t[NB];
+    float t[NR];
     float* c = C + m * N + j0;
     for (int j = 0; j < nr; j++) t[j] = acc ? c[j] : 0.0f;
     for (int64_t k = 0; k < K; k++) {

@@ -226,10 +226,48 @@ void attentionBackward(const float* qkv, const float* dout, const float* P, int 
   }
 }
 
+namespace {
+
+__attribute__((target("avx2,fma")))
+void attendCachedAvx2(const float* qkv, float* Kc, float* Vc, int slot, int H, int hd, int C, float* out, float* s) {
+  const int d = H * hd, nv = hd / 8;
+  const float scale = 1.0f / std::sqrt(float(hd));
+  for (int h = 0; h < H; h++) {
+    float* K = Kc + int64_t(h) * C * hd;
+    float* V = Vc + int64_t(h) * C * hd;
+    std::memcpy(K + int64_t(slot) * hd, qkv + d + h * hd, hd * sizeof(float));
+    std::memcpy(V + int64_t(slot) * hd, qkv + 2 * d + h * hd, hd * sizeof(float));
+    const float* q = qkv + h * hd;
+    for (int t = 0; t <= slot; t++) {
+      const float* k = K + int64_t(t) * hd;
+      __m256 acc = _mm256_setzero_ps();
+      for (int v = 0; v < nv; v++) acc = _mm256_fmadd_ps(_mm256_loadu_ps(q + 8 * v), _mm256_loadu_ps(k + 8 * v), acc);
+      s[t] = float(hsum8(acc)) * scale;
+    }
+    float m;
+    const float inv = float(1.0 / expShift(s, slot + 1, &m));
+    __m256 o[8];
+    for (int v = 0; v < nv; v++) o[v] = _mm256_setzero_ps();
+    for (int t = 0; t <= slot; t++) {
+      const __m256 p = _mm256_set1_ps(s[t] * inv);
+      const float* vr = V + int64_t(t) * hd;
+      for (int v = 0; v < nv; v++) o[v] = _mm256_fmadd_ps(p, _mm256_loadu_ps(vr + 8 * v), o[v]);
+    }
+    for (int v = 0; v < nv; v++) _mm256_storeu_ps(out + h * hd + 8 * v, o[v]);
+  }
+}
+
+}  // namespace
+
 void attendCached(const float* qkv, float* Kc, float* Vc, int slot, int H, int hd, int C, float* out) {
+  thread_local std::vector<float> s;
+  s.resize(size_t(C) + 1);
+  if (hasAvx2() && hd % 8 == 0 && hd <= 64) {
+    attendCachedAvx2(qkv, Kc, Vc, slot, H, hd, C, out, s.data());
+    return;
+  }
   const int d = H * hd;
   const float scale = 1.0f / std::sqrt(float(hd));
-  std::vector<float> s(size_t(slot) + 1);
   for (int h = 0; h < H; h++) {
     float* K = Kc + int64_t(h) * C * hd;
     float* V = Vc + int64_t(h) * C * hd;
@@ -252,6 +290,22 @@ void attendCached(const float* qkv, float* Kc, float* Vc, int slot, int H, int h
       for (int j = 0; j < hd; j++) o[j] += p * v[j];
     }
   }
+}
+
+int sampleRow(const float* logProbs, int64_t V, double temperature, double u) {
+  thread_local std::vector<float> w;
+  w.resize(V);
+  int64_t best = 0;
+  for (int64_t j = 1; j < V; j++) if (logProbs[j] > logProbs[best]) best = j;
+  if (temperature <= 0) return int(best);
+  const float max = logProbs[best], inv = float(1.0 / temperature), floor = float(max - 50.0 * temperature);
+  for (int64_t j = 0; j < V; j++) w[j] = logProbs[j] > floor ? (logProbs[j] - max) * inv : -INFINITY;
+  float m;
+  const double total = expShift(w.data(), V, &m);
+  double r = u * total;
+  for (int64_t j = 0; j < V; j++) { r -= w[j]; if (r < 0) return int(j); }
+  for (int64_t j = V - 1; j >= 0; j--) if (w[j] > 0) return int(j);
+  return int(best);
 }
 
 }  // namespace colloquy

@@ -24,6 +24,10 @@ void attentionBackward(const float* qkv, const float* dout, const float* P, int 
 // out[h·hd …] = softmax(q_h·K_hᵀ/√hd) · V_h over slots 0 … slot.
 void attendCached(const float* qkv, float* Kc, float* Vc, int slot, int H, int hd, int C, float* out);
 
+// A token drawn from softmax(logProbs / temperature) with the uniform draw u ∈ [0, 1) (weights
+// below e^-50 of the best dropped); the argmax when temperature ≤ 0.
+int sampleRow(const float* logProbs, int64_t V, double temperature, double u);
+
 }  // namespace colloquy
 
 namespace colloquy {

@@ -33,6 +33,8 @@ export interface NativeAddon {
   /** One q|k|v row (at qkvOff) against a KV cache [H, C, hd]: stores k, v at `slot`, writes the attended row at outOff. */
   layerNormForward(x: Float32Array, n: number, d: number, g: Float32Array, b: Float32Array, eps: number, xhat: Float32Array, rstd: Float32Array, out: Float32Array): void;
   layerNormBackward(dy: Float32Array, xhat: Float32Array, rstd: Float32Array, g: Float32Array, n: number, d: number, dx: Float32Array, dg: Float32Array, db: Float32Array): void;
+  /** A token from softmax(logProbs / temperature) with the uniform draw u (argmax when temperature ≤ 0). */
+  sampleRow(logProbs: Float32Array, V: number, temperature: number, u: number): number;
   attendCached(qkv: Float32Array, qkvOff: number, K: Float32Array, V: Float32Array, slot: number, H: number, hd: number, C: number, out: Float32Array, outOff: number): void;
 }
 

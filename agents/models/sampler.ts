@@ -67,6 +67,8 @@ export function sampleToken(logProbs: Float32Array, opts: { temperature?: number
   // Weights below e^-50 of the best are dropped (a relative change under 1e-20).
   const floor = max - 50 * temp, inv = 1 / temp;
   if (!(topK > 0 && topK < V) && !(topP < 1)) {
+    const nn = nativeNN();
+    if (nn) return nn.sampleRow(logProbs, V, temp, opts.rng.random());
     // Common case, one pass to weigh and one to walk (the same draw as Rng.categorical).
     const w = scratch.length >= V ? scratch : (scratch = new Float64Array(V));
     let total = 0;

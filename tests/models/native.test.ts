@@ -6,6 +6,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import * as tf from '@tensorflow/tfjs';
 import { GEMM, loadNative, nativeKernelsActive, setNativeEnabled, type NativeAddon } from '../../agents/models/native.ts';
 import { attention, layerNorm, logSoftmaxRows, outputCrossEntropy } from '../../agents/models/lm-ops.ts';
+import { sampleToken } from '../../agents/models/sampler.ts';
 import { TransformerLM } from '../../agents/models/lm.ts';
 import { Rng } from '../../env/rng.ts';
 
@@ -209,5 +210,25 @@ describe.skipIf(!addon || disabled || tf.getBackend() !== 'wasm')('native kernel
     r.native.grads.forEach((g, i) => expect(maxRelErr(g, r.js.grads[i]!), m.variables[i]!.name).toBeLessThan(1e-4));
     r.native.dists.forEach((d, i) => expect(maxRelErr(d, r.js.dists[i]!)).toBeLessThan(1e-4));
     m.dispose();
+  });
+
+  it('sampleRow draws what the JS sampler draws from the same uniform, and follows the distribution', () => {
+    const V = 50;
+    const lp = logSoftmaxRows(rand(V, rng).map(x => 2 * x), V);
+    for (const temperature of [1, 0.5]) {
+      const uniforms = Array.from({ length: 4000 }, () => rng.random());
+      const draw = (u: number) => sampleToken(lp, { temperature, rng: { random: () => u } as unknown as Rng });
+      const r = both(() => uniforms.map(draw));
+      const agree = r.native.filter((t, i) => t === r.js[i]).length;
+      expect(agree / uniforms.length).toBeGreaterThan(0.998);
+      // Frequencies against softmax(lp / T).
+      const w = Array.from(lp, l => Math.exp(l / temperature)), z = w.reduce((a, b) => a + b, 0);
+      const freq = new Array<number>(V).fill(0);
+      r.native.forEach(t => { freq[t]!++; });
+      const tv = freq.reduce((acc, f, j) => acc + Math.abs(f / uniforms.length - w[j]! / z), 0) / 2;
+      expect(tv).toBeLessThan(0.05);
+    }
+    const best = Array.from(lp).indexOf(Math.max(...lp));
+    expect(both(() => sampleToken(lp, { temperature: 0 })).native).toBe(best);
   });
 });
