@@ -8,7 +8,8 @@
  * Prints training tokens/s (batch × seqLength from the config, Adam step included; on one thread and
  * data-parallel on `--threads` threads, as `colloquy pretrain` trains) and KV-cached
  * sampling tokens/s at batch 1 and 16 (prompt of 16 tokens, then `--tokens` sampled tokens per
- * row, temperature 1), and the ratios TF.js / PyTorch. PyTorch runs `bench/reference/lm_reference.py`
+ * row, temperature 1), and the ratios TF.js / PyTorch. With the project's native kernels built
+ * (native/), the same figures on the wasm backend's own kernels follow, as a baseline. PyTorch runs `bench/reference/lm_reference.py`
  * with Debian's python3-torch (installed here with apt-get when missing and running as root; skipped
  * with a message otherwise), with `--threads` intra-op threads (default 2: this machine's cores).
  * Env token-steps/s for TeacherStudent-v0 belongs to the env's own bench.
@@ -23,6 +24,7 @@ import { initBackend } from '../agents/models/backend.ts';
 import { TransformerLM } from '../agents/models/lm.ts';
 import { readModelFile } from '../agents/models/pretrain.ts';
 import { GradientWorkers } from '../agents/models/parallel.ts';
+import { setNativeEnabled } from '../agents/models/native.ts';
 import { Rng } from '../env/rng.ts';
 
 const { values } = parseArgs({
@@ -52,11 +54,14 @@ log(`bench/lm: load average ${load()} on ${os.cpus().length} cores (other proces
 log(`bench/lm: ${model.numParams.toLocaleString('en')} parameters, d=${model.config.dModel} L=${model.config.nLayers} H=${model.config.nHeads} ff=${model.config.dFF} V=${vocabSize} C=${model.config.contextLength}; ` +
   `train batch ${B}×${T}; TF.js ${info.tfjsVersion} backend ${info.name}${info.features.length ? ` (${info.features.join(', ')})` : ''}`);
 
-// ---- TF.js training (one thread, then data-parallel on `threads` threads)
+// ---- TF.js training (one thread, then data-parallel on `threads` threads) and KV-cached sampling,
+// with the project's native kernels (native/) and then, as a baseline in the same run, with the
+// wasm backend's own kernels only (`setNativeEnabled(false)`, one thread).
 const rng = new Rng(1);
 const opt = tf.train.adam(1e-3);
-const tfTrain: Record<string, number> = {};
-for (const nThreads of [...new Set([1, threads])]) {
+const nativeOn = info.features.some(f => f.startsWith('native-gemm'));
+
+async function measureTrain(nThreads: number): Promise<number> {
   const workers = await GradientWorkers.start(nThreads, model, info.name);
   const trainStep = async () => {
     const tokens = Int32Array.from({ length: B * (T + 1) }, () => rng.int(vocabSize));
@@ -69,14 +74,12 @@ for (const nThreads of [...new Set([1, threads])]) {
   for (let i = 0; i < 2; i++) await trainStep();
   const t0 = performance.now();
   for (let i = 0; i < steps; i++) await trainStep();
-  tfTrain[String(nThreads)] = steps * B * T / ((performance.now() - t0) / 1000);
+  const tps = steps * B * T / ((performance.now() - t0) / 1000);
   await workers.close();
-  log(`  tfjs    train  ${tfTrain[String(nThreads)]!.toFixed(0).padStart(7)} tokens/s on ${nThreads} thread${nThreads > 1 ? 's' : ''}`);
+  return tps;
 }
 
-// ---- TF.js KV-cached sampling
-const tfSample: Record<string, number> = {};
-for (const sb of sampleBatches) {
+function measureSample(sb: number): number {
   const once = () => {
     const prompts = Array.from({ length: sb }, () => Array.from({ length: promptLength }, () => rng.int(vocabSize)));
     const s = model.startSession(prompts);
@@ -89,8 +92,33 @@ for (const sb of sampleBatches) {
   };
   once();
   const dt = Math.min(once(), once());
-  tfSample[String(sb)] = sb * sampleTokens / (dt / 1000);
-  log(`  tfjs    sample ${tfSample[String(sb)]!.toFixed(0).padStart(7)} tokens/s at batch ${sb}`);
+  return sb * sampleTokens / (dt / 1000);
+}
+
+const label = nativeOn ? 'tfjs+native' : 'tfjs';
+const tfTrain: Record<string, number> = {};
+for (const nThreads of [...new Set([1, threads])]) {
+  tfTrain[String(nThreads)] = await measureTrain(nThreads);
+  log(`  ${label.padEnd(11)} train  ${tfTrain[String(nThreads)]!.toFixed(0).padStart(7)} tokens/s on ${nThreads} thread${nThreads > 1 ? 's' : ''}`);
+}
+const tfSample: Record<string, number> = {};
+for (const sb of sampleBatches) {
+  tfSample[String(sb)] = measureSample(sb);
+  log(`  ${label.padEnd(11)} sample ${tfSample[String(sb)]!.toFixed(0).padStart(7)} tokens/s at batch ${sb}`);
+}
+// Baseline: the same model on the wasm backend's own kernels.
+let wasmOnly: { train: number; sample: Record<string, number> } | null = null;
+if (nativeOn) {
+  setNativeEnabled(false);
+  try {
+    wasmOnly = { train: await measureTrain(1), sample: Object.fromEntries(sampleBatches.map(sb => [String(sb), measureSample(sb)])) };
+  } finally {
+    setNativeEnabled(true);
+  }
+  log(`  tfjs-wasm   train  ${wasmOnly.train.toFixed(0).padStart(7)} tokens/s on 1 thread   (wasm kernels only, COLLOQUY_NATIVE=0)`);
+  for (const sb of sampleBatches) log(`  tfjs-wasm   sample ${wasmOnly.sample[String(sb)]!.toFixed(0).padStart(7)} tokens/s at batch ${sb}`);
+  log(`  native kernels / wasm kernels: train ${(tfTrain['1']! / wasmOnly.train).toFixed(2)}x (1 thread), ` +
+    sampleBatches.map(sb => `sample@${sb} ${(tfSample[String(sb)]! / wasmOnly!.sample[String(sb)]!).toFixed(2)}x`).join(', '));
 }
 opt.dispose();
 model.dispose();
@@ -153,13 +181,19 @@ if (torchRes) {
   log('  ratios against the faster PyTorch setting of each figure:');
   log(`  ratio tfjs/pytorch: train ${Object.entries(tfTrain).map(([k, v]) => `${(v / torchRes!.trainTokensPerSec).toFixed(2)}x (${k} thread${k === '1' ? '' : 's'})`).join(', ')}, ` +
     sampleBatches.map(sb => `sample@${sb} ${(tfSample[String(sb)]! / torchRes!.sampleTokensPerSec[String(sb)]!).toFixed(2)}x`).join(', '));
+  const bestTrain = Math.max(...Object.values(tfTrain));
+  log(`  best against best: train ${(bestTrain / torchRes.trainTokensPerSec).toFixed(2)}x, ` +
+    sampleBatches.map(sb => `sample@${sb} ${(tfSample[String(sb)]! / torchRes!.sampleTokensPerSec[String(sb)]!).toFixed(2)}x`).join(', ') +
+    (wasmOnly ? `   (wasm kernels only: train ${(wasmOnly.train / torchRes.trainTokensPerSec).toFixed(2)}x, ` +
+      sampleBatches.map(sb => `sample@${sb} ${(wasmOnly!.sample[String(sb)]! / torchRes!.sampleTokensPerSec[String(sb)]!).toFixed(2)}x`).join(', ') + ')' : ''));
 } else if (torchNote) log(`  ${torchNote}`);
 log(`bench/lm: load average ${load()} at the end`);
 
 if (values.json) {
   console.log(JSON.stringify({
     config: { ...file.model, vocabSize, batchSize: B, seqLength: T }, backend: info,
-    tfjs: { trainTokensPerSec: tfTrain, sampleTokensPerSec: tfSample },
+    tfjs: { native: nativeOn, trainTokensPerSec: tfTrain, sampleTokensPerSec: tfSample },
+    tfjsWasmKernelsOnly: wasmOnly ? { trainTokensPerSec: { 1: wasmOnly.train }, sampleTokensPerSec: wasmOnly.sample } : null,
     pytorch: torchRuns, pytorchBest: torchRes, note: torchNote || undefined,
     loadAverage: os.loadavg(),
     ratio: torchRes ? { train: Object.fromEntries(Object.entries(tfTrain).map(([k, v]) => [k, v / torchRes!.trainTokensPerSec])), sample: Object.fromEntries(sampleBatches.map(sb => [sb, tfSample[String(sb)]! / torchRes!.sampleTokensPerSec[String(sb)]!])) } : null,

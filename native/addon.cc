@@ -109,7 +109,7 @@ napi_value Gemm(napi_env env, napi_callback_info info) {
   colloquy::GemmArgs g{a + aOff, b + bOff, c + cOff, batch, M, N, K, sA, sB,
                        (flags & 1) != 0, (flags & 2) != 0, (flags & 4) != 0,
                        bias ? bias + biasOff : nullptr, biasSize, (flags & 8) != 0, (flags & 16) != 0,
-                       int(act), float(alpha)};
+                       int(act), float(alpha), 0, 0, 0};
   colloquy::gemm(g);
   return nullptr;
 }

@@ -159,10 +159,10 @@ constexpr int FEW_ROWS = 24;
 // cost as much as the product itself.
 template <int R>
 __attribute__((target("avx2,fma"), always_inline)) inline
-void directTile(const View& A, const View& B, float* C, int64_t m0, int64_t j0, int64_t N, int64_t K, bool acc) {
+void directTile(const View& A, const View& B, float* C, int64_t ldc, int64_t m0, int64_t j0, int64_t K, bool acc) {
   __m256 s[R][2];
   for (int r = 0; r < R; r++) {
-    float* c = C + (m0 + r) * N + j0;
+    float* c = C + (m0 + r) * ldc + j0;
     s[r][0] = acc ? _mm256_loadu_ps(c) : _mm256_setzero_ps();
     s[r][1] = acc ? _mm256_loadu_ps(c + 8) : _mm256_setzero_ps();
   }
@@ -177,24 +177,24 @@ void directTile(const View& A, const View& B, float* C, int64_t m0, int64_t j0, 
     }
   }
   for (int r = 0; r < R; r++) {
-    float* c = C + (m0 + r) * N + j0;
+    float* c = C + (m0 + r) * ldc + j0;
     _mm256_storeu_ps(c, s[r][0]);
     _mm256_storeu_ps(c + 8, s[r][1]);
   }
 }
 
 __attribute__((target("avx2,fma")))
-void fewRowsAvx2(const View& A, const View& B, float* C, int64_t M, int64_t N, int64_t K, bool acc) {
+void fewRowsAvx2(const View& A, const View& B, float* C, int64_t ldc, int64_t M, int64_t N, int64_t K, bool acc) {
   int64_t j0 = 0;
   for (; j0 + NR <= N; j0 += NR) {
     int64_t m = 0;
-    for (; m + MR <= M; m += MR) directTile<6>(A, B, C, m, j0, N, K, acc);
+    for (; m + MR <= M; m += MR) directTile<6>(A, B, C, ldc, m, j0, K, acc);
     switch (M - m) {
-      case 5: directTile<5>(A, B, C, m, j0, N, K, acc); break;
-      case 4: directTile<4>(A, B, C, m, j0, N, K, acc); break;
-      case 3: directTile<3>(A, B, C, m, j0, N, K, acc); break;
-      case 2: directTile<2>(A, B, C, m, j0, N, K, acc); break;
-      case 1: directTile<1>(A, B, C, m, j0, N, K, acc); break;
+      case 5: directTile<5>(A, B, C, ldc, m, j0, K, acc); break;
+      case 4: directTile<4>(A, B, C, ldc, m, j0, K, acc); break;
+      case 3: directTile<3>(A, B, C, ldc, m, j0, K, acc); break;
+      case 2: directTile<2>(A, B, C, ldc, m, j0, K, acc); break;
+      case 1: directTile<1>(A, B, C, ldc, m, j0, K, acc); break;
       default: break;
     }
   }
@@ -202,7 +202,7 @@ void fewRowsAvx2(const View& A, const View& B, float* C, int64_t M, int64_t N, i
   const int nr = int(N - j0);
   for (int64_t m = 0; m < M; m++) {
     float t[NR];
-    float* c = C + m * N + j0;
+    float* c = C + m * ldc + j0;
     for (int j = 0; j < nr; j++) t[j] = acc ? c[j] : 0.0f;
     for (int64_t k = 0; k < K; k++) {
       const float a = A.at(m, k);
@@ -213,9 +213,9 @@ void fewRowsAvx2(const View& A, const View& B, float* C, int64_t M, int64_t N, i
   }
 }
 
-void fewRowsGeneric(const View& A, const View& B, float* C, int64_t M, int64_t N, int64_t K, bool acc) {
+void fewRowsGeneric(const View& A, const View& B, float* C, int64_t ldc, int64_t M, int64_t N, int64_t K, bool acc) {
   for (int64_t m = 0; m < M; m++) {
-    float* c = C + m * N;
+    float* c = C + m * ldc;
     if (!acc) std::memset(c, 0, N * sizeof(float));
     for (int64_t k = 0; k < K; k++) {
       const float a = A.at(m, k);
@@ -227,15 +227,15 @@ void fewRowsGeneric(const View& A, const View& B, float* C, int64_t M, int64_t N
 
 thread_local std::vector<float> packBufA, packBufB;
 
-void gemmOne(const View& A, const View& B, float* C, int64_t M, int64_t N, int64_t K, bool acc, bool avx2) {
+void gemmOne(const View& A, const View& B, float* C, int64_t ldc, int64_t M, int64_t N, int64_t K, bool acc, bool avx2) {
   if (M == 0 || N == 0) return;
   if (K == 0) {
-    if (!acc) std::memset(C, 0, M * N * sizeof(float));
+    if (!acc) for (int64_t i = 0; i < M; i++) std::memset(C + i * ldc, 0, N * sizeof(float));
     return;
   }
   if (M <= FEW_ROWS && B.cs == 1) {
-    if (avx2) fewRowsAvx2(A, B, C, M, N, K, acc);
-    else fewRowsGeneric(A, B, C, M, N, K, acc);
+    if (avx2) fewRowsAvx2(A, B, C, ldc, M, N, K, acc);
+    else fewRowsGeneric(A, B, C, ldc, M, N, K, acc);
     return;
   }
   const Kernel kernel = avx2 ? kernelAvx2 : kernelGeneric;
@@ -256,7 +256,7 @@ void gemmOne(const View& A, const View& B, float* C, int64_t M, int64_t N, int64
           const int nr = std::min(NR, nc - jr);
           for (int ir = 0; ir < mc; ir += MR) {
             const int mr = std::min(MR, mc - ir);
-            kernel(kc, pa + int64_t(ir) * kc, pb + int64_t(jr) * kc, C + (ic + ir) * N + jc + jr, N, mr, nr, add);
+            kernel(kc, pa + int64_t(ir) * kc, pb + int64_t(jr) * kc, C + (ic + ir) * ldc + jc + jr, ldc, mr, nr, add);
           }
         }
       }
@@ -270,14 +270,17 @@ bool gemmUsesAvx2() { return cpuHasAvx2(); }
 
 void gemm(const GemmArgs& g) {
   const bool avx2 = cpuHasAvx2() && !g.portable;
+  const int64_t lda = g.lda ? g.lda : (g.transA ? g.M : g.K);
+  const int64_t ldb = g.ldb ? g.ldb : (g.transB ? g.K : g.N);
+  const int64_t ldc = g.ldc ? g.ldc : g.N;
   for (int64_t b = 0; b < g.batch; b++) {
-    const View A = g.transA ? View{g.a + b * g.strideA, 1, g.M} : View{g.a + b * g.strideA, g.K, 1};
-    const View B = g.transB ? View{g.b + b * g.strideB, 1, g.K} : View{g.b + b * g.strideB, g.N, 1};
-    float* C = g.c + b * g.M * g.N;
-    gemmOne(A, B, C, g.M, g.N, g.K, g.accumulate, avx2);
+    const View A = g.transA ? View{g.a + b * g.strideA, 1, lda} : View{g.a + b * g.strideA, lda, 1};
+    const View B = g.transB ? View{g.b + b * g.strideB, 1, ldb} : View{g.b + b * g.strideB, ldb, 1};
+    float* C = g.c + b * g.M * ldc;
+    gemmOne(A, B, C, ldc, g.M, g.N, g.K, g.accumulate, avx2);
     if (g.bias || g.relu || g.act) {
       for (int64_t i = 0; i < g.M; i++) {
-        float* cr = C + i * g.N;
+        float* cr = C + i * ldc;
         if (g.bias) {
           if (g.biasSize == 1) for (int64_t j = 0; j < g.N; j++) cr[j] += g.bias[0];
           else for (int64_t j = 0; j < g.N; j++) cr[j] += g.bias[j];

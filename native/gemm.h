@@ -19,6 +19,7 @@ struct GemmArgs {
   bool portable;  // force the portable kernel (tests)
   int act;        // after bias: 0 none (or relu above), 1 relu6, 2 leaky relu (alpha), 3 sigmoid, 4 elu
   float alpha;
+  int64_t lda, ldb, ldc;  // row strides of A, B, C as stored (0: packed, the default)
 };
 
 void gemm(const GemmArgs& g);

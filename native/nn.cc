@@ -89,7 +89,7 @@ double expShift(float* x, int64_t n, float* maxOut) {
 }
 
 void mm(const float* a, const float* b, float* c, int64_t M, int64_t N, int64_t K, bool ta, bool tb) {
-  GemmArgs g{a, b, c, 1, M, N, K, 0, 0, ta, tb, false, nullptr, 0, false, false, 0, 0.0f};
+  GemmArgs g{a, b, c, 1, M, N, K, 0, 0, ta, tb, false, nullptr, 0, false, false, 0, 0.0f, 0, 0, 0};
   gemm(g);
 }
 
@@ -160,6 +160,21 @@ struct Heads {
 
 }  // namespace
 
+namespace {
+
+// C (+)= op(A)·op(B) with explicit row strides (0: packed).
+void mmld(const float* a, int64_t lda, const float* b, int64_t ldb, float* c, int64_t ldc, int64_t M, int64_t N, int64_t K,
+          bool ta, bool tb, bool acc) {
+  GemmArgs g{a, b, c, 1, M, N, K, 0, 0, ta, tb, acc, nullptr, 0, false, false, 0, 0.0f, lda, ldb, ldc};
+  gemm(g);
+}
+
+// Query rows are taken in blocks of QB: block [i0, i1) only needs keys [0, i1) (causal), so the
+// products skip the upper triangle block by block (about 5/8 of the full T×T work at T = 256).
+constexpr int QB = 64;
+
+}  // namespace
+
 void attentionForward(const float* qkv, int B, int T, int H, int hd, const int32_t* starts, float* out, float* P) {
   const int d = H * hd, d3 = 3 * d;
   const float scale = 1.0f / std::sqrt(float(hd));
@@ -169,20 +184,24 @@ void attentionForward(const float* qkv, int B, int T, int H, int hd, const int32
     const int start = starts ? starts[b] : 0;
     for (int h = 0; h < H; h++) {
       float* S = P + (int64_t(b) * H + h) * T * T;
-      hs.take(hs.a, qkv, int64_t(b) * T, d3, h * hd, scale, false);    // Q·scale [T, hd]
-      hs.take(hs.b, qkv, int64_t(b) * T, d3, d + h * hd, 1.0f, true);  // Kᵀ [hd, T]
+      hs.take(hs.a, qkv, int64_t(b) * T, d3, h * hd, scale, false);         // Q·scale [T, hd]
+      hs.take(hs.b, qkv, int64_t(b) * T, d3, d + h * hd, 1.0f, true);       // Kᵀ [hd, T]
       hs.take(hs.c, qkv, int64_t(b) * T, d3, 2 * d + h * hd, 1.0f, false);  // V [T, hd]
-      mm(hs.a.data(), hs.b.data(), S, T, T, hd, false, false);
-      for (int i = 0; i < T; i++) {
-        float* row = S + int64_t(i) * T;
-        const int lo = keyLo(i, start);
-        float m;
-        const float inv = float(1.0 / expShift(row + lo, i - lo + 1, &m));
-        for (int j = 0; j < lo; j++) row[j] = 0.0f;
-        for (int j = lo; j <= i; j++) row[j] *= inv;
-        for (int j = i + 1; j < T; j++) row[j] = 0.0f;
+      for (int i0 = 0; i0 < T; i0 += QB) {
+        const int i1 = std::min(T, i0 + QB), rows = i1 - i0;
+        float* Sb = S + int64_t(i0) * T;
+        mmld(hs.a.data() + size_t(i0) * hd, hd, hs.b.data(), T, Sb, T, rows, i1, hd, false, false, false);
+        for (int i = i0; i < i1; i++) {
+          float* row = S + int64_t(i) * T;
+          const int lo = keyLo(i, start);
+          float m;
+          const float inv = float(1.0 / expShift(row + lo, i - lo + 1, &m));
+          for (int j = 0; j < lo; j++) row[j] = 0.0f;
+          for (int j = lo; j <= i; j++) row[j] *= inv;
+          for (int j = i + 1; j < T; j++) row[j] = 0.0f;
+        }
+        mmld(Sb, T, hs.c.data(), hd, o.data() + size_t(i0) * hd, hd, rows, hd, i1, false, false, false);
       }
-      mm(S, hs.c.data(), o.data(), T, hd, T, false, false);
       for (int t = 0; t < T; t++) std::memcpy(out + (int64_t(b) * T + t) * d + h * hd, o.data() + size_t(t) * hd, hd * sizeof(float));
     }
   }
@@ -201,19 +220,26 @@ void attentionBackward(const float* qkv, const float* dout, const float* P, int 
       hs.take(hs.b, qkv, int64_t(b) * T, d3, d + h * hd, 1.0f, false);       // K [T, hd]
       hs.take(hs.c, qkv, int64_t(b) * T, d3, 2 * d + h * hd, 1.0f, true);    // Vᵀ [hd, T]
       hs.take(hs.e, dout, int64_t(b) * T, d, h * hd, 1.0f, false);           // dO [T, hd]
-      mm(hs.e.data(), hs.c.data(), dP.data(), T, T, hd, false, false);       // dP = dO·Vᵀ
-      mm(Pb, hs.e.data(), dV.data(), T, hd, T, true, false);                 // dV = Pᵀ·dO
-      for (int i = 0; i < T; i++) {                                          // dS = P ⊙ (dP − Σ dP⊙P)
-        float* g = dP.data() + size_t(i) * T;
-        const float* p = Pb + int64_t(i) * T;
-        const int lo = keyLo(i, start);
-        double dot = 0;
-        for (int j = lo; j <= i; j++) dot += double(g[j]) * p[j];
-        const float df = float(dot);
-        for (int j = 0; j < T; j++) g[j] = (j >= lo && j <= i) ? p[j] * (g[j] - df) : 0.0f;
+      std::fill(dK.begin(), dK.end(), 0.0f);
+      std::fill(dV.begin(), dV.end(), 0.0f);
+      for (int i0 = 0; i0 < T; i0 += QB) {
+        const int i1 = std::min(T, i0 + QB), rows = i1 - i0;
+        const float* Pblk = Pb + int64_t(i0) * T;
+        float* G = dP.data() + size_t(i0) * T;
+        mmld(hs.e.data() + size_t(i0) * hd, hd, hs.c.data(), T, G, T, rows, i1, hd, false, false, false);  // dP = dO·Vᵀ
+        mmld(Pblk, T, hs.e.data() + size_t(i0) * hd, hd, dV.data(), hd, i1, hd, rows, true, false, true);  // dV += Pᵀ·dO
+        for (int i = i0; i < i1; i++) {                                        // dS = P ⊙ (dP − Σ dP⊙P)
+          float* g = dP.data() + size_t(i) * T;
+          const float* p = Pb + int64_t(i) * T;
+          const int lo = keyLo(i, start);
+          double dot = 0;
+          for (int j = lo; j <= i; j++) dot += double(g[j]) * p[j];
+          const float df = float(dot);
+          for (int j = 0; j < i1; j++) g[j] = (j >= lo && j <= i) ? p[j] * (g[j] - df) : 0.0f;
+        }
+        mmld(G, T, hs.b.data(), hd, dQ.data() + size_t(i0) * hd, hd, rows, hd, i1, false, false, false);   // dQs = dS·K
+        mmld(G, T, hs.a.data() + size_t(i0) * hd, hd, dK.data(), hd, i1, hd, rows, true, false, true);     // dK += dSᵀ·Qs
       }
-      mm(dP.data(), hs.b.data(), dQ.data(), T, hd, T, false, false);         // dQs = dS·K
-      mm(dP.data(), hs.a.data(), dK.data(), T, hd, T, true, false);          // dK = dSᵀ·Qs
       for (int t = 0; t < T; t++) {
         float* row = dqkv + (int64_t(b) * T + t) * d3 + h * hd;
         for (int j = 0; j < hd; j++) {
