@@ -3,16 +3,22 @@
  * PyTorch on the CPU, in the same run.
  *
  *   node bin/run.mjs bench/lm.ts [--config configs/models/base.json] [--steps 5] [--tokens 64]
- *                                [--threads 2] [--no-torch] [--json]
+ *                                [--threads 2] [--model DIR] [--env-steps 400] [--no-env] [--no-torch] [--json]
  *
- * Prints training tokens/s (batch × seqLength from the config, Adam step included; on one thread and
- * data-parallel on `--threads` threads, as `colloquy pretrain` trains) and KV-cached
- * sampling tokens/s at batch 1 and 16 (prompt of 16 tokens, then `--tokens` sampled tokens per
- * row, temperature 1), and the ratios TF.js / PyTorch. With the project's native kernels built
- * (native/), the same figures on the wasm backend's own kernels follow, as a baseline. PyTorch runs `bench/reference/lm_reference.py`
- * with Debian's python3-torch (installed here with apt-get when missing and running as root; skipped
- * with a message otherwise), with `--threads` intra-op threads (default 2: this machine's cores).
- * Env token-steps/s for TeacherStudent-v0 belongs to the env's own bench.
+ * Prints, in one run:
+ * - training tokens/s (batch × seqLength from the config, Adam step included; on one thread and
+ *   data-parallel on `--threads` threads, as `colloquy pretrain` trains);
+ * - KV-cached sampling tokens/s at batch 1 and 16 (prompt of 16 tokens, then `--tokens` sampled
+ *   tokens per row, temperature 1);
+ * - env token-steps/s of TeacherStudent-v0 with 16 dialogs in process (a vector env; student
+ *   replies from the base checkpoint `--model DIR`, default data/models/base, batched across
+ *   dialogs; a scripted teacher says one fixed 12-token utterance and hands over, so a student
+ *   reply follows every turn);
+ * - with the project's native kernels built (native/), the same figures on the wasm backend's own
+ *   kernels, as a baseline;
+ * - the same architecture in PyTorch (`bench/reference/lm_reference.py`, Debian's python3-torch,
+ *   installed here with apt-get when missing and running as root; skipped with a message
+ *   otherwise) with 1 and `--threads` intra-op threads, and the ratios TF.js / PyTorch.
  */
 import { parseArgs } from 'node:util';
 import { spawnSync } from 'node:child_process';
@@ -26,12 +32,16 @@ import { readModelFile } from '../agents/models/pretrain.ts';
 import { GradientWorkers } from '../agents/models/parallel.ts';
 import { setNativeEnabled } from '../agents/models/native.ts';
 import { Rng } from '../env/rng.ts';
+import { makeVec } from '../env/index.ts';
+import { defaultModelDir, loadDialogModel } from '../env/dialog-model.ts';
+import { existsSync } from 'node:fs';
 
 const { values } = parseArgs({
   options: {
     config: { type: 'string' }, steps: { type: 'string' }, tokens: { type: 'string' }, threads: { type: 'string' },
     'batch-size': { type: 'string' }, 'seq-length': { type: 'string' }, 'vocab-size': { type: 'string' },
     'no-torch': { type: 'boolean' }, json: { type: 'boolean' }, backend: { type: 'string' },
+    model: { type: 'string' }, 'env-steps': { type: 'string' }, 'no-env': { type: 'boolean' },
   },
 });
 
@@ -123,6 +133,44 @@ if (nativeOn) {
 opt.dispose();
 model.dispose();
 
+// ---- TeacherStudent-v0: env token-steps/s with 16 dialogs
+const envSteps: Record<string, number> = {};
+let envNote = '';
+const envModel = path.resolve(values.model ?? defaultModelDir());
+const envCount = 16, envStepCount = Number(values['env-steps'] ?? 400);
+if (values['no-env']) envNote = 'skipped (--no-env)';
+else if (!existsSync(path.join(envModel, 'model.json'))) envNote = `skipped: no base checkpoint at ${envModel} (run \`colloquy pretrain\` or \`npm start\` once)`;
+else {
+  const { tokenizer } = await loadDialogModel(envModel);
+  const teacher = [...tokenizer.encode(' Can you walk me through how you got that answer?'), tokenizer.special.student];
+  const measureEnv = async (): Promise<number> => {
+    const envs = makeVec('TeacherStudent-v0', { numEnvs: envCount, kwargs: { model: envModel }, autoresetMode: 'same-step' });
+    await envs.reset({ seed: 1 });
+    const pos = new Array<number>(envCount).fill(0);
+    const act = () => pos.map(p => teacher[p % teacher.length]!);
+    const run = async (n: number) => {
+      for (let i = 0; i < n; i++) {
+        const r = await envs.step(act());
+        for (let e = 0; e < envCount; e++) pos[e] = r.terminated[e] || r.truncated[e] ? 0 : pos[e]! + 1;
+      }
+    };
+    await run(40); // warm-up: model load, first replies
+    const t0 = performance.now();
+    await run(envStepCount);
+    const sps = envCount * envStepCount / ((performance.now() - t0) / 1000);
+    await envs.close();
+    return sps;
+  };
+  envSteps[label] = await measureEnv();
+  log(`  ${label.padEnd(11)} env    ${envSteps[label]!.toFixed(0).padStart(7)} token-steps/s, TeacherStudent-v0 with ${envCount} dialogs (student: ${path.relative(process.cwd(), envModel) || envModel}; a reply every ${teacher.length} teacher tokens)`);
+  if (nativeOn) {
+    setNativeEnabled(false);
+    try { envSteps['tfjs-wasm'] = await measureEnv(); } finally { setNativeEnabled(true); }
+    log(`  tfjs-wasm   env    ${envSteps['tfjs-wasm']!.toFixed(0).padStart(7)} token-steps/s   (wasm kernels only)`);
+  }
+}
+if (envNote) log(`  env: ${envNote}`);
+
 // ---- PyTorch reference
 interface TorchResult { torch: string; threads: number; params: number; trainTokensPerSec: number; sampleTokensPerSec: Record<string, number> }
 let torchRes: TorchResult | null = null;
@@ -194,6 +242,7 @@ if (values.json) {
     config: { ...file.model, vocabSize, batchSize: B, seqLength: T }, backend: info,
     tfjs: { native: nativeOn, trainTokensPerSec: tfTrain, sampleTokensPerSec: tfSample },
     tfjsWasmKernelsOnly: wasmOnly ? { trainTokensPerSec: { 1: wasmOnly.train }, sampleTokensPerSec: wasmOnly.sample } : null,
+    envTokenStepsPerSec: envSteps, envNote: envNote || undefined,
     pytorch: torchRuns, pytorchBest: torchRes, note: torchNote || undefined,
     loadAverage: os.loadavg(),
     ratio: torchRes ? { train: Object.fromEntries(Object.entries(tfTrain).map(([k, v]) => [k, v / torchRes!.trainTokensPerSec])), sample: Object.fromEntries(sampleBatches.map(sb => [sb, tfSample[String(sb)]! / torchRes!.sampleTokensPerSec[String(sb)]!])) } : null,

@@ -40,6 +40,9 @@ import { getCompositeReward, type CompositeRewardLike } from './dialog-rewards.t
 
 export const COHEN_PROMPT = 'The following contains private conversations, collected for training purposes. Do not distribute.\n\nStudent: For our science reports...\n\nTeacher: Yeah?\n\nStudent: I don\'t understand what is supposed to go in the discussion section.\n\nTeacher: Do you';
 
+/** Model students by model folder and temperature (see `ensureReady`). */
+const sharedStudents = new Map<string, LmStudent>();
+
 export const TeacherStudentKwargs = Type.Object({
   model: Type.Optional(Type.String({ description: 'base model checkpoint folder (default: the server\'s base model, data/models/base)' })),
   actionMode: Type.Union([Type.Literal('token'), Type.Literal('utterance')], { default: 'token', description: 'one token per step, or one whole teacher utterance per step' }),
@@ -110,7 +113,13 @@ export class TeacherStudentEnv implements Env<TokenObs | TextObs, number | strin
     const studentDir = k.student === 'base' ? this.modelDir : k.student.checkpoint;
     const m = await loadDialogModel(studentDir);
     if (m.tokenizer.vocabSize !== this.tokenizer.vocabSize) throw new BadConfig('the student model must share the base model\'s tokenizer');
-    this.student = new LmStudent(m.sampler, this.tokenizer, k.studentTemperature);
+    // One student per model and temperature, shared by every env of the process: its batcher then
+    // gathers the replies that all dialogs of a vector env (or of several sessions) ask for in
+    // the same tick into one batched sampling call.
+    const key = `${m.dir}\u0000${k.studentTemperature}`;
+    let shared = sharedStudents.get(key);
+    if (!shared) { shared = new LmStudent(m.sampler, this.tokenizer, k.studentTemperature); sharedStudents.set(key, shared); }
+    this.student = shared;
   }
 
   private async base(): Promise<DialogModel> {

@@ -25,6 +25,22 @@ import { nativeKernelsActive, nativeNN } from './native.ts';
 type Saver = tf.GradSaveFunc;
 
 /**
+ * Reused Float32Arrays for the large per-step buffers of the native paths (attention weights,
+ * output probabilities: tens of MB per training step, whose fresh allocation and page faults cost
+ * as much as the arithmetic). A buffer taken in a forward pass goes back when its gradient has
+ * been computed; one whose gradient is never asked for is simply collected.
+ */
+const pool = new Map<number, Float32Array[]>();
+function takeBuffer(n: number): Float32Array {
+  return pool.get(n)?.pop() ?? new Float32Array(n);
+}
+function giveBuffer(buf: Float32Array): void {
+  const list = pool.get(buf.length) ?? [];
+  if (list.length < 8) list.push(buf);
+  pool.set(buf.length, list);
+}
+
+/**
  * Start of the window through which the model reads a context of n tokens (n ≥ 1) with context
  * length C. Up to C tokens it reads everything; past that the window restarts with the last
  * h = ⌊C/2⌋ tokens and grows back to C (so the KV-cached sampler refills its cache once every
@@ -259,13 +275,14 @@ export function attention(qkv: tf.Tensor2D, shape: AttentionShape): tf.Tensor2D 
     const native = tf.customGrad((qi: tf.Tensor | Saver) => {
       const a = readF32(qi as tf.Tensor);
       shape.capture?.(a);
-      const out = new Float32Array(B * T * d), P = new Float32Array(B * H * T * T);
+      const out = new Float32Array(B * T * d), P = takeBuffer(B * H * T * T);
       nn.attentionForward(a, B, T, H, hd, starts, out, P);
       return {
         value: tf.tensor2d(out, [B * T, d]),
         gradFunc: (dy: tf.Tensor) => {
           const dqkv = new Float32Array(B * T * d3);
           nn.attentionBackward(a, readF32(dy), P, B, T, H, hd, starts, dqkv);
+          giveBuffer(P);
           return tf.tensor2d(dqkv, [B * T, d3]);
         },
       };
@@ -411,13 +428,14 @@ export function outputCrossEntropy(h: tf.Tensor2D, E: tf.Tensor2D, targets: Int3
     const d = E.shape[1];
     const native = tf.customGrad((hi: tf.Tensor | Saver, ei: tf.Tensor | Saver) => {
       const hd = readF32(hi as tf.Tensor), ed = readF32(ei as tf.Tensor);
-      const P = new Float32Array(n * V);
+      const P = takeBuffer(n * V);
       const loss = nn.crossEntropyForward(hd, ed, targets, weights, n, V, d, P);
       return {
         value: tf.scalar(loss),
         gradFunc: (dy: tf.Tensor) => {
           const dh = new Float32Array(n * d), dE = new Float32Array(V * d);
           nn.crossEntropyBackward(hd, ed, P, targets, weights, n, V, d, readF32(dy)[0]! / wsum, dh, dE);
+          giveBuffer(P);
           return [tf.tensor2d(dh, [n, d]), tf.tensor2d(dE, [V, d])];
         },
       };

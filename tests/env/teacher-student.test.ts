@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { COHEN_PROMPT } from '../../env/teacher-student.ts';
 import { checkEnv, defaultModelDir, make, makeVec, type StepResult } from '../../env/index.ts';
-import { loadDialogTokenizer } from '../../env/dialog-model.ts';
+import { loadDialogModel, loadDialogTokenizer } from '../../env/dialog-model.ts';
 import { createScorer } from '../../rewards/sentiment.ts';
 
 const tok = () => loadDialogTokenizer(defaultModelDir());
@@ -112,9 +112,20 @@ describe('TeacherStudent-v0', () => {
 
     const v = makeVec('TeacherStudent-v0', { numEnvs: 3, kwargs: { maxStudentTokens: 12 } });
     await v.reset({ seed: 11 });
+    // Count the student's sampling calls and their batch sizes.
+    const sampler = (await loadDialogModel(defaultModelDir())).sampler;
+    const original = sampler.sampleBatch;
+    const batches: number[] = [];
+    sampler.sampleBatch = (contexts, opts) => { batches.push(contexts.length); return original.call(sampler, contexts, opts); };
     let last;
-    for (const id of [...tok().encode(' know what a discussion is?'), tok().special.student]) last = await v.step([id, id, id]);
-    // Sub-env 0 has seed 11, like the single env: same reply although sampled in a batch of 3.
+    try {
+      for (const id of [...tok().encode(' know what a discussion is?'), tok().special.student]) last = await v.step([id, id, id]);
+    } finally {
+      sampler.sampleBatch = original;
+    }
+    // The three replies were sampled in one batched call...
+    expect(batches).toEqual([3]);
+    // ...and sub-env 0 has seed 11, like the single env: the same reply although sampled in a batch of 3.
     expect(last!.infos[0]!.studentReply).toBe(a.info.studentReply);
     expect(last!.rewards[0]).toBe(a.reward);
     await v.close();
