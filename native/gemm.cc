@@ -183,8 +183,46 @@ void directTile(const View& A, const View& B, float* C, int64_t ldc, int64_t m0,
   }
 }
 
+// One to four rows: stream B row by row (contiguous, so the prefetchers keep up) into R rows of C
+// held in L1, a chunk of columns at a time; each C element is still one chain over k in order.
+template <int R>
+__attribute__((target("avx2,fma")))
+void streamRows(const View& A, const View& B, float* C, int64_t ldc, int64_t m0, int64_t N, int64_t K, bool acc) {
+  constexpr int64_t CHUNK = 1024;
+  for (int64_t j0 = 0; j0 < N; j0 += CHUNK) {
+    const int64_t nc = std::min(CHUNK, N - j0), nv = nc & ~int64_t(7);
+    float* c[R];
+    for (int r = 0; r < R; r++) {
+      c[r] = C + (m0 + r) * ldc + j0;
+      if (!acc) std::memset(c[r], 0, nc * sizeof(float));
+    }
+    for (int64_t k = 0; k < K; k++) {
+      const float* b = B.p + k * B.rs + j0;
+      __m256 av[R];
+      float as[R];
+      for (int r = 0; r < R; r++) { as[r] = A.at(m0 + r, k); av[r] = _mm256_set1_ps(as[r]); }
+      int64_t j = 0;
+      for (; j < nv; j += 8) {
+        const __m256 bv = _mm256_loadu_ps(b + j);
+        for (int r = 0; r < R; r++) _mm256_storeu_ps(c[r] + j, _mm256_fmadd_ps(av[r], bv, _mm256_loadu_ps(c[r] + j)));
+      }
+      for (; j < nc; j++)
+        for (int r = 0; r < R; r++) c[r][j] = std::fma(as[r], b[j], c[r][j]);
+    }
+  }
+}
+
 __attribute__((target("avx2,fma")))
 void fewRowsAvx2(const View& A, const View& B, float* C, int64_t ldc, int64_t M, int64_t N, int64_t K, bool acc) {
+  if (M <= 4) {
+    switch (M) {
+      case 1: streamRows<1>(A, B, C, ldc, 0, N, K, acc); break;
+      case 2: streamRows<2>(A, B, C, ldc, 0, N, K, acc); break;
+      case 3: streamRows<3>(A, B, C, ldc, 0, N, K, acc); break;
+      default: streamRows<4>(A, B, C, ldc, 0, N, K, acc); break;
+    }
+    return;
+  }
   int64_t j0 = 0;
   for (; j0 + NR <= N; j0 += NR) {
     int64_t m = 0;
