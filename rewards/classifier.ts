@@ -1,10 +1,17 @@
 /**
- * A small neural sentiment classifier in TensorFlow.js: a convolutional network over word
- * embeddings in the style of Kim (2014) — several filter widths, ReLU, max-pooling over time,
- * dropout, a logistic output — plus an optional linear path over hashed word bigrams
- * (fastText-style "wide" part). Trained from scratch on SST-2 phrases (see `trainClassifier`),
- * saved as a folder: `classifier.json` (config, vocabulary, weight manifest, metadata) and
- * `weights.bin` (float32, little-endian).
+ * A small neural sentiment classifier in TensorFlow.js: over word embeddings, a bidirectional GRU
+ * whose states are max-pooled over time (as InferSent) and/or a convolutional network in the style
+ * of Kim (2014) — several filter widths, ReLU, max-pooling over time — then dropout and a logistic
+ * output, plus an optional linear path over hashed word n-grams (fastText-style "wide" part). Trained on SST-2 phrases (see `trainClassifier`), with word
+ * embeddings initialised from pretrained vectors (GloVe, rewards/word-vectors.ts) or from scratch.
+ * Saved as a folder: `classifier.json` (config, vocabulary, weight manifest, metadata) and
+ * `weights.bin` (float32, little-endian); self-contained (the vectors of its own vocabulary only).
+ *
+ * With pretrained vectors the vocabulary is the training words followed by frequent words of the
+ * vectors that training never sees (`arch.trainableVocab` marks the split). The first have a
+ * trainable `embedding` row; every word has a fixed `pretrained` row, which is the second input
+ * channel (`arch.staticChannel`, Kim's multichannel) and stands in for the trainable row of the
+ * words beyond the split.
  *
  * Written for the wasm backend: convolutions are im2col + `matMul` (wasm lacks the
  * Conv2D filter gradient) and the embedding lookup has a custom gradient through `scatterND`
@@ -14,6 +21,7 @@ import * as tf from '@tensorflow/tfjs';
 import { mkdir, readFile, writeFile, rename } from 'node:fs/promises';
 import { existsSync, readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
+import { endianness } from 'node:os';
 import path from 'node:path';
 import { Rng } from '../env/rng.ts';
 import { ColloquyError } from '../env/errors.ts';
@@ -51,12 +59,40 @@ export interface ClassifierArch {
   ngramOrder?: number;
   /** Split hyphenated words ("well-made" → "well - made") so that rare compounds share known parts. */
   splitHyphens?: boolean;
+  /**
+   * Words (a prefix of the vocabulary) with a trainable embedding row; the rest use their fixed
+   * `pretrained` row. Absent: every word is trainable and there is no `pretrained` table.
+   */
+  trainableVocab?: number;
+  /** Feed the fixed `pretrained` vectors as a second embedding channel beside the trainable one. */
+  staticChannel?: boolean;
+  /**
+   * Units per direction of a bidirectional GRU over the embeddings whose states are max-pooled
+   * over time and joined to the convolution features; 0 or absent for none.
+   */
+  rnn?: number;
 }
 
-export const DEFAULT_ARCH: ClassifierArch = { embedDim: 96, widths: [2, 3, 4, 5], filters: 96, hidden: 0, bigramBuckets: 1 << 18, maxLen: 256, lexicon: true, vaderFeature: true, ngramOrder: 3, splitHyphens: true };
+/**
+ * The default: a bidirectional GRU (160 units a direction) over 100-d embeddings, no convolutions
+ * (`widths: [2, 3, 4, 5]`, `rnn: 0` is the CNN of earlier checkpoints), beside the hashed n-gram,
+ * lexicon and VADER inputs. `filters` applies when `widths` is set.
+ */
+export const DEFAULT_ARCH: ClassifierArch = { embedDim: 100, widths: [], filters: 96, rnn: 160, hidden: 0, bigramBuckets: 1 << 18, maxLen: 256, lexicon: true, vaderFeature: true, ngramOrder: 3, splitHyphens: true };
 
 /** Parameters saved with the checkpoint but not trained. */
-export const FIXED_PARAMS: ReadonlySet<string> = new Set(['lexicon']);
+export const FIXED_PARAMS: ReadonlySet<string> = new Set(['lexicon', 'pretrained']);
+
+/** Checkpoint format version written by `save`; `load` reads 1 (no pretrained table) and 2. */
+export const CLASSIFIER_VERSION = 2;
+
+/** Initial embedding rows from pretrained vectors (`create`). */
+export interface EmbeddingInit {
+  /** Vectors of (some of) the vocabulary's words, each of length `arch.embedDim`. */
+  vectors: ReadonlyMap<string, Float32Array>;
+  /** Half-width of the uniform init of words without a vector (default 0.1). */
+  missingScale?: number;
+}
 
 /** Metadata written beside the weights. */
 export interface ClassifierMeta {
@@ -74,7 +110,8 @@ export interface ClassifierMeta {
 
 interface SavedFile {
   format: typeof CLASSIFIER_FORMAT;
-  version: 1;
+  /** 1: no `pretrained` table (arch.trainableVocab, arch.staticChannel absent); 2: optional. */
+  version: 1 | 2;
   arch: ClassifierArch;
   vocab: string[];
   /** Every member's tensors (`member` absent means 0), float32 offsets into weights.bin. */
@@ -83,6 +120,7 @@ interface SavedFile {
 }
 
 let instanceCounter = 0;
+const LITTLE_ENDIAN = endianness() === 'LE';
 
 let lexiconCache: Map<string, number> | undefined;
 /** The VADER lexicon (token → mean valence in [-4, 4]) shipped in the `vader-sentiment` package. */
@@ -183,18 +221,40 @@ export class SentimentClassifier {
 
   /**
    * A freshly initialised classifier (Glorot-uniform-like scales, seeded) of `numMembers`
-   * independently initialised networks whose probabilities are averaged (an ensemble).
+   * independently initialised networks whose probabilities are averaged (an ensemble). With
+   * `init`, embedding rows of words that have a vector start as that vector (in both channels);
+   * the others (and `<unk>`) are uniform in ±`init.missingScale`, `<pad>` is zero.
    */
-  static create(arch: ClassifierArch, vocab: string[], seed: number, numMembers = 1): SentimentClassifier {
+  static create(arch: ClassifierArch, vocab: string[], seed: number, numMembers = 1, init?: EmbeddingInit): SentimentClassifier {
     if (vocab[0] !== PAD || vocab[1] !== UNK) throw new ColloquyError('BAD_CONFIG', `vocabulary must start with ${PAD}, ${UNK}`);
     if (!(numMembers >= 1)) throw new ColloquyError('BAD_CONFIG', 'an ensemble needs at least one member');
+    const tv = arch.trainableVocab;
+    if (tv !== undefined && !(Number.isInteger(tv) && tv >= 2 && tv <= vocab.length)) throw new ColloquyError('BAD_CONFIG', `trainableVocab must be an integer in [2, ${vocab.length}]`);
+    if (arch.widths.length === 0 && !((arch.rnn ?? 0) > 0)) throw new ColloquyError('BAD_CONFIG', 'the classifier needs convolution widths or a GRU (rnn > 0)');
+    if ((tv !== undefined || arch.staticChannel) && !init) throw new ColloquyError('BAD_CONFIG', 'trainableVocab and staticChannel need pretrained vectors');
+    for (const [w, v] of init?.vectors ?? []) {
+      if (v.length !== arch.embedDim) throw new ColloquyError('BAD_CONFIG', `the vector of '${w}' has ${v.length} numbers; embedDim is ${arch.embedDim}`);
+    }
     const rng = new Rng(seed);
     const members: Map<string, tf.Variable>[] = [];
-    for (let m = 0; m < numMembers; m++) members.push(SentimentClassifier.initMember(arch, vocab, rng));
+    for (let m = 0; m < numMembers; m++) members.push(SentimentClassifier.initMember(arch, vocab, rng, init));
     return new SentimentClassifier(arch, vocab, members, {});
   }
 
-  private static initMember(arch: ClassifierArch, vocab: string[], rng: Rng): Map<string, tf.Variable> {
+  /** Rows [vocab, embedDim]: the pretrained vector of each word, else uniform in ±scale (zero for `<pad>`). */
+  private static embeddingRows(arch: ClassifierArch, vocab: string[], rng: Rng, init: EmbeddingInit): Float32Array {
+    const e = arch.embedDim;
+    const scale = init.missingScale ?? 0.1;
+    const rows = new Float32Array(vocab.length * e);
+    for (let i = 1; i < vocab.length; i++) {
+      const v = init.vectors.get(vocab[i]!);
+      if (v) rows.set(v, i * e);
+      else for (let j = 0; j < e; j++) rows[i * e + j] = (rng.random() * 2 - 1) * scale;
+    }
+    return rows;
+  }
+
+  private static initMember(arch: ClassifierArch, vocab: string[], rng: Rng, init?: EmbeddingInit): Map<string, tf.Variable> {
     const uniform = (shape: number[], scale: number): tf.Tensor => {
       const n = shape.reduce((a, b) => a * b, 1);
       const v = new Float32Array(n);
@@ -203,8 +263,13 @@ export class SentimentClassifier {
     };
     const zeros = (shape: number[]) => tf.zeros(shape);
     const shapes: [string, () => tf.Tensor][] = [];
-    const d = arch.embedDim + (arch.lexicon ? 1 : 0);
-    shapes.push(['embedding', () => uniform([vocab.length, arch.embedDim], 0.1)]);
+    const d = arch.embedDim * (arch.staticChannel ? 2 : 1) + (arch.lexicon ? 1 : 0);
+    const tv = arch.trainableVocab ?? vocab.length;
+    if (init) {
+      const rows = SentimentClassifier.embeddingRows(arch, vocab, rng, init);
+      shapes.push(['embedding', () => tf.tensor2d(rows.subarray(0, tv * arch.embedDim), [tv, arch.embedDim])]);
+      if (arch.trainableVocab !== undefined || arch.staticChannel) shapes.push(['pretrained', () => tf.tensor2d(rows, [vocab.length, arch.embedDim])]);
+    } else shapes.push(['embedding', () => uniform([vocab.length, arch.embedDim], 0.1)]);
     if (arch.lexicon) {
       const lex = vaderLexicon();
       shapes.push(['lexicon', () => tf.tensor2d(Float32Array.from(vocab, w => (lex.get(w) ?? 0) / 4), [vocab.length, 1])]);
@@ -213,7 +278,13 @@ export class SentimentClassifier {
       shapes.push([`conv${k}/kernel`, () => uniform([k * d, arch.filters], Math.sqrt(6 / (k * d + arch.filters)))]);
       shapes.push([`conv${k}/bias`, () => zeros([arch.filters])]);
     }
-    const pooled = arch.widths.length * arch.filters;
+    const H = arch.rnn ?? 0;
+    for (const dir of H > 0 ? ['fw', 'bw'] : []) {
+      shapes.push([`gru/${dir}/kernel`, () => uniform([d, 3 * H], Math.sqrt(6 / (d + 3 * H)))]);
+      shapes.push([`gru/${dir}/recurrent`, () => uniform([H, 3 * H], Math.sqrt(6 / (H + 3 * H)))]);
+      shapes.push([`gru/${dir}/bias`, () => zeros([3 * H])]);
+    }
+    const pooled = arch.widths.length * arch.filters + 2 * H;
     let last = pooled;
     if (arch.hidden > 0) {
       shapes.push(['hidden/kernel', () => uniform([pooled, arch.hidden], Math.sqrt(6 / (pooled + arch.hidden)))]);
@@ -264,7 +335,7 @@ export class SentimentClassifier {
    * replaces ids by `<unk>` with that probability.
    */
   packBatch(seqs: number[][], rng?: Rng, wordDrop = 0, features?: number[]): EncodedBatch {
-    const maxW = Math.max(...this.arch.widths);
+    const maxW = Math.max(1, ...this.arch.widths);
     const len = Math.max(maxW, ...seqs.map(s => s.length));
     const batch = seqs.length;
     const ids = new Int32Array(batch * len);
@@ -314,7 +385,18 @@ export class SentimentClassifier {
       const e = this.arch.embedDim;
       const ids = tf.tensor1d(enc.ids, 'int32');
       const mask = tf.tensor3d(enc.mask, [B, L, 1]);
-      let emb = lookup(p('embedding') as tf.Tensor2D, ids).reshape([B, L, e]) as tf.Tensor3D;
+      const tv = this.arch.trainableVocab;
+      let emb: tf.Tensor3D;
+      if (tv === undefined || tv >= this.vocab.length) emb = lookup(p('embedding') as tf.Tensor2D, ids).reshape([B, L, e]) as tf.Tensor3D;
+      else {
+        // Words past the trainable prefix take their fixed pretrained row.
+        const own = new Int32Array(enc.ids.length);
+        const fixed = new Float32Array(enc.ids.length);
+        for (let i = 0; i < own.length; i++) { const id = enc.ids[i]!; if (id < tv) own[i] = id; else fixed[i] = 1; }
+        const f = tf.tensor2d(fixed, [B * L, 1]);
+        emb = tf.add(lookup(p('embedding') as tf.Tensor2D, tf.tensor1d(own, 'int32')).mul(tf.sub(1, f)), tf.gather(p('pretrained'), ids).mul(f)).reshape([B, L, e]) as tf.Tensor3D;
+      }
+      if (this.arch.staticChannel) emb = tf.concat([emb, tf.gather(p('pretrained'), ids).reshape([B, L, e]) as tf.Tensor3D], 2);
       if (dropout > 0) emb = tf.dropout(emb, dropout * 0.5, undefined, seed) as tf.Tensor3D;
       if (this.arch.lexicon) emb = tf.concat([emb, tf.gather(p('lexicon'), ids).reshape([B, L, 1]) as tf.Tensor3D], 2);
       emb = emb.mul(mask);
@@ -327,6 +409,17 @@ export class SentimentClassifier {
         const x = (k === 1 ? cols[0]! : tf.concat(cols, 2)).reshape([B * n, k * d]) as tf.Tensor2D;
         const h = tf.relu(tf.add(dense(x, p(`conv${k}/kernel`) as tf.Tensor2D), p(`conv${k}/bias`))) as tf.Tensor2D;
         pooled.push(maxOverTime(h.reshape([B, n, this.arch.filters]) as tf.Tensor3D));
+      }
+      if ((this.arch.rnn ?? 0) > 0) {
+        // The backward GRU reads each row's words in reverse (its padding stays at the end).
+        const rev = new Int32Array(B * L);
+        for (let b = 0; b < B; b++) {
+          let n = 0;
+          while (n < L && enc.mask[b * L + n]! > 0) n++;
+          for (let t = 0; t < L; t++) rev[b * L + t] = b * L + (t < n ? n - 1 - t : t);
+        }
+        const back = lookup(emb.reshape([B * L, d]) as tf.Tensor2D, tf.tensor1d(rev, 'int32')).reshape([B, L, d]) as tf.Tensor3D;
+        pooled.push(this.gruMaxPool(emb, mask, 'gru/fw', p), this.gruMaxPool(back, mask, 'gru/bw', p));
       }
       let feat: tf.Tensor2D = pooled.length === 1 ? pooled[0]! : tf.concat(pooled, 1);
       if (dropout > 0) feat = tf.dropout(feat, dropout, undefined, seed + 1) as tf.Tensor2D;
@@ -342,6 +435,36 @@ export class SentimentClassifier {
       if (this.arch.vaderFeature) out = out.add(dense(tf.tensor2d(enc.vader, [B, 1]), p('vader/kernel') as tf.Tensor2D).reshape([B]));
       return out;
     });
+  }
+
+  /**
+   * A GRU (the cuDNN variant: the reset gate scales the recurrent part of the candidate) over
+   * [B, L, d] inputs whose valid steps are a prefix (`mask` [B, L, 1]); the max over valid steps
+   * of its states, [B, H].
+   */
+  private gruMaxPool(x: tf.Tensor3D, mask: tf.Tensor3D, prefix: string, p: (name: string) => tf.Variable): tf.Tensor2D {
+    const [B, L, d] = x.shape;
+    const H = this.arch.rnn!;
+    const xw = tf.add(dense(x.reshape([B * L, d]) as tf.Tensor2D, p(`${prefix}/kernel`) as tf.Tensor2D), p(`${prefix}/bias`)).reshape([B, L, 3 * H]);
+    // One unstack, not a slice per step: the gradient of each slice would be a full [B, L, 3H] pad (memory O(L²)).
+    // (tfjs's gradient of an unstack into one tensor fails: a reshape then.)
+    const xs = L === 1 ? [xw.reshape([B, 3 * H]) as tf.Tensor2D] : tf.unstack(xw, 1) as tf.Tensor2D[];
+    const ms = L === 1 ? [mask.reshape([B, 1])] : tf.unstack(mask.reshape([B, L]), 1).map(m => m.reshape([B, 1]));
+    const U = p(`${prefix}/recurrent`) as tf.Tensor2D;
+    let h: tf.Tensor2D = tf.zeros([B, H]);
+    const outs: tf.Tensor2D[] = [];
+    for (let t = 0; t < L; t++) {
+      const xt = xs[t]!;
+      const hu = dense(h, U);
+      const gates = tf.sigmoid(tf.add(xt.slice([0, 0], [B, 2 * H]), hu.slice([0, 0], [B, 2 * H])));
+      const z = gates.slice([0, 0], [B, H]), r = gates.slice([0, H], [B, H]);
+      const n = tf.tanh(tf.add(xt.slice([0, 2 * H], [B, H]), tf.mul(r, hu.slice([0, 2 * H], [B, H]))));
+      h = tf.add(n, tf.mul(z, tf.sub(h, n))) as tf.Tensor2D;
+      // Padding steps read −2, below any state (tanh-bounded), so they never win the max.
+      const m = ms[t]!;
+      outs.push(tf.add(tf.mul(h, m), tf.mul(tf.sub(m, 1), 2)) as tf.Tensor2D);
+    }
+    return maxOverTime(tf.stack(outs, 1) as tf.Tensor3D);
   }
 
   /** Probability of "positive" for each text (batched, no dropout; the mean over `members`, default all). */
@@ -378,11 +501,16 @@ export class SentimentClassifier {
         offset += data.length;
       }
     }
-    const buf = Buffer.alloc(offset * 4);
-    let o = 0;
-    for (const p of parts) { for (let i = 0; i < p.length; i++) buf.writeFloatLE(p[i]!, (o + i) * 4); o += p.length; }
+    let buf: Buffer;
+    // weights.bin is little-endian: copy the floats as they are on such hosts.
+    if (LITTLE_ENDIAN) buf = Buffer.concat(parts.map(p => Buffer.from(p.buffer, p.byteOffset, p.byteLength)));
+    else {
+      buf = Buffer.alloc(offset * 4);
+      let o = 0;
+      for (const p of parts) { for (let i = 0; i < p.length; i++) buf.writeFloatLE(p[i]!, (o + i) * 4); o += p.length; }
+    }
     this.meta = meta;
-    const file: SavedFile = { format: CLASSIFIER_FORMAT, version: 1, arch: this.arch, vocab: this.vocab, weights: manifest, meta };
+    const file: SavedFile = { format: CLASSIFIER_FORMAT, version: CLASSIFIER_VERSION, arch: this.arch, vocab: this.vocab, weights: manifest, meta };
     await writeFile(path.join(dir, 'weights.bin.tmp'), buf);
     await rename(path.join(dir, 'weights.bin.tmp'), path.join(dir, 'weights.bin'));
     await writeFile(path.join(dir, 'classifier.json.tmp'), JSON.stringify(file));
@@ -400,12 +528,16 @@ export class SentimentClassifier {
       throw new ColloquyError('BAD_CONFIG', `${cfgPath} is not valid JSON: ${(err as Error).message}`);
     }
     if (file.format !== CLASSIFIER_FORMAT) throw new ColloquyError('BAD_CONFIG', `${cfgPath} is not a ${CLASSIFIER_FORMAT} checkpoint`);
+    if (file.version !== 1 && file.version !== CLASSIFIER_VERSION) {
+      throw new ColloquyError('BAD_CONFIG', `${cfgPath} is version ${String(file.version)} of ${CLASSIFIER_FORMAT}; this colloquy reads versions 1 and ${CLASSIFIER_VERSION}`);
+    }
     let buf: Buffer;
     try { buf = await readFile(path.join(dir, 'weights.bin')); } catch {
       throw new ColloquyError('NOT_FOUND', `missing ${path.join(dir, 'weights.bin')}`);
     }
-    const all = new Float32Array(buf.byteLength / 4);
-    for (let i = 0; i < all.length; i++) all[i] = buf.readFloatLE(i * 4);
+    const all = new Float32Array(buf.byteLength >> 2);
+    if (LITTLE_ENDIAN) new Uint8Array(all.buffer).set(buf.subarray(0, all.length * 4));
+    else for (let i = 0; i < all.length; i++) all[i] = buf.readFloatLE(i * 4);
     const id = ++instanceCounter;
     const members: Map<string, tf.Variable>[] = [];
     for (const w of file.weights) {

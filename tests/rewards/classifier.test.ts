@@ -30,7 +30,8 @@ beforeAll(async () => {
   await writeFile(path.join(dir, 'train.tsv'), lines.join('\n'));
   const losses: number[] = [];
   const r = await trainClassifier({
-    ...DEFAULT_TRAIN, trainFile: path.join(dir, 'train.tsv'), epochs: 3, batchSize: 32, lr: 5e-3, seed: 7, members: 2,
+    // From scratch (vectors: null): tests never read the 307 MB vectors package; tests/rewards/word-vectors.test.ts covers them.
+    ...DEFAULT_TRAIN, vectors: null, trainFile: path.join(dir, 'train.tsv'), epochs: 3, batchSize: 32, lr: 5e-3, seed: 7, members: 2,
     arch: { embedDim: 16, widths: [1, 2, 3], filters: 16, hidden: 0, bigramBuckets: 1024, maxLen: 64, lexicon: true, vaderFeature: true },
   }, { onStep: (_s, _t, l) => losses.push(l) });
   model = r.model;
@@ -97,6 +98,29 @@ describe('sentiment classifier (TF.js)', () => {
     expect(Array.from(b.bigrams).every(h => h >= 0 && h < 64)).toBe(true);
     m.dispose();
   });
+  it('a bidirectional GRU path: padding does not change a score, gradients reach both directions', async () => {
+    const vocab = buildVocab(['the movie is good', 'a dull and boring film'], 1);
+    const m = SentimentClassifier.create({ embedDim: 6, widths: [], filters: 0, hidden: 0, bigramBuckets: 0, maxLen: 16, rnn: 5 }, vocab, 4);
+    const texts = ['the movie is good', 'boring', 'a dull and boring film is good'];
+    const batched = await m.predict(texts, 64);
+    const alone = await Promise.all(texts.map(async t => (await m.predict([t], 1))[0]!));
+    for (let i = 0; i < texts.length; i++) expect(batched[i]).toBeCloseTo(alone[i]!, 5);
+    // Reversing a text changes its score (the two directions have different weights).
+    const [fwd, rev] = await m.predict(['the movie is good', 'good is movie the']);
+    expect(fwd).not.toBeCloseTo(rev!, 6);
+    const vars = [...m.variables().values()].filter(v => v.trainable);
+    const gradsOf = (texts: string[]) => tf.variableGrads(() => m.logits(m.packBatch(texts.map(t => m.encodeText(t))), 0.5, 1).sum() as tf.Scalar, vars);
+    const { value, grads } = gradsOf(['the movie is good', 'boring']);
+    for (const dir of ['fw', 'bw']) {
+      const g = grads[m.variables().get(`gru/${dir}/recurrent`)!.name]!;
+      expect(tf.tidy(() => g.abs().sum().dataSync()[0]!)).toBeGreaterThan(0);
+    }
+    tf.dispose([value, ...Object.values(grads)]);
+    // A batch of one-word texts (one time step) trains too.
+    const one = gradsOf(['good', 'boring']);
+    tf.dispose([one.value, ...Object.values(one.grads)]);
+    m.dispose();
+  });
   it('dense() has the gradient of matMul', () => {
     const x = tf.tensor2d([[1, 2, 3], [4, 5, 6]]);
     const w = tf.tensor2d([[1, 0], [0, 1], [1, 1]]);
@@ -108,8 +132,8 @@ describe('sentiment classifier (TF.js)', () => {
   });
   it('trains on a real SST-2 slice quickly and beats chance on dev', async () => {
     const r = await trainClassifier({
-      ...DEFAULT_TRAIN, trainFile: path.join(SST, 'sst2_train.tsv'), limit: 6000, epochs: 2, lr: 4e-3, seed: 3,
-      arch: { ...DEFAULT_TRAIN.arch, embedDim: 24, filters: 24, widths: [2, 3] },
+      ...DEFAULT_TRAIN, vectors: null, trainFile: path.join(SST, 'sst2_train.tsv'), limit: 6000, epochs: 2, lr: 4e-3, seed: 3,
+      arch: { ...DEFAULT_TRAIN.arch, embedDim: 24, filters: 24, widths: [2, 3], rnn: 0 },
     });
     const dev = readLabeledTsv(path.join(SST, 'sst2_dev.tsv'));
     const m = await evaluateClassifier(r.model, dev);

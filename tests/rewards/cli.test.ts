@@ -53,7 +53,8 @@ describe('colloquy sentiment', () => {
   });
   it('train writes a checkpoint that eval and the classifier scorer read', async () => {
     const out = path.join(dir, 'clf');
-    const t = await capture(['train', '--limit', '3000', '--epochs', '1', '--embed-dim', '16', '--filters', '16', '--widths', '2,3',
+    // From scratch: tests never read the 307 MB vectors package (tests/rewards/word-vectors.test.ts uses a tiny file).
+    const t = await capture(['train', '--limit', '3000', '--epochs', '1', '--vectors', 'none', '--embed-dim', '16', '--widths', 'none', '--rnn', '16',
       '--bigram-buckets', '4096', '--dev', 'none', '--out', out, '--backend', 'wasm']);
     expect(t.code).toBe(0);
     expect(t.out).toMatch(/saved/);
@@ -65,6 +66,11 @@ describe('colloquy sentiment', () => {
     // A plumbing check (3,000 phrases, one epoch): better than chance.
     expect(rows[1].auc).toBeGreaterThan(0.5);
   }, 60_000);
+  it('missing word vectors are a coded error before any training', async () => {
+    await expect(run(['train', '--vectors', path.join(dir, 'no-vectors.json'), '--limit', '10', '--out', path.join(dir, 'x'), '--backend', 'wasm']))
+      .rejects.toMatchObject({ code: 'NOT_FOUND', message: expect.stringMatching(/no word-vectors file/) });
+    expect(existsSync(path.join(dir, 'x'))).toBe(false);
+  });
   it('a missing checkpoint is a clear error', async () => {
     await expect(run(['eval', '--scorer', 'classifier', '--model', path.join(dir, 'none')])).rejects.toMatchObject({ code: 'NOT_FOUND' });
     expect((await capture(['bogus'])).code).toBe(2);
