@@ -107,7 +107,7 @@ export function layerNorm(x: tf.Tensor2D, gamma: tf.Tensor1D, beta: tf.Tensor1D,
   const f = tf.customGrad((xi: tf.Tensor | Saver, gi: tf.Tensor | Saver, bi: tf.Tensor | Saver) => {
     const gd = readF32(gi as tf.Tensor);
     const xhat = new Float32Array(n * d), rstd = new Float32Array(n), out = new Float32Array(n * d);
-    const nn = nativeNN();
+    const nn = nativeNN('layerNorm');
     if (nn) nn.layerNormForward(readF32(xi as tf.Tensor), n, d, gd, readF32(bi as tf.Tensor), eps, xhat, rstd, out);
     else layerNormForward(readF32(xi as tf.Tensor), n, d, gd, readF32(bi as tf.Tensor), eps, xhat, rstd, out);
     return {
@@ -270,7 +270,7 @@ export function attention(qkv: tf.Tensor2D, shape: AttentionShape): tf.Tensor2D 
   const { B, T, H, starts } = shape;
   const d3 = qkv.shape[1], d = d3 / 3, hd = d / H;
   if (!Number.isInteger(hd)) throw new RangeError(`attention: width ${d} is not divisible by ${H} heads`);
-  const nn = nativeNN();
+  const nn = nativeNN('attention');
   if (nn) {
     const native = tf.customGrad((qi: tf.Tensor | Saver) => {
       const a = readF32(qi as tf.Tensor);
@@ -423,7 +423,7 @@ export function outputCrossEntropy(h: tf.Tensor2D, E: tf.Tensor2D, targets: Int3
     if (y < 0 || y >= V) throw new RangeError(`target ${y} outside the vocabulary [0, ${V})`);
     flat[i] = i * V + y; idx2[2 * i] = i; idx2[2 * i + 1] = y;
   }
-  const nn = nativeNN();
+  const nn = nativeNN('crossEntropy');
   if (nn) {
     const d = E.shape[1];
     const native = tf.customGrad((hi: tf.Tensor | Saver, ei: tf.Tensor | Saver) => {
@@ -480,7 +480,7 @@ export function matMulTransposedB(a: tf.Tensor2D, b: tf.Tensor2D): tf.Tensor2D {
 /** In-place log-softmax of each length-V row of `x` (float64 accumulation). */
 export function logSoftmaxRows(x: Float32Array, V: number): Float32Array {
   const n = x.length / V;
-  const nn = nativeNN();
+  const nn = nativeNN('logSoftmax');
   if (nn) { nn.logSoftmaxRows(x, n, V); return x; }
   for (let r = 0; r < n; r++) {
     const o = r * V;

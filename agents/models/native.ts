@@ -164,12 +164,22 @@ export function installNativeWasmKernels(): { feature: string | null; why: strin
   return { feature: installed, why: '' };
 }
 
+/** The LM ops that can be left to their JS paths one by one (`COLLOQUY_NATIVE_OFF=attention,sample`). */
+export type NativePart = 'attention' | 'crossEntropy' | 'layerNorm' | 'logSoftmax' | 'kvCache' | 'sample';
+let offCache: { raw: string; set: Set<string> } | null = null;
+function offParts(): Set<string> {
+  const raw = process.env.COLLOQUY_NATIVE_OFF ?? '';
+  if (!offCache || offCache.raw !== raw) offCache = { raw, set: new Set(raw.split(',').map(x => x.trim()).filter(Boolean)) };
+  return offCache.set;
+}
+
 /**
  * The addon for the LM's own ops on Float32Arrays (attention, cross-entropy, log-softmax, the KV
  * cache), when it loaded and the backend is wasm or cpu (on tfjs-node, TensorFlow's kernels run).
  */
-export function nativeNN(): NativeAddon | null {
+export function nativeNN(part?: NativePart): NativeAddon | null {
   const b = tf.getBackend();
+  if (part && offParts().has(part)) return null;
   return enabled && (b === 'wasm' || b === 'cpu') ? loadNative().addon : null;
 }
 

@@ -67,7 +67,7 @@ export function sampleToken(logProbs: Float32Array, opts: { temperature?: number
   // Weights below e^-50 of the best are dropped (a relative change under 1e-20).
   const floor = max - 50 * temp, inv = 1 / temp;
   if (!(topK > 0 && topK < V) && !(topP < 1)) {
-    const nn = nativeNN();
+    const nn = nativeNN('sample');
     if (nn) return nn.sampleRow(logProbs, V, temp, opts.rng.random());
     // Common case, one pass to weigh and one to walk (the same draw as Rng.categorical).
     const w = scratch.length >= V ? scratch : (scratch = new Float64Array(V));
@@ -312,7 +312,7 @@ export class LMSession {
     });
     const scale = 1 / Math.sqrt(hd);
     const scores = new Float32Array(C);
-    const nn = nativeNN();
+    const nn = nativeNN('kvCache');
     const mm = (inp: Float32Array, w: string, b: string, relu = false): tf.Tensor =>
       tf.fused.matMul({ a: tf.tensor2d(inp, [A, inp.length / A]), b: m.param(w) as tf.Tensor2D, bias: m.param(b), activation: relu ? 'relu' : 'linear' });
     for (let l = 0; l < c.nLayers; l++) {

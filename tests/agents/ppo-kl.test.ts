@@ -23,7 +23,7 @@ afterAll(() => { rmSync(out, { recursive: true, force: true }); });
 
 function config(over: Record<string, unknown>): PpoKlConfig {
   return resolvePpoKlConfig({
-    numEnvs: 16, minutes: 0, updates: 14, seed: 3, env: { kwargs: toyKwargs(dir) },
+    numEnvs: 16, minutes: 0, updates: 20, seed: 3, env: { kwargs: toyKwargs(dir) },
     learningRate: 3e-4, kl: { beta: 0.1, estimator: 'exact' }, samples: 1, samplesEvery: 5, checkpointEvery: 7, ...over,
   });
 }
@@ -42,10 +42,12 @@ describe('ppo-kl', () => {
     const tensors: number[] = [];
     const res = await train(config({}), false, () => tensors.push(tf.memory().numTensors));
     const h = res.history;
-    expect(h).toHaveLength(14);
+    expect(h).toHaveLength(20);
     const avg = (ms: Metrics[], k: string) => ms.reduce((s, m) => s + m[k]!, 0) / ms.length;
+    // 20 updates: the mean reply reward of the last 3 is 0.15-0.18 above that of the first 2 (the
+    // margin after 14 updates, ~0.07, was within the spread between float-rounding paths).
     const before = avg(h.slice(0, 2), 'env/reply_reward_mean'), after = avg(h.slice(-3), 'env/reply_reward_mean');
-    expect(after).toBeGreaterThan(before + 0.07);
+    expect(after).toBeGreaterThan(before + 0.1);
     // The policy moved away from the base, and the KL is what the reward paid for.
     expect(h[h.length - 1]!['objective/kl_exact']).toBeGreaterThan(0);
     expect(h[h.length - 1]!['objective/non_score_reward']).toBeCloseTo(-0.1 * h[h.length - 1]!['objective/kl']!, 6);
@@ -53,14 +55,14 @@ describe('ppo-kl', () => {
     expect(new Set(tensors.slice(1)).size).toBe(1);
 
     const lines = readFileSync(path.join(out, 'metrics.jsonl'), 'utf8').trim().split('\n').map(l => JSON.parse(l) as Record<string, number>);
-    expect(lines).toHaveLength(14);
+    expect(lines).toHaveLength(20);
     for (const key of ['objective/kl', 'objective/non_score_reward', 'env/reward_mean', 'policy/approxkl', 'policy/clipfrac', 'policy/entropy', 'charts/sps',
       'dialog/empty_teacher_turn_share', 'dialog/teacher_turn_tokens', 'dialog/student_turn_tokens']) {
-      expect(lines[13]).toHaveProperty([key]);
-      expect(Number.isFinite(lines[13]![key])).toBe(true);
+      expect(lines[19]).toHaveProperty([key]);
+      expect(Number.isFinite(lines[19]![key])).toBe(true);
     }
     const samples = readFileSync(path.join(out, 'samples.jsonl'), 'utf8').trim().split('\n').map(l => JSON.parse(l) as { update: number; transcript: string });
-    expect(samples.map(s => s.update)).toEqual([5, 10]);
+    expect(samples.map(s => s.update)).toEqual([5, 10, 15, 20]);
     expect(samples[0]!.transcript.startsWith('A chat.')).toBe(true);
 
     // The checkpoint is an ordinary LM checkpoint plus the value head; resuming continues the count.
@@ -69,13 +71,13 @@ describe('ppo-kl', () => {
     const saved = await loadPpoKlPolicy(ck);
     const w0 = saved.lm.param('h0.mlp.fc.w').dataSync()[0];
     saved.dispose();
-    const more = await train(config({ updates: 15 }), true);
-    expect(more.updates).toBe(15);
+    const more = await train(config({ updates: 21 }), true);
+    expect(more.updates).toBe(21);
     expect(more.history).toHaveLength(1);
     // It continued from the trained policy (not the base: its KL is already > 0 in the first rollout).
     expect(more.history[0]!['objective/kl_exact']).toBeGreaterThan(0.05);
     expect(w0).not.toBe(model.lm.param('h0.mlp.fc.w').dataSync()[0]);
-    await expect(train(config({ updates: 16 }), false)).rejects.toMatchObject({ code: 'BAD_CONFIG' });
+    await expect(train(config({ updates: 22 }), false)).rejects.toMatchObject({ code: 'BAD_CONFIG' });
   });
 
   it('rejects inconsistent configs with a clear message', () => {
