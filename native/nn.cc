@@ -255,14 +255,12 @@ void attentionBackward(const float* qkv, const float* dout, const float* P, int 
 namespace {
 
 __attribute__((target("avx2,fma")))
-void attendCachedAvx2(const float* qkv, float* Kc, float* Vc, int slot, int H, int hd, int C, float* out, float* s) {
-  const int d = H * hd, nv = hd / 8;
+void attendCachedAvx2(const float* qkv, const float* Kc, const float* Vc, int slot, int H, int hd, int C, float* out, float* s) {
+  const int nv = hd / 8;
   const float scale = 1.0f / std::sqrt(float(hd));
   for (int h = 0; h < H; h++) {
-    float* K = Kc + int64_t(h) * C * hd;
-    float* V = Vc + int64_t(h) * C * hd;
-    std::memcpy(K + int64_t(slot) * hd, qkv + d + h * hd, hd * sizeof(float));
-    std::memcpy(V + int64_t(slot) * hd, qkv + 2 * d + h * hd, hd * sizeof(float));
+    const float* K = Kc + int64_t(h) * C * hd;
+    const float* V = Vc + int64_t(h) * C * hd;
     const float* q = qkv + h * hd;
     for (int t = 0; t <= slot; t++) {
       const float* k = K + int64_t(t) * hd;
@@ -288,17 +286,19 @@ void attendCachedAvx2(const float* qkv, float* Kc, float* Vc, int slot, int H, i
 void attendCached(const float* qkv, float* Kc, float* Vc, int slot, int H, int hd, int C, float* out) {
   thread_local std::vector<float> s;
   s.resize(size_t(C) + 1);
+  const int d = H * hd;
+  for (int h = 0; h < H; h++) {  // the new token's k and v into each head's cache
+    std::memcpy(Kc + (int64_t(h) * C + slot) * hd, qkv + d + h * hd, hd * sizeof(float));
+    std::memcpy(Vc + (int64_t(h) * C + slot) * hd, qkv + 2 * d + h * hd, hd * sizeof(float));
+  }
   if (hasAvx2() && hd % 8 == 0 && hd <= 64) {
     attendCachedAvx2(qkv, Kc, Vc, slot, H, hd, C, out, s.data());
     return;
   }
-  const int d = H * hd;
   const float scale = 1.0f / std::sqrt(float(hd));
   for (int h = 0; h < H; h++) {
     float* K = Kc + int64_t(h) * C * hd;
     float* V = Vc + int64_t(h) * C * hd;
-    std::memcpy(K + int64_t(slot) * hd, qkv + d + h * hd, hd * sizeof(float));
-    std::memcpy(V + int64_t(slot) * hd, qkv + 2 * d + h * hd, hd * sizeof(float));
     const float* q = qkv + h * hd;
     for (int t = 0; t <= slot; t++) {
       const float* k = K + int64_t(t) * hd;
