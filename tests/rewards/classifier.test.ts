@@ -121,7 +121,7 @@ describe('sentiment classifier (TF.js)', () => {
     tf.dispose([one.value, ...Object.values(one.grads)]);
     m.dispose();
   });
-  it('dense() has the gradient of matMul', () => {
+  it('dense() has the gradient of matMul, for matrices and batches of them', () => {
     const x = tf.tensor2d([[1, 2, 3], [4, 5, 6]]);
     const w = tf.tensor2d([[1, 0], [0, 1], [1, 1]]);
     const [gx, gw] = tf.grads((a: tf.Tensor, b: tf.Tensor) => dense(a as tf.Tensor2D, b as tf.Tensor2D).square().sum())([x, w]);
@@ -129,6 +129,14 @@ describe('sentiment classifier (TF.js)', () => {
     expect(Array.from(gx!.dataSync())).toEqual(Array.from(rx!.dataSync()));
     expect(Array.from(gw!.dataSync())).toEqual(Array.from(rw!.dataSync()));
     tf.dispose([x, w, gx!, gw!, rx!, rw!]);
+    // A batch of products ([n, M, K] × [n, K, N]), as the two GRU directions use.
+    const xb = tf.tensor3d([[[1, 2], [3, 4]], [[5, 6], [7, 8]]]);
+    const wb = tf.tensor3d([[[1, -1, 0], [0, 2, 1]], [[2, 0, 1], [1, 1, -1]]]);
+    const [bx, bw] = tf.grads((a: tf.Tensor, b: tf.Tensor) => dense(a as tf.Tensor3D, b as tf.Tensor3D).square().sum())([xb, wb]);
+    const [cx, cw] = tf.grads((a: tf.Tensor, b: tf.Tensor) => tf.matMul(a as tf.Tensor3D, b as tf.Tensor3D).square().sum())([xb, wb]);
+    expect(Array.from(bx!.dataSync())).toEqual(Array.from(cx!.dataSync()));
+    expect(Array.from(bw!.dataSync())).toEqual(Array.from(cw!.dataSync()));
+    tf.dispose([xb, wb, bx!, bw!, cx!, cw!]);
   });
   it('trains on a real SST-2 slice quickly and beats chance on dev', async () => {
     const r = await trainClassifier({
