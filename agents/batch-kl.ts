@@ -41,15 +41,16 @@ import { mkdir, writeFile, appendFile } from 'node:fs/promises';
 import path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { Type, type Static } from '@sinclair/typebox';
-import { validateConfig } from '../configs/load.ts';
-import { BadConfig } from '../env/errors.ts';
-import { Rng } from '../env/rng.ts';
-import { TransformerLM } from './models/lm.ts';
-import { loadCheckpoint, saveCheckpoint } from './models/checkpoint.ts';
-import { BpeTokenizer, TURN_TEACHER } from './models/tokenizer.ts';
-import { readF32, windowStart } from './models/lm-ops.ts';
-import { clipGradients } from './models/pretrain.ts';
-import { backendInfo } from './models/backend.ts';
+import { validateConfig } from '../core/config.ts';
+import { BadConfig } from '../core/errors.ts';
+import { Rng } from '../core/rng.ts';
+import { TransformerLM } from '../models/lm.ts';
+import { loadCheckpoint, saveCheckpoint } from '../models/checkpoint.ts';
+import { BpeTokenizer } from '../models/tokenizer.ts';
+import { readF32, windowStart } from '../models/lm-ops.ts';
+import { clipGradients } from '../models/pretrain.ts';
+import { backendInfo } from '../models/backend.ts';
+import { TURN_TEACHER } from '../core/markers.ts';
 
 // ------------------------------------------------------------------------------------------------
 // Config

@@ -7,7 +7,7 @@
  *   const r = await envs.step(actions);
  *   await envs.close();
  *
- * Errors come back as the typed classes of env/errors.ts (`ResetNeeded`, `InvalidAction`,
+ * Errors come back as the typed classes of core/errors.ts (`ResetNeeded`, `InvalidAction`,
  * `NameNotFound`, else `ColloquyError` with the server's code). When the connection drops, the
  * client reconnects with backoff, `resume`s its sessions with their tokens, gets the replies it
  * lost re-sent by the server, and re-sends requests the server never saw — so a request in flight
@@ -15,9 +15,9 @@
  */
 import WebSocket from 'ws';
 import type { AutoresetMode, Env, EnvSpec, ResetArgs, ResetResult, StepResult, VectorEnv, VectorResetResult, VectorStepResult } from '../env/core.ts';
-import { BadConfig, ColloquyError, EnvClosed, ERROR_CODES, InvalidAction, NameNotFound, ResetNeeded, type ErrorBody, type ErrorCode } from '../env/errors.ts';
+import { BadConfig, ColloquyError, EnvClosed, ERROR_CODES, InvalidAction, NameNotFound, ResetNeeded, type ErrorBody, type ErrorCode } from '../core/errors.ts';
 import { spaceFromJSON, type Space } from '../env/spaces.ts';
-import { isPacked, unpackF64, type MakeResult, type ObsEncoding, type Op, type Reply, type Request, type ResultOf, type ResumeResult } from '../server/protocol.ts';
+import { isPacked, unpackF64, type MakeResult, type ObsEncoding, type Op, type Reply, type Request, type ResultOf, type ResumeResult } from '../protocol/v1.ts';
 
 // ---- errors ----
 

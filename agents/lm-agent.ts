@@ -14,11 +14,11 @@
  * `<|endoftext|>`. After `maxUtteranceTokens` tokens the teacher ends its turn with `\n\nStudent:`
  * (a base model may otherwise ramble until the token limit).
  */
-import type { TransformerLM } from './models/lm.ts';
-import type { LMSession } from './models/sampler.ts';
-import { sampleToken } from './models/sampler.ts';
+import type { TransformerLM } from '../models/lm.ts';
+import type { LMSession } from '../models/sampler.ts';
+import { sampleToken } from '../models/sampler.ts';
 import type { DialogTokenizer } from '../env/students.ts';
-import { Rng } from '../env/rng.ts';
+import { Rng } from '../core/rng.ts';
 
 export interface LmTeacherOptions {
   /** Sampling temperature (1 = the model's own distribution). */

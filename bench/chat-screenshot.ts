@@ -10,8 +10,8 @@
 import path from 'node:path';
 import { mkdirSync, rmSync } from 'node:fs';
 import os from 'node:os';
-import { initBackend } from '../agents/models/backend.ts';
-import { PROJECT_ROOT } from '../agents/data/corpora.ts';
+import { initBackend } from '../models/backend.ts';
+import { PROJECT_ROOT } from '../core/paths.ts';
 
 await initBackend('auto');
 const out = path.resolve(process.argv[2] ?? path.join(PROJECT_ROOT, 'data', 'chat-screenshot.png'));

@@ -26,7 +26,7 @@ import WebSocket, { WebSocketServer } from 'ws';
 import { connectVectorEnv } from '../agents/client.ts';
 import { resolveServerConfig } from '../configs/server.ts';
 import { makeVec } from '../env/index.ts';
-import type { ObsEncoding } from '../server/protocol.ts';
+import type { ObsEncoding } from '../protocol/v1.ts';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 

@@ -12,8 +12,8 @@
 import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import { initBackend } from '../agents/models/backend.ts';
-import { PROJECT_ROOT } from '../agents/data/corpora.ts';
+import { initBackend } from '../models/backend.ts';
+import { PROJECT_ROOT } from '../core/paths.ts';
 
 const { values } = parseArgs({ options: { envs: { type: 'string', default: '16' }, steps: { type: 'string', default: '300' }, rounds: { type: 'string', default: '3' }, dir: { type: 'string' } } });
 const numEnvs = Number(values.envs), steps = Number(values.steps), rounds = Number(values.rounds);

@@ -12,7 +12,7 @@ import { existsSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { initBackend, type BackendChoice } from '../agents/models/backend.ts';
+import { initBackend, type BackendChoice } from '../models/backend.ts';
 import { createScorer, defaultClassifierDir, type ScorerSpec } from '../rewards/sentiment.ts';
 import { createCompositeReward } from '../rewards/composite.ts';
 import { readLabeledTsv } from '../rewards/metrics.ts';

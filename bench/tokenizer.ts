@@ -6,8 +6,8 @@
  */
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import { formatTranscript, loadMathDial, loadShippedCorpus, resolveDataDir, type Dialog } from '../agents/data/corpora.ts';
-import { BpeTokenizer } from '../agents/models/tokenizer.ts';
+import { formatTranscript, loadMathDial, loadShippedCorpus, resolveDataDir, type Dialog } from '../corpora/readers.ts';
+import { BpeTokenizer } from '../models/tokenizer.ts';
 
 const { values } = parseArgs({ options: {
   vocab: { type: 'string', default: '4000' },

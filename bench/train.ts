@@ -12,13 +12,13 @@ import { parseArgs } from 'node:util';
 import { readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { initBackend } from '../agents/models/backend.ts';
+import { initBackend } from '../models/backend.ts';
 import { makeVec } from '../env/index.ts';
 import { defaultModelDir, loadDialogModel } from '../env/dialog-model.ts';
 import { resolveAgentConfig, type Algo } from '../configs/agents/schema.ts';
-import { deepMerge } from '../configs/load.ts';
-import { PROJECT_ROOT } from '../agents/data/corpora.ts';
+import { deepMerge } from '../core/config.ts';
 import type { Metrics } from '../agents/rl/run.ts';
+import { PROJECT_ROOT } from '../core/paths.ts';
 
 const { values } = parseArgs({
   options: {

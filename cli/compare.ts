@@ -6,12 +6,13 @@
 import { parseArgs } from 'node:util';
 import { readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { BadConfig } from '../env/errors.ts';
-import { initBackend, BACKENDS, type BackendChoice } from '../agents/models/backend.ts';
-import { PROJECT_ROOT, resolveDataDir } from '../agents/data/corpora.ts';
+import { BadConfig } from '../core/errors.ts';
+import { initBackend, BACKENDS, type BackendChoice } from '../models/backend.ts';
+import { resolveDataDir } from '../corpora/readers.ts';
 import { loadExperimentConfig } from '../configs/experiments/schema.ts';
 import type { ExperimentResults } from '../agents/eval/experiment.ts';
 import { fmtInterval } from '../agents/eval/summary.ts';
+import { PROJECT_ROOT } from '../core/paths.ts';
 
 const USAGE = `usage: colloquy compare --config FILE [options]
 

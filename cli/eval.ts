@@ -5,15 +5,15 @@
 import { parseArgs } from 'node:util';
 import { appendFileSync, mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { BadConfig } from '../env/errors.ts';
-import { initBackend, BACKENDS, type BackendChoice } from '../agents/models/backend.ts';
-import { PROJECT_ROOT } from '../agents/data/corpora.ts';
+import { BadConfig } from '../core/errors.ts';
+import { initBackend, BACKENDS, type BackendChoice } from '../models/backend.ts';
 import { ConservativeReference } from '../agents/imitation/reference.ts';
 import { loadEnsemble, type LoadedEnsemble } from '../agents/imitation/imitators.ts';
 import { evalAgents, openVecEnv, printSummaryTable, type AgentRun } from '../agents/eval/run.ts';
 import { loadModel } from '../agents/eval/load.ts';
 import type { EvalReference } from '../agents/eval/evaluate.ts';
 import type { HelpMode } from '../agents/imitation/conservative.ts';
+import { PROJECT_ROOT } from '../core/paths.ts';
 
 const USAGE = `usage: colloquy eval --agent SPEC [--agent SPEC ...] [options]
 

@@ -12,7 +12,7 @@ import path from 'node:path';
 import { parseArgs } from 'node:util';
 import type { Writable } from 'node:stream';
 import cliProgress from 'cli-progress';
-import { BadConfig } from '../env/errors.ts';
+import { BadConfig } from '../core/errors.ts';
 import { DEFAULT_DB_PATH, openStore, toIso } from '../server/storage/db.ts';
 import { exportJsonl, type ExportFilter, type ExportSummary } from '../server/storage/export.ts';
 

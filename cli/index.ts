@@ -3,7 +3,7 @@
  * `run(argv: string[]): Promise<number>` (the exit code); it is imported only when used, so
  * `colloquy serve` does not load TensorFlow.js unless the server needs it.
  */
-import { ColloquyError } from '../env/errors.ts';
+import { ColloquyError } from '../core/errors.ts';
 
 interface Command { describe: string; load: () => Promise<{ run(argv: string[]): Promise<number> }> }
 

@@ -6,13 +6,14 @@
  */
 import { parseArgs } from 'node:util';
 import path from 'node:path';
-import { BadConfig } from '../env/errors.ts';
-import { initBackend, BACKENDS, type BackendChoice } from '../agents/models/backend.ts';
-import { resolveDataDir } from '../agents/data/corpora.ts';
-import { pretrain, DEFAULT_BASE_DIR, DEFAULT_MODEL_CONFIG, type PretrainOptions } from '../agents/models/pretrain.ts';
+import { BadConfig } from '../core/errors.ts';
+import { initBackend, BACKENDS, type BackendChoice } from '../models/backend.ts';
+import { resolveDataDir } from '../corpora/readers.ts';
+import { pretrain, DEFAULT_MODEL_CONFIG, type PretrainOptions } from '../models/pretrain.ts';
+import { DEFAULT_MODEL_DIR } from '../core/paths.ts';
 import type { TrainConfig } from '../configs/models/schema.ts';
 
-export { ensureBaseModel, type EnsureBaseModelOptions } from '../agents/models/pretrain.ts';
+export { ensureBaseModel, type EnsureBaseModelOptions } from '../models/pretrain.ts';
 
 const USAGE = `usage: colloquy pretrain [options]
 
@@ -22,7 +23,7 @@ options:
   --corpus LIST        comma-separated corpora: shipped, mathdial, dailydialog[:split], chat:FILE.jsonl
                        (default from the config: mathdial,shipped)
   --data-dir DIR       data folder (default $COLLOQUY_DATA_DIR or ../shared/data)
-  --out DIR            checkpoint folder (default ${path.relative(process.cwd(), DEFAULT_BASE_DIR) || DEFAULT_BASE_DIR})
+  --out DIR            checkpoint folder (default ${path.relative(process.cwd(), DEFAULT_MODEL_DIR) || DEFAULT_MODEL_DIR})
   --config FILE        model + training config (default ${path.relative(process.cwd(), DEFAULT_MODEL_CONFIG)})
   --minutes X          wall-clock budget in minutes (0: none; default from the config: 10)
   --epochs X           passes over the training tokens (default from the config)
@@ -81,7 +82,7 @@ export async function run(argv: string[]): Promise<number> {
   const vocab = num('vocab-size', values['vocab-size']);
   if (vocab !== undefined) overrides.tokenizer = { vocabSize: vocab };
   await pretrain({
-    out: path.resolve(values.out ?? DEFAULT_BASE_DIR),
+    out: path.resolve(values.out ?? DEFAULT_MODEL_DIR),
     configFile: values.config ? path.resolve(values.config) : undefined,
     overrides,
     dataDir: resolveDataDir(values['data-dir']),

@@ -6,8 +6,8 @@
 import { parseArgs } from 'node:util';
 import path from 'node:path';
 import { existsSync } from 'node:fs';
-import { ColloquyError } from '../env/errors.ts';
-import { initBackend, BACKENDS, type BackendChoice } from '../agents/models/backend.ts';
+import { ColloquyError } from '../core/errors.ts';
+import { initBackend, BACKENDS, type BackendChoice } from '../models/backend.ts';
 import { createScorer, defaultClassifierDir, type ScorerSpec } from '../rewards/sentiment.ts';
 import { readLabeledTsv, accuracy, rocAuc } from '../rewards/metrics.ts';
 import { dataDir, loadDailyDialogReplies, validateOnEmotions, type ValidationResult } from '../rewards/validate.ts';

@@ -4,13 +4,13 @@
  */
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import type { BackendChoice } from '../agents/models/backend.ts';
+import type { BackendChoice } from '../models/backend.ts';
 import type { FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import { DEFAULT_SERVER_CONFIG_FILE, loadServerConfig, type ServerConfig } from '../configs/server.ts';
 import { buildApp } from '../server/app.ts';
 import { createLogger } from '../server/log.ts';
-import { WS_PATH } from '../server/protocol.ts';
+import { WS_PATH } from '../protocol/v1.ts';
 
 const HELP = `usage: colloquy serve [options]
 
@@ -78,10 +78,10 @@ export function configFromFlags(values: { host?: string; port?: string; config?:
  * the first run, in a child process, with progress), then point the dialog envs at it.
  */
 export async function prepareModels(config: ServerConfig, logger: Logger): Promise<void> {
-  const { initBackend } = await import('../agents/models/backend.ts');
-  const { ensureBaseModel } = await import('../agents/models/pretrain.ts');
+  const { initBackend } = await import('../models/backend.ts');
+  const { ensureBaseModel } = await import('../models/pretrain.ts');
   const { setDefaultModelDir } = await import('../env/dialog-model.ts');
-  const { PROJECT_ROOT } = await import('../agents/data/corpora.ts');
+  const { PROJECT_ROOT } = await import('../core/paths.ts');
   if (config.dataDir) process.env.COLLOQUY_DATA_DIR = path.resolve(config.dataDir);
   const backend = await initBackend(config.backend as BackendChoice);
   logger.info({ backend: backend.name, tfBackend: backend.tfBackend, features: backend.features, skipped: backend.skipped }, `TensorFlow.js backend: ${backend.name}`);

@@ -8,11 +8,11 @@
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { BadConfig } from '../env/errors.ts';
-import { initBackend, BACKENDS, type BackendChoice } from '../agents/models/backend.ts';
-import { PROJECT_ROOT } from '../agents/data/corpora.ts';
-import { loadConfig } from '../configs/load.ts';
+import { BadConfig } from '../core/errors.ts';
+import { initBackend, BACKENDS, type BackendChoice } from '../models/backend.ts';
+import { loadConfig } from '../core/config.ts';
 import { BatchKlConfigSchema, trainBatchKl, type BatchKlConfig } from '../agents/batch-kl.ts';
+import { PROJECT_ROOT } from '../core/paths.ts';
 
 const USAGE = `usage: colloquy train --algo batch-kl --data FILE.jsonl [options]
 

@@ -7,12 +7,12 @@ import { parseArgs } from 'node:util';
 import path from 'node:path';
 import { existsSync, readFileSync } from 'node:fs';
 import { createHash } from 'node:crypto';
-import { BadConfig } from '../env/errors.ts';
+import { BadConfig } from '../core/errors.ts';
 import type { VectorEnv } from '../env/core.ts';
-import { initBackend, BACKENDS, type BackendChoice } from '../agents/models/backend.ts';
-import { PROJECT_ROOT } from '../agents/data/corpora.ts';
-import { loadConfig, deepMerge } from '../configs/load.ts';
+import { initBackend, BACKENDS, type BackendChoice } from '../models/backend.ts';
+import { loadConfig, deepMerge } from '../core/config.ts';
 import { ALGOS, KlBudgetConfigSchema, PpoKlConfigSchema, resolveAgentConfig, type Algo } from '../configs/agents/schema.ts';
+import { PROJECT_ROOT } from '../core/paths.ts';
 
 const USAGE = `usage: colloquy train --algo ppo-kl|kl-budget [options]
 
@@ -109,7 +109,7 @@ export async function run(argv: string[]): Promise<number> {
   let baseDir: string;
   if (values.model) baseDir = path.resolve(values.model);
   else if (values.server) {
-    const { fetchModel } = await import('../agents/models/remote.ts');
+    const { fetchModel } = await import('../models/remote.ts');
     const host = values.server.replace(/^wss?:\/\//, '').replace(/[^\w.-]+/g, '_');
     baseDir = path.join(PROJECT_ROOT, 'data', 'models', 'remote', host);
     const r = await fetchModel(values.server, baseDir, token ? { token } : {});

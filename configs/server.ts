@@ -5,8 +5,9 @@
  */
 import path from 'node:path';
 import { Type, type Static } from '@sinclair/typebox';
-import { BadConfig } from '../env/errors.ts';
-import { CONFIG_DIR, loadConfig, validateConfig } from './load.ts';
+import { BadConfig } from '../core/errors.ts';
+import { loadConfig, validateConfig } from '../core/config.ts';
+import { CONFIG_DIR } from '../core/paths.ts';
 
 const Limits = Type.Object({
   maxConnections: Type.Integer({ minimum: 1, default: 256, description: 'open WebSocket connections at once; more get CAPACITY and are closed' }),

@@ -5,8 +5,8 @@
  * close twice. It throws an `EnvCheckError` listing every failure, and returns a report otherwise.
  */
 import type { Env, StepResult } from './core.ts';
-import { ColloquyError } from './errors.ts';
-import { Rng } from './rng.ts';
+import { ColloquyError } from '../core/errors.ts';
+import { Rng } from '../core/rng.ts';
 import { Space, spaceFromJSON } from './spaces.ts';
 
 export interface CheckEnvOptions {

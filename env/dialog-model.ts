@@ -5,15 +5,15 @@
  */
 import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
-import { BpeTokenizer } from '../agents/models/tokenizer.ts';
-import { loadCheckpoint } from '../agents/models/checkpoint.ts';
-import { sampleToken } from '../agents/models/sampler.ts';
-import type { TransformerLM } from '../agents/models/lm.ts';
-import { PROJECT_ROOT } from '../agents/data/corpora.ts';
-import { BadConfig, ColloquyError } from './errors.ts';
+import { BpeTokenizer } from '../models/tokenizer.ts';
+import { loadCheckpoint } from '../models/checkpoint.ts';
+import { sampleToken } from '../models/sampler.ts';
+import type { TransformerLM } from '../models/lm.ts';
+import { BadConfig, ColloquyError } from '../core/errors.ts';
 import { Batcher } from './batcher.ts';
-import type { Rng } from './rng.ts';
+import type { Rng } from '../core/rng.ts';
 import type { TokenSampler } from './students.ts';
+import { PROJECT_ROOT } from '../core/paths.ts';
 
 export interface DialogModel {
   readonly dir: string;

@@ -6,9 +6,9 @@
  */
 import { Type, type Static } from '@sinclair/typebox';
 import type { AutoresetMode, Env, EnvSpec, Info, ResetArgs, ResetResult, StepResult, VectorEnv, VectorResetResult, VectorStepResult } from './core.ts';
-import { BadConfig, EnvClosed, InvalidAction, ResetNeeded } from './errors.ts';
+import { BadConfig, EnvClosed, InvalidAction, ResetNeeded } from '../core/errors.ts';
 import { Box, Discrete } from './spaces.ts';
-import { Rng, entropySeed } from './rng.ts';
+import { Rng, entropySeed } from '../core/rng.ts';
 import { register } from './registry.ts';
 
 export const EchoKwargs = Type.Object({

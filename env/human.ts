@@ -23,8 +23,8 @@
  * (server/storage/recorder.ts) calls it after the exchange is committed to SQLite. When the lobby
  * says nothing records (`lobby.recording === false`) the student acknowledges at once.
  */
-import { BpeTokenizer, TokenStreamDecoder } from '../agents/models/tokenizer.ts';
-import { ColloquyError } from './errors.ts';
+import { BpeTokenizer, TokenStreamDecoder } from '../models/tokenizer.ts';
+import { ColloquyError } from '../core/errors.ts';
 import { loadDialogTokenizer } from './dialog-model.ts';
 import type { Student, StudentReply, StudentRequest } from './students.ts';
 

@@ -1,8 +1,8 @@
 /** The environment core. Importing this module registers every built-in env. */
 export * from './core.ts';
 export * from './spaces.ts';
-export * from './errors.ts';
-export * from './rng.ts';
+export * from '../core/errors.ts';
+export * from '../core/rng.ts';
 export * from './registry.ts';
 export * from './wrappers.ts';
 export * from './vector.ts';

@@ -4,10 +4,10 @@
  * agent's first action continues the teacher's turn at the end of the prompt.
  */
 import path from 'node:path';
-import type { Rng } from './rng.ts';
-import { BadConfig } from './errors.ts';
-import { TURN_TEACHER } from '../agents/models/tokenizer.ts';
-import { loadMathDial, resolveDataDir, type Dialog } from '../agents/data/corpora.ts';
+import type { Rng } from '../core/rng.ts';
+import { BadConfig } from '../core/errors.ts';
+import { loadMathDial, resolveDataDir, type Dialog } from '../corpora/readers.ts';
+import { TURN_TEACHER } from '../core/markers.ts';
 
 export type PromptKind = 'cohen' | 'mathdial' | { text: string };
 

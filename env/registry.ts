@@ -4,10 +4,10 @@
  */
 import type { TSchema } from '@sinclair/typebox';
 import type { AutoresetMode, Env, EnvSpec, VectorEnv } from './core.ts';
-import { BadConfig, NameNotFound } from './errors.ts';
+import { BadConfig, NameNotFound } from '../core/errors.ts';
 import { OrderEnforcing, PassiveEnvChecker, TimeLimit } from './wrappers.ts';
 import { SyncVectorEnv } from './vector.ts';
-import { validateConfig } from '../configs/load.ts';
+import { validateConfig } from '../core/config.ts';
 
 export type Kwargs = Record<string, unknown>;
 

@@ -2,8 +2,8 @@
  * Spaces (Gymnasium semantics): the set of valid observations or actions, a seeded sampler, and a
  * JSON form that travels over the wire (`{"type":"Discrete","n":4,"start":0}`).
  */
-import { Rng } from './rng.ts';
-import { BadConfig } from './errors.ts';
+import { Rng } from '../core/rng.ts';
+import { BadConfig } from '../core/errors.ts';
 
 export type BoxDtype = 'float32' | 'float64' | 'int32';
 

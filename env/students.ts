@@ -10,7 +10,7 @@
  */
 import { Type, type Static } from '@sinclair/typebox';
 import { Batcher } from './batcher.ts';
-import { Rng } from './rng.ts';
+import { Rng } from '../core/rng.ts';
 
 export interface DialogTokenizer {
   readonly vocabSize: number;

@@ -29,8 +29,8 @@
 import { Type, type Static } from '@sinclair/typebox';
 import type { Env, EnvSpec, Info, ResetArgs, ResetResult, StepResult } from './core.ts';
 import { Box, Dict, Discrete, Text, type Space } from './spaces.ts';
-import { Rng, entropySeed } from './rng.ts';
-import { BadConfig, ColloquyError } from './errors.ts';
+import { Rng, entropySeed } from '../core/rng.ts';
+import { BadConfig, ColloquyError } from '../core/errors.ts';
 import { register } from './registry.ts';
 import { LmStudent, ScriptedRules, ScriptedStudent, type DialogTokenizer, type Student } from './students.ts';
 import { defaultModelDir, loadDialogModel, loadDialogTokenizer, type DialogModel } from './dialog-model.ts';

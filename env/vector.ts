@@ -5,7 +5,7 @@
  */
 import type { AutoresetMode, Env, EnvSpec, Info, ResetArgs, VectorEnv, VectorResetResult, VectorStepResult } from './core.ts';
 import type { Space } from './spaces.ts';
-import { BadConfig, EnvClosed, InvalidAction, ResetNeeded } from './errors.ts';
+import { BadConfig, EnvClosed, InvalidAction, ResetNeeded } from '../core/errors.ts';
 
 export class SyncVectorEnv<O = unknown, A = unknown> implements VectorEnv<O, A> {
   readonly numEnvs: number;

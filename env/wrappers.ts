@@ -4,7 +4,7 @@
  * for the step cap), OrderEnforcing (no step before reset, after the end, or after close).
  */
 import { Wrapper, type Env, type ResetArgs, type ResetResult, type StepResult } from './core.ts';
-import { ColloquyError, EnvClosed, InvalidAction, ResetNeeded } from './errors.ts';
+import { ColloquyError, EnvClosed, InvalidAction, ResetNeeded } from '../core/errors.ts';
 
 /** Checks the env's own outputs once (first reset, first step); throws INTERNAL on a contract breach. */
 export class PassiveEnvChecker<O, A> extends Wrapper<O, A> {

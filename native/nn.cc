@@ -1,4 +1,4 @@
-// The transformer's memory-bound and attention pieces for agents/models/lm-ops.ts and sampler.ts,
+// The transformer's memory-bound and attention pieces for models/lm-ops.ts and sampler.ts,
 // on plain float arrays (see native/README.md). Matrix products go through gemm.cc.
 #include "nn.h"
 

@@ -13,13 +13,14 @@
 import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import path from 'node:path';
 import { Type, type Static } from '@sinclair/typebox';
-import { CONFIG_DIR, validateConfig } from '../configs/load.ts';
-import { BadConfig, ColloquyError } from '../env/errors.ts';
+import { validateConfig } from '../core/config.ts';
+import { BadConfig, ColloquyError } from '../core/errors.ts';
 import { ScorerSpecSchema, sharedScorer } from './sentiment.ts';
 import {
   laughter, wordsElicited, questionAsked, conversationLength, repetitionPenalty, previousUserMessage, sentimentTransition,
 } from './signals.ts';
 import type { RewardContext, RewardResult, SentimentScorer } from './types.ts';
+import { CONFIG_DIR } from '../core/paths.ts';
 
 export const SIGNALS = [
   'sentiment', 'sentimentSigned', 'sentimentTransition', 'laughter', 'wordsElicited', 'question', 'conversationLength', 'repetition',

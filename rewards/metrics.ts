@@ -4,7 +4,7 @@
  * ties counting one half).
  */
 import { readFileSync } from 'node:fs';
-import { ColloquyError } from '../env/errors.ts';
+import { ColloquyError } from '../core/errors.ts';
 
 export interface LabeledText { label: 0 | 1; text: string }
 

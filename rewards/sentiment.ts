@@ -7,18 +7,16 @@
  * chosen a backend with `initBackend` before; library code never does.
  */
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { Type, type Static } from '@sinclair/typebox';
-import { validateConfig } from '../configs/load.ts';
+import { validateConfig } from '../core/config.ts';
 import { VaderScorer } from './vader.ts';
 import type { SentimentScorer } from './types.ts';
+import { DATA_DIR } from '../core/paths.ts';
 
-/** The project root (the folder above rewards/). */
-export const PROJECT_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 
 /** Where `colloquy sentiment train` writes and the `classifier` scorer reads by default. */
 export function defaultClassifierDir(): string {
-  return process.env.COLLOQUY_SENTIMENT_MODEL || path.join(PROJECT_ROOT, 'data', 'models', 'sentiment-classifier');
+  return process.env.COLLOQUY_SENTIMENT_MODEL || path.join(DATA_DIR, 'models', 'sentiment-classifier');
 }
 
 export const SCORER_NAMES = ['vader', 'classifier', 'transformers'] as const;

@@ -5,8 +5,8 @@
  * dropout) → dev metrics. Needs a TensorFlow.js backend chosen by the caller (`initBackend`).
  */
 import * as tf from '@tensorflow/tfjs';
-import { Rng } from '../env/rng.ts';
-import { BadConfig } from '../env/errors.ts';
+import { Rng } from '../core/rng.ts';
+import { BadConfig } from '../core/errors.ts';
 import { SentimentClassifier, DEFAULT_ARCH, FIXED_PARAMS, PAD, UNK, type ClassifierArch, type EmbeddingInit } from './classifier.ts';
 import { readLabeledTsv, accuracy, rocAuc, type LabeledText } from './metrics.ts';
 import { wordTokens } from './text.ts';

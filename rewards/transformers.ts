@@ -10,7 +10,7 @@
  */
 import { existsSync, statSync } from 'node:fs';
 import path from 'node:path';
-import { ColloquyError } from '../env/errors.ts';
+import { ColloquyError } from '../core/errors.ts';
 import { sanitizeText } from './text.ts';
 import { fromSigned, type SentimentScore, type SentimentScorer } from './types.ts';
 

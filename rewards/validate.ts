@@ -6,8 +6,8 @@
  */
 import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
-import { ColloquyError } from '../env/errors.ts';
-import { PROJECT_ROOT } from './sentiment.ts';
+import { ColloquyError } from '../core/errors.ts';
+import { PROJECT_ROOT } from '../core/paths.ts';
 import { accuracy, rocAuc } from './metrics.ts';
 import type { SentimentScorer } from './types.ts';
 

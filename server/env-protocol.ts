@@ -12,14 +12,14 @@
 import { isUtf8 } from 'node:buffer';
 import type { Logger } from 'pino';
 import type { WebSocket } from 'ws';
-import { ColloquyError, InvalidAction, ResetNeeded, toErrorBody, type ErrorCode } from '../env/errors.ts';
+import { ColloquyError, InvalidAction, ResetNeeded, toErrorBody, type ErrorCode } from '../core/errors.ts';
 import type { ServerConfig } from '../configs/server.ts';
 import type { Counter, CounterChild, Histogram, MetricsRegistry } from './metrics.ts';
 import { LATENCY_BUCKETS } from './metrics.ts';
 import {
   OPS, describeSchemaError, errorFrame, idOf, idToJson, okFrame, RawJson, sniffId, unsafeValue, validatorFor, vectorResultJson,
   type MakeRequest, type Op, type PingRequest, type Request, type ResumeRequest, type ResumeResult, type SessionRequest,
-} from './protocol.ts';
+} from '../protocol/v1.ts';
 import type { Job, Session, SessionManager, SessionOwner } from './sessions.ts';
 
 /** A slow reader's send buffer above this gets its connection dropped. */

@@ -8,11 +8,11 @@ import { randomBytes, randomUUID, timingSafeEqual } from 'node:crypto';
 import { endianness } from 'node:os';
 import type { Logger } from 'pino';
 import type { AutoresetMode, VectorEnv } from '../env/core.ts';
-import { ColloquyError } from '../env/errors.ts';
+import { ColloquyError } from '../core/errors.ts';
 import { makeVec } from '../env/registry.ts';
 import { Box } from '../env/spaces.ts';
 import type { ServerConfig } from '../configs/server.ts';
-import { PROTOCOL_VERSION, type MakeResult, type ObsEncoding, type RequestId, type SessionRequest } from './protocol.ts';
+import { PROTOCOL_VERSION, type MakeResult, type ObsEncoding, type RequestId, type SessionRequest } from '../protocol/v1.ts';
 
 /** The connection side of a session (implemented by the protocol's Connection). */
 export interface SessionOwner {

@@ -11,9 +11,9 @@
  * each row's transcript on demand, and caches each step's distributions: the agent, the KL
  * references and the demonstrator helper all read the same model once per step.
  */
-import type { TransformerLM } from '../models/lm.ts';
-import type { Rng } from '../../env/rng.ts';
-import { sampleToken } from '../models/sampler.ts';
+import type { TransformerLM } from '../../models/lm.ts';
+import type { Rng } from '../../core/rng.ts';
+import { sampleToken } from '../../models/sampler.ts';
 import { ConservativeReference, ModelReference, type ReferencePolicy, type ReferenceSession } from '../imitation/reference.ts';
 
 /** One action of an agent in one row. */

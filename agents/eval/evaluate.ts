@@ -16,11 +16,11 @@
  * teacher's words, mean signed sentiment (VADER) of the student's replies.
  */
 import type { VectorEnv } from '../../env/core.ts';
-import { Rng } from '../../env/rng.ts';
+import { Rng } from '../../core/rng.ts';
 import type { DialogTokenizer } from '../../env/students.ts';
 import type { SentimentScorer } from '../../rewards/types.ts';
 import { VaderScorer } from '../../rewards/vader.ts';
-import type { TransformerLM } from '../models/lm.ts';
+import type { TransformerLM } from '../../models/lm.ts';
 import { klToReference, type ReferencePolicy } from '../imitation/reference.ts';
 import { SessionPool, type EvalAgent } from './agents.ts';
 import { distinctOfTexts, mixSeed } from './stats.ts';

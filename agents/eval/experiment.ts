@@ -25,11 +25,10 @@ import { makeVec } from '../../env/index.ts';
 import { loadDialogTokenizer } from '../../env/dialog-model.ts';
 import type { ExperimentConfig } from '../../configs/experiments/schema.ts';
 import { resolveKlBudgetConfig, resolvePpoKlConfig } from '../../configs/agents/schema.ts';
-import { PROJECT_ROOT } from '../data/corpora.ts';
-import type { TransformerLM } from '../models/lm.ts';
-import { isCheckpoint, loadCheckpoint } from '../models/checkpoint.ts';
-import { pretrain } from '../models/pretrain.ts';
-import { backendInfo } from '../models/backend.ts';
+import type { TransformerLM } from '../../models/lm.ts';
+import { isCheckpoint, loadCheckpoint } from '../../models/checkpoint.ts';
+import { pretrain } from '../../models/pretrain.ts';
+import { backendInfo } from '../../models/backend.ts';
 import { readTranscripts, sampleDemonstrator, trainDemonstrator } from '../imitation/demonstrator.ts';
 import { loadEnsemble, trainImitators, type LoadedEnsemble } from '../imitation/imitators.ts';
 import { ConservativeAgent, ModelHelper } from '../imitation/conservative.ts';
@@ -40,6 +39,7 @@ import { loadRlAgent } from './rl-agent.ts';
 import type { EvalReference, DialogRow } from './evaluate.ts';
 import type { EvalSummary } from './summary.ts';
 import { summarize } from './summary.ts';
+import { PROJECT_ROOT } from '../../core/paths.ts';
 
 export interface CompareOptions {
   config: ExperimentConfig;

@@ -12,10 +12,10 @@
 import path from 'node:path';
 import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
-import { BadConfig } from '../../env/errors.ts';
+import { BadConfig } from '../../core/errors.ts';
 import type { DialogTokenizer } from '../../env/students.ts';
-import type { TransformerLM } from '../models/lm.ts';
-import { isCheckpoint, loadCheckpoint } from '../models/checkpoint.ts';
+import type { TransformerLM } from '../../models/lm.ts';
+import { isCheckpoint, loadCheckpoint } from '../../models/checkpoint.ts';
 import { ConservativeAgent, ModelHelper, type HelpEvent, type HelpMode } from '../imitation/conservative.ts';
 import { isEnsemble, loadEnsemble, type EnsembleFile } from '../imitation/imitators.ts';
 import { ModelAgent, type EvalAgent } from './agents.ts';

@@ -10,9 +10,9 @@
  */
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
-import type { Rng } from '../../env/rng.ts';
-import { BadConfig } from '../../env/errors.ts';
-import type { TransformerLM } from '../models/lm.ts';
+import type { Rng } from '../../core/rng.ts';
+import { BadConfig } from '../../core/errors.ts';
+import type { TransformerLM } from '../../models/lm.ts';
 import { klToReference, type ReferencePolicy } from '../imitation/reference.ts';
 import type { Episode, RolloutPolicy, RowContext } from '../rl/rollout.ts';
 import type { AgentDecision, EvalAgent, SessionPool } from './agents.ts';

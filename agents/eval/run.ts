@@ -9,7 +9,7 @@ import type { VectorEnv } from '../../env/core.ts';
 import { makeVec } from '../../env/index.ts';
 import { loadDialogTokenizer } from '../../env/dialog-model.ts';
 import { connectVectorEnv } from '../client.ts';
-import type { TransformerLM } from '../models/lm.ts';
+import type { TransformerLM } from '../../models/lm.ts';
 import { evaluate, type DialogRow, type EvalReference } from './evaluate.ts';
 import { summarize, rowsToCsv, fmtInterval, type EvalSummary } from './summary.ts';
 import { loadAgent, type AgentContext } from './load.ts';

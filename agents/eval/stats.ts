@@ -3,7 +3,7 @@
  * mean, and for a ratio of sums such as KL per token = Σ KL / Σ tokens), distinct-n, and the
  * empirical CDF. Pure functions; the bootstrap is seeded (`Rng`), so a summary is reproducible.
  */
-import { Rng } from '../../env/rng.ts';
+import { Rng } from '../../core/rng.ts';
 import { wordTokens } from '../../rewards/text.ts';
 
 export interface Interval {

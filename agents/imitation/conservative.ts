@@ -11,9 +11,9 @@
  * decides, and D(a|s) while D writes the rest of a turn). In live chat it can be a person: any
  * `HelpProvider`.
  */
-import type { Rng } from '../../env/rng.ts';
-import type { TransformerLM } from '../models/lm.ts';
-import { sampleToken } from '../models/sampler.ts';
+import type { Rng } from '../../core/rng.ts';
+import type { TransformerLM } from '../../models/lm.ts';
+import { sampleToken } from '../../models/sampler.ts';
 import type { AgentDecision, EvalAgent, SessionPool } from '../eval/agents.ts';
 import { lowerProbabilities, mixWithHelper } from './ensemble.ts';
 

@@ -1,6 +1,6 @@
 /**
  * Maximum likelihood on a list of token transcripts with a per-token loss mask — the two options
- * imitation needs that `pretrain` (agents/models/pretrain.ts) does not have: training from given
+ * imitation needs that `pretrain` (models/pretrain.ts) does not have: training from given
  * token sequences (the demonstrator's own samples, exactly as it sampled them, not re-tokenised
  * text) and the loss only on the demonstrator's tokens (the student's turns in those transcripts
  * come from the environment, not from D).
@@ -11,12 +11,12 @@
  * shuffle; an optional bootstrap resample replaces the training list before the first epoch.
  */
 import * as tf from '@tensorflow/tfjs';
-import { Rng } from '../../env/rng.ts';
-import { BadConfig } from '../../env/errors.ts';
-import { validateConfig } from '../../configs/load.ts';
+import { Rng } from '../../core/rng.ts';
+import { BadConfig } from '../../core/errors.ts';
+import { validateConfig } from '../../core/config.ts';
 import { TrainConfigSchema, type TrainConfig } from '../../configs/models/schema.ts';
-import { clipGradients, learningRate } from '../models/pretrain.ts';
-import type { LMBatch, TransformerLM } from '../models/lm.ts';
+import { clipGradients, learningRate } from '../../models/pretrain.ts';
+import type { LMBatch, TransformerLM } from '../../models/lm.ts';
 
 /** One transcript: its token ids and which of them are trained on (the demonstrator's). */
 export interface MaskedTranscript {

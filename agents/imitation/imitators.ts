@@ -14,10 +14,10 @@
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import path from 'node:path';
-import { BadConfig } from '../../env/errors.ts';
+import { BadConfig } from '../../core/errors.ts';
 import type { LMConfig, TrainConfig } from '../../configs/models/schema.ts';
-import { TransformerLM } from '../models/lm.ts';
-import { loadCheckpoint, saveCheckpoint } from '../models/checkpoint.ts';
+import { TransformerLM } from '../../models/lm.ts';
+import { loadCheckpoint, saveCheckpoint } from '../../models/checkpoint.ts';
 import { ensemblePosterior, type EnsembleSettings } from './ensemble.ts';
 import { bootstrapResample, fitMasked, maskedNll, type MaskedTranscript } from './fit.ts';
 import { ConservativeReference, ModelReference } from './reference.ts';

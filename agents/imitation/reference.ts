@@ -34,8 +34,8 @@
  *     say which base a run was constrained to. `colloquy compare` passes `reference` in the
  *     TrainContext and treats a conservative run without that record as constrained to the imitator.
  */
-import type { TransformerLM } from '../models/lm.ts';
-import type { LMSession } from '../models/sampler.ts';
+import type { TransformerLM } from '../../models/lm.ts';
+import type { LMSession } from '../../models/sampler.ts';
 import { conservativeLogProbs, lowerLogProb, normalisedLowerLogProbs } from './ensemble.ts';
 
 export interface ReferencePolicy {

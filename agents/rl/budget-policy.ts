@@ -16,9 +16,9 @@
  *   never spends more than its budget.
  */
 import * as tf from '@tensorflow/tfjs';
-import type { TransformerLM } from '../models/lm.ts';
-import { linear, readF32 } from '../models/lm-ops.ts';
-import { Rng } from '../../env/rng.ts';
+import type { TransformerLM } from '../../models/lm.ts';
+import { linear, readF32 } from '../../models/lm-ops.ts';
+import { Rng } from '../../core/rng.ts';
 import { logSoftmax } from './kl.ts';
 import { mixtureBackward, solveMixture } from './kl-mixture.ts';
 import type { Episode, RolloutPolicy, RowContext } from './rollout.ts';

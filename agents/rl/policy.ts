@@ -10,10 +10,10 @@
  *   log-probability and the entropy, with a hand-written gradient (no [N, V] autodiff graph).
  */
 import * as tf from '@tensorflow/tfjs';
-import type { TransformerLM } from '../models/lm.ts';
-import type { LMSession } from '../models/sampler.ts';
-import { attention, embed, layerNorm, linear, readF32 } from '../models/lm-ops.ts';
-import { BadConfig } from '../../env/errors.ts';
+import type { TransformerLM } from '../../models/lm.ts';
+import type { LMSession } from '../../models/sampler.ts';
+import { attention, embed, layerNorm, linear, readF32 } from '../../models/lm-ops.ts';
+import { BadConfig } from '../../core/errors.ts';
 import type { Episode, RolloutPolicy } from './rollout.ts';
 
 type Saver = tf.GradSaveFunc;

@@ -18,10 +18,10 @@
  *   transcript is what it conditions on and what it is trained on.
  */
 import type { VectorEnv, VectorStepResult, Info } from '../../env/core.ts';
-import { Rng } from '../../env/rng.ts';
-import { BadConfig } from '../../env/errors.ts';
+import { Rng } from '../../core/rng.ts';
+import { BadConfig } from '../../core/errors.ts';
 import type { DialogTokenizer } from '../../env/students.ts';
-import type { TransformerLM } from '../models/lm.ts';
+import type { TransformerLM } from '../../models/lm.ts';
 import { exactKl } from './kl.ts';
 
 /** What the rollout needs of the KL reference's KV-cached session (an `LMSession` or a reference's session). */

@@ -10,9 +10,9 @@ import path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import cliProgress from 'cli-progress';
 import type { VectorEnv } from '../../env/core.ts';
-import { BadConfig } from '../../env/errors.ts';
-import type { BpeTokenizer } from '../models/tokenizer.ts';
-import type { TransformerLM } from '../models/lm.ts';
+import { BadConfig } from '../../core/errors.ts';
+import type { BpeTokenizer } from '../../models/tokenizer.ts';
+import type { TransformerLM } from '../../models/lm.ts';
 import type { Episode, KlReference } from './rollout.ts';
 
 export interface TrainContext {

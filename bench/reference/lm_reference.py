@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""PyTorch reference of Colloquy's base LM (agents/models/lm.ts), for bench/lm.ts.
+"""PyTorch reference of Colloquy's base LM (models/lm.ts), for bench/lm.ts.
 
 Same architecture: token + learned (or sinusoidal) position embeddings, pre-LN blocks with causal
 multi-head attention (explicit q·kᵀ, mask, softmax, ·v) and a ReLU MLP, final LN, tied (or

@@ -5,8 +5,8 @@
  * `resolve*Config` is the single place that derives sizes and rejects inconsistent settings.
  */
 import { Type, type Static } from '@sinclair/typebox';
-import { BadConfig } from '../../env/errors.ts';
-import { validateConfig } from '../load.ts';
+import { BadConfig } from '../../core/errors.ts';
+import { validateConfig } from '../../core/config.ts';
 
 const Env = Type.Object({
   id: Type.String({ default: 'TeacherStudent-v0', description: 'env id (registry / server)' }),

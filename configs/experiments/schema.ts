@@ -6,8 +6,8 @@
  * settings with a clear message.
  */
 import { Type, type Static } from '@sinclair/typebox';
-import { BadConfig } from '../../env/errors.ts';
-import { validateConfig, loadConfig } from '../load.ts';
+import { BadConfig } from '../../core/errors.ts';
+import { validateConfig, loadConfig } from '../../core/config.ts';
 
 const Overrides = (description: string) => Type.Record(Type.String(), Type.Unknown(), { default: {}, description });
 

@@ -13,16 +13,16 @@ import { existsSync } from 'node:fs';
 import path from 'node:path';
 import type { Logger } from 'pino';
 import type { VectorEnv } from '../../env/core.ts';
-import { BadConfig } from '../../env/errors.ts';
+import { BadConfig } from '../../core/errors.ts';
 import { makeVec } from '../../env/registry.ts';
-import { Rng, entropySeed } from '../../env/rng.ts';
+import { Rng, entropySeed } from '../../core/rng.ts';
 import { defaultModelDir, loadDialogModel, loadDialogTokenizer } from '../../env/dialog-model.ts';
 import { LmTeacher } from '../../agents/lm-agent.ts';
-import { PROJECT_ROOT } from '../../agents/data/corpora.ts';
 import type { ServerConfig } from '../../configs/server.ts';
 import type { Store } from '../storage/db.ts';
 import { recordDialogs } from '../storage/recorder.ts';
 import { shouldRecord } from '../plugins/storage.ts';
+import { PROJECT_ROOT } from '../../core/paths.ts';
 
 export type HostedAgentConfig = ServerConfig['chat']['hostedAgents'][number];
 

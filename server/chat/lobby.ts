@@ -23,9 +23,9 @@
  */
 import { randomBytes, randomUUID, timingSafeEqual } from 'node:crypto';
 import type { Logger } from 'pino';
-import { ColloquyError } from '../../env/errors.ts';
+import { ColloquyError } from '../../core/errors.ts';
 import type { HumanAck, HumanAnswer, HumanLobby, HumanSeat, ReplyRequest, SeatRequest, StoredTurn } from '../../env/human.ts';
-import { TURN_STUDENT, TURN_TEACHER } from '../../agents/models/tokenizer.ts';
+import { TURN_STUDENT, TURN_TEACHER } from '../../core/markers.ts';
 
 export interface LobbyOptions {
   /** How long the env waits for a person's reply (also: for a person to join a dialog that needs one). */

@@ -15,7 +15,7 @@ import fp from 'fastify-plugin';
 import type { FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import type { WebSocket } from 'ws';
-import { ColloquyError } from '../../env/errors.ts';
+import { ColloquyError } from '../../core/errors.ts';
 import { HostedAgents } from '../chat/hosted.ts';
 import type { Lobby, Out, Person, PersonLink } from '../chat/lobby.ts';
 import { publicFile, sendFile } from '../chat/static.ts';

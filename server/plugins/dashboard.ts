@@ -14,10 +14,10 @@ import path from 'node:path';
 import type { ServerResponse } from 'node:http';
 import fp from 'fastify-plugin';
 import type { FastifyInstance } from 'fastify';
-import { PROJECT_ROOT } from '../../agents/data/corpora.ts';
 import { RunsReader, type RunSummary } from '../dashboard/runs.ts';
 import type { LobbySnapshot } from '../chat/lobby.ts';
 import { publicFile, sendFile } from '../chat/static.ts';
+import { PROJECT_ROOT } from '../../core/paths.ts';
 
 export interface DashboardState {
   time: string;

@@ -6,7 +6,7 @@ import fp from 'fastify-plugin';
 import type { FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import { EnvProtocol } from '../env-protocol.ts';
-import { PROTOCOL_VERSION, WS_PATH } from '../protocol.ts';
+import { PROTOCOL_VERSION, WS_PATH } from '../../protocol/v1.ts';
 
 declare module 'fastify' {
   interface FastifyInstance { envProtocol: EnvProtocol }

@@ -8,7 +8,7 @@
  *
  * `base` is the dialog envs' default model (`defaultModelDir()`); more can be named in the config
  * (`models: {"demonstrator": "data/models/demo"}`). Agents fetch with `fetchModel` in
- * agents/models/remote.ts, which checks every hash.
+ * models/remote.ts, which checks every hash.
  */
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';

@@ -5,10 +5,10 @@
 import fp from 'fastify-plugin';
 import type { FastifyInstance } from 'fastify';
 import type { EnvSpec } from '../../env/core.ts';
-import { toErrorBody, type ErrorBody } from '../../env/errors.ts';
+import { toErrorBody, type ErrorBody } from '../../core/errors.ts';
 import { getSpec, make, registeredIds } from '../../env/registry.ts';
 import type { SpaceJSON } from '../../env/spaces.ts';
-import { PROTOCOL_VERSION } from '../protocol.ts';
+import { PROTOCOL_VERSION } from '../../protocol/v1.ts';
 
 export interface EnvListing {
   id: string;

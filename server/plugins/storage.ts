@@ -11,8 +11,8 @@ import type { FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import { openStore, DEFAULT_DB_PATH, type Store } from '../storage/db.ts';
 import { isDialogEnv, recordDialogs } from '../storage/recorder.ts';
-import { PROJECT_ROOT } from '../../agents/data/corpora.ts';
 import type { ServerConfig } from '../../configs/server.ts';
+import { PROJECT_ROOT } from '../../core/paths.ts';
 
 declare module 'fastify' {
   interface FastifyInstance { store: Store }

@@ -22,10 +22,10 @@
 import { randomUUID } from 'node:crypto';
 import { existsSync, mkdirSync } from 'node:fs';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import Database, { type Database as Db, type Statement } from 'better-sqlite3';
-import { ColloquyError } from '../../env/errors.ts';
+import { ColloquyError } from '../../core/errors.ts';
 import { LATEST_VERSION, MIGRATIONS, appliedMigrations, migrate, schemaVersion, verifyApplied } from './migrations.ts';
+import { DATA_DIR } from '../../core/paths.ts';
 
 export type StudentKind = 'human' | 'simulated' | 'scripted';
 export type TurnRole = 'teacher' | 'student' | 'system';
@@ -41,7 +41,7 @@ export const TURN_ROLES: readonly TurnRole[] = ['teacher', 'student', 'system'];
 export const END_REASONS: readonly EndReason[] = ['terminated', 'truncated', 'abandoned'];
 
 /** The project's default database file: `<project root>/data/colloquy.db`. */
-export const DEFAULT_DB_PATH = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', 'data', 'colloquy.db');
+export const DEFAULT_DB_PATH = path.join(DATA_DIR, 'colloquy.db');
 
 export interface StartDialogInput {
   /** Default: a random UUID. */

@@ -12,7 +12,7 @@
  * the original role as `speaker`, its time as `createdAt`, and `tokenCount` / `metadata` when set.
  * `rewards[].turn` is an index into `messages` (every stored turn is exported, in order).
  * `agent` is the agent's name, or its id when it has no name. `id` repeats `dialogId` because it is
- * the key the chat-JSONL loader (`loadChatJsonl` in agents/data/corpora.ts) reads as the dialog id;
+ * the key the chat-JSONL loader (`loadChatJsonl` in corpora/readers.ts) reads as the dialog id;
  * that loader keeps teacher/student turns and folds `system` messages into `meta.system` (so
  * there, unlike in `messages`, indexes skip system turns). Timestamps are ISO 8601 UTC.
  *
@@ -39,7 +39,7 @@ export interface ChatMessage {
 
 export interface ChatRecord {
   messages: ChatMessage[];
-  /** = dialogId; the key the chat-JSONL loader (agents/data/corpora.ts) takes as the dialog's id. */
+  /** = dialogId; the key the chat-JSONL loader (corpora/readers.ts) takes as the dialog's id. */
   id: string;
   dialogId: string;
   env: string;

@@ -13,7 +13,7 @@
  */
 import { createHash } from 'node:crypto';
 import type { Database } from 'better-sqlite3';
-import { ColloquyError } from '../../env/errors.ts';
+import { ColloquyError } from '../../core/errors.ts';
 
 export interface Migration {
   /** 1, 2, 3, ... without gaps. */

@@ -29,10 +29,10 @@ import type { Logger } from 'pino';
 import type { Info, ResetArgs, VectorEnv, VectorResetResult, VectorStepResult, AutoresetMode, EnvSpec } from '../../env/core.ts';
 import type { Space } from '../../env/spaces.ts';
 import { defaultModelDir, loadDialogTokenizer } from '../../env/dialog-model.ts';
-import type { BpeTokenizer } from '../../agents/models/tokenizer.ts';
-import { TURN_TEACHER } from '../../agents/models/tokenizer.ts';
+import type { BpeTokenizer } from '../../models/tokenizer.ts';
 import { HUMAN_ACK, type HumanAck, type StoredTurn } from '../../env/human.ts';
 import type { Metadata, Store, StudentKind } from './db.ts';
+import { TURN_TEACHER } from '../../core/markers.ts';
 
 export interface RecorderOptions {
   store: Store;

@@ -11,8 +11,8 @@ import path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { encodeDialog, readLoggedDialogs, resolveBatchKlConfig, trainBatchKl, type LoggedDialog } from '../../agents/batch-kl.ts';
-import { loadCheckpoint } from '../../agents/models/checkpoint.ts';
-import { BpeTokenizer } from '../../agents/models/tokenizer.ts';
+import { loadCheckpoint } from '../../models/checkpoint.ts';
+import { BpeTokenizer } from '../../models/tokenizer.ts';
 import { defaultModelDir } from '../../env/index.ts';
 import { run } from '../../cli/train-batch-kl.ts';
 

@@ -1,7 +1,7 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import * as tf from '@tensorflow/tfjs';
-import { initBackend } from '../../agents/models/backend.ts';
-import { Rng } from '../../env/rng.ts';
+import { initBackend } from '../../models/backend.ts';
+import { Rng } from '../../core/rng.ts';
 import { AdaptiveKlController, FixedKlController, entropy, exactKl, k1, k2, k3, klEstimate, logSoftmax, makeKlController } from '../../agents/rl/kl.ts';
 import { solveMixture } from '../../agents/rl/kl-mixture.ts';
 import { budgetTarget, hiddenRecoveryMatrix, mixtureOutputs } from '../../agents/rl/budget-policy.ts';

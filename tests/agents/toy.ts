@@ -8,10 +8,11 @@ import { existsSync, mkdirSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
-import { BpeTokenizer, TURN_STUDENT, TURN_TEACHER } from '../../agents/models/tokenizer.ts';
-import { TransformerLM } from '../../agents/models/lm.ts';
-import { saveCheckpoint } from '../../agents/models/checkpoint.ts';
-import { Rng } from '../../env/rng.ts';
+import { BpeTokenizer } from '../../models/tokenizer.ts';
+import { TransformerLM } from '../../models/lm.ts';
+import { saveCheckpoint } from '../../models/checkpoint.ts';
+import { Rng } from '../../core/rng.ts';
+import { TURN_STUDENT, TURN_TEACHER } from '../../core/markers.ts';
 
 export const TOY_PROMPT = `A chat.${TURN_STUDENT} hi${TURN_TEACHER}`;
 export const TOY_TEACHER = [' ok', ' hmm', ' wow', ' right', ' yes', ' nice'];

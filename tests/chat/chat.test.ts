@@ -13,7 +13,7 @@ import { connectVectorEnv, type RemoteVectorEnv } from '../../agents/client.ts';
 import { ColloquyError, defaultModelDir, getSpec, make } from '../../env/index.ts';
 import { loadDialogTokenizer } from '../../env/dialog-model.ts';
 import { getCompositeReward } from '../../env/dialog-rewards.ts';
-import type { BpeTokenizer } from '../../agents/models/tokenizer.ts';
+import type { BpeTokenizer } from '../../models/tokenizer.ts';
 import { PersonClient, startChatServer, type ChatServer } from './helpers.ts';
 
 let tok: BpeTokenizer;

@@ -12,10 +12,10 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { defaultModelDir } from '../../env/index.ts';
-import { Rng } from '../../env/rng.ts';
+import { Rng } from '../../core/rng.ts';
 import { openStore } from '../../server/storage/db.ts';
-import { PROJECT_ROOT } from '../storage/kill-helper.ts';
 import { PersonClient } from './helpers.ts';
+import { PROJECT_ROOT } from '../../core/paths.ts';
 
 let tmp: string;
 beforeAll(() => { tmp = mkdtempSync(path.join(os.tmpdir(), 'colloquy-chat-kill-')); });

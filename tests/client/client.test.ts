@@ -3,7 +3,7 @@ import { connectEnv, connectVectorEnv, ProtocolClient, SingleEnvAdapter } from '
 import {
   ColloquyError, Discrete, register, type Env, type EnvSpec, type ResetArgs, InvalidAction, NameNotFound, ResetNeeded, Rng, checkEnv, makeVec, registeredIds, type AutoresetMode, type VectorEnv,
 } from '../../env/index.ts';
-import type { ObsEncoding } from '../../server/protocol.ts';
+import type { ObsEncoding } from '../../protocol/v1.ts';
 import { rawClient, startTestServer, type TestServer } from '../server/helpers.ts';
 
 /** A tiny env with a Discrete observation space (not packable). */

@@ -2,11 +2,10 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import {
-  type Dialog, cleanTurnText, detokenize, formatCorpus, formatTranscript, loadChatJsonl, loadCorpus,
-  loadDailyDialog, loadMathDial, PROJECT_ROOT, resolveDataDir, splitDialogs, toChatRecord,
-} from '../../agents/data/corpora.ts';
-import { BpeTokenizer, END_OF_TEXT, TURN_STUDENT, TURN_TEACHER } from '../../agents/models/tokenizer.ts';
+import { type Dialog, cleanTurnText, detokenize, formatCorpus, formatTranscript, loadChatJsonl, loadCorpus, loadDailyDialog, loadMathDial, resolveDataDir, splitDialogs, toChatRecord } from '../../corpora/readers.ts';
+import { BpeTokenizer } from '../../models/tokenizer.ts';
+import { PROJECT_ROOT } from '../../core/paths.ts';
+import { END_OF_TEXT, TURN_STUDENT, TURN_TEACHER } from '../../core/markers.ts';
 
 // The shared data sets sit beside the checkout (CI has them too).
 const DATA = resolveDataDir()!;

@@ -1,8 +1,8 @@
 import { readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { loadDailyDialog, loadMathDial, loadShippedCorpus, resolveDataDir, SHIPPED_CORPUS_FILE } from '../../agents/data/corpora.ts';
-import { generateShippedCorpus, toJsonl } from '../../agents/data/shipped/generate.ts';
+import { loadDailyDialog, loadMathDial, loadShippedCorpus, resolveDataDir, SHIPPED_CORPUS_FILE } from '../../corpora/readers.ts';
+import { generateShippedCorpus, toJsonl } from '../../corpora/shipped/generate.ts';
 
 describe('shipped corpus', () => {
   const dialogs = loadShippedCorpus();

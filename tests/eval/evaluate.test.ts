@@ -1,8 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { defaultModelDir, makeVec } from '../../env/index.ts';
 import { loadDialogTokenizer } from '../../env/dialog-model.ts';
-import { TransformerLM } from '../../agents/models/lm.ts';
-import { loadCheckpoint } from '../../agents/models/checkpoint.ts';
+import { TransformerLM } from '../../models/lm.ts';
+import { loadCheckpoint } from '../../models/checkpoint.ts';
 import { ModelAgent } from '../../agents/eval/agents.ts';
 import { evaluate, type DialogRow } from '../../agents/eval/evaluate.ts';
 import { summarize, rowsToCsv } from '../../agents/eval/summary.ts';

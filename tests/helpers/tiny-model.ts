@@ -6,10 +6,10 @@
 import { existsSync, mkdirSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { BpeTokenizer } from '../../agents/models/tokenizer.ts';
-import { TransformerLM } from '../../agents/models/lm.ts';
-import { saveCheckpoint } from '../../agents/models/checkpoint.ts';
-import { formatTranscript, loadShippedCorpus } from '../../agents/data/corpora.ts';
+import { BpeTokenizer } from '../../models/tokenizer.ts';
+import { TransformerLM } from '../../models/lm.ts';
+import { saveCheckpoint } from '../../models/checkpoint.ts';
+import { formatTranscript, loadShippedCorpus } from '../../corpora/readers.ts';
 
 export interface TinyModelOptions { vocabSize?: number; dModel?: number; nLayers?: number; seed?: number; dir?: string }
 

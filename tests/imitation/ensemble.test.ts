@@ -1,6 +1,6 @@
 import { beforeAll, describe, expect, it } from 'vitest';
-import { initBackend } from '../../agents/models/backend.ts';
-import { TransformerLM } from '../../agents/models/lm.ts';
+import { initBackend } from '../../models/backend.ts';
+import { TransformerLM } from '../../models/lm.ts';
 import {
   LOG_MIN_PROB, conservativeLogProbs, ensemblePosterior, lowerLogProb, lowerProbabilities, mixWithHelper, plausibleSet, posteriorWeights,
 } from '../../agents/imitation/ensemble.ts';

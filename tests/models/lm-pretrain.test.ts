@@ -2,11 +2,11 @@ import { describe, it, expect } from 'vitest';
 import { mkdtempSync, rmSync, readFileSync, existsSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { pretrain, ensureBaseModel, learningRate } from '../../agents/models/pretrain.ts';
-import { loadCheckpoint } from '../../agents/models/checkpoint.ts';
-import { BpeTokenizer } from '../../agents/models/tokenizer.ts';
+import { pretrain, ensureBaseModel, learningRate } from '../../models/pretrain.ts';
+import { loadCheckpoint } from '../../models/checkpoint.ts';
+import { BpeTokenizer } from '../../models/tokenizer.ts';
 import { TrainConfigSchema } from '../../configs/models/schema.ts';
-import { validateConfig } from '../../configs/load.ts';
+import { validateConfig } from '../../core/config.ts';
 
 const TINY = path.resolve('configs/models/tiny.json');
 

@@ -3,10 +3,10 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
-import { TransformerLM, windowStart, type LMConfig } from '../../agents/models/lm.ts';
-import { sampleToken } from '../../agents/models/sampler.ts';
-import { loadCheckpoint } from '../../agents/models/checkpoint.ts';
-import { Rng } from '../../env/rng.ts';
+import { TransformerLM, windowStart, type LMConfig } from '../../models/lm.ts';
+import { sampleToken } from '../../models/sampler.ts';
+import { loadCheckpoint } from '../../models/checkpoint.ts';
+import { Rng } from '../../core/rng.ts';
 
 const SMALL: Partial<LMConfig> = { vocabSize: 50, dModel: 16, nLayers: 2, nHeads: 2, dFF: 32, contextLength: 16 };
 

@@ -1,14 +1,14 @@
-// The native kernels (native/, agents/models/native.ts): the addon's gemm against a float64
+// The native kernels (native/, models/native.ts): the addon's gemm against a float64
 // reference, row-for-row batch invariance, coded argument errors; the replaced wasm matMul kernels
 // against the originals; and each native LM op (attention, cross-entropy, layer norm,
 // log-softmax, the KV cache) against its JS path, values and gradients.
 import { afterAll, describe, expect, it } from 'vitest';
 import * as tf from '@tensorflow/tfjs';
-import { GEMM, loadNative, nativeKernelsActive, setNativeEnabled, type NativeAddon } from '../../agents/models/native.ts';
-import { attention, layerNorm, logSoftmaxRows, outputCrossEntropy } from '../../agents/models/lm-ops.ts';
-import { sampleToken } from '../../agents/models/sampler.ts';
-import { TransformerLM } from '../../agents/models/lm.ts';
-import { Rng } from '../../env/rng.ts';
+import { GEMM, loadNative, nativeKernelsActive, setNativeEnabled, type NativeAddon } from '../../models/native.ts';
+import { attention, layerNorm, logSoftmaxRows, outputCrossEntropy } from '../../models/lm-ops.ts';
+import { sampleToken } from '../../models/sampler.ts';
+import { TransformerLM } from '../../models/lm.ts';
+import { Rng } from '../../core/rng.ts';
 
 const { addon, why } = loadNative();
 const disabled = process.env.COLLOQUY_NATIVE === '0';

@@ -3,11 +3,10 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AutoTokenizer, env } from '@xenova/transformers';
-import {
-  BpeTokenizer, TokenStreamDecoder, decodeIncremental, END_OF_TEXT, PAD, TURN_STUDENT, TURN_TEACHER,
-} from '../../agents/models/tokenizer.ts';
-import { formatTranscript, loadMathDial, loadShippedCorpus, resolveDataDir } from '../../agents/data/corpora.ts';
-import { Rng } from '../../env/rng.ts';
+import { BpeTokenizer, TokenStreamDecoder, decodeIncremental } from '../../models/tokenizer.ts';
+import { formatTranscript, loadMathDial, loadShippedCorpus, resolveDataDir } from '../../corpora/readers.ts';
+import { Rng } from '../../core/rng.ts';
+import { END_OF_TEXT, PAD, TURN_STUDENT, TURN_TEACHER } from '../../core/markers.ts';
 
 const SAMPLES: string[] = [
   '',

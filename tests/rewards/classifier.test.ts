@@ -3,7 +3,7 @@ import * as tf from '@tensorflow/tfjs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { initBackend } from '../../agents/models/backend.ts';
+import { initBackend } from '../../models/backend.ts';
 import { trainClassifier, buildVocab, DEFAULT_TRAIN, evaluateClassifier } from '../../rewards/train-classifier.ts';
 import { SentimentClassifier, ClassifierScorer, dense } from '../../rewards/classifier.ts';
 import { createScorer } from '../../rewards/sentiment.ts';

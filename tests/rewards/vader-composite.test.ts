@@ -3,7 +3,7 @@ import { VaderScorer, vaderCompound } from '../../rewards/vader.ts';
 import { createScorer, sharedScorer } from '../../rewards/sentiment.ts';
 import { cohenReward, fromSigned, type SentimentScorer, type RewardContext } from '../../rewards/types.ts';
 import { createCompositeReward, loadRewardConfig, listRewardConfigs, validateRewardConfig, RunningStats } from '../../rewards/composite.ts';
-import { ColloquyError } from '../../env/errors.ts';
+import { ColloquyError } from '../../core/errors.ts';
 import { BAD_INPUTS, expectValidScores } from './bad-inputs.ts';
 
 describe('vader scorer', () => {

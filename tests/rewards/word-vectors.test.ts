@@ -2,7 +2,7 @@ import { describe, it, expect, beforeAll, afterAll } from 'vitest';
 import { mkdtemp, rm, writeFile, readFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { initBackend } from '../../agents/models/backend.ts';
+import { initBackend } from '../../models/backend.ts';
 import { loadWordVectors, resolveVectorsFile, foldDiacritics, VectorsNotFound, WINK_VECTORS_PACKAGE } from '../../rewards/word-vectors.ts';
 import { trainClassifier, DEFAULT_TRAIN, componentStd } from '../../rewards/train-classifier.ts';
 import { SentimentClassifier, PAD, UNK } from '../../rewards/classifier.ts';

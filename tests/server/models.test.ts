@@ -2,8 +2,8 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { fetchModel } from '../../agents/models/remote.ts';
-import { loadCheckpoint } from '../../agents/models/checkpoint.ts';
+import { fetchModel } from '../../models/remote.ts';
+import { loadCheckpoint } from '../../models/checkpoint.ts';
 import { defaultModelDir } from '../../env/index.ts';
 import { startTestServer, type TestServer } from './helpers.ts';
 

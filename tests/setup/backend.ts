@@ -1,4 +1,4 @@
 // Every test file runs on the same TensorFlow.js backend the CLI picks on this machine.
-import { initBackend } from '../../agents/models/backend.ts';
+import { initBackend } from '../../models/backend.ts';
 
 await initBackend('auto');

@@ -7,7 +7,7 @@ import os from 'node:os';
 import path from 'node:path';
 
 export default async function setup(): Promise<() => void> {
-  const { initBackend } = await import('../../agents/models/backend.ts');
+  const { initBackend } = await import('../../models/backend.ts');
   await initBackend('auto');
   const { buildTinyModel } = await import('../helpers/tiny-model.ts');
   const dir = path.join(os.tmpdir(), `colloquy-test-base-${process.pid}`);

@@ -5,7 +5,7 @@ import path from 'node:path';
 import { Writable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import { loadChatJsonl } from '../../agents/data/corpora.ts';
+import { loadChatJsonl } from '../../corpora/readers.ts';
 import { openStore, type Store } from '../../server/storage/db.ts';
 import { exportJsonl, toChatRecord, type ChatRecord } from '../../server/storage/export.ts';
 

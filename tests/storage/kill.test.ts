@@ -9,7 +9,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Rng } from '../../env/rng.ts';
+import { Rng } from '../../core/rng.ts';
 import { openStore } from '../../server/storage/db.ts';
 import { textOf } from './fixtures/kill-text.ts';
 import { runAndKill, tsCommand } from './kill-helper.ts';

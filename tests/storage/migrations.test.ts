@@ -5,7 +5,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import Database from 'better-sqlite3';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { ColloquyError } from '../../env/errors.ts';
+import { ColloquyError } from '../../core/errors.ts';
 import { openStore } from '../../server/storage/db.ts';
 import { LATEST_VERSION, MIGRATIONS, appliedMigrations, checksum, migrate, schemaVersion, type Migration } from '../../server/storage/migrations.ts';
 

@@ -2,7 +2,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { ColloquyError } from '../../env/errors.ts';
+import { ColloquyError } from '../../core/errors.ts';
 import { openStore, storedText, type Store } from '../../server/storage/db.ts';
 
 function errCode(fn: () => unknown): string {

@@ -22,19 +22,12 @@
  */
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { BadConfig } from '../../env/errors.ts';
+import { BadConfig } from '../core/errors.ts';
+import { END_OF_TEXT, PAD, SPECIAL_TOKENS, TURN_STUDENT, TURN_TEACHER } from '../core/markers.ts';
 
 // ---------------------------------------------------------------------------------------------
 // Constants
 
-export const END_OF_TEXT = '<|endoftext|>';
-export const PAD = '<|pad|>';
-/** The turn marker that starts a student turn (and ends a teacher turn). */
-export const TURN_STUDENT = '\n\nStudent:';
-/** The turn marker that starts a teacher turn (and ends a student turn). */
-export const TURN_TEACHER = '\n\nTeacher:';
-/** The added tokens every tokenizer made here has, in id order 0..3. */
-export const SPECIAL_TOKENS = [END_OF_TEXT, PAD, TURN_STUDENT, TURN_TEACHER] as const;
 
 /**
  * GPT-2's pre-tokenization regex, exactly as Hugging Face's ByteLevel pre-tokenizer (and

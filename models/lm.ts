@@ -16,15 +16,15 @@
  * Heavy lifting is in lm-ops.ts (ops with hand-written gradients, fast on the wasm backend).
  */
 import * as tf from '@tensorflow/tfjs';
-import { Rng } from '../../env/rng.ts';
-import { BadConfig } from '../../env/errors.ts';
-import { validateConfig } from '../../configs/load.ts';
-import { LMArchSchema, type LMConfig } from '../../configs/models/schema.ts';
+import { Rng } from '../core/rng.ts';
+import { BadConfig } from '../core/errors.ts';
+import { validateConfig } from '../core/config.ts';
+import { LMArchSchema, type LMConfig } from '../configs/models/schema.ts';
 import { attention, embed, layerNorm, linear, logSoftmaxRows, matMulTransposedB, outputCrossEntropy, readF32, tidyRead, windowStart } from './lm-ops.ts';
 export { windowStart } from './lm-ops.ts';
 import { LMSession, generate, type GenerateOptions, type GenerateResult } from './sampler.ts';
 
-export type { LMConfig } from '../../configs/models/schema.ts';
+export type { LMConfig } from '../configs/models/schema.ts';
 
 /** Names of one block's parameters, in save order. */
 const BLOCK_PARAMS = ['ln1.g', 'ln1.b', 'attn.qkv.w', 'attn.qkv.b', 'attn.out.w', 'attn.out.b', 'ln2.g', 'ln2.b', 'mlp.fc.w', 'mlp.fc.b', 'mlp.proj.w', 'mlp.proj.b'] as const;

@@ -1,6 +1,6 @@
 /**
  * Generates the small ORIGINAL teacher–student corpus that ships with Colloquy
- * (`agents/data/shipped/dialogs.jsonl`), so that a fresh install with no data directory can
+ * (`corpora/shipped/dialogs.jsonl`), so that a fresh install with no data directory can
  * pretrain a base model. Every sentence comes from the templates and word lists in this file
  * (written for this project; nothing is taken from MathDial, DailyDialog or any other data set),
  * combined with a seeded Rng: the same seed gives the same file, byte for byte.
@@ -9,15 +9,15 @@
  * anxious, curious, tired or pleased; teachers who ask questions, explain, encourage and praise.
  * Math dialogs use real numbers and compute the right answers (and typical wrong ones).
  *
- *   node bin/run.mjs agents/data/shipped/generate.ts [--seed 1] [--count 640] [--out FILE]
+ *   node bin/run.mjs corpora/shipped/generate.ts [--seed 1] [--count 640] [--out FILE]
  */
 import { writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { fileURLToPath } from 'node:url';
-import { Rng } from '../../../env/rng.ts';
-import type { Dialog, Role, Turn } from '../corpora.ts';
-import { toChatRecord } from '../corpora.ts';
+import { Rng } from '../../core/rng.ts';
+import type { Dialog, Role, Turn } from '../readers.ts';
+import { toChatRecord } from '../readers.ts';
 
 export const DEFAULT_SEED = 1;
 export const DEFAULT_COUNT = 640;
@@ -604,7 +604,7 @@ if (process.argv[1] && path.resolve(process.argv[1]) === fileURLToPath(import.me
     },
   });
   if (values.help) {
-    console.log('usage: node bin/run.mjs agents/data/shipped/generate.ts [--seed N] [--count N] [--out FILE]');
+    console.log('usage: node bin/run.mjs corpora/shipped/generate.ts [--seed N] [--count N] [--out FILE]');
     process.exit(0);
   }
   const dialogs = generateShippedCorpus({ seed: Number(values.seed), count: Number(values.count) });

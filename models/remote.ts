@@ -7,7 +7,7 @@
 import { createHash } from 'node:crypto';
 import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { ColloquyError } from '../../env/errors.ts';
+import { ColloquyError } from '../core/errors.ts';
 
 export interface FetchModelOptions { token?: string | null; name?: string }
 

@@ -4,17 +4,14 @@
  * fields and wrong types are rejected with a BAD_CONFIG error that names the field.
  */
 import { readFileSync } from 'node:fs';
-import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { Ajv, type ValidateFunction } from 'ajv';
 import type { Static, TSchema } from '@sinclair/typebox';
-import { BadConfig } from '../env/errors.ts';
+import { BadConfig } from './errors.ts';
 
 const ajv = new Ajv({ useDefaults: true, allErrors: true, coerceTypes: false, strict: false });
 const compiled = new WeakMap<TSchema, ValidateFunction>();
 
-/** The configs/ folder of the project. */
-export const CONFIG_DIR = path.dirname(fileURLToPath(import.meta.url));
+export { CONFIG_DIR } from './paths.ts';
 
 /** Validate `value` against `schema` (filling defaults, in place on a copy); throw BAD_CONFIG on failure. */
 export function validateConfig<S extends TSchema>(schema: S, value: unknown, what = 'config'): Static<S> {

@@ -16,7 +16,7 @@
  * weights change in the middle of a session, rows already cached keep the old keys and values.
  */
 import * as tf from '@tensorflow/tfjs';
-import type { Rng } from '../../env/rng.ts';
+import type { Rng } from '../core/rng.ts';
 import { layerNormRows, logSoftmaxRows, tidyRead, windowStart } from './lm-ops.ts';
 import type { TransformerLM } from './lm.ts';
 import { nativeNN } from './native.ts';

@@ -10,23 +10,21 @@
 import path from 'node:path';
 import { readFile } from 'node:fs/promises';
 import { spawn } from 'node:child_process';
-import { fileURLToPath } from 'node:url';
 import * as tf from '@tensorflow/tfjs';
 import cliProgress from 'cli-progress';
-import { Rng } from '../../env/rng.ts';
-import { BadConfig } from '../../env/errors.ts';
-import { loadConfig, deepMerge, validateConfig } from '../../configs/load.ts';
-import { ModelFileSchema, type ModelFile, type TrainConfig } from '../../configs/models/schema.ts';
-import { formatTranscript, loadChatJsonl, loadCorpus, splitDialogs, type Dialog } from '../data/corpora.ts';
+import { Rng } from '../core/rng.ts';
+import { BadConfig } from '../core/errors.ts';
+import { loadConfig, deepMerge, validateConfig } from '../core/config.ts';
+import { ModelFileSchema, type ModelFile, type TrainConfig } from '../configs/models/schema.ts';
+import { formatTranscript, loadChatJsonl, loadCorpus, splitDialogs, type Dialog } from '../corpora/readers.ts';
 import { BpeTokenizer } from './tokenizer.ts';
 import { backendInfo, type BackendChoice } from './backend.ts';
 import { GradientWorkers } from './parallel.ts';
 import { TransformerLM, type LMBatch } from './lm.ts';
 import { isCheckpoint, loadCheckpoint, loadOptimizerState, saveCheckpoint, type CheckpointMetadata } from './checkpoint.ts';
+import { CONFIG_DIR, DEFAULT_MODEL_DIR, PROJECT_ROOT } from '../core/paths.ts';
 
-export const PROJECT_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
-export const DEFAULT_MODEL_CONFIG = path.join(PROJECT_ROOT, 'configs', 'models', 'base.json');
-export const DEFAULT_BASE_DIR = path.join(PROJECT_ROOT, 'data', 'models', 'base');
+export const DEFAULT_MODEL_CONFIG = path.join(CONFIG_DIR, 'models', 'base.json');
 
 export interface PretrainOptions {
   /** Checkpoint folder to write (and to resume from). */
@@ -330,7 +328,7 @@ export interface EnsureBaseModelOptions {
  * (`colloquy pretrain`), so that no training ever runs on a server's event loop.
  */
 export async function ensureBaseModel(opts: EnsureBaseModelOptions = {}): Promise<{ dir: string; created: boolean }> {
-  const dir = path.resolve(opts.dir ?? DEFAULT_BASE_DIR);
+  const dir = path.resolve(opts.dir ?? DEFAULT_MODEL_DIR);
   const log = opts.log ?? ((s: string) => console.log(s));
   if (await isCheckpoint(dir)) return { dir, created: false };
   const corpus = opts.corpus ?? 'shipped';

@@ -15,7 +15,7 @@
 import { mkdir, readFile, rename, writeFile, access } from 'node:fs/promises';
 import path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
-import { BadConfig } from '../../env/errors.ts';
+import { BadConfig } from '../core/errors.ts';
 import { TransformerLM, type LMConfig } from './lm.ts';
 
 /** A named tensor (as `optimizer.getWeights()` returns them). */

@@ -12,8 +12,8 @@
 import * as tf from '@tensorflow/tfjs';
 import { createRequire } from 'node:module';
 import { existsSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
 import path from 'node:path';
+import { PROJECT_ROOT } from '../core/paths.ts';
 
 export interface NativeAddon {
   gemm(a: Float32Array, aOff: number, b: Float32Array, bOff: number, c: Float32Array, cOff: number,
@@ -43,7 +43,7 @@ export const GEMM = { transA: 1, transB: 2, accumulate: 4, relu: 8, portable: 16
 /** `gemm` activations after the bias (ReLU is the flag above). */
 const ACT: Record<string, number> = { linear: 0, relu: 0, relu6: 1, leakyrelu: 2, sigmoid: 3, elu: 4 };
 
-const ADDON = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', '..', 'native', 'build', 'Release', 'colloquy_native.node');
+const ADDON = path.join(PROJECT_ROOT, 'native', 'build', 'Release', 'colloquy_native.node');
 
 let loaded: { addon: NativeAddon | null; why: string } | null = null;
 

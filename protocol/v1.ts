@@ -11,7 +11,7 @@ import { Type, type Static, type TSchema } from '@sinclair/typebox';
 import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
 import type { AutoresetMode, EnvSpec, VectorResetResult, VectorStepResult } from '../env/core.ts';
 import type { SpaceJSON } from '../env/spaces.ts';
-import type { ErrorBody } from '../env/errors.ts';
+import type { ErrorBody } from '../core/errors.ts';
 
 export const PROTOCOL_VERSION = 1;
 export const WS_PATH = '/v1/env';

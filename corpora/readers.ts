@@ -13,9 +13,9 @@
  */
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { BadConfig } from '../../env/errors.ts';
-import { END_OF_TEXT, PAD, TURN_STUDENT, TURN_TEACHER } from '../models/tokenizer.ts';
+import { BadConfig } from '../core/errors.ts';
+import { END_OF_TEXT, PAD, TURN_STUDENT, TURN_TEACHER } from '../core/markers.ts';
+import { PROJECT_ROOT } from '../core/paths.ts';
 
 export type Role = 'teacher' | 'student';
 
@@ -42,10 +42,8 @@ export interface Dialog {
 
 export const TURN_MARKER: Readonly<Record<Role, string>> = { student: TURN_STUDENT, teacher: TURN_TEACHER };
 
-/** The project root (this file is agents/data/corpora.ts). */
-export const PROJECT_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
-/** The shipped corpus, in the chat-messages JSONL format (made by `agents/data/shipped/generate.ts`). */
-export const SHIPPED_CORPUS_FILE = path.join(PROJECT_ROOT, 'agents', 'data', 'shipped', 'dialogs.jsonl');
+/** The shipped corpus, in the chat-messages JSONL format (made by `corpora/shipped/generate.ts`). */
+export const SHIPPED_CORPUS_FILE = path.join(PROJECT_ROOT, 'corpora', 'shipped', 'dialogs.jsonl');
 
 // ---------------------------------------------------------------------------------------------
 // Data directory

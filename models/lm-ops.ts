@@ -14,7 +14,7 @@
  * - the output projection, softmax and cross-entropy are one op whose gradient is `p − onehot`.
  * Library code: `@tensorflow/tfjs` public API only, so every op also runs on other backends.
  *
- * When the project's native addon is built (native/, agents/models/native.ts), matMuls run its
+ * When the project's native addon is built (native/, models/native.ts), matMuls run its
  * AVX2 kernels (transpose flags then cost nothing, so they are used instead of explicit
  * transposes), and attention, the output cross-entropy and log-softmax run as native functions
  * on the same Float32Arrays, with the same hand-written gradients.
