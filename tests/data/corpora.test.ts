@@ -6,16 +6,19 @@ import { type Dialog, cleanTurnText, detokenize, formatCorpus, formatTranscript,
 import { BpeTokenizer } from '../../models/tokenizer.ts';
 import { PROJECT_ROOT } from '../../core/paths.ts';
 import { END_OF_TEXT, TURN_STUDENT, TURN_TEACHER } from '../../core/markers.ts';
+import { dataPath, describeWithData, itWithData } from '../helpers/data.ts';
 
-// The shared data sets sit beside the checkout (CI has them too).
-const DATA = resolveDataDir()!;
+// The shared data sets sit beside the checkout (CI has them too); without them those tests skip, saying so.
+const DATA = dataPath();
+const MATHDIAL = 'mathdial/test.jsonl';
+const DAILYDIALOG = ['dailydialog/test', 'dailydialog/validation', 'dailydialog/train'];
 let tmp: string;
 beforeAll(() => { tmp = mkdtempSync(path.join(os.tmpdir(), 'colloquy-corpora-')); });
 afterAll(() => { rmSync(tmp, { recursive: true, force: true }); });
 
-describe('resolveDataDir', () => {
+describeWithData('resolveDataDir', [], () => {
   it('finds ../shared/data by default and prefers the flag, then COLLOQUY_DATA_DIR', () => {
-    expect(DATA).toBe(path.resolve(PROJECT_ROOT, '..', 'shared', 'data'));
+    expect(resolveDataDir()).toBe(path.resolve(PROJECT_ROOT, '..', 'shared', 'data'));
     const old = process.env.COLLOQUY_DATA_DIR;
     try {
       process.env.COLLOQUY_DATA_DIR = tmp;
@@ -30,7 +33,7 @@ describe('resolveDataDir', () => {
   });
 });
 
-describe('loadMathDial', () => {
+describeWithData('loadMathDial', [MATHDIAL], () => {
   const dialogs = () => loadMathDial(path.join(DATA, 'mathdial', 'test.jsonl'));
 
   it('loads 599 dialogs and 7028 turns with roles, moves stripped into meta', () => {
@@ -62,7 +65,7 @@ describe('loadMathDial', () => {
 });
 
 describe('loadDailyDialog', () => {
-  it('loads the test split with alternating roles and emotion/act labels', () => {
+  itWithData('loads the test split with alternating roles and emotion/act labels', ['dailydialog/test'], () => {
     const ds = loadDailyDialog(path.join(DATA, 'dailydialog'), 'test');
     expect(ds).toHaveLength(1000);
     const d = ds[1]!; // "The taxi drivers are on strike again . __eou__ What for ? ..."
@@ -77,7 +80,7 @@ describe('loadDailyDialog', () => {
     expect(raw[1]!.turns[0]).toMatchObject({ role: 'teacher', text: 'The taxi drivers are on strike again .' });
   });
 
-  it('counts the other splits', () => {
+  itWithData('counts the other splits', DAILYDIALOG, () => {
     expect(loadDailyDialog(path.join(DATA, 'dailydialog'), 'validation')).toHaveLength(1000);
     expect(loadDailyDialog(path.join(DATA, 'dailydialog'), 'train')).toHaveLength(11118);
   });
@@ -118,7 +121,7 @@ describe('loadChatJsonl', () => {
 });
 
 describe('loadCorpus', () => {
-  it('loads by name and needs a data dir for the real data sets', () => {
+  itWithData('loads by name and needs a data dir for the real data sets', [MATHDIAL, 'dailydialog/validation'], () => {
     expect(loadCorpus('shipped', null).length).toBeGreaterThan(300);
     expect(loadCorpus('mathdial', DATA)).toHaveLength(599);
     expect(loadCorpus('dailydialog:validation', DATA)).toHaveLength(1000);
@@ -149,7 +152,7 @@ describe('splitDialogs', () => {
     expect(() => splitDialogs([...ds, ds[0]!])).toThrow(/duplicate/);
   });
 
-  it('keeps every MathDial dialog of a problem on one side', () => {
+  itWithData('keeps every MathDial dialog of a problem on one side', [MATHDIAL], () => {
     const ds = loadMathDial(path.join(DATA, 'mathdial', 'test.jsonl'));
     const { train, heldOut } = splitDialogs(ds, { heldOut: 0.1, seed: 0 });
     expect(train.length + heldOut.length).toBe(599);

@@ -1,8 +1,9 @@
 import { readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { loadDailyDialog, loadMathDial, loadShippedCorpus, resolveDataDir, SHIPPED_CORPUS_FILE } from '../../corpora/readers.ts';
+import { loadDailyDialog, loadMathDial, loadShippedCorpus, SHIPPED_CORPUS_FILE } from '../../corpora/readers.ts';
 import { generateShippedCorpus, toJsonl } from '../../corpora/shipped/generate.ts';
+import { dataPath, itWithData } from '../helpers/data.ts';
 
 describe('shipped corpus', () => {
   const dialogs = loadShippedCorpus();
@@ -30,8 +31,8 @@ describe('shipped corpus', () => {
     expect(toJsonl(generateShippedCorpus())).toBe(readFileSync(SHIPPED_CORPUS_FILE, 'utf8'));
   });
 
-  it('copies no text from the shared data sets', () => {
-    const data = resolveDataDir()!;
+  itWithData('copies no text from the shared data sets', ['mathdial/test.jsonl', 'dailydialog/test'], () => {
+    const data = dataPath();
     const shingles = new Set<string>();
     const words = (s: string) => s.toLowerCase().replace(/[^a-z0-9' ]+/g, ' ').split(/\s+/).filter(Boolean);
     const add = (s: string) => { const w = words(s); for (let i = 0; i + 8 <= w.length; i++) shingles.add(w.slice(i, i + 8).join(' ')); };

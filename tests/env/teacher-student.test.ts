@@ -1,8 +1,10 @@
 import { describe, expect, it } from 'vitest';
 import { COHEN_PROMPT } from '../../env/teacher-student.ts';
-import { checkEnv, defaultModelDir, make, makeVec, type StepResult } from '../../env/index.ts';
+import { checkEnv, make, makeVec, type StepResult } from '../../env/index.ts';
+import { defaultModelDir } from '../../core/paths.ts';
 import { loadDialogModel, loadDialogTokenizer } from '../../env/dialog-model.ts';
 import { createScorer } from '../../rewards/sentiment.ts';
+import { itWithData } from '../helpers/data.ts';
 
 const tok = () => loadDialogTokenizer(defaultModelDir());
 type Obs = { tokens: number[]; length: number[]; timeLeft: number[] };
@@ -142,7 +144,7 @@ describe('TeacherStudent-v0', () => {
     expect((s.info.baseLogProbs as number[])).toHaveLength(tok().vocabSize);
   });
 
-  it('opens with a MathDial problem when asked', async () => {
+  itWithData('opens with a MathDial problem when asked', ['mathdial/test.jsonl'], async () => {
     const env = make('TeacherStudent-v0', { student: 'scripted', scripted, prompt: 'mathdial', maxTokens: 1024 });
     const r1 = await env.reset({ seed: 5 });
     const r2 = await env.reset({ seed: 5 });
