@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { run } from '../../cli/sentiment.ts';
 import { loadDailyDialogReplies, dataDir } from '../../rewards/validate.ts';
+import { itWithData } from '../helpers/data.ts';
 
 let dir: string;
 beforeAll(async () => { dir = await mkdtemp(path.join(tmpdir(), 'colloquy-cli-')); });
@@ -37,7 +38,7 @@ describe('colloquy sentiment', () => {
     const j = await capture(['eval', '--scorer', 'vader', '--data', file, '--json']);
     expect(JSON.parse(j.out).results[0]).toMatchObject({ scorer: 'vader', n: 4, accuracy: 1, auc: 1 });
   });
-  it('validate reports DailyDialog AUC per scorer', async () => {
+  itWithData('validate reports DailyDialog AUC per scorer', ['dailydialog/validation'], async () => {
     const r = await capture(['validate', '--scorer', 'vader', '--json']);
     expect(r.code).toBe(0);
     const res = JSON.parse(r.out).results[0];
@@ -46,12 +47,13 @@ describe('colloquy sentiment', () => {
     expect(res.negatives).toBeGreaterThan(50);
     expect(res.auc).toBeGreaterThan(0.8);
   });
-  it('reads DailyDialog replies with their emotion labels', () => {
+  itWithData('reads DailyDialog replies with their emotion labels', ['dailydialog/validation'], () => {
     const replies = loadDailyDialogReplies(path.join(dataDir(), 'dailydialog'), 'validation');
     expect(replies.length).toBeGreaterThan(5000);
     expect(replies.every(r => r.turn >= 1 && r.emotion >= 0 && r.emotion <= 6)).toBe(true);
   });
-  it('train writes a checkpoint that eval and the classifier scorer read', async () => {
+  // Trains on SST-2 train (the default --train) and evaluates on SST-2 dev (the default --data).
+  itWithData('train writes a checkpoint that eval and the classifier scorer read', ['sentiment/sst2_train.tsv', 'sentiment/sst2_dev.tsv'], async () => {
     const out = path.join(dir, 'clf');
     // From scratch: tests never read the 307 MB vectors package (tests/rewards/word-vectors.test.ts uses a tiny file).
     const t = await capture(['train', '--limit', '3000', '--epochs', '1', '--vectors', 'none', '--embed-dim', '16', '--widths', 'none', '--rnn', '16',
