@@ -1,4 +1,4 @@
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -16,20 +16,37 @@ let tmp: string;
 beforeAll(() => { tmp = mkdtempSync(path.join(os.tmpdir(), 'colloquy-corpora-')); });
 afterAll(() => { rmSync(tmp, { recursive: true, force: true }); });
 
-describeWithData('resolveDataDir', [], () => {
-  it('finds ../shared/data by default and prefers the flag, then COLLOQUY_DATA_DIR', () => {
-    expect(resolveDataDir()).toBe(path.resolve(PROJECT_ROOT, '..', 'shared', 'data'));
+const DEFAULT_DATA = path.resolve(PROJECT_ROOT, '..', 'shared', 'data');
+
+describe('resolveDataDir', () => {
+  const withEnv = (value: string | undefined, fn: () => void) => {
     const old = process.env.COLLOQUY_DATA_DIR;
     try {
-      process.env.COLLOQUY_DATA_DIR = tmp;
-      expect(resolveDataDir()).toBe(tmp);
-      expect(resolveDataDir(DATA)).toBe(DATA);
-      process.env.COLLOQUY_DATA_DIR = path.join(tmp, 'nope');
-      expect(() => resolveDataDir()).toThrow(/does not exist/);
-      expect(() => resolveDataDir(path.join(tmp, 'nope'))).toThrow(/--data-dir/);
+      if (value === undefined) delete process.env.COLLOQUY_DATA_DIR; else process.env.COLLOQUY_DATA_DIR = value;
+      fn();
     } finally {
       if (old === undefined) delete process.env.COLLOQUY_DATA_DIR; else process.env.COLLOQUY_DATA_DIR = old;
     }
+  };
+
+  // Only where the default location exists (and COLLOQUY_TEST_NO_DATA does not hide it).
+  describeWithData('by default', [], () => {
+    it.skipIf(!existsSync(DEFAULT_DATA))(`finds ../shared/data${existsSync(DEFAULT_DATA) ? '' : ' [skipped: no ../shared/data beside the checkout]'}`, () => {
+      withEnv(undefined, () => expect(resolveDataDir()).toBe(DEFAULT_DATA));
+    });
+  });
+
+  it('prefers the flag, then COLLOQUY_DATA_DIR; a named directory must exist', () => {
+    const flagDir = path.join(tmp, 'flag');
+    mkdirSync(flagDir, { recursive: true });
+    withEnv(tmp, () => {
+      expect(resolveDataDir()).toBe(tmp);
+      expect(resolveDataDir(flagDir)).toBe(flagDir);
+    });
+    withEnv(path.join(tmp, 'nope'), () => {
+      expect(() => resolveDataDir()).toThrow(/does not exist/);
+      expect(() => resolveDataDir(path.join(tmp, 'nope'))).toThrow(/--data-dir/);
+    });
   });
 });
 

@@ -69,7 +69,10 @@ describe('colloquy sentiment', () => {
     expect(rows[1].auc).toBeGreaterThan(0.5);
   }, 60_000);
   it('missing word vectors are a coded error before any training', async () => {
-    await expect(run(['train', '--vectors', path.join(dir, 'no-vectors.json'), '--limit', '10', '--out', path.join(dir, 'x'), '--backend', 'wasm']))
+    // A training file of its own, so that the error comes from the vectors, with or without ../shared/data.
+    const train = path.join(dir, 'vectors-train.tsv');
+    await writeFile(train, 'label\tsentence\n1\tgreat fun\n0\tI hate it\n');
+    await expect(run(['train', '--train', train, '--dev', 'none', '--vectors', path.join(dir, 'no-vectors.json'), '--limit', '10', '--out', path.join(dir, 'x'), '--backend', 'wasm']))
       .rejects.toMatchObject({ code: 'NOT_FOUND', message: expect.stringMatching(/no word-vectors file/) });
     expect(existsSync(path.join(dir, 'x'))).toBe(false);
   });
