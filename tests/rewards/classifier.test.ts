@@ -5,12 +5,14 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { initBackend } from '../../models/backend.ts';
 import { trainClassifier, buildVocab, DEFAULT_TRAIN, evaluateClassifier } from '../../rewards/train-classifier.ts';
-import { SentimentClassifier, ClassifierScorer, dense } from '../../rewards/classifier.ts';
+import { SentimentClassifier, ClassifierScorer, DEFAULT_ARCH, dense } from '../../rewards/classifier.ts';
 import { createScorer } from '../../rewards/sentiment.ts';
 import { readLabeledTsv, accuracy, rocAuc } from '../../rewards/metrics.ts';
 import { BAD_INPUTS, expectValidScores } from './bad-inputs.ts';
+import { dataPath, itWithData } from '../helpers/data.ts';
 
-const SST = path.resolve(import.meta.dirname, '../../../shared/data/sentiment');
+const SST = dataPath('sentiment');
+const SST_TRAIN = 'sentiment/sst2_train.tsv', SST_DEV = 'sentiment/sst2_dev.tsv';
 let dir: string;
 let model: SentimentClassifier;
 let firstLoss = 0, lastLoss = 0;
@@ -31,8 +33,8 @@ beforeAll(async () => {
   const losses: number[] = [];
   const r = await trainClassifier({
     // From scratch (vectors: null): tests never read the 307 MB vectors package; tests/rewards/word-vectors.test.ts covers them.
+    // The shipped architecture as it is (DEFAULT_TRAIN.arch, the BiGRU of DEFAULT_ARCH): on 1,200 short phrases it takes ~10 s.
     ...DEFAULT_TRAIN, vectors: null, trainFile: path.join(dir, 'train.tsv'), epochs: 3, batchSize: 32, lr: 5e-3, seed: 7, members: 2,
-    arch: { embedDim: 16, widths: [1, 2, 3], filters: 16, hidden: 0, bigramBuckets: 1024, maxLen: 64, lexicon: true, vaderFeature: true },
   }, { onStep: (_s, _t, l) => losses.push(l) });
   model = r.model;
   // Losses are running means per epoch; compare the first step with the end of member 1.
@@ -46,6 +48,11 @@ afterAll(async () => {
 });
 
 describe('sentiment classifier (TF.js)', () => {
+  it('trains the shipped architecture (DEFAULT_ARCH: a BiGRU with n-gram, lexicon and VADER inputs)', () => {
+    expect(DEFAULT_TRAIN.arch).toBe(DEFAULT_ARCH);
+    expect(model.arch).toMatchObject(DEFAULT_ARCH);
+    expect(model.arch.rnn).toBeGreaterThan(0);
+  });
   it('learns: loss falls and it separates held-out phrasings', async () => {
     expect(lastLoss).toBeLessThan(firstLoss * 0.5);
     const p = await model.predict(['the movie is brilliant and fun', 'the film was dull , very boring', "it 's not terrible", "it 's not wonderful"]);
@@ -138,11 +145,13 @@ describe('sentiment classifier (TF.js)', () => {
     expect(Array.from(bw!.dataSync())).toEqual(Array.from(cw!.dataSync()));
     tf.dispose([xb, wb, bx!, bw!, cx!, cw!]);
   });
-  it('trains on a real SST-2 slice quickly and beats chance on dev', async () => {
+  // The shipped BiGRU shape with narrower layers (24-d embeddings, 24 units a direction): ~10 s for 6,000 phrases × 2 epochs.
+  itWithData('trains on a real SST-2 slice quickly and beats chance on dev', [SST_TRAIN, SST_DEV], async () => {
     const r = await trainClassifier({
       ...DEFAULT_TRAIN, vectors: null, trainFile: path.join(SST, 'sst2_train.tsv'), limit: 6000, epochs: 2, lr: 4e-3, seed: 3,
-      arch: { ...DEFAULT_TRAIN.arch, embedDim: 24, filters: 24, widths: [2, 3], rnn: 0 },
+      arch: { ...DEFAULT_ARCH, embedDim: 24, rnn: 24 },
     });
+    expect(r.model.arch).toMatchObject({ widths: [], rnn: 24, lexicon: true, vaderFeature: true });
     const dev = readLabeledTsv(path.join(SST, 'sst2_dev.tsv'));
     const m = await evaluateClassifier(r.model, dev);
     expect(m.accuracy).toBeGreaterThan(0.65);
@@ -164,10 +173,12 @@ describe('metrics', () => {
     expect(buildVocab(['a b b', 'c b a'])).toEqual(['<pad>', '<unk>', 'b', 'a', 'c']);
     expect(buildVocab(['a b b'], 2)).toEqual(['<pad>', '<unk>', 'b']);
   });
-  it('reads label<TAB>sentence files, skipping a header', () => {
+  itWithData('reads label<TAB>sentence files, skipping a header', [SST_DEV], () => {
     const d = readLabeledTsv(path.join(SST, 'sst2_dev.tsv'), 3);
     expect(d).toHaveLength(3);
     expect(d[0]!.label).toBe(0);
+  });
+  it('a missing label<TAB>sentence file is a clear error', () => {
     expect(() => readLabeledTsv('/no/such/file.tsv')).toThrow(/cannot read/);
   });
 });
