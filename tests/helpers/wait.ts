@@ -10,8 +10,8 @@ export interface WaitOptions {
   timeoutMs?: number;
   /** Poll every this many ms (default 10). */
   intervalMs?: number;
-  /** What is awaited, for the error message (default: the condition's source). */
-  what?: string;
+  /** What is awaited, for the error message (default: the condition's source); a function is called at the deadline. */
+  what?: string | (() => string);
 }
 
 /**
@@ -25,7 +25,8 @@ export async function waitFor<T>(cond: () => T | Promise<T>, opts: WaitOptions =
     const v = await cond();
     if (v) return v as NonNullable<T>;
     if (performance.now() >= deadline) {
-      throw new Error(`waitFor: ${opts.what ?? cond.toString().slice(0, 200)} did not happen within ${timeoutMs} ms`);
+      const what = typeof opts.what === 'function' ? opts.what() : opts.what ?? cond.toString().slice(0, 200);
+      throw new Error(`waitFor: ${what} did not happen within ${timeoutMs} ms`);
     }
     await new Promise(r => setTimeout(r, intervalMs));
   }

@@ -1,8 +1,11 @@
 /** Test helpers: a real server on an ephemeral port, and a bare protocol client over `ws`. */
 import WebSocket from 'ws';
 import type { FastifyInstance } from 'fastify';
+import { Type } from '@sinclair/typebox';
+import { BadConfig, Discrete, register, registeredIds, type Env, type EnvSpec } from '../../env/index.ts';
+import { Gate } from '../helpers/wait.ts';
 import { resolveServerConfig, type ServerConfig } from '../../configs/server.ts';
-import { buildApp } from '../../server/app.ts';
+import { buildApp, type BuildAppOptions } from '../../server/app.ts';
 import { createLogger } from '../../server/log.ts';
 
 /** A reply as a test reads it. */
@@ -13,9 +16,10 @@ type DeepPartial<T> = { [K in keyof T]?: T[K] extends object ? DeepPartial<T[K]>
 
 export interface TestServer { app: FastifyInstance; config: ServerConfig; url: string; wsUrl: string; close(): Promise<void> }
 
-export async function startTestServer(overrides: DeepPartial<ServerConfig> = {}): Promise<TestServer> {
+/** `appOptions`: more for `buildApp` (e.g. `modelDir`, the app's base model; default $COLLOQUY_BASE_MODEL, the tests' tiny model). */
+export async function startTestServer(overrides: DeepPartial<ServerConfig> = {}, appOptions: Omit<BuildAppOptions, 'logger'> = {}): Promise<TestServer> {
   const config = resolveServerConfig({ logLevel: 'silent', ...overrides, port: 0 });
-  const app = buildApp(config, { logger: createLogger({ level: process.env.TEST_LOG_LEVEL as 'info' | undefined ?? 'silent' }) });
+  const app = buildApp(config, { ...appOptions, logger: createLogger({ level: process.env.TEST_LOG_LEVEL as 'info' | undefined ?? 'silent' }) });
   await app.listen({ host: '127.0.0.1', port: 0 });
   const port = (app.server.address() as { port: number }).port;
   return { app, config, url: `http://127.0.0.1:${port}`, wsUrl: `ws://127.0.0.1:${port}/v1/env`, close: () => app.close() };
@@ -76,4 +80,57 @@ export async function rawClient(url: string, opts: WebSocket.ClientOptions = {})
   };
 }
 
-export const sleep = (ms: number) => new Promise<void>(r => setTimeout(r, ms));
+
+// ---- an env that waits for the test ----
+
+/** What a gated env's sub-envs did (shared by every sub-env made with the same `gate` name). */
+export interface GatedCalls {
+  /** Opened by the test: until then every gated reset/step waits. */
+  readonly gate: Gate;
+  /** Gated calls that entered the env, and those that returned. */
+  started: number;
+  finished: number;
+  closed: number;
+}
+
+const gatedCalls = new Map<string, GatedCalls>();
+
+/** A fresh record (and closed gate) for `TestGated-v0` made with `kwargs: { gate: name }`. */
+export function gated(name: string): GatedCalls {
+  const g: GatedCalls = { gate: new Gate(), started: 0, finished: 0, closed: 0 };
+  gatedCalls.set(name, g);
+  return g;
+}
+
+/** Open every gate (afterEach: nothing stays blocked when the server closes). */
+export function openAllGates(): void { for (const g of gatedCalls.values()) g.gate.open(); }
+
+/**
+ * `TestGated-v0`: reset (unless `resetToo: false`) and step wait until the test opens the gate
+ * named by `kwargs.gate`: a request is slow exactly as long as the test says, and the counts tell
+ * how far the env got, instead of guessing with delays. Registered on demand (other server tests
+ * list the registered envs).
+ */
+export function registerGatedEnv(): void {
+  if (registeredIds().includes('TestGated-v0')) return;
+  class GatedEnv implements Env<number, number> {
+    readonly observationSpace = new Discrete(2);
+    readonly actionSpace = new Discrete(2);
+    spec: EnvSpec | null = null;
+    constructor(private readonly g: GatedCalls, private readonly resetToo: boolean) {}
+    private async pass(): Promise<void> { this.g.started++; await this.g.gate.opened; this.g.finished++; }
+    async reset() { if (this.resetToo) await this.pass(); return { observation: 0, info: {} }; }
+    async step() { await this.pass(); return { observation: 1, reward: 1, terminated: false, truncated: false, info: {} }; }
+    async close() { this.g.closed++; }
+  }
+  register({
+    id: 'TestGated-v0',
+    entryPoint: kw => {
+      const g = gatedCalls.get(kw.gate as string);
+      if (!g) throw new BadConfig(`no gate '${String(kw.gate)}': call gated(name) first`);
+      return new GatedEnv(g, kw.resetToo as boolean);
+    },
+    kwargsSchema: Type.Object({ gate: Type.String({ default: '' }), resetToo: Type.Boolean({ default: true }) }, { additionalProperties: false }),
+    description: 'test env whose reset and step wait until the test opens a gate',
+  });
+}

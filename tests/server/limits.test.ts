@@ -1,29 +1,17 @@
 /** Limits and lifetimes: capacity, request timeout, idle reaping, resume window, heartbeats, auth. */
 import { afterEach, describe, expect, it } from 'vitest';
-import { Type } from '@sinclair/typebox';
 import { connectVectorEnv, ProtocolClient } from '../../agents/client.ts';
-import { ColloquyError, Discrete, register, type Env, type EnvSpec } from '../../env/index.ts';
-import { rawClient, sleep, startTestServer, type TestServer } from './helpers.ts';
+import { ColloquyError } from '../../env/index.ts';
+import { gated, openAllGates, rawClient, registerGatedEnv, startTestServer, type TestServer } from './helpers.ts';
+import { waitFor } from '../helpers/wait.ts';
 
-/** An env whose reset and step take `delayMs`. */
-class SlowEnv implements Env<number, number> {
-  readonly observationSpace = new Discrete(2);
-  readonly actionSpace = new Discrete(2);
-  spec: EnvSpec | null = null;
-  constructor(private readonly delayMs: number) {}
-  async reset() { await sleep(this.delayMs); return { observation: 0, info: {} }; }
-  async step() { await sleep(this.delayMs); return { observation: 1, reward: 1, terminated: false, truncated: false, info: {} }; }
-  async close() {}
-}
-register({
-  id: 'TestSlow-v0',
-  entryPoint: kw => new SlowEnv(kw.delayMs as number),
-  kwargsSchema: Type.Object({ delayMs: Type.Integer({ minimum: 0, default: 0 }) }, { additionalProperties: false }),
-  description: 'test env with slow steps',
-});
+// Slow envs are gated (TestGated-v0): a request stays in the env until the test opens its gate.
+registerGatedEnv();
 
 let srv: TestServer | null = null;
-afterEach(async () => { await srv?.close(); srv = null; });
+afterEach(async () => { openAllGates(); await srv?.close(); srv = null; });
+
+const sessionOf = (id: string) => [...srv!.app.sessions.values()].find(x => x.id === id);
 
 describe('capacity', () => {
   it('limits sessions per connection, on the server, envs per session, and connections', async () => {
@@ -51,8 +39,15 @@ describe('capacity', () => {
   it('limits pending pipelined requests per connection', async () => {
     srv = await startTestServer({ limits: { maxPendingPerConnection: 3 } });
     const c = await rawClient(srv.wsUrl);
-    const s = (await c.call({ op: 'make', env: 'TestSlow-v0', kwargs: { delayMs: 50 } })).result.session;
-    const replies = await Promise.all(Array.from({ length: 5 }, () => c.call({ op: 'reset', session: s })));
+    const g = gated('pending');
+    const s = (await c.call({ op: 'make', env: 'TestGated-v0', kwargs: { gate: 'pending' } })).result.session;
+    const calls = Array.from({ length: 5 }, () => c.call({ op: 'reset', session: s }));
+    // The 4th and 5th are refused at once, while the first is still held in the env and two wait behind it.
+    const refused = await Promise.all(calls.slice(3));
+    expect(refused.map(r => r.error?.code)).toEqual(['CAPACITY', 'CAPACITY']);
+    expect(g.started).toBe(1);
+    g.gate.open();
+    const replies = await Promise.all(calls);
     expect(replies.map(r => r.ok ? 'ok' : r.error!.code)).toEqual(['ok', 'ok', 'ok', 'CAPACITY', 'CAPACITY']);
     c.close();
   });
@@ -62,14 +57,22 @@ describe('timeouts and reaping', () => {
   it('answers TIMEOUT for a request past requestTimeoutMs; the session then needs a reset', async () => {
     srv = await startTestServer({ limits: { requestTimeoutMs: 100 } });
     const c = await rawClient(srv.wsUrl);
-    const s = (await c.call({ op: 'make', env: 'TestSlow-v0', kwargs: { delayMs: 300 } })).result.session;
-    const t0 = Date.now();
+    const g = gated('timeout');
+    const s = (await c.call({ op: 'make', env: 'TestGated-v0', kwargs: { gate: 'timeout' } })).result.session;
     const [r1, r2] = await Promise.all([c.call({ op: 'reset', session: s }), c.call({ op: 'step', session: s, actions: [0] })]);
     expect(r1.error!.code).toBe('TIMEOUT');
     expect(r2.error!.code).toBe('TIMEOUT');
-    expect(Date.now() - t0).toBeLessThan(290);
-    await sleep(400); // the reset finishes late; the queued step was dropped
+    // Both TIMEOUTs came while the reset was still inside the env (its gate is closed): the timeout
+    // does not wait for the env, and the queued step never reached it.
+    expect(g.started).toBe(1);
+    expect(g.finished).toBe(0);
+    // The reset finishes late (gate opened); its result is dropped and the session needs a reset.
+    g.gate.open();
+    const session = sessionOf(s)!;
+    await waitFor(() => session.needsReset && !session.busy, { what: 'the timed-out reset to finish and mark the session' });
+    expect(g.finished).toBe(1);
     expect((await c.call({ op: 'step', session: s, actions: [0] })).error).toMatchObject({ code: 'RESET_NEEDED', message: expect.stringMatching(/timed out/) });
+    expect(g.started).toBe(1); // the queued step was dropped, and RESET_NEEDED is answered without the env
     c.close();
   });
 
@@ -77,13 +80,14 @@ describe('timeouts and reaping', () => {
     srv = await startTestServer({ sessions: { idleTimeoutMs: 150, resumeWindowMs: 100, reapIntervalMs: 20 } });
     const c = await rawClient(srv.wsUrl);
     const s = (await c.call({ op: 'make', env: 'Echo-v0' })).result.session;
-    await sleep(300);
+    // Polling the manager does not touch the session (a request would keep it alive).
+    await waitFor(() => srv!.app.sessions.size === 0, { what: 'the idle session to be reaped' });
     expect((await c.call({ op: 'reset', session: s })).error).toMatchObject({ code: 'UNKNOWN_SESSION', message: expect.stringMatching(/idle/) });
 
     const mk = (await c.call({ op: 'make', env: 'Echo-v0' })).result;
     c.close();
     await c.closed;
-    await sleep(250);
+    await waitFor(() => srv!.app.sessions.size === 0, { what: 'the detached session to be closed after the resume window' });
     expect(srv.app.sessions.size).toBe(0);
     const d = await rawClient(srv.wsUrl);
     expect((await d.call({ op: 'resume', session: mk.session, token: mk.resumeToken })).error).toMatchObject({ code: 'UNKNOWN_SESSION', message: expect.stringMatching(/resume window/) });
@@ -103,9 +107,13 @@ describe('timeouts and reaping', () => {
     srv = await startTestServer({ heartbeat: { intervalMs: 30, timeoutMs: 100 } });
     const deaf = await rawClient(srv.wsUrl, { autoPong: false });
     const alive = await rawClient(srv.wsUrl);
+    let pings = 0;
+    alive.ws.on('ping', () => { pings++; });
     const mk = (await deaf.call({ op: 'make', env: 'Echo-v0' })).result;
     expect((await deaf.closed).code).toBe(1006);
-    await sleep(100);
+    // Five more heartbeats (30 ms apart, so past the 100 ms timeout): the connection that answers them stays.
+    const seen = pings;
+    await waitFor(() => pings >= seen + 5, { what: 'five more heartbeat pings on the live connection' });
     expect(alive.ws.readyState).toBe(alive.ws.OPEN);
     expect(srv.app.sessions.size).toBe(1);
     const back = await rawClient(srv.wsUrl);

@@ -5,45 +5,36 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
-import { Type } from '@sinclair/typebox';
-import { Discrete, register, type Env, type EnvSpec } from '../../env/index.ts';
-import { rawClient, sleep, startTestServer } from './helpers.ts';
+import { gated, rawClient, registerGatedEnv, startTestServer } from './helpers.ts';
+import { waitFor } from '../helpers/wait.ts';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 
-let closedEnvs = 0;
-class SlowEnv implements Env<number, number> {
-  readonly observationSpace = new Discrete(2);
-  readonly actionSpace = new Discrete(2);
-  spec: EnvSpec | null = null;
-  constructor(private readonly delayMs: number) {}
-  async reset() { return { observation: 0, info: {} }; }
-  async step() { await sleep(this.delayMs); return { observation: 1, reward: 1, terminated: false, truncated: false, info: {} }; }
-  async close() { closedEnvs++; }
-}
-register({
-  id: 'TestSlowShutdown-v0',
-  entryPoint: kw => new SlowEnv(kw.delayMs as number),
-  kwargsSchema: Type.Object({ delayMs: Type.Integer({ minimum: 0, default: 0 }) }, { additionalProperties: false }),
-  description: 'test env with slow steps',
-});
+// The step in flight is gated (TestGated-v0): it stays in the env until the test opens the gate.
+registerGatedEnv();
 
 describe('graceful shutdown', () => {
   it('in process: a step in flight gets its reply, later requests get CLOSED, sessions are closed, sockets get 1001', async () => {
     const srv = await startTestServer();
     const c = await rawClient(srv.wsUrl);
-    const s = (await c.call({ op: 'make', env: 'TestSlowShutdown-v0', kwargs: { delayMs: 300 }, numEnvs: 2 })).result.session;
+    const g = gated('shutdown');
+    const s = (await c.call({ op: 'make', env: 'TestGated-v0', kwargs: { gate: 'shutdown', resetToo: false }, numEnvs: 2 })).result.session;
     await c.call({ op: 'reset', session: s });
     const inflight = c.call({ op: 'step', session: s, actions: [0, 1] });
-    await sleep(50);
+    let inflightDone = false;
+    void inflight.then(() => { inflightDone = true; });
+    await waitFor(() => g.started === 2, { what: 'the step to enter both sub-envs' });
     const closing = srv.close();
-    await sleep(20);
-    const late = await c.call({ op: 'ping' });
+    // Shutdown starts asynchronously; it cannot finish while the step is held in the env, so the
+    // first request that gets CLOSED shows it draining (earlier pings are still answered).
+    const late = await waitFor(async () => { const r = await c.call({ op: 'ping' }); return r.ok ? null : r; }, { what: 'a ping answered CLOSED after close()' });
     expect(late.error!.code).toBe('CLOSED');
+    expect(inflightDone).toBe(false); // still in the env: shutdown waits for it
+    g.gate.open();
     expect((await inflight).ok).toBe(true);
     await closing;
     expect((await c.closed).code).toBe(1001);
-    expect(closedEnvs).toBe(2);
+    expect(g.closed).toBe(2);
   });
 
   it('colloquy serve: SIGTERM lets pipelined requests finish, then exits 0', async () => {
@@ -55,19 +46,15 @@ describe('graceful shutdown', () => {
     child.stdout.on('data', (b: Buffer) => { out += b.toString(); });
     child.stderr.on('data', (b: Buffer) => { out += b.toString(); });
     const exited = new Promise<number | null>(ok => child.on('exit', code => ok(code)));
-    const t0 = Date.now();
-    while (!/listening on http:\/\/127\.0\.0\.1:(\d+)/.test(out)) {
-      if (Date.now() - t0 > 30_000) throw new Error(`server did not start:\n${out}`);
-      await sleep(50);
-    }
-    const port = /listening on http:\/\/127\.0\.0\.1:(\d+)/.exec(out)![1];
+    const port = (await waitFor(() => /listening on http:\/\/127\.0\.0\.1:(\d+)/.exec(out), { timeoutMs: 30_000, intervalMs: 50, what: () => `the server to listen; output:\n${out}` }))[1];
     const c = await rawClient(`ws://127.0.0.1:${port}/v1/env`);
     const s = (await c.call({ op: 'make', env: 'Echo-v0', numEnvs: 64 })).result.session;
     await c.call({ op: 'reset', session: s, seed: 1 });
     const n = 2000;
     const actions = JSON.stringify(new Array(64).fill(0));
     for (let i = 0; i < n; i++) c.raw(`{"id":${i},"op":"step","session":"${s}","actions":${actions}}`);
-    await sleep(5);
+    // SIGTERM once the server is answering them (the first step reply), with most still to come.
+    await waitFor(() => c.received.some(r => r.id === 0), { what: 'the first pipelined step reply' });
     child.kill('SIGTERM');
     const code = await exited;
     const closed = await c.closed;
