@@ -77,7 +77,7 @@ export async function run(argv: string[]): Promise<number> {
   if (values.help) { console.log(USAGE); return 0; }
   if (values.curves) {
     const { writeCurves } = await import('../agents/rl/curves.ts');
-    console.log(writeCurves(path.resolve(values.curves)));
+    console.log(await writeCurves(path.resolve(values.curves)));
     console.log(`train: learning curves in ${path.join(path.resolve(values.curves), 'learning-curves.svg')}`);
     return 0;
   }
@@ -143,7 +143,7 @@ export async function run(argv: string[]): Promise<number> {
       : await (await import('../agents/rl/kl-budget.ts')).trainKlBudget(config, ctx);
     const last = res.history[res.history.length - 1];
     const { writeCurves } = await import('../agents/rl/curves.ts');
-    writeCurves(out);
+    await writeCurves(out);
     console.log(`train: ${res.updates} updates in ${(res.seconds / 60).toFixed(1)} min; last reward ${last?.['env/reward_mean']?.toFixed(3) ?? '-'}, KL ${last?.['objective/kl_exact']?.toFixed(2) ?? '-'}; checkpoint ${res.checkpoint}`);
   } finally {
     await envs.close();

@@ -7,7 +7,7 @@
  *
  * Hot path (a `step`): size check → UTF-8 check → JSON.parse → compiled validator → action check →
  * `vec.step` → reply built around one JSON.stringify of the result. No logging above debug, no
- * per-request timer (one sweep finds timed-out requests), metrics are field increments.
+ * per-request timer (one sweep finds timed-out requests), metrics are prom-client children resolved once.
  */
 import { isUtf8 } from 'node:buffer';
 import type { Logger } from 'pino';

@@ -7,7 +7,7 @@ import * as vl from 'vega-lite';
 import type { ExperimentResults } from '../eval/experiment.ts';
 import { ecdf } from '../eval/stats.ts';
 
-/** Render a Vega-Lite spec to an SVG string. */
+/** Render a Vega-Lite spec (its data inline) to an SVG string. */
 export async function renderSvg(spec: vl.TopLevelSpec): Promise<string> {
   const compiled = vl.compile(spec).spec;
   const view = new vega.View(vega.parse(compiled), { renderer: 'none' });
@@ -19,7 +19,8 @@ export async function renderSvg(spec: vl.TopLevelSpec): Promise<string> {
 }
 
 const FONT = 'system-ui, -apple-system, Segoe UI, Helvetica, Arial, sans-serif';
-const CONFIG = {
+/** The figures' shared look (fonts, axes, legend, title); agents/rl/curves.ts uses it too. */
+export const CONFIG = {
   font: FONT,
   axis: { labelFontSize: 11, titleFontSize: 12, grid: true, gridColor: '#eee' },
   legend: { labelFontSize: 11, titleFontSize: 12, labelLimit: 260 },

@@ -18,7 +18,7 @@ import type { WebSocket } from 'ws';
 import { ColloquyError } from '../../core/errors.ts';
 import { HostedAgents } from '../chat/hosted.ts';
 import type { Lobby, Out, Person, PersonLink } from '../chat/lobby.ts';
-import { publicFile, sendFile } from '../chat/static.ts';
+import { servePublic } from '../chat/static.ts';
 
 declare module 'fastify' {
   interface FastifyInstance { hostedAgents: HostedAgents | null }
@@ -64,10 +64,7 @@ async function chatPlugin(app: FastifyInstance): Promise<void> {
   app.decorate('hostedAgents', hosted);
   const routeConfig = { public: !c.requireToken };
 
-  const files = { html: publicFile('chat.html'), js: publicFile('chat.js'), css: publicFile('chat.css') };
-  app.get('/chat', { config: routeConfig }, async (_req, reply) => sendFile(reply, files.html));
-  app.get('/chat/chat.js', { config: routeConfig }, async (_req, reply) => sendFile(reply, files.js));
-  app.get('/chat/chat.css', { config: routeConfig }, async (_req, reply) => sendFile(reply, files.css));
+  await servePublic(app, { '/chat': 'chat.html', '/chat/chat.js': 'chat.js', '/chat/chat.css': 'chat.css' }, routeConfig);
   app.get('/chat/config', { config: routeConfig }, async () => ({
     title: c.title, consent: c.consent, agents: hosted.list(), maxChars: c.maxMessageChars,
   }));

@@ -16,7 +16,7 @@ import fp from 'fastify-plugin';
 import type { FastifyInstance } from 'fastify';
 import { RunsReader, type RunSummary } from '../dashboard/runs.ts';
 import type { LobbySnapshot } from '../chat/lobby.ts';
-import { publicFile, sendFile } from '../chat/static.ts';
+import { servePublic } from '../chat/static.ts';
 import { PROJECT_ROOT } from '../../core/paths.ts';
 
 export interface DashboardState {
@@ -39,7 +39,6 @@ async function dashboardPlugin(app: FastifyInstance): Promise<void> {
   const cfg = app.config.dashboard;
   const runs = new RunsReader(path.resolve(PROJECT_ROOT, cfg.runsDir), cfg.maxPoints);
   const started = Date.now();
-  const files = { html: publicFile('dashboard.html'), js: publicFile('dashboard.js'), css: publicFile('dashboard.css') };
 
   function state(): DashboardState {
     const now = Date.now();
@@ -72,9 +71,7 @@ async function dashboardPlugin(app: FastifyInstance): Promise<void> {
     };
   }
 
-  app.get('/dashboard', async (_req, reply) => sendFile(reply, files.html));
-  app.get('/dashboard/dashboard.js', async (_req, reply) => sendFile(reply, files.js));
-  app.get('/dashboard/dashboard.css', async (_req, reply) => sendFile(reply, files.css));
+  await servePublic(app, { '/dashboard': 'dashboard.html', '/dashboard/dashboard.js': 'dashboard.js', '/dashboard/dashboard.css': 'dashboard.css' });
   app.get('/dashboard/api/state', async (_req, reply) => { reply.header('cache-control', 'no-store'); return state(); });
 
   const streams = new Set<ServerResponse>();

@@ -41,7 +41,10 @@ describe('colloquy train', () => {
     expect(m.map(x => x.update)).toEqual([1, 2]);
     expect(m[1]!['charts/episodes']).toBeGreaterThanOrEqual(8);
     expect(existsSync(path.join(out, 'checkpoint', 'model.json'))).toBe(true);
-    expect(readFileSync(path.join(out, 'learning-curves.svg'), 'utf8')).toMatch(/<svg[\s\S]*env\/reward_mean[\s\S]*<polyline/);
+    const svg = readFileSync(path.join(out, 'learning-curves.svg'), 'utf8');
+    expect(svg).toMatch(/<svg[\s\S]*env\/reward_mean[\s\S]*aria-roledescription="line mark"/);
+    // The point of update 2 on the reward panel, as vega labels it (12 significant digits, a typographic minus).
+    expect(svg).toContain(`update: 2; value: ${String(Number(m[1]!['env/reward_mean']!.toPrecision(12))).replace('-', '\u2212')}`);
     const log = console.log;
     let table = '';
     console.log = (t: string) => { table += `${t}\n`; };

@@ -125,7 +125,7 @@ describe('single env over the wire', () => {
   });
 });
 
-const metric = (name: string) => () => Number(/^(\S+) (\S+)$/m.exec(srv.app.metrics.render().split('\n').filter(l => l.startsWith(name)).join('\n'))?.[2] ?? 0);
+const metric = (name: string) => async () => Number(/^(\S+) (\S+)$/m.exec((await srv.app.metrics.render()).split('\n').filter(l => l.startsWith(name)).join('\n'))?.[2] ?? 0);
 const envSteps = metric('colloquy_env_steps_total ');
 const resumes = metric('colloquy_requests_total{op="resume"} ');
 
@@ -149,7 +149,7 @@ describe('reconnect and resume', () => {
       expect(JSON.stringify(await p)).toBe(JSON.stringify(await local.step(actions)));
     }
     expect(reconnects).toBeGreaterThanOrEqual(8);
-    expect(resumes()).toBeGreaterThanOrEqual(8);
+    expect(await resumes()).toBeGreaterThanOrEqual(8);
     await remote.close();
     expect(srv.app.sessions.size).toBe(0);
   });
@@ -160,15 +160,15 @@ describe('reconnect and resume', () => {
     await remote.reset({ seed: 4 });
     await local.reset({ seed: 4 });
     const acts = Array.from({ length: 50 }, (_, i) => [i % 16, (i * 3) % 16]);
-    const stepsBefore = envSteps();
-    const resumesBefore = resumes();
+    const stepsBefore = await envSteps();
+    const resumesBefore = await resumes();
     const pending = acts.map(a => remote.step(a));
     await new Promise(r => setImmediate(r));
     remote.client.dropConnection();
     const got = await Promise.all(pending);
     for (const [i, a] of acts.entries()) expect(JSON.stringify(got[i])).toBe(JSON.stringify(await local.step(a)));
-    expect(resumes() - resumesBefore).toBe(1);
-    expect(envSteps() - stepsBefore).toBe(100); // 50 steps x 2 envs: none lost, none repeated
+    expect(await resumes() - resumesBefore).toBe(1);
+    expect(await envSteps() - stepsBefore).toBe(100); // 50 steps x 2 envs: none lost, none repeated
     await remote.close();
   });
 });
