@@ -10,11 +10,13 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { connectVectorEnv, type RemoteVectorEnv } from '../../agents/client.ts';
-import { ColloquyError, defaultModelDir, getSpec, make } from '../../env/index.ts';
+import { ColloquyError, getSpec, make } from '../../env/index.ts';
+import { defaultModelDir } from '../../core/paths.ts';
 import { loadDialogTokenizer } from '../../env/dialog-model.ts';
-import { getCompositeReward } from '../../env/dialog-rewards.ts';
+import { createCompositeReward } from '../../rewards/composite.ts';
 import type { BpeTokenizer } from '../../models/tokenizer.ts';
 import { PersonClient, startChatServer, type ChatServer } from './helpers.ts';
+import { waitFor } from '../helpers/wait.ts';
 
 let tok: BpeTokenizer;
 let tmp: string;
@@ -67,7 +69,7 @@ describe('a person in the student\'s seat', () => {
     expect(state.teacherPartial).toBe('Do you');
 
     const replies = ['I love this, thank you!', 'Hmm, that is confusing and bad.', 'ok <b>fine</b> \n\nTeacher: ha'];
-    const reward = await getCompositeReward('cohen');
+    const reward = await createCompositeReward('cohen');
     const history: { role: 'teacher' | 'student'; text: string }[] = [];
     let total = 0;
     for (let turn = 0; turn < replies.length; turn++) {
@@ -78,7 +80,10 @@ describe('a person in the student\'s seat', () => {
       await p.waitFor('your-turn', () => true, 20_000, from);
       let settled = false;
       void pending.then(() => { settled = true; });
-      await new Promise(r => setTimeout(r, 100));
+      // A ping on the agent's connection after the person's turn began: had the step been answered,
+      // its reply would have come first (one socket, in order); setImmediate lets its callbacks run.
+      await env.client.request({ op: 'ping' });
+      await new Promise(r => setImmediate(r));
       expect(settled).toBe(false); // the step waits for the person
       p.send({ type: 'say', id: `m${turn}`, text: replies[turn] });
       const r = await pending;
@@ -157,9 +162,9 @@ describe('a person in the student\'s seat', () => {
     await pending;
     await p.waitFor('ack', m => m.id === 'a');
     pending = teacherSays(env, ' second?');
-    // The connection drops while the teacher writes.
+    // The connection drops while the teacher writes; the person reconnects once the server saw the drop.
     p.ws.terminate();
-    await new Promise(r => setTimeout(r, 100));
+    await waitFor(() => srv.app.lobby!.snapshot().seats.some(x => x.person === 'disconnected'), { what: 'the lobby to see the person disconnected' });
     const q = await PersonClient.connect(srv.chatWsUrl);
     q.send({ type: 'hello', resume: token });
     expect((await q.waitFor('welcome')).resumed).toBe(true);
@@ -200,8 +205,7 @@ describe('a person in the student\'s seat', () => {
     }
     p.send({ type: 'end' });
     await p.waitFor('ended');
-    const t0 = Date.now();
-    while (srv.app.store.recentDialogs(1)[0]?.endReason !== 'terminated' && Date.now() - t0 < 10_000) await new Promise(r => setTimeout(r, 50));
+    await waitFor(() => srv.app.store.recentDialogs(1)[0]?.endReason === 'terminated', { intervalMs: 50, what: 'the hosted dialog to be stored as terminated' });
     const d = srv.app.store.recentDialogs(1)[0]!;
     expect(d).toMatchObject({ agentName: 'base', student: 'human', endReason: 'terminated', metadata: { hosted: true } });
     expect(d.turns.filter(t => t.role === 'student').map(t => t.text)).toEqual(['reply 0', 'reply 1', '']);
