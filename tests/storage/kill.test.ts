@@ -63,16 +63,24 @@ describe('kill test: every acknowledged write survives SIGKILL', () => {
       }
       for (const dialogId of ackedEnds) expect(store.getDialog(dialogId)!.endReason).toBe('terminated');
       if (openAtLastKill !== null) expect(store.getDialog(openAtLastKill)).toMatchObject({ endReason: 'abandoned', endDetail: 'writer restarted' });
-      // What is on disk beyond the acknowledgments: at most the write in flight when the kill landed.
+      // What is on disk beyond the acknowledgments: at most the write in flight when the kill landed
+      // (the writer does one write at a time: a turn, a reward or an end, each printed once it returned).
       const extra = found.length - acked.length;
       expect(extra).toBeGreaterThanOrEqual(0);
+      expect(extra, `turns on disk beyond the ${acked.length} acknowledged after kill ${round}`).toBeLessThanOrEqual(1);
+      const count = (sql: string) => (store.db.prepare(sql).get(`r${round}-%`) as { n: number }).n;
+      const extraRewards = count(`SELECT COUNT(*) AS n FROM rewards WHERE dialog_id LIKE ?`) - ackedRewards.length;
+      const extraEnds = count(`SELECT COUNT(*) AS n FROM dialogs WHERE id LIKE ? AND end_reason = 'terminated'`) - ackedEnds.size;
+      expect(extraRewards).toBeGreaterThanOrEqual(0);
+      expect(extraEnds).toBeGreaterThanOrEqual(0);
+      expect(extra + extraRewards + extraEnds, `writes on disk beyond the acknowledged ones after kill ${round} (turns ${extra}, rewards ${extraRewards}, ends ${extraEnds})`).toBeLessThanOrEqual(1);
       const open = store.listDialogs({}).filter(d => d.endedAt === null);
       expect(open.length).toBeLessThanOrEqual(1);
       openAtLastKill = open[0]?.id ?? null;
       store.close();
 
       totalAcked += acked.length; totalFound += found.length;
-      report.push(`round ${round}: kill sent ${delayMs} ms after ${killAfter} acknowledged turns (${run.linesAtKill} lines read); acknowledged ${acked.length} turns, ${ackedRewards.length} rewards, ${ackedEnds.size} ends; found ${found.length} turns (${extra} written but not yet acknowledged), 0 missing`);
+      report.push(`round ${round}: kill sent ${delayMs} ms after ${killAfter} acknowledged turns (${run.linesAtKill} lines read); acknowledged ${acked.length} turns, ${ackedRewards.length} rewards, ${ackedEnds.size} ends; found ${found.length} turns (${extra} written but not yet acknowledged; ${extraRewards} rewards, ${extraEnds} ends), ${missing.length} missing`);
     }
     console.log(`kill test (synchronous=FULL):\n  ${report.join('\n  ')}\n  total: acknowledged ${totalAcked}, found ${totalFound}, missing 0`);
   });
