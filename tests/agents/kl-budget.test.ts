@@ -30,6 +30,8 @@ function config(over: Record<string, unknown>): KlBudgetConfig {
   });
 }
 
+const avg = (ms: Metrics[], k: string) => ms.reduce((s, m) => s + m[k]!, 0) / ms.length;
+
 describe('kl-budget', () => {
   it('never spends more than the episode budget, even with an aggressive proposal and target', async () => {
     const envs = makeVec('TeacherStudent-v0', { numEnvs: 8, kwargs: toyKwargs(dir), autoresetMode: 'same-step' });
@@ -62,33 +64,65 @@ describe('kl-budget', () => {
     expect(rampedBudget({ budget: 10, budgetRampFraction: 0 }, 0)).toBe(10);
   });
 
-  it('learns the toy task within its budget, leaks no tensors per update, and resumes', async () => {
+  // One 18-update run on the toy task, read by the tests below; they name what failed.
+  describe('an 18-update run on the toy task', () => {
+    const c = () => config({});
+    let h: Metrics[];
+    let checkpoint: string;
     const tensors: number[] = [];
-    const c = config({});
-    const envs = makeVec('TeacherStudent-v0', { numEnvs: c.numEnvs, kwargs: c.env.kwargs, autoresetMode: 'same-step' });
-    const res = await trainKlBudget(c, { envs, base: model.lm, baseDir: dir, tokenizer: model.tokenizer, out, progressBar: false, log: () => {}, onUpdate: () => tensors.push(tf.memory().numTensors) });
-    const h = res.history;
-    const avg = (ms: Metrics[], k: string) => ms.reduce((s, m) => s + m[k]!, 0) / ms.length;
-    expect(avg(h.slice(-3), 'env/reply_reward_mean')).toBeGreaterThan(avg(h.slice(0, 2), 'env/reply_reward_mean') + 0.07);
-    for (const m of h) expect(m['kl_budget/overspend_max']!).toBeLessThanOrEqual(1e-9);
-    // The budget ramped: the first update's episodes got less than the full budget.
-    expect(h[0]!['kl_budget/budget']).toBeLessThan(10);
-    expect(h[h.length - 1]!['kl_budget/budget']).toBe(10);
-    expect(new Set(tensors.slice(1)).size).toBe(1);
-    const last = JSON.parse(readFileSync(path.join(out, 'metrics.jsonl'), 'utf8').trim().split('\n').pop()!) as Record<string, number>;
-    for (const key of ['objective/kl', 'objective/non_score_reward', 'env/reward_mean', 'policy/approxkl', 'policy/clipfrac', 'policy/entropy', 'charts/sps', 'dialog/empty_teacher_turn_share']) {
-      expect(Number.isFinite(last[key])).toBe(true);
-    }
-    await envs.close();
+    let last: Record<string, number>;
+    beforeAll(async () => {
+      const envs = makeVec('TeacherStudent-v0', { numEnvs: c().numEnvs, kwargs: c().env.kwargs, autoresetMode: 'same-step' });
+      try {
+        const res = await trainKlBudget(c(), { envs, base: model.lm, baseDir: dir, tokenizer: model.tokenizer, out, progressBar: false, log: () => {}, onUpdate: () => tensors.push(tf.memory().numTensors) });
+        h = res.history;
+        checkpoint = res.checkpoint;
+      } finally {
+        await envs.close();
+      }
+      // Read now: the resume test below appends to it.
+      last = JSON.parse(readFileSync(path.join(out, 'metrics.jsonl'), 'utf8').trim().split('\n').pop()!) as Record<string, number>;
+    });
 
-    const loaded = await loadKlBudgetPolicy(res.checkpoint, model.lm, c.criticHidden);
-    expect(Math.abs(loaded.W.dataSync()[0]!) + Math.abs(loaded.b.dataSync()[0]!)).toBeGreaterThan(0);
-    loaded.dispose();
-    const envs2 = makeVec('TeacherStudent-v0', { numEnvs: c.numEnvs, kwargs: c.env.kwargs, autoresetMode: 'same-step' });
-    const more = await trainKlBudget(config({ updates: 19 }), { envs: envs2, base: model.lm, baseDir: dir, tokenizer: model.tokenizer, out, resume: true, progressBar: false, log: () => {} });
-    expect(more.updates).toBe(19);
-    expect(more.history[0]!['kl_budget/budget']).toBe(10);
-    await envs2.close();
+    it('learns the toy task: the reply reward rises', () => {
+      expect(avg(h.slice(-3), 'env/reply_reward_mean')).toBeGreaterThan(avg(h.slice(0, 2), 'env/reply_reward_mean') + 0.07);
+    });
+
+    it('stays within the budget in every update', () => {
+      h.forEach((m, i) => expect(m['kl_budget/overspend_max']!, `update ${i + 1}`).toBeLessThanOrEqual(1e-9));
+    });
+
+    it('ramps the budget: the first update\'s episodes got less than the full budget, the last the full one', () => {
+      expect(h[0]!['kl_budget/budget']).toBeLessThan(10);
+      expect(h[h.length - 1]!['kl_budget/budget']).toBe(10);
+    });
+
+    it('leaks no tensors per update', () => {
+      expect(new Set(tensors.slice(1)).size).toBe(1);
+    });
+
+    it('logs the TRL/CleanRL metrics to metrics.jsonl, finite', () => {
+      for (const key of ['objective/kl', 'objective/non_score_reward', 'env/reward_mean', 'policy/approxkl', 'policy/clipfrac', 'policy/entropy', 'charts/sps', 'dialog/empty_teacher_turn_share']) {
+        expect(Number.isFinite(last[key]), key).toBe(true);
+      }
+    });
+
+    it('saves a checkpoint with the trained budget head', async () => {
+      const loaded = await loadKlBudgetPolicy(checkpoint, model.lm, c().criticHidden);
+      expect(Math.abs(loaded.W.dataSync()[0]!) + Math.abs(loaded.b.dataSync()[0]!)).toBeGreaterThan(0);
+      loaded.dispose();
+    });
+
+    it('resumes from the checkpoint, continuing the update count at the full budget', async () => {
+      const envs2 = makeVec('TeacherStudent-v0', { numEnvs: c().numEnvs, kwargs: c().env.kwargs, autoresetMode: 'same-step' });
+      try {
+        const more = await trainKlBudget(config({ updates: 19 }), { envs: envs2, base: model.lm, baseDir: dir, tokenizer: model.tokenizer, out, resume: true, progressBar: false, log: () => {} });
+        expect(more.updates).toBe(19);
+        expect(more.history[0]!['kl_budget/budget']).toBe(10);
+      } finally {
+        await envs2.close();
+      }
+    });
   });
 
   it('rejects the utterance action mode', () => {
