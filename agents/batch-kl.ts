@@ -47,7 +47,7 @@ import { Rng } from '../core/rng.ts';
 import { TransformerLM } from '../models/lm.ts';
 import { loadCheckpoint, saveCheckpoint } from '../models/checkpoint.ts';
 import { BpeTokenizer } from '../models/tokenizer.ts';
-import { readF32, windowStart } from '../models/lm-ops.ts';
+import { readF32, selectRows, windowStart } from '../models/lm-ops.ts';
 import { clipGradients } from '../models/pretrain.ts';
 import { backendInfo } from '../models/backend.ts';
 import { TURN_TEACHER } from '../core/markers.ts';
@@ -273,28 +273,6 @@ export function buildDataset(dialogs: EncodedDialog[], contextLength: number): D
 // ------------------------------------------------------------------------------------------------
 // Network pieces
 
-type Saver = tf.GradSaveFunc;
-
-/** Rows of x [n, d] (gradient scattered back by JS loops: no gather gradient on wasm). */
-function pickRows(x: tf.Tensor2D, rows: Int32Array): tf.Tensor2D {
-  const [n, d] = x.shape;
-  const f = tf.customGrad((xi: tf.Tensor | Saver) => {
-    const xd = readF32(xi as tf.Tensor);
-    const out = new Float32Array(rows.length * d);
-    rows.forEach((r, i) => out.set(xd.subarray(r * d, (r + 1) * d), i * d));
-    return {
-      value: tf.tensor2d(out, [rows.length, d]),
-      gradFunc: (dy: tf.Tensor) => {
-        const g = readF32(dy);
-        const dx = new Float32Array(n * d);
-        rows.forEach((r, i) => { for (let j = 0; j < d; j++) dx[r * d + j] += g[i * d + j]!; });
-        return tf.tensor2d(dx, [n, d]);
-      },
-    };
-  });
-  return f(x) as tf.Tensor2D;
-}
-
 /** Left-pad windows into one batch; `rowOf(w, r)` is the flat row of window w's row r. */
 function packWindows(windows: Window[]): { ids: Int32Array; starts: Int32Array; B: number; T: number; rowOf: (k: number, r: number) => number } {
   const B = windows.length;
@@ -309,7 +287,7 @@ function logitsAt(model: TransformerLM, pack: ReturnType<typeof packWindows>, ro
   let out: Float32Array | null = null;
   tf.tidy(() => {
     const h = model.hidden(pack.ids, pack.B, pack.T, { starts: pack.starts.some(s => s > 0) ? pack.starts : null, ...(dropoutSeed === undefined ? {} : { dropoutSeed }) });
-    out = Float32Array.from(readF32(tf.matMul(pickRows(h, rows), tf.transpose(model.outputMatrix()))));
+    out = Float32Array.from(readF32(tf.matMul(selectRows(h, rows), tf.transpose(model.outputMatrix()))));
   });
   return out!;
 }
@@ -460,8 +438,8 @@ export async function trainBatchKl(config: BatchKlConfig, opts: TrainBatchKlOpti
       let qMean = 0;
       const { value, grads } = tf.variableGrads(() => {
         const h = online.hidden(pack.ids, pack.B, pack.T, { starts: pack.starts.some(s => s > 0) ? pack.starts : null, ...(dropoutSeed === undefined ? {} : { dropoutSeed }) });
-        const hs = pickRows(h, Int32Array.from(rows));
-        const ea = pickRows(online.outputMatrix(), actions);
+        const hs = selectRows(h, Int32Array.from(rows));
+        const ea = selectRows(online.outputMatrix(), actions);
         const psi = tf.sub(tf.sum(tf.mul(hs, ea), 1), tf.tensor1d(lse0));
         qMean = tf.tidy(() => tf.mean(psi).dataSync()[0]!);
         return tf.losses.huberLoss(tf.tensor1d(y), psi, undefined, cfg.huberDelta) as tf.Scalar;

@@ -175,18 +175,12 @@ function layerNormBackward(g: Float32Array, xhat: Float32Array, rstd: Float32Arr
   }
 }
 
-/** The same normalisation on plain arrays (used by the KV-cached sampler). */
+/** The same normalisation on plain arrays (the KV-cached sampler's step; the saved values are dropped). */
 export function layerNormRows(x: Float32Array, n: number, d: number, gamma: Float32Array, beta: Float32Array, eps: number, out: Float32Array): void {
-  for (let r = 0; r < n; r++) {
-    const o = r * d;
-    let mean = 0;
-    for (let j = 0; j < d; j++) mean += x[o + j]!;
-    mean /= d;
-    let v = 0;
-    for (let j = 0; j < d; j++) { const c = x[o + j]! - mean; v += c * c; }
-    const rs = 1 / Math.sqrt(v / d + eps);
-    for (let j = 0; j < d; j++) out[o + j] = (x[o + j]! - mean) * rs * gamma[j]! + beta[j]!;
-  }
+  const xhat = takeBuffer(n * d), rstd = takeBuffer(n);
+  layerNormForward(x, n, d, gamma, beta, eps, xhat, rstd, out);
+  giveBuffer(xhat);
+  giveBuffer(rstd);
 }
 
 // ------------------------------------------------------------------------------------------------
@@ -401,6 +395,37 @@ function mergeHeadGrads(dQ: Float32Array, dKT: Float32Array, dVT: Float32Array, 
       dqkv[row + 2 * d + j] = dVT[j * T + t]!;
     }
   }
+}
+
+// ------------------------------------------------------------------------------------------------
+// Row selection
+
+/** Rows `rows` of x [n, d] as [rows.length, d]; the gradient scatters back (JS loops: no gather gradient on wasm). */
+export function selectRows(x: tf.Tensor2D, rows: Int32Array): tf.Tensor2D {
+  const [n, d] = x.shape;
+  const m = rows.length;
+  const f = tf.customGrad((xi: tf.Tensor | Saver) => {
+    const xd = readF32(xi as tf.Tensor);
+    const out = new Float32Array(m * d);
+    for (let i = 0; i < m; i++) {
+      const r = rows[i]!;
+      if (!(r >= 0 && r < n)) throw new RangeError(`selectRows: row ${r} outside [0, ${n})`);
+      out.set(xd.subarray(r * d, (r + 1) * d), i * d);
+    }
+    return {
+      value: tf.tensor2d(out, [m, d]),
+      gradFunc: (dy: tf.Tensor) => {
+        const g = readF32(dy);
+        const dx = new Float32Array(n * d);
+        for (let i = 0; i < m; i++) {
+          const o = rows[i]! * d, s = i * d;
+          for (let j = 0; j < d; j++) dx[o + j] += g[s + j]!;
+        }
+        return tf.tensor2d(dx, [n, d]);
+      },
+    };
+  });
+  return f(x) as tf.Tensor2D;
 }
 
 // ------------------------------------------------------------------------------------------------

@@ -3,8 +3,11 @@
  * sinusoidal positions, optionally tied embeddings) written with TensorFlow.js. It is the base
  * policy, the student simulator and the KL prior.
  *
- * - `TransformerLM.create(config, seed)` / `TransformerLM.load(dir)` / `save(dir, extras)`.
- * - Training: `loss(batch)` inside `tf.variableGrads`; `trainStep` does clip + Adam.
+ * - `TransformerLM.create(config, seed)`; checkpoints: `saveCheckpoint` / `loadCheckpoint` (checkpoint.ts).
+ * - Training: `loss(batch)` inside `tf.variableGrads`.
+ * - The forward pass in pieces, for callers that run part of it (the ppo-kl policy computes its
+ *   frozen lower blocks once, without gradients): `embed` → `blocks(x, {from, to})` → `finalNorm`;
+ *   `hidden` is the three in a row. The block structure itself is written once, in block.ts.
  * - Inference: `nextTokenLogProbs(contexts)` (full distributions, for exact KL),
  *   `sequenceLogProbs(prefixes, continuations)` (per-token log-probs), and the KV-cached
  *   `startSession(prefixes)` (see sampler.ts) with `generate(prefixes, opts)` on top.
@@ -22,17 +25,25 @@ import { validateConfig } from '../core/config.ts';
 import { LMArchSchema, type LMConfig } from '../configs/models/schema.ts';
 import { attention, embed, layerNorm, linear, logSoftmaxRows, matMulTransposedB, outputCrossEntropy, readF32, tidyRead, windowStart } from './lm-ops.ts';
 export { windowStart } from './lm-ops.ts';
+import { BLOCK_PARAMS, blocks, finalNorm, type BlockSteps } from './block.ts';
 import { LMSession, generate, type GenerateOptions, type GenerateResult } from './sampler.ts';
 
 export type { LMConfig } from '../configs/models/schema.ts';
-
-/** Names of one block's parameters, in save order. */
-const BLOCK_PARAMS = ['ln1.g', 'ln1.b', 'attn.qkv.w', 'attn.qkv.b', 'attn.out.w', 'attn.out.b', 'ln2.g', 'ln2.b', 'mlp.fc.w', 'mlp.fc.b', 'mlp.proj.w', 'mlp.proj.b'] as const;
 
 export interface ParamSpec { name: string; shape: number[] }
 
 /** A training batch: `tokens` holds B rows of T+1 ids (inputs are the first T, targets the last T). */
 export interface LMBatch { tokens: Int32Array; batchSize: number; seqLength: number; weights?: Float32Array | null }
+
+/** Options of the forward pass over a batch of B rows of T tokens. */
+export interface ForwardOptions {
+  /** Left padding of each row (its positions count from there; keys before it are masked), or null. */
+  starts?: Int32Array | null;
+  /** Turns on dropout (training); the same seed gives the same masks. */
+  dropoutSeed?: number;
+  /** Receives each block's q|k|v rows (the KV-cached session fills its cache from them). */
+  capture?: (layer: number, qkv: Float32Array) => void;
+}
 
 let modelCounter = 0;
 
@@ -138,32 +149,61 @@ export class TransformerLM {
   // ---------------------------------------------------------------------------------- forward
 
   /**
-   * Hidden states after the final layer norm, [B·T, d]. `starts[b]` = left padding of row b (its
-   * positions count from there). `dropoutSeed` turns on dropout (training).
+   * Hidden states after the final layer norm, [B·T, d]: `embed`, every block, `finalNorm`.
+   * `starts[b]` = left padding of row b (its positions count from there). `dropoutSeed` turns on
+   * dropout (training).
    */
-  hidden(ids: Int32Array, B: number, T: number, opts: { starts?: Int32Array | null; dropoutSeed?: number; capture?: (layer: number, qkv: Float32Array) => void } = {}): tf.Tensor2D {
+  hidden(ids: Int32Array, B: number, T: number, opts: ForwardOptions = {}): tf.Tensor2D {
+    return this.finalNorm(this.blocks(this.embed(ids, B, T, opts), B, T, opts));
+  }
+
+  /** The residual stream entering block 0, [B·T, d]: token + position embeddings (dropout when training). */
+  embed(ids: Int32Array, B: number, T: number, opts: Pick<ForwardOptions, 'starts' | 'dropoutSeed'> = {}): tf.Tensor2D {
     this.assertLive();
     const c = this.config;
     if (T > c.contextLength) throw new RangeError(`sequence of ${T} tokens is longer than the context length ${c.contextLength}`);
+    if (ids.length !== B * T) throw new RangeError(`embed: ${ids.length} ids for ${B}×${T}`);
     const starts = opts.starts ?? null;
     const pos = new Int32Array(B * T);
     for (let b = 0; b < B; b++) for (let t = 0; t < T; t++) pos[b * T + t] = Math.max(0, t - (starts ? starts[b]! : 0));
-    const drop = c.dropout > 0 && opts.dropoutSeed !== undefined;
-    let seed = opts.dropoutSeed ?? 0;
-    const dropout = (x: tf.Tensor2D): tf.Tensor2D => (drop ? tf.dropout(x, c.dropout, undefined, seed++) as tf.Tensor2D : x);
-    let x = dropout(embed(this.param('tok_emb') as tf.Tensor2D, this.positionTable(), ids, pos));
-    for (let l = 0; l < c.nLayers; l++) {
-      const p = (n: string) => this.param(`h${l}.${n}`);
-      const capture = opts.capture ? (a: Float32Array) => opts.capture!(l, a) : undefined;
-      const h1 = layerNorm(x, p('ln1.g') as tf.Tensor1D, p('ln1.b') as tf.Tensor1D, c.layerNormEps);
-      const qkv = linear(h1, p('attn.qkv.w') as tf.Tensor2D, p('attn.qkv.b') as tf.Tensor1D);
-      const att = attention(qkv, { B, T, H: c.nHeads, starts, capture });
-      x = tf.add(x, dropout(linear(att, p('attn.out.w') as tf.Tensor2D, p('attn.out.b') as tf.Tensor1D)));
-      const h2 = layerNorm(x, p('ln2.g') as tf.Tensor1D, p('ln2.b') as tf.Tensor1D, c.layerNormEps);
-      const ff = linear(linear(h2, p('mlp.fc.w') as tf.Tensor2D, p('mlp.fc.b') as tf.Tensor1D, true), p('mlp.proj.w') as tf.Tensor2D, p('mlp.proj.b') as tf.Tensor1D);
-      x = tf.add(x, dropout(ff));
-    }
-    return layerNorm(x, this.param('ln_f.g') as tf.Tensor1D, this.param('ln_f.b') as tf.Tensor1D, c.layerNormEps);
+    const x = embed(this.param('tok_emb') as tf.Tensor2D, this.positionTable(), ids, pos);
+    return this.dropping(opts) ? tf.dropout(x, c.dropout, undefined, opts.dropoutSeed!) as tf.Tensor2D : x;
+  }
+
+  /**
+   * Blocks `from` … `to` − 1 (default all) on the residual stream x [B·T, d] entering block `from`;
+   * returns the stream leaving block `to` − 1. Dropout masks depend on the seed and the block only,
+   * so running the blocks in pieces gives the numbers of one pass.
+   */
+  blocks(x: tf.Tensor2D, B: number, T: number, opts: ForwardOptions & { from?: number; to?: number } = {}): tf.Tensor2D {
+    this.assertLive();
+    const L = this.config.nLayers;
+    const from = opts.from ?? 0, to = opts.to ?? L;
+    if (!(Number.isInteger(from) && Number.isInteger(to) && 0 <= from && from <= to && to <= L)) throw new RangeError(`blocks: range [${from}, ${to}) outside the model's ${L} blocks`);
+    return blocks(this.steps(B, T, opts), x, from, to);
+  }
+
+  /** The final layer norm of the residual stream: the hidden states the output matrix reads. */
+  finalNorm(x: tf.Tensor2D): tf.Tensor2D {
+    return finalNorm(this.steps(0, 0, {}), x);
+  }
+
+  private dropping(opts: ForwardOptions): boolean {
+    return this.config.dropout > 0 && opts.dropoutSeed !== undefined;
+  }
+
+  /** The block steps of the full forward pass: lm-ops.ts's ops, with gradients. */
+  private steps(B: number, T: number, opts: ForwardOptions): BlockSteps<tf.Tensor2D> {
+    const c = this.config;
+    const starts = opts.starts ?? null, capture = opts.capture;
+    const drop = this.dropping(opts), seed = opts.dropoutSeed ?? 0;
+    return {
+      norm: (x, name) => layerNorm(x, this.param(`${name}.g`) as tf.Tensor1D, this.param(`${name}.b`) as tf.Tensor1D, c.layerNormEps),
+      linear: (x, name, relu) => linear(x, this.param(`${name}.w`) as tf.Tensor2D, this.param(`${name}.b`) as tf.Tensor1D, relu),
+      attend: (qkv, layer) => attention(qkv, { B, T, H: c.nHeads, starts, ...(capture ? { capture: (a: Float32Array) => capture(layer, a) } : {}) }),
+      // Seeds in the order of one pass: the embedding's, then two per block.
+      residual: (x, y, layer, which) => tf.add(x, drop ? tf.dropout(y, c.dropout, undefined, seed + 1 + 2 * layer + which) : y) as tf.Tensor2D,
+    };
   }
 
   /** Mean next-token NLL of a batch (a scalar tensor; use inside `tf.variableGrads`). */
@@ -319,21 +359,6 @@ export class TransformerLM {
       if (!a) throw new BadConfig(`missing weight '${k}'`);
       tf.tidy(() => v.assign(tf.tensor(a, v.shape)));
     }
-  }
-
-  /**
-   * Save to a checkpoint folder (model.json + weights.bin, and tokenizer.json, config.json,
-   * metadata.json, optimizer state when given). See checkpoint.ts.
-   */
-  async save(dir: string, extras: import('./checkpoint.ts').SaveExtras = {}): Promise<void> {
-    const { saveCheckpoint } = await import('./checkpoint.ts');
-    await saveCheckpoint(this, dir, extras);
-  }
-
-  /** Load the model of a checkpoint folder (use `loadCheckpoint` for its tokenizer and metadata too). */
-  static async load(dir: string): Promise<TransformerLM> {
-    const { loadCheckpoint } = await import('./checkpoint.ts');
-    return (await loadCheckpoint(dir)).model;
   }
 
   /** A copy with its own variables. */

@@ -12,14 +12,32 @@
  * Sampling draws in JS from the (tempered, top-k / top-p filtered) probabilities with an `Rng`, so
  * the same seed gives the same tokens on any backend whose logits agree.
  *
+ * Each row also keeps the final hidden state its next-token distribution came from (`hidden`), so
+ * that features of the model's state cost no second forward pass (the kl-budget agent reads them).
+ *
+ * The single-token step runs the block structure of block.ts with plain arrays and a one-row
+ * attention over the cache; the prefill is the model's own full forward pass.
+ *
  * A session snapshots nothing itself but reads the model's `inferenceCache()`: if the model's
  * weights change in the middle of a session, rows already cached keep the old keys and values.
  */
 import * as tf from '@tensorflow/tfjs';
 import type { Rng } from '../core/rng.ts';
-import { layerNormRows, logSoftmaxRows, tidyRead, windowStart } from './lm-ops.ts';
-import type { TransformerLM } from './lm.ts';
+import type { LMConfig } from '../configs/models/schema.ts';
+import { layerNormRows, logSoftmaxRows, readF32, tidyRead, windowStart } from './lm-ops.ts';
+import { block, finalNorm, type BlockSteps } from './block.ts';
 import { nativeNN } from './native.ts';
+
+/** What a session needs of its model (`TransformerLM` is one; lm.ts starts sessions, this file never imports it). */
+export interface SessionModel {
+  readonly config: LMConfig;
+  readonly isDisposed: boolean;
+  param(name: string): tf.Tensor;
+  /** The output matrix transposed [d, V], and JS copies of the embeddings ('tok_emb', 'pos') and layer norms. */
+  inferenceCache(): { outT: tf.Tensor2D; js: Map<string, Float32Array> };
+  /** The full forward pass to the final hidden states [B·T, d]. */
+  hidden(ids: Int32Array, B: number, T: number, opts: { starts?: Int32Array | null; capture?: (layer: number, qkv: Float32Array) => void }): tf.Tensor2D;
+}
 
 export interface SampleOptions {
   /** Most tokens to sample per row (each row stops earlier on a stop token or sequence). */
@@ -111,17 +129,19 @@ interface RowState {
   cached: number;
   /** Log-probs of the next token, valid when `cached === tokens.length - start`. */
   next: Float32Array | null;
+  /** The final hidden state `next` came from (set and cleared with it). */
+  hidden: Float32Array | null;
   /** Per layer: K and V [H, C, hd]. Allocated on first use. */
   K: Float32Array[];
   V: Float32Array[];
 }
 
 export class LMSession {
-  readonly model: TransformerLM;
+  readonly model: SessionModel;
   private readonly rowsState: RowState[];
   private closed = false;
 
-  constructor(model: TransformerLM, prefixes: number[][]) {
+  constructor(model: SessionModel, prefixes: number[][]) {
     this.model = model;
     this.rowsState = prefixes.map(p => this.newRow(p));
   }
@@ -137,7 +157,7 @@ export class LMSession {
     this.assertOpen();
     const r = this.row(row);
     const fresh = this.newRow(prefix);
-    r.tokens = fresh.tokens; r.start = 0; r.cached = 0; r.next = null;
+    r.tokens = fresh.tokens; r.start = 0; r.cached = 0; r.next = null; r.hidden = null;
   }
 
   /** Add one token per row; `null` leaves a row unchanged. Computation is deferred to `nextLogProbs`. */
@@ -150,7 +170,7 @@ export class LMSession {
       if (!Number.isInteger(t) || t < 0 || t >= V) throw new RangeError(`append: token ${t} outside the vocabulary [0, ${V})`);
       const r = this.rowsState[i]!;
       r.tokens.push(t);
-      r.next = null;
+      r.next = null; r.hidden = null;
     });
   }
 
@@ -170,6 +190,21 @@ export class LMSession {
     this.update(which);
     return which.map(i => this.rowsState[i]!.next!);
   }
+
+  /**
+   * The final hidden state (after the final layer norm, length d) at each row's last token: the
+   * vector whose product with the output matrix gives `nextLogProbs`' logits. Computed with them
+   * (asking for both costs one forward pass); the session's own arrays, like `nextLogProbs`'.
+   */
+  hidden(rows?: readonly number[]): Float32Array[] {
+    this.assertOpen();
+    const which = rows ?? this.rowsState.map((_, i) => i);
+    this.update(which);
+    return which.map(i => this.rowsState[i]!.hidden!);
+  }
+
+  /** False after `dispose()`. */
+  get isOpen(): boolean { return !this.closed; }
 
   /**
    * Sample up to `maxTokens` tokens for each participating row, appending them to the session as
@@ -210,7 +245,7 @@ export class LMSession {
   /** Free the caches. Further use throws. */
   dispose(): void {
     this.closed = true;
-    for (const r of this.rowsState) { r.K = []; r.V = []; r.next = null; }
+    for (const r of this.rowsState) { r.K = []; r.V = []; r.next = null; r.hidden = null; }
   }
 
   // ---------------------------------------------------------------------------------- internals
@@ -218,7 +253,7 @@ export class LMSession {
   private newRow(prefix: number[]): RowState {
     const V = this.model.config.vocabSize;
     for (const t of prefix) if (!Number.isInteger(t) || t < 0 || t >= V) throw new RangeError(`token ${t} outside the vocabulary [0, ${V})`);
-    return { tokens: prefix.length ? [...prefix] : [this.model.config.bosTokenId], start: 0, cached: 0, next: null, K: [], V: [] };
+    return { tokens: prefix.length ? [...prefix] : [this.model.config.bosTokenId], start: 0, cached: 0, next: null, hidden: null, K: [], V: [] };
   }
 
   private row(i: number): RowState {
@@ -286,13 +321,19 @@ export class LMSession {
         });
       };
       const { outT } = this.model.inferenceCache();
-      const logits = tidyRead(() => {
+      let logits: Float32Array = new Float32Array(0), last: Float32Array = logits;
+      tf.tidy(() => {
         const h = this.model.hidden(ids, B, T, { starts: starts.some(s => s > 0) ? starts : null, capture });
-        const last = tf.gather(h, tf.tensor1d(group.map((_, b) => b * T + T - 1), 'int32')) as tf.Tensor2D;
-        return tf.matMul(last, outT);
+        const hl = tf.gather(h, tf.tensor1d(group.map((_, b) => b * T + T - 1), 'int32')) as tf.Tensor2D;
+        last = readF32(hl);
+        logits = readF32(tf.matMul(hl, outT));
       });
       logSoftmaxRows(logits, V);
-      group.forEach((g, b) => { this.rowsState[g.i]!.next = logits.slice(b * V, (b + 1) * V); });
+      group.forEach((g, b) => {
+        const r = this.rowsState[g.i]!;
+        r.next = logits.slice(b * V, (b + 1) * V);
+        r.hidden = last.slice(b * d, (b + 1) * d);
+      });
     }
   }
 
@@ -313,32 +354,42 @@ export class LMSession {
     const scale = 1 / Math.sqrt(hd);
     const scores = new Float32Array(C);
     const nn = nativeNN('kvCache');
-    const mm = (inp: Float32Array, w: string, b: string, relu = false): tf.Tensor =>
-      tf.fused.matMul({ a: tf.tensor2d(inp, [A, inp.length / A]), b: m.param(w) as tf.Tensor2D, bias: m.param(b), activation: relu ? 'relu' : 'linear' });
-    for (let l = 0; l < c.nLayers; l++) {
-      layerNormRows(x, A, d, js.get(`h${l}.ln1.g`)!, js.get(`h${l}.ln1.b`)!, c.layerNormEps, hbuf);
-      const qkv = tidyRead(() => mm(hbuf, `h${l}.attn.qkv.w`, `h${l}.attn.qkv.b`));
-      for (let a = 0; a < A; a++) {
-        const r = this.rowsState[rows[a]!]!;
-        if (nn) nn.attendCached(qkv, a * 3 * d, r.K[l]!, r.V[l]!, slots[a]!, H, hd, C, obuf, a * d);
-        else attendOne(qkv, a * 3 * d, r.K[l]!, r.V[l]!, slots[a]!, H, hd, C, scale, scores, obuf, a * d);
-      }
-      const y = tidyRead(() => mm(obuf, `h${l}.attn.out.w`, `h${l}.attn.out.b`));
-      for (let k = 0; k < A * d; k++) x[k] += y[k]!;
-      layerNormRows(x, A, d, js.get(`h${l}.ln2.g`)!, js.get(`h${l}.ln2.b`)!, c.layerNormEps, hbuf);
-      const f = tidyRead(() => {
-        const hid = mm(hbuf, `h${l}.mlp.fc.w`, `h${l}.mlp.fc.b`, true);
-        return tf.fused.matMul({ a: hid as tf.Tensor2D, b: m.param(`h${l}.mlp.proj.w`) as tf.Tensor2D, bias: m.param(`h${l}.mlp.proj.b`) });
-      });
-      for (let k = 0; k < A * d; k++) x[k] += f[k]!;
-    }
-    layerNormRows(x, A, d, js.get('ln_f.g')!, js.get('ln_f.b')!, c.layerNormEps, hbuf);
-    const logits = tidyRead(() => tf.matMul(tf.tensor2d(hbuf, [A, d]), outT));
+    // The residual stream stays a JS array; matMuls run as tensors, read back where JS needs them.
+    type Rows = Float32Array | tf.Tensor;
+    const arr = (t: Rows): Float32Array => (t instanceof Float32Array ? t : readF32(t));
+    const steps: BlockSteps<Rows> = {
+      norm: (t, name) => { layerNormRows(arr(t), A, d, js.get(`${name}.g`)!, js.get(`${name}.b`)!, c.layerNormEps, hbuf); return hbuf; },
+      linear: (t, name, relu) => tf.fused.matMul({
+        a: t instanceof Float32Array ? tf.tensor2d(t, [A, t.length / A]) : t as tf.Tensor2D,
+        b: m.param(`${name}.w`) as tf.Tensor2D, bias: m.param(`${name}.b`), activation: relu ? 'relu' : 'linear',
+      }),
+      attend: (t, l) => {
+        const qkv = arr(t);
+        for (let a = 0; a < A; a++) {
+          const r = this.rowsState[rows[a]!]!;
+          if (nn) nn.attendCached(qkv, a * 3 * d, r.K[l]!, r.V[l]!, slots[a]!, H, hd, C, obuf, a * d);
+          else attendOne(qkv, a * 3 * d, r.K[l]!, r.V[l]!, slots[a]!, H, hd, C, scale, scores, obuf, a * d);
+        }
+        return obuf;
+      },
+      residual: (t, y) => {
+        const xs = arr(t), ys = arr(y);
+        for (let k = 0; k < A * d; k++) xs[k] += ys[k]!;
+        return xs;
+      },
+    };
+    let stream: Rows = x;
+    for (let l = 0; l < c.nLayers; l++) tf.tidy(() => { stream = block(steps, stream, l); });
+    const hf = arr(finalNorm(steps, stream));
+    const logits = tidyRead(() => tf.matMul(tf.tensor2d(hf, [A, d]), outT));
     logSoftmaxRows(logits, V);
     rows.forEach((i, a) => {
       const r = this.rowsState[i]!;
       r.cached++;
-      if (r.cached === r.tokens.length - r.start) r.next = logits.slice(a * V, (a + 1) * V);
+      if (r.cached === r.tokens.length - r.start) {
+        r.next = logits.slice(a * V, (a + 1) * V);
+        r.hidden = hf.slice(a * d, (a + 1) * d);
+      }
     });
   }
 }
@@ -381,7 +432,7 @@ function attendOne(qkv: Float32Array, row: number, K: Float32Array, Vc: Float32A
 }
 
 /** Sample continuations of each prefix (a session that lives for this call). */
-export function generate(model: TransformerLM, prefixes: number[][], opts: GenerateOptions): GenerateResult {
+export function generate(model: SessionModel, prefixes: number[][], opts: GenerateOptions): GenerateResult {
   const s = new LMSession(model, prefixes);
   try { return s.sample(opts); } finally { s.dispose(); }
 }

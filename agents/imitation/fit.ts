@@ -12,6 +12,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { Rng } from '../../core/rng.ts';
+import { shuffle } from '../../core/arrays.ts';
 import { BadConfig } from '../../core/errors.ts';
 import { validateConfig } from '../../core/config.ts';
 import { TrainConfigSchema, type TrainConfig } from '../../configs/models/schema.ts';
@@ -101,8 +102,7 @@ export async function fitMasked(model: TransformerLM, data: readonly MaskedTrans
   let step = 0;
   try {
     while (step < totalSteps && progressOf(step) < 1) {
-      const order = rows.map((_, i) => i);
-      for (let i = order.length - 1; i > 0; i--) { const j = rng.int(i + 1); [order[i], order[j]] = [order[j]!, order[i]!]; }
+      const order = shuffle(rows.map((_, i) => i), rng);
       let lossSum = 0, lossN = 0;
       for (let k = 0; k + B <= order.length; k += B) {
         if (step >= totalSteps || progressOf(step) >= 1) break;

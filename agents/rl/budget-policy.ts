@@ -5,9 +5,9 @@
  *
  * - Input of a state: the base model's final hidden state there (d values), the KL budget left
  *   (in nats / 10 and as a fraction of the episode's budget) and the fraction of time left.
- *   The hidden state is recovered exactly from the base model's next-token log-probabilities,
- *   which the rollout computes anyway: the output layer is linear, log p = E·h − lse(E·h), so
- *   [h; −lse] is the least-squares solution of [E 1]·x = log p (computed once as a [V, d+1] matrix).
+ *   The hidden state is read from a KV-cached session of the base model (`LMSession.hidden`):
+ *   the rollout's own base session when the rollout was given `baseReference()` (kl-budget.ts
+ *   does this: no second forward pass), else a session of the policy's own.
  * - Head (linear, zero-initialised so that training starts at the base policy): V logit offsets
  *   added to the base log-probabilities (the proposal a ∝ p_base · exp(offset)) and one target
  *   logit τ. The per-token target is k = σ(τ − log n)·B with B the budget left and n a horizon
@@ -17,11 +17,12 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import type { TransformerLM } from '../../models/lm.ts';
+import type { LMSession } from '../../models/sampler.ts';
 import { linear, readF32 } from '../../models/lm-ops.ts';
 import { Rng } from '../../core/rng.ts';
 import { logSoftmax } from './kl.ts';
 import { mixtureBackward, solveMixture } from './kl-mixture.ts';
-import type { Episode, RolloutPolicy, RowContext } from './rollout.ts';
+import type { Episode, KlReference, RolloutPolicy, RowContext } from './rollout.ts';
 
 type Saver = tf.GradSaveFunc;
 
@@ -43,59 +44,6 @@ export interface BudgetAux {
   /** Target and mixture weight. */
   k: number;
   alpha: number;
-}
-
-/** P [V, d+1] with [h; −lse] = P ᵀ·log p for log p = log softmax(E·h). */
-export function hiddenRecoveryMatrix(E: Float32Array, V: number, d: number): Float32Array {
-  const n = d + 1;
-  // G = AᵀA for A = [E 1], in float64.
-  const G = new Float64Array(n * n);
-  for (let v = 0; v < V; v++) {
-    const o = v * d;
-    for (let i = 0; i < n; i++) {
-      const ai = i < d ? E[o + i]! : 1;
-      for (let j = i; j < n; j++) G[i * n + j] += ai * (j < d ? E[o + j]! : 1);
-    }
-  }
-  for (let i = 0; i < n; i++) for (let j = 0; j < i; j++) G[i * n + j] = G[j * n + i]!;
-  const inv = invert(G, n);
-  const P = new Float32Array(V * n);
-  for (let v = 0; v < V; v++) {
-    const o = v * d;
-    for (let j = 0; j < n; j++) {
-      let s = 0;
-      for (let i = 0; i < n; i++) s += (i < d ? E[o + i]! : 1) * inv[i * n + j]!;
-      P[v * n + j] = s;
-    }
-  }
-  return P;
-}
-
-/** Gauss–Jordan inverse with partial pivoting (small dense matrices). */
-function invert(A: Float64Array, n: number): Float64Array {
-  const a = Float64Array.from(A);
-  const inv = new Float64Array(n * n);
-  for (let i = 0; i < n; i++) inv[i * n + i] = 1;
-  for (let c = 0; c < n; c++) {
-    let p = c;
-    for (let r = c + 1; r < n; r++) if (Math.abs(a[r * n + c]!) > Math.abs(a[p * n + c]!)) p = r;
-    if (Math.abs(a[p * n + c]!) < 1e-300) throw new Error('hiddenRecoveryMatrix: the output matrix is rank-deficient');
-    if (p !== c) {
-      for (let j = 0; j < n; j++) {
-        [a[c * n + j], a[p * n + j]] = [a[p * n + j]!, a[c * n + j]!];
-        [inv[c * n + j], inv[p * n + j]] = [inv[p * n + j]!, inv[c * n + j]!];
-      }
-    }
-    const piv = a[c * n + c]!;
-    for (let j = 0; j < n; j++) { a[c * n + j]! /= piv; inv[c * n + j]! /= piv; }
-    for (let r = 0; r < n; r++) {
-      if (r === c) continue;
-      const f = a[r * n + c]!;
-      if (f === 0) continue;
-      for (let j = 0; j < n; j++) { a[r * n + j]! -= f * a[c * n + j]!; inv[r * n + j]! -= f * inv[c * n + j]!; }
-    }
-  }
-  return inv;
 }
 
 function sigmoid(x: number): number { return 1 / (1 + Math.exp(-x)); }
@@ -178,7 +126,12 @@ export class BudgetPolicy implements RolloutPolicy<BudgetAux> {
   readonly cb1: tf.Variable;
   readonly c2: tf.Variable;
   readonly cb2: tf.Variable;
-  private readonly recover: tf.Tensor2D;
+  /** The frozen base model whose hidden states are the features. */
+  readonly base: TransformerLM;
+  /** The features' session: the policy's own (kept in step by begin / resetRow / extendRow)… */
+  private own: LMSession | null = null;
+  /** …or the rollout's base session, started through `baseReference()`. */
+  private shared: LMSession | null = null;
   /** Budget given to episodes that start from now on (ramped by the trainer). */
   budget = 0;
   accounting: 'exact' | 'sampled' = 'exact';
@@ -191,8 +144,7 @@ export class BudgetPolicy implements RolloutPolicy<BudgetAux> {
   constructor(base: TransformerLM, opts: { criticHidden: number; seed: number; name?: string }) {
     const c = base.config;
     this.V = c.vocabSize; this.d = c.dModel; this.inputs = this.d + BUDGET_INPUTS;
-    const E = Float32Array.from(readF32(base.outputMatrix()));
-    this.recover = tf.keep(tf.tensor2d(hiddenRecoveryMatrix(E, this.V, this.d), [this.V, this.d + 1]));
+    this.base = base;
     const p = opts.name ?? 'klbudget';
     const F = this.inputs, H = opts.criticHidden;
     this.W = tf.variable(tf.zeros([F, this.V + 1]), true, `${p}/actor/w`);
@@ -210,16 +162,21 @@ export class BudgetPolicy implements RolloutPolicy<BudgetAux> {
   actorVariables(): tf.Variable[] { return [this.W, this.b]; }
   criticVariables(): tf.Variable[] { return [this.c1, this.cb1, this.c2, this.cb2]; }
 
-  /** Hidden states [n, d] recovered from base log-probabilities. */
-  features(logb: readonly ArrayLike<number>[]): Float32Array {
-    const n = logb.length, V = this.V;
-    const flat = new Float32Array(n * V);
-    logb.forEach((l, i) => flat.set(l, i * V));
-    const x = tf.tidy(() => tf.matMul(tf.tensor2d(flat, [n, V]), this.recover));
-    const all = readF32(x);
-    const out = new Float32Array(n * this.d);
-    for (let i = 0; i < n; i++) out.set(all.subarray(i * (this.d + 1), i * (this.d + 1) + this.d), i * this.d);
-    x.dispose();
+  /**
+   * The base model as the rollout's KL reference, sharing its session with the policy: the
+   * features are then read from the session the base log-probabilities come from, at no cost.
+   */
+  baseReference(): KlReference {
+    const V = this.V;
+    return { name: 'base', vocabSize: V, outputSize: V, startSession: prefixes => (this.shared = this.base.startSession(prefixes)) };
+  }
+
+  /** The base model's final hidden states [n, d] at the current state of `rows`. */
+  features(rows: readonly number[]): Float32Array {
+    const session = this.own ?? this.shared;
+    if (!session) throw new Error('BudgetPolicy: features read outside a rollout (call begin first)');
+    const out = new Float32Array(rows.length * this.d);
+    session.hidden(rows).forEach((h, i) => out.set(h, i * this.d));
     return out;
   }
 
@@ -235,18 +192,30 @@ export class BudgetPolicy implements RolloutPolicy<BudgetAux> {
 
   // ---------------------------------------------------------------------------- rollouts
 
-  begin(): void { /* no per-row cache: everything is read from the base policy */ }
-  resetRow(_row: number, _tokens: readonly number[], episode: Episode<BudgetAux>): void {
+  begin(transcripts: readonly number[][]): void {
+    this.own?.dispose();
+    this.own = null;
+    // The rollout's base session serves when it holds exactly these rows (it was started for this
+    // rollout); otherwise the policy keeps a session of its own.
+    const s = this.shared;
+    const inStep = s !== null && s.isOpen && s.size === transcripts.length && transcripts.every((t, i) => sameTokens(s.tokens(i), t));
+    if (!inStep) {
+      this.shared = null;
+      this.own = this.base.startSession(transcripts.map(t => [...t]));
+    }
+  }
+  resetRow(row: number, tokens: readonly number[], episode: Episode<BudgetAux>): void {
+    this.own?.resetRow(row, [...tokens]);
     episode.state.budget = this.budget;
     episode.state.budgetLeft = this.budget;
     episode.state.spent = 0;
   }
-  extendRow(): void { /* nothing cached */ }
-  end(): void { /* nothing cached */ }
+  extendRow(row: number, tokens: readonly number[]): void { this.own?.extend(row, tokens); }
+  end(): void { this.own?.dispose(); this.own = null; }
 
   next(rows: readonly number[], base: readonly Float32Array[], ctx: readonly RowContext<BudgetAux>[]): { logp: Float64Array[]; aux: BudgetAux[] } {
     const n = rows.length, F = this.inputs, V = this.V;
-    const feats = this.features(base);
+    const feats = this.features(rows);
     const input = new Float32Array(n * F);
     ctx.forEach((c, i) => {
       input.set(feats.subarray(i * this.d, (i + 1) * this.d), i * F);
@@ -283,6 +252,12 @@ export class BudgetPolicy implements RolloutPolicy<BudgetAux> {
   }
 
   dispose(): void {
-    tf.dispose([this.W, this.b, this.c1, this.cb1, this.c2, this.cb2, this.recover]);
+    this.end();
+    this.shared = null;
+    tf.dispose([this.W, this.b, this.c1, this.cb1, this.c2, this.cb2]);
   }
+}
+
+function sameTokens(a: readonly number[], b: readonly number[]): boolean {
+  return a.length === b.length && a.every((t, i) => t === b[i]);
 }

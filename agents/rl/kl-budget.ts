@@ -19,6 +19,7 @@ import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { Rng } from '../../core/rng.ts';
+import { mean, shuffle } from '../../core/arrays.ts';
 import { BadConfig } from '../../core/errors.ts';
 import type { KlBudgetConfig } from '../../configs/agents/schema.ts';
 import { gae, whiten } from '../../rewards/returns.ts';
@@ -74,7 +75,9 @@ export async function trainKlBudget(config: KlBudgetConfig, ctx: TrainContext): 
   if (ctx.reference && asReference(ctx.reference).outputSize !== asReference(ctx.reference).vocabSize) {
     throw new BadConfig(`kl-budget needs a KL reference normalised over the vocabulary; '${asReference(ctx.reference).name}' has a HELP action (use ppo-kl for it)`);
   }
-  const collector = new RolloutCollector<BudgetAux>(ctx.envs, ctx.base, ctx.tokenizer, { seed: config.seed + 7919 * startUpdate, actionMode: 'token', ...(ctx.reference ? { reference: asReference(ctx.reference) } : {}) });
+  // With the base model as the reference, the policy reads its features from the rollout's base session.
+  const reference = ctx.reference ? asReference(ctx.reference) : policy.baseReference();
+  const collector = new RolloutCollector<BudgetAux>(ctx.envs, ctx.base, ctx.tokenizer, { seed: config.seed + 7919 * startUpdate, actionMode: 'token', reference });
   const rng = new Rng(config.seed + 31 * startUpdate);
   const budget = new Budget(config.minutes, config.updates, state?.seconds ?? 0);
   const history: Metrics[] = [];
@@ -210,12 +213,5 @@ export async function trainKlBudget(config: KlBudgetConfig, ctx: TrainContext): 
   criticOpt.dispose();
   return result;
 }
-
-function shuffle<T>(xs: T[], rng: Rng): T[] {
-  for (let i = xs.length - 1; i > 0; i--) { const j = rng.int(i + 1); [xs[i], xs[j]] = [xs[j]!, xs[i]!]; }
-  return xs;
-}
-
-function mean(xs: readonly number[]): number { return xs.length ? xs.reduce((a, b) => a + b, 0) / xs.length : NaN; }
 
 export type { Episode };

@@ -3,8 +3,8 @@
  * hidden state, and the ops its PPO update needs (fast on the wasm backend, see lm-ops.ts).
  *
  * - Sampling (rollouts) reads the copy through its KV-cached `LMSession`, one row per dialog.
- * - Training runs the transformer's blocks with the building blocks of lm-ops.ts. The lowest
- *   blocks may be frozen (`trainLayers`): their output is computed once per update, without
+ * - Training runs the model's own forward pass in pieces (`embed`, `blocks`, `finalNorm`). The
+ *   lowest blocks may be frozen (`trainLayers`): their output is computed once per update, without
  *   gradients, and each PPO minibatch runs only the trainable top of the network.
  * - `actionLogProbs` is one op: logits at the agent's positions, log-softmax, the taken action's
  *   log-probability and the entropy, with a hand-written gradient (no [N, V] autodiff graph).
@@ -12,7 +12,7 @@
 import * as tf from '@tensorflow/tfjs';
 import type { TransformerLM } from '../../models/lm.ts';
 import type { LMSession } from '../../models/sampler.ts';
-import { attention, embed, layerNorm, linear, readF32 } from '../../models/lm-ops.ts';
+import { linear, readF32, selectRows } from '../../models/lm-ops.ts';
 import { BadConfig } from '../../core/errors.ts';
 import type { Episode, RolloutPolicy } from './rollout.ts';
 
@@ -20,34 +20,6 @@ type Saver = tf.GradSaveFunc;
 
 // ------------------------------------------------------------------------------------------------
 // Ops
-
-/** Rows `rows` of x [n, d] as [rows.length, d]; the gradient scatters back (JS loops, no gather kernel). */
-export function selectRows(x: tf.Tensor2D, rows: Int32Array): tf.Tensor2D {
-  const [n, d] = x.shape;
-  const m = rows.length;
-  const f = tf.customGrad((xi: tf.Tensor | Saver) => {
-    const xd = readF32(xi as tf.Tensor);
-    const out = new Float32Array(m * d);
-    for (let i = 0; i < m; i++) {
-      const r = rows[i]!;
-      if (r < 0 || r >= n) throw new RangeError(`selectRows: row ${r} outside [0, ${n})`);
-      out.set(xd.subarray(r * d, (r + 1) * d), i * d);
-    }
-    return {
-      value: tf.tensor2d(out, [m, d]),
-      gradFunc: (dy: tf.Tensor) => {
-        const g = readF32(dy);
-        const dx = new Float32Array(n * d);
-        for (let i = 0; i < m; i++) {
-          const o = rows[i]! * d, s = i * d;
-          for (let j = 0; j < d; j++) dx[o + j] += g[s + j]!;
-        }
-        return tf.tensor2d(dx, [n, d]);
-      },
-    };
-  });
-  return f(x) as tf.Tensor2D;
-}
 
 /**
  * For hidden states h [N, d] and output matrix E [V, d]: [N, 2] with the log-probability of
@@ -219,26 +191,10 @@ export class LmPolicy implements RolloutPolicy {
 
   // ---------------------------------------------------------------------------- training
 
-  /** Residual stream at the input of block `from` ([B·T, d]), from token ids (right-padded rows). */
-  private blocks(x: tf.Tensor2D, B: number, T: number, from: number, to: number): tf.Tensor2D {
-    const c = this.lm.config;
-    for (let l = from; l < to; l++) {
-      const p = (n: string) => this.lm.param(`h${l}.${n}`);
-      const h1 = layerNorm(x, p('ln1.g') as tf.Tensor1D, p('ln1.b') as tf.Tensor1D, c.layerNormEps);
-      const qkv = linear(h1, p('attn.qkv.w') as tf.Tensor2D, p('attn.qkv.b') as tf.Tensor1D);
-      const att = attention(qkv, { B, T, H: c.nHeads, starts: null });
-      x = tf.add(x, linear(att, p('attn.out.w') as tf.Tensor2D, p('attn.out.b') as tf.Tensor1D));
-      const h2 = layerNorm(x, p('ln2.g') as tf.Tensor1D, p('ln2.b') as tf.Tensor1D, c.layerNormEps);
-      x = tf.add(x, linear(linear(h2, p('mlp.fc.w') as tf.Tensor2D, p('mlp.fc.b') as tf.Tensor1D, true), p('mlp.proj.w') as tf.Tensor2D, p('mlp.proj.b') as tf.Tensor1D));
-    }
-    return x;
-  }
-
+  /** The residual stream entering block 0 of a batch of right-padded rows. */
   private embedIds(ids: Int32Array, B: number, T: number): tf.Tensor2D {
     if (T > this.lm.config.contextLength) throw new BadConfig(`an episode of ${T} tokens is longer than the model's context (${this.lm.config.contextLength}); lower the env's maxTokens`);
-    const pos = new Int32Array(B * T);
-    for (let b = 0; b < B; b++) for (let t = 0; t < T; t++) pos[b * T + t] = t;
-    return embed(this.lm.param('tok_emb') as tf.Tensor2D, this.lm.positionTable(), ids, pos);
+    return this.lm.embed(ids, B, T);
   }
 
   /**
@@ -247,7 +203,8 @@ export class LmPolicy implements RolloutPolicy {
    */
   frozenTrunk(batch: SequenceBatch): Float32Array | null {
     if (this.trainEmbeddings) return null;
-    return Float32Array.from(readF32(tf.tidy(() => this.blocks(this.embedIds(batch.ids, batch.B, batch.T), batch.B, batch.T, 0, this.trainFrom))));
+    const { ids, B, T } = batch;
+    return Float32Array.from(readF32(tf.tidy(() => this.lm.blocks(this.embedIds(ids, B, T), B, T, { to: this.trainFrom }))));
   }
 
   /** Final hidden states [B·T, d] (with gradients to the trained variables). */
@@ -255,8 +212,7 @@ export class LmPolicy implements RolloutPolicy {
     const { B, T } = batch;
     const c = this.lm.config;
     const x0 = trunk ? tf.tensor2d(trunk, [B * T, c.dModel]) : this.embedIds(batch.ids, B, T);
-    const x = this.blocks(x0, B, T, this.trainFrom, c.nLayers);
-    return layerNorm(x, this.lm.param('ln_f.g') as tf.Tensor1D, this.lm.param('ln_f.b') as tf.Tensor1D, c.layerNormEps);
+    return this.lm.finalNorm(this.lm.blocks(x0, B, T, { from: this.trainFrom }));
   }
 
   /**

@@ -16,6 +16,7 @@ import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { Rng } from '../../core/rng.ts';
+import { mean, shuffle } from '../../core/arrays.ts';
 import { BadConfig } from '../../core/errors.ts';
 import type { PpoKlConfig } from '../../configs/agents/schema.ts';
 import { gae, whiten } from '../../rewards/returns.ts';
@@ -235,12 +236,5 @@ function packTrunk(slices: Float32Array[], mb: SequenceBatch, d: number): Float3
   slices.forEach((s, b) => out.set(s, b * mb.T * d));
   return out;
 }
-
-function shuffle<T>(xs: T[], rng: Rng): T[] {
-  for (let i = xs.length - 1; i > 0; i--) { const j = rng.int(i + 1); [xs[i], xs[j]] = [xs[j]!, xs[i]!]; }
-  return xs;
-}
-
-function mean(xs: readonly number[]): number { return xs.length ? xs.reduce((a, b) => a + b, 0) / xs.length : NaN; }
 
 export type { Episode };

@@ -11,6 +11,7 @@ import * as tf from '@tensorflow/tfjs';
 import cliProgress from 'cli-progress';
 import type { VectorEnv } from '../../env/core.ts';
 import { BadConfig } from '../../core/errors.ts';
+import { mean } from '../../core/arrays.ts';
 import type { BpeTokenizer } from '../../models/tokenizer.ts';
 import type { TransformerLM } from '../../models/lm.ts';
 import type { Episode, KlReference } from './rollout.ts';
@@ -52,8 +53,6 @@ export interface TrainResult {
 
 /** A teacher turn of at most this many tokens counts as empty (Cohen et al.). */
 export const EMPTY_TURN_TOKENS = 4;
-
-function mean(xs: readonly number[]): number { return xs.length ? xs.reduce((a, b) => a + b, 0) / xs.length : NaN; }
 
 /**
  * Dialog metrics of finished episodes: returns (`env/reward_mean` is the mean episode return, the

@@ -4,7 +4,7 @@ import { initBackend } from '../../models/backend.ts';
 import { Rng } from '../../core/rng.ts';
 import { AdaptiveKlController, FixedKlController, entropy, exactKl, k1, k2, k3, klEstimate, logSoftmax, makeKlController } from '../../agents/rl/kl.ts';
 import { solveMixture } from '../../agents/rl/kl-mixture.ts';
-import { budgetTarget, hiddenRecoveryMatrix, mixtureOutputs } from '../../agents/rl/budget-policy.ts';
+import { budgetTarget, mixtureOutputs } from '../../agents/rl/budget-policy.ts';
 import { sampleLogp } from '../../agents/rl/rollout.ts';
 
 beforeAll(async () => { await initBackend('cpu'); });
@@ -168,20 +168,5 @@ describe('KL-budgeted mixture', () => {
     expect(check([1.3, -0.7, 0])).toBeLessThan(2e-2);
     // The squared gap (α = 1 row only) moves the target logit τ, never the proposal.
     expect(check([0, 0, 0.4], i => i === 2 * (V + 1) - 1)).toBeLessThan(2e-2);
-  });
-
-  it('recovers the hidden state from log-probabilities', () => {
-    const rng = new Rng(9);
-    const V = 300, d = 16;
-    const E = Float32Array.from({ length: V * d }, () => rng.normal() * 0.3);
-    const P = hiddenRecoveryMatrix(E, V, d);
-    const h = Array.from({ length: d }, () => rng.normal());
-    const logits = Array.from({ length: V }, (_, v) => { let s = 0; for (let j = 0; j < d; j++) s += E[v * d + j]! * h[j]!; return s; });
-    const lp = Float32Array.from(logSoftmax(logits));
-    for (let j = 0; j < d; j++) {
-      let s = 0;
-      for (let v = 0; v < V; v++) s += lp[v]! * P[v * (d + 1) + j]!;
-      expect(s).toBeCloseTo(h[j]!, 3);
-    }
   });
 });
