@@ -11,14 +11,13 @@ import path from 'node:path';
 import { mkdirSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import { initBackend } from '../models/backend.ts';
-import { PROJECT_ROOT } from '../core/paths.ts';
+import { PROJECT_ROOT, defaultModelDir } from '../core/paths.ts';
 
 await initBackend('auto');
 const out = path.resolve(process.argv[2] ?? path.join(PROJECT_ROOT, 'data', 'chat-screenshot.png'));
 mkdirSync(path.dirname(out), { recursive: true });
 const db = path.join(os.tmpdir(), `colloquy-screenshot-${process.pid}.db`);
 const { connectVectorEnv } = await import('../agents/client.ts');
-const { defaultModelDir } = await import('../env/index.ts');
 const { loadDialogTokenizer } = await import('../env/dialog-model.ts');
 const { startChatServer } = await import('../tests/chat/helpers.ts');
 const { launchBrowser } = await import('../tests/chat/browser.ts');

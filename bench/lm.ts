@@ -33,7 +33,8 @@ import { GradientWorkers } from '../models/parallel.ts';
 import { setNativeEnabled } from '../models/native.ts';
 import { Rng } from '../core/rng.ts';
 import { makeVec } from '../env/index.ts';
-import { defaultModelDir, loadDialogModel } from '../env/dialog-model.ts';
+import { loadDialogModel } from '../env/dialog-model.ts';
+import { defaultModelDir } from '../core/paths.ts';
 import { existsSync } from 'node:fs';
 
 const { values } = parseArgs({

@@ -13,7 +13,7 @@ import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { initBackend } from '../models/backend.ts';
-import { PROJECT_ROOT } from '../core/paths.ts';
+import { PROJECT_ROOT, defaultModelDir } from '../core/paths.ts';
 
 const { values } = parseArgs({ options: { envs: { type: 'string', default: '16' }, steps: { type: 'string', default: '300' }, rounds: { type: 'string', default: '3' }, dir: { type: 'string' } } });
 const numEnvs = Number(values.envs), steps = Number(values.steps), rounds = Number(values.rounds);
@@ -22,7 +22,7 @@ const { resolveServerConfig } = await import('../configs/server.ts');
 const { buildApp } = await import('../server/app.ts');
 const { createLogger } = await import('../server/log.ts');
 const { connectVectorEnv } = await import('../agents/client.ts');
-const { defaultModelDir, Rng } = await import('../env/index.ts');
+const { Rng } = await import('../env/index.ts');
 const { loadDialogTokenizer } = await import('../env/dialog-model.ts');
 
 const base = path.join(values.dir ?? path.join(PROJECT_ROOT, 'tmp'));

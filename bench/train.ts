@@ -14,11 +14,11 @@ import os from 'node:os';
 import path from 'node:path';
 import { initBackend } from '../models/backend.ts';
 import { makeVec } from '../env/index.ts';
-import { defaultModelDir, loadDialogModel } from '../env/dialog-model.ts';
+import { loadDialogModel } from '../env/dialog-model.ts';
 import { resolveAgentConfig, type Algo } from '../configs/agents/schema.ts';
 import { deepMerge } from '../core/config.ts';
 import type { Metrics } from '../agents/rl/run.ts';
-import { PROJECT_ROOT } from '../core/paths.ts';
+import { PROJECT_ROOT, defaultModelDir } from '../core/paths.ts';
 
 const { values } = parseArgs({
   options: {

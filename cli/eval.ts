@@ -13,7 +13,7 @@ import { evalAgents, openVecEnv, printSummaryTable, type AgentRun } from '../age
 import { loadModel } from '../agents/eval/load.ts';
 import type { EvalReference } from '../agents/eval/evaluate.ts';
 import type { HelpMode } from '../agents/imitation/conservative.ts';
-import { PROJECT_ROOT } from '../core/paths.ts';
+import { PROJECT_ROOT, defaultModelDir } from '../core/paths.ts';
 
 const USAGE = `usage: colloquy eval --agent SPEC [--agent SPEC ...] [options]
 
@@ -94,7 +94,6 @@ export async function run(argv: string[]): Promise<number> {
   const info = await initBackend(backend);
   console.log(`eval: TensorFlow.js backend ${info.name} (${info.tfBackend})`);
 
-  const { defaultModelDir } = await import('../env/dialog-model.ts');
   const baseDir = path.resolve(values.base ?? (typeof kwargs.model === 'string' ? kwargs.model : defaultModelDir()));
   const envId = values.env ?? 'TeacherStudent-v0';
   const out = path.resolve(values.out ?? path.join(PROJECT_ROOT, 'runs', 'eval', new Date().toISOString().replace(/[:.]/g, '-')));

@@ -33,6 +33,8 @@ export interface StartServerOptions {
    * first run, registering more plugins). Later features hook in here.
    */
   beforeListen?: (app: FastifyInstance, config: ServerConfig) => Promise<void>;
+  /** The base model folder of the app's dialog envs (what `prepareModels` returns; default: core/paths.ts `defaultModelDir()`). */
+  modelDir?: string;
 }
 
 export interface RunningServer {
@@ -48,7 +50,7 @@ export interface RunningServer {
 
 /** Build the app from a config, run the hooks, listen, and log the URL. */
 export async function startServer(config: ServerConfig, opts: StartServerOptions = {}): Promise<RunningServer> {
-  const app = buildApp(config, { logger: opts.logger });
+  const app = buildApp(config, { logger: opts.logger, modelDir: opts.modelDir });
   if (opts.beforeListen) await opts.beforeListen(app, config);
   await app.listen({ host: config.host, port: config.port });
   const addr = app.server.address();
@@ -75,12 +77,12 @@ export function configFromFlags(values: { host?: string; port?: string; config?:
 
 /**
  * Choose the TensorFlow.js backend once, and make sure the base model exists (pretraining one on
- * the first run, in a child process, with progress), then point the dialog envs at it.
+ * the first run, in a child process, with progress). Returns its folder: the app's dialog envs use
+ * it (`startServer(config, { modelDir })`; nothing process-wide is set).
  */
-export async function prepareModels(config: ServerConfig, logger: Logger): Promise<void> {
+export async function prepareModels(config: ServerConfig, logger: Logger): Promise<string> {
   const { initBackend } = await import('../models/backend.ts');
   const { ensureBaseModel } = await import('../models/pretrain.ts');
-  const { setDefaultModelDir } = await import('../env/dialog-model.ts');
   const { PROJECT_ROOT } = await import('../core/paths.ts');
   if (config.dataDir) process.env.COLLOQUY_DATA_DIR = path.resolve(config.dataDir);
   const backend = await initBackend(config.backend as BackendChoice);
@@ -94,8 +96,8 @@ export async function prepareModels(config: ServerConfig, logger: Logger): Promi
     });
     if (r.created) logger.info({ dir }, 'base model ready');
   }
-  setDefaultModelDir(dir);
   logger.info({ baseModel: dir }, 'dialog envs use this base model');
+  return dir;
 }
 
 export async function run(argv: string[]): Promise<number> {
@@ -110,8 +112,8 @@ export async function run(argv: string[]): Promise<number> {
   if (values.help) { console.log(HELP); return 0; }
   const config = configFromFlags(values);
   const logger = createLogger({ level: config.logLevel, pretty: config.logPretty });
-  await prepareModels(config, logger);
-  const server = await startServer(config, { logger });
+  const modelDir = await prepareModels(config, logger);
+  const server = await startServer(config, { logger, modelDir });
 
   return await new Promise<number>(resolve => {
     let signals = 0;

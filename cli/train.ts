@@ -12,7 +12,7 @@ import type { VectorEnv } from '../env/core.ts';
 import { initBackend, BACKENDS, type BackendChoice } from '../models/backend.ts';
 import { loadConfig, deepMerge } from '../core/config.ts';
 import { ALGOS, KlBudgetConfigSchema, PpoKlConfigSchema, resolveAgentConfig, type Algo } from '../configs/agents/schema.ts';
-import { PROJECT_ROOT } from '../core/paths.ts';
+import { PROJECT_ROOT, defaultModelDir } from '../core/paths.ts';
 
 const USAGE = `usage: colloquy train --algo ppo-kl|kl-budget [options]
 
@@ -104,7 +104,7 @@ export async function run(argv: string[]): Promise<number> {
   console.log(`train: ${config.algo}, TensorFlow.js backend ${info.name} (${info.tfBackend}${info.features.length ? `, ${info.features.join(', ')}` : ''})`);
 
   // ---- the base model: given, fetched from the server, or the local default
-  const { defaultModelDir, loadDialogModel } = await import('../env/dialog-model.ts');
+  const { loadDialogModel } = await import('../env/dialog-model.ts');
   const token = values.token ?? process.env.COLLOQUY_TOKEN;
   let baseDir: string;
   if (values.model) baseDir = path.resolve(values.model);

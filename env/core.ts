@@ -31,6 +31,32 @@ export interface EnvSpec {
   deterministic: boolean;
   /** Per-turn reward discount suggested to agents (agents may override). */
   rewardThreshold?: number | null;
+  /**
+   * Present on dialog envs: the env declares that its episodes are teacher–student dialogs whose
+   * infos are `DialogInfo` (env/dialog.ts), and how to read them. The server records the sessions
+   * of every env that has it (server/storage/recorder.ts), whatever its id.
+   */
+  dialog?: DialogSpec;
+}
+
+/** The dialog capability of an env (`spec.dialog`); serialisable, like the rest of the spec. */
+export interface DialogSpec {
+  /**
+   * `token`: an action is one token id of the model's vocabulary and observations are
+   * `{tokens, length, ...}` (the transcript's ids); `utterance`: an action is one teacher utterance
+   * (text) and observations are `{text, ...}` (the transcript).
+   */
+  actionMode: 'token' | 'utterance';
+  /** Who writes the student's turns (as the dialog store names it). */
+  student: 'human' | 'scripted' | 'simulated';
+  /** The episode's token budget, prompt included. */
+  maxTokens: number;
+  /** The model folder whose tokenizer the transcript uses, as the kwargs name it; null: the base model of the context that made the env. */
+  model: string | null;
+  /** The reward config (a name in configs/rewards/ or a path). */
+  reward: string;
+  /** The kind of opening transcript: 'cohen', 'mathdial' or 'custom'. */
+  prompt: string;
 }
 
 export interface Env<O = unknown, A = unknown> {

@@ -1,7 +1,9 @@
 /**
  * The language models a dialog env uses (base policy, student simulator), loaded once per
- * checkpoint folder and shared by every env and session of the process. The tokenizer is read
- * synchronously (an env's spaces depend on its vocabulary); the weights load on first use.
+ * checkpoint folder and shared by every env and session of the process: a checkpoint is immutable
+ * and keyed by its absolute folder, so sharing it carries no setting from one maker to another
+ * (which folder an env uses comes from its kwargs or its context, env/context.ts). The tokenizer
+ * is read synchronously (an env's spaces depend on its vocabulary); the weights load on first use.
  */
 import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
@@ -13,7 +15,6 @@ import { BadConfig, ColloquyError } from '../core/errors.ts';
 import { Batcher } from './batcher.ts';
 import type { Rng } from '../core/rng.ts';
 import type { TokenSampler } from './students.ts';
-import { PROJECT_ROOT } from '../core/paths.ts';
 
 export interface DialogModel {
   readonly dir: string;
@@ -23,15 +24,6 @@ export interface DialogModel {
   /** Next-token log-probabilities for each context (batched across callers in the same tick). */
   nextTokenLogProbs(contexts: number[][]): Promise<Float32Array[]>;
 }
-
-let defaultDir: string | null = null;
-
-/** The base model folder: set by the server (config), else `COLLOQUY_BASE_MODEL`, else data/models/base. */
-export function defaultModelDir(): string {
-  return defaultDir ?? process.env.COLLOQUY_BASE_MODEL ?? path.join(PROJECT_ROOT, 'data', 'models', 'base');
-}
-
-export function setDefaultModelDir(dir: string | null): void { defaultDir = dir ? path.resolve(dir) : null; }
 
 const tokenizers = new Map<string, BpeTokenizer>();
 const models = new Map<string, Promise<DialogModel>>();

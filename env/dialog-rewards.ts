@@ -1,20 +1,26 @@
 /**
  * The reward a dialog env gives for a student's reply: a composite reward from `configs/rewards/`
- * (by name or path), loaded once per config and shared by every env that uses it.
+ * (by name or path). Each env builds its own: a z-scored term keeps running statistics, and one
+ * env's dialogs must not move another's rewards. Only the sentiment scorer, which is expensive to
+ * load and a pure function of the text, is shared, through the cache of the env's context.
  */
-import { createCompositeReward } from '../rewards/composite.ts';
-import type { RewardContext, RewardResult } from '../rewards/types.ts';
+import { createCompositeReward, loadRewardConfig, type CompositeReward } from '../rewards/composite.ts';
+import type { EnvCache } from './context.ts';
 
-export interface CompositeRewardLike { compute(ctx: RewardContext): Promise<RewardResult> }
+export function createDialogReward(nameOrPath: string, cache: EnvCache): Promise<CompositeReward> {
+  return createCompositeReward(nameOrPath, { scorers: cache });
+}
 
-const cache = new Map<string, Promise<CompositeRewardLike>>();
-
-export function getCompositeReward(nameOrPath: string): Promise<CompositeRewardLike> {
-  let p = cache.get(nameOrPath);
-  if (!p) {
-    p = createCompositeReward(nameOrPath);
-    p.catch(() => cache.delete(nameOrPath));
-    cache.set(nameOrPath, p);
+/**
+ * Whether the reward of an exchange depends on the exchanges before it (a z-scored term's running
+ * statistics): then the same seed and actions do not reproduce a trajectory once the env has
+ * seen others. A config that cannot be loaded counts as such (the env's reset will say why).
+ */
+export function rewardHasMemory(nameOrPath: string): boolean {
+  try {
+    const cfg = loadRewardConfig(nameOrPath);
+    return cfg.terms.some(t => t.zscore ?? cfg.zscore);
+  } catch {
+    return true;
   }
-  return p;
 }

@@ -2,10 +2,11 @@
  * A person in the student's seat: the `human` student of the dialog envs
  * (`make('TeacherStudent-v0', { student: 'human' })`).
  *
- * The env does not know about browsers. It talks to a *lobby* that the server's chat plugin
- * installs with `setHumanLobby(lobby)` (server/chat/lobby.ts); without one, the env's first reset
- * fails with BAD_CONFIG. Per episode the student opens a *seat* in the lobby, which pairs it with a
- * person on the chat page (or keeps it waiting until one comes):
+ * The env does not know about browsers. It talks to a *lobby* (server/chat/lobby.ts) that comes in
+ * the context of whoever made the env (`humanLobby`, env/context.ts: a server puts its chat lobby
+ * there); without one, the env's first reset fails with BAD_CONFIG. Per episode the student opens a
+ * *seat* in the lobby, which pairs it with a person on the chat page (or keeps it waiting until one
+ * comes):
  *
  *   reset                    → lobby.open({prompt, options})      the dialog waits for / meets a person
  *   every agent token        → seat.teacherDelta(text)            the person sees the reply stream in
@@ -79,13 +80,7 @@ export interface HumanLobby {
   readonly recording: boolean;
 }
 
-let lobby: HumanLobby | null = null;
-
-/** Install the lobby human students talk to (the server's chat plugin does); null removes it. */
-export function setHumanLobby(l: HumanLobby | null): void { lobby = l; }
-export function getHumanLobby(): HumanLobby | null { return lobby; }
-
-function requireLobby(): HumanLobby {
+function requireLobby(lobby: HumanLobby | null): HumanLobby {
   if (!lobby) {
     throw new ColloquyError('BAD_CONFIG',
       'student "human" needs a chat lobby: run the env on a Colloquy server with the chat page enabled (colloquy serve; people join at /chat)',
@@ -102,8 +97,8 @@ export class HumanStudent implements Student {
   private decoder: TokenStreamDecoder;
   private closed = false;
 
-  constructor(modelDir: string) {
-    requireLobby();
+  constructor(modelDir: string, private readonly lobby: HumanLobby | null) {
+    requireLobby(lobby);
     this.tokenizer = loadDialogTokenizer(modelDir);
     this.decoder = new TokenStreamDecoder(this.tokenizer, { skipSpecial: true });
   }
@@ -112,7 +107,7 @@ export class HumanStudent implements Student {
     this.seat?.end({ reason: 'reset', terminated: false, truncated: true });
     this.seat = null;
     this.decoder = new TokenStreamDecoder(this.tokenizer, { skipSpecial: true });
-    this.seat = requireLobby().open({ prompt: this.tokenizer.decode(start.context), options: start.options });
+    this.seat = requireLobby(this.lobby).open({ prompt: this.tokenizer.decode(start.context), options: start.options });
   }
 
   onTeacherTokens(ids: number[]): void {
@@ -133,7 +128,7 @@ export class HumanStudent implements Student {
       teacherUtterance: req.teacherUtterance, turnIndex: req.turnIndex, maxTokens: req.maxTokens,
       countTokens: text => this.tokenizer.encodeOrdinary(text).length + 1,
     });
-    const recording = lobby?.recording ?? false;
+    const recording = this.lobby?.recording ?? false;
     const withAck = (ack: HumanAck | undefined): Record<string | symbol, unknown> => {
       if (!ack) return {};
       if (!recording) { ack.ack({ dialogId: null, index: null }); return {}; }

@@ -9,4 +9,5 @@ export * from './vector.ts';
 export * from './checker.ts';
 import './echo.ts';
 import './teacher-student.ts';
-export { setDefaultModelDir, defaultModelDir } from './dialog-model.ts';
+export { EnvCache, resolveEnvContext, type EnvCacheOptions, type EnvContext, type ResolvedEnvContext } from './context.ts';
+export { dialogResetInfo, dialogSpecOf, dialogStepInfo, type DialogInfo, type DialogResetInfo } from './dialog.ts';

@@ -1,26 +1,29 @@
 /**
- * The env registry: versioned ids (`Name-vN`), `make(id, kwargs)` that stacks the standard
- * wrappers, `makeVec` for N sub-envs, and "did you mean" on a lookup failure.
+ * The env registry: versioned ids (`Name-vN`), `make(id, kwargs, ctx)` that stacks the standard
+ * wrappers, `makeVec` for N sub-envs, and "did you mean" on a lookup failure. What an env needs
+ * from its maker (base model folder, human lobby, shared loaded models) comes in the explicit
+ * context `ctx` (env/context.ts), never from process-wide settings.
  */
 import type { TSchema } from '@sinclair/typebox';
-import type { AutoresetMode, Env, EnvSpec, VectorEnv } from './core.ts';
+import type { AutoresetMode, DialogSpec, Env, EnvSpec, VectorEnv } from './core.ts';
 import { BadConfig, NameNotFound } from '../core/errors.ts';
 import { OrderEnforcing, PassiveEnvChecker, TimeLimit } from './wrappers.ts';
 import { SyncVectorEnv } from './vector.ts';
 import { validateConfig } from '../core/config.ts';
+import { resolveEnvContext, type EnvContext, type ResolvedEnvContext } from './context.ts';
 
 export type Kwargs = Record<string, unknown>;
 
 export interface EnvRegistration {
   /** Versioned id, e.g. `TeacherStudent-v0`. */
   id: string;
-  /** Builds the raw env from validated kwargs (defaults filled). */
-  entryPoint: (kwargs: Kwargs) => Env;
+  /** Builds the raw env from validated kwargs (defaults filled) and its maker's context. */
+  entryPoint: (kwargs: Kwargs, ctx: ResolvedEnvContext) => Env;
   /**
    * Builds a vector env natively (e.g. batching a language model across dialogs). When absent,
-   * `makeVec` steps N wrapped envs together.
+   * `makeVec` steps N wrapped envs together (all made with the same context).
    */
-  vectorEntryPoint?: (numEnvs: number, kwargs: Kwargs, autoresetMode: AutoresetMode) => VectorEnv;
+  vectorEntryPoint?: (numEnvs: number, kwargs: Kwargs, autoresetMode: AutoresetMode, ctx: ResolvedEnvContext) => VectorEnv;
   /** TypeBox schema of the kwargs (validated at `make`; defaults filled from it). */
   kwargsSchema?: TSchema;
   /** Step cap for the TimeLimit wrapper, or null for none. */
@@ -28,6 +31,8 @@ export interface EnvRegistration {
   description: string;
   /** False when trajectories cannot be reproduced from a seed (e.g. a human student); may depend on the kwargs. */
   deterministic?: boolean | ((kwargs: Kwargs) => boolean);
+  /** Declares the dialog capability (`spec.dialog`, env/dialog.ts) for these kwargs; absent: not a dialog env. */
+  dialog?: (kwargs: Kwargs) => DialogSpec;
 }
 
 const ID_RE = /^([A-Za-z][\w.:-]*?)-v(\d+)$/;
@@ -65,6 +70,7 @@ function specOf(reg: EnvRegistration, kwargs: Kwargs): EnvSpec {
     kwargs,
     description: reg.description,
     deterministic: typeof reg.deterministic === 'function' ? reg.deterministic(kwargs) : reg.deterministic ?? true,
+    ...(reg.dialog ? { dialog: reg.dialog(kwargs) } : {}),
   };
 }
 
@@ -86,17 +92,21 @@ export function wrapEnv(env: Env, spec: EnvSpec): Env {
   return new OrderEnforcing(out);
 }
 
-/** Build an env by id: validated kwargs, then PassiveEnvChecker → TimeLimit → OrderEnforcing. */
-export function make(id: string, kwargs?: Kwargs): Env {
+/**
+ * Build an env by id: validated kwargs, then PassiveEnvChecker → TimeLimit → OrderEnforcing.
+ * `ctx`: what the env gets from its maker (env/context.ts; defaults: the default base model, no
+ * human lobby, a cache of its own).
+ */
+export function make(id: string, kwargs?: Kwargs, ctx?: EnvContext): Env {
   const reg = lookup(id);
   const kw = resolveKwargs(reg, kwargs);
-  return wrapEnv(reg.entryPoint(kw), specOf(reg, kw));
+  return wrapEnv(reg.entryPoint(kw, resolveEnvContext(ctx)), specOf(reg, kw));
 }
 
 export interface MakeVecOptions { numEnvs?: number; kwargs?: Kwargs; autoresetMode?: AutoresetMode }
 
-/** Build a vector env of `numEnvs` sub-envs (native when the env provides one). */
-export function makeVec(id: string, opts: MakeVecOptions = {}): VectorEnv {
+/** Build a vector env of `numEnvs` sub-envs (native when the env provides one), all with the context `ctx` (see `make`). */
+export function makeVec(id: string, opts: MakeVecOptions = {}, ctx?: EnvContext): VectorEnv {
   const reg = lookup(id);
   const numEnvs = opts.numEnvs ?? 1;
   if (!Number.isInteger(numEnvs) || numEnvs < 1) throw new BadConfig(`numEnvs must be a positive integer, got ${String(numEnvs)}`);
@@ -104,13 +114,15 @@ export function makeVec(id: string, opts: MakeVecOptions = {}): VectorEnv {
   if (!['next-step', 'same-step', 'disabled'].includes(mode)) throw new BadConfig(`unknown autoresetMode '${String(mode)}'`);
   const kw = resolveKwargs(reg, opts.kwargs);
   const spec = specOf(reg, kw);
+  // One context for every sub-env: they share its cache (one student batcher, one loaded scorer).
+  const c = resolveEnvContext(ctx);
   if (reg.vectorEntryPoint) {
-    const v = reg.vectorEntryPoint(numEnvs, kw, mode);
+    const v = reg.vectorEntryPoint(numEnvs, kw, mode, c);
     v.spec = spec;
     return v;
   }
   const envs: Env[] = [];
-  for (let i = 0; i < numEnvs; i++) envs.push(wrapEnv(reg.entryPoint(kw), spec));
+  for (let i = 0; i < numEnvs; i++) envs.push(wrapEnv(reg.entryPoint(kw, c), spec));
   const v = new SyncVectorEnv(envs, mode);
   v.spec = spec;
   return v;

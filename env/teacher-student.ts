@@ -25,23 +25,27 @@
  * - `info`: `turn` (exchanges so far), `tokensLeft`; on a completed exchange `teacherUtterance`,
  *   `studentReply`, `rewardComponents`; on request (`baseLogProbs: true`) the base policy's
  *   log-probabilities for the agent's next token (`info.baseLogProbs`, one per vocabulary entry).
+ *   The env declares the dialog capability (`spec.dialog`): its infos are `DialogInfo` (env/dialog.ts).
+ * - Context (env/context.ts): the base model when `model` is not given, the lobby of a human
+ *   student, and the cache that shares model students and sentiment scorers among the envs made
+ *   with it. The reward object is this env's own.
  */
 import { Type, type Static } from '@sinclair/typebox';
-import type { Env, EnvSpec, Info, ResetArgs, ResetResult, StepResult } from './core.ts';
+import type { DialogSpec, Env, EnvSpec, Info, ResetArgs, ResetResult, StepResult } from './core.ts';
 import { Box, Dict, Discrete, Text, type Space } from './spaces.ts';
 import { Rng, entropySeed } from '../core/rng.ts';
 import { BadConfig, ColloquyError } from '../core/errors.ts';
 import { register } from './registry.ts';
 import { LmStudent, ScriptedRules, ScriptedStudent, type DialogTokenizer, type Student } from './students.ts';
-import { defaultModelDir, loadDialogModel, loadDialogTokenizer, type DialogModel } from './dialog-model.ts';
+import { loadDialogModel, loadDialogTokenizer, type DialogModel } from './dialog-model.ts';
 import { dialogPrompt, type PromptKind } from './prompts.ts';
 import { HumanStudent } from './human.ts';
-import { getCompositeReward, type CompositeRewardLike } from './dialog-rewards.ts';
+import { createDialogReward, rewardHasMemory } from './dialog-rewards.ts';
+import type { CompositeReward } from '../rewards/composite.ts';
+import { resolveEnvContext, type ResolvedEnvContext } from './context.ts';
+import type { DialogInfo, DialogResetInfo } from './dialog.ts';
 
 export const COHEN_PROMPT = 'The following contains private conversations, collected for training purposes. Do not distribute.\n\nStudent: For our science reports...\n\nTeacher: Yeah?\n\nStudent: I don\'t understand what is supposed to go in the discussion section.\n\nTeacher: Do you';
-
-/** Model students by model folder and temperature (see `ensureReady`). */
-const sharedStudents = new Map<string, LmStudent>();
 
 export const TeacherStudentKwargs = Type.Object({
   model: Type.Optional(Type.String({ description: 'base model checkpoint folder (default: the server\'s base model, data/models/base)' })),
@@ -71,7 +75,9 @@ export class TeacherStudentEnv implements Env<TokenObs | TextObs, number | strin
   private readonly modelDir: string;
   private model: DialogModel | null = null;
   private student: Student | null = null;
-  private reward: CompositeRewardLike | null = null;
+  private reward: CompositeReward | null = null;
+  /** Whether this env holds a use of its context's cache (released on close). */
+  private usesCache = false;
   private rng = new Rng(entropySeed());
   private tokens: number[] = [];
   private promptLength = 0;
@@ -80,8 +86,8 @@ export class TeacherStudentEnv implements Env<TokenObs | TextObs, number | strin
   private exchange = 0;
   private closed = false;
 
-  constructor(readonly kwargs: TeacherStudentKwargs) {
-    this.modelDir = kwargs.model ?? defaultModelDir();
+  constructor(readonly kwargs: TeacherStudentKwargs, private readonly ctx: ResolvedEnvContext = resolveEnvContext()) {
+    this.modelDir = kwargs.model ?? ctx.modelDir;
     this.tokenizer = loadDialogTokenizer(this.modelDir);
     const budget = new Box(0, 1, [1], 'float32');
     if (kwargs.actionMode === 'token') {
@@ -99,7 +105,9 @@ export class TeacherStudentEnv implements Env<TokenObs | TextObs, number | strin
   }
 
   private async ensureReady(): Promise<void> {
-    if (!this.reward) this.reward = await getCompositeReward(this.kwargs.reward);
+    const cache = this.ctx.cache;
+    if (!this.usesCache) { cache.retain(); this.usesCache = true; }
+    if (!this.reward) this.reward = await createDialogReward(this.kwargs.reward, cache);
     if (this.student) return;
     const k = this.kwargs;
     if (k.student === 'scripted') {
@@ -107,19 +115,17 @@ export class TeacherStudentEnv implements Env<TokenObs | TextObs, number | strin
       return;
     }
     if (k.student === 'human') {
-      this.student = new HumanStudent(this.modelDir);
+      this.student = new HumanStudent(this.modelDir, this.ctx.humanLobby);
       return;
     }
     const studentDir = k.student === 'base' ? this.modelDir : k.student.checkpoint;
     const m = await loadDialogModel(studentDir);
     if (m.tokenizer.vocabSize !== this.tokenizer.vocabSize) throw new BadConfig('the student model must share the base model\'s tokenizer');
-    // One student per model and temperature, shared by every env of the process: its batcher then
-    // gathers the replies that all dialogs of a vector env (or of several sessions) ask for in
+    // One student per model and temperature, shared by every env of the context: its batcher then
+    // gathers the replies that all dialogs of a vector env (or of a server's sessions) ask for in
     // the same tick into one batched sampling call.
     const key = `${m.dir}\u0000${k.studentTemperature}`;
-    let shared = sharedStudents.get(key);
-    if (!shared) { shared = new LmStudent(m.sampler, this.tokenizer, k.studentTemperature); sharedStudents.set(key, shared); }
-    this.student = shared;
+    this.student = cache.lmStudent(key, () => new LmStudent(m.sampler, this.tokenizer, k.studentTemperature));
   }
 
   private async base(): Promise<DialogModel> {
@@ -138,7 +144,7 @@ export class TeacherStudentEnv implements Env<TokenObs | TextObs, number | strin
     this.teacherStart = lastIndexOf(this.tokens, this.tokenizer.special.teacher) + 1;
     this.turns = [];
     this.exchange = 0;
-    const info: Info = { turn: 0, tokensLeft: this.kwargs.maxTokens - this.tokens.length, promptTokens: this.promptLength, ...prompt.info };
+    const info: Info & DialogResetInfo = { turn: 0, tokensLeft: this.kwargs.maxTokens - this.tokens.length, promptTokens: this.promptLength, ...prompt.info };
     await this.student!.onEpisodeStart?.({ context: this.tokens.slice(), options: args.options });
     await this.addBaseLogProbs(info);
     return { observation: this.observe(), info };
@@ -211,7 +217,7 @@ export class TeacherStudentEnv implements Env<TokenObs | TextObs, number | strin
     const r = await this.reward!.compute({ reply: replyText, agentUtterance: teacherUtterance, history, turnIndex: this.exchange });
     this.exchange++;
     this.teacherStart = this.tokens.length;
-    const info: Info = { teacherUtterance, studentReply: replyText, rewardComponents: r.components, ...(reply.detail ?? {}) };
+    const info: Info & DialogInfo = { teacherUtterance, studentReply: replyText, rewardComponents: r.components, ...(reply.detail ?? {}) };
     if (left) return this.result(r.total, true, false, { ...info, endedBy: 'student' });
     const full = this.tokens.length >= this.kwargs.maxTokens;
     if (full) return this.result(r.total, false, true, { ...info, truncatedBy: 'token-limit' });
@@ -223,7 +229,7 @@ export class TeacherStudentEnv implements Env<TokenObs | TextObs, number | strin
     return this.tokenizer.decode(this.tokens.slice(this.teacherStart, end));
   }
 
-  private result(reward: number, terminated: boolean, truncated: boolean, info: Info): StepResult<TokenObs | TextObs> {
+  private result(reward: number, terminated: boolean, truncated: boolean, info: Info & DialogInfo): StepResult<TokenObs | TextObs> {
     if (terminated || truncated) this.student?.onEpisodeEnd?.({ terminated, truncated, reason: String(info.endedBy ?? info.truncatedBy ?? '') || null });
     return {
       observation: this.observe(), reward, terminated, truncated,
@@ -256,7 +262,11 @@ export class TeacherStudentEnv implements Env<TokenObs | TextObs, number | strin
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
-    await this.student?.close?.();
+    try {
+      await this.student?.close?.();
+    } finally {
+      if (this.usesCache) { this.usesCache = false; await this.ctx.cache.release(); }
+    }
   }
 }
 
@@ -265,12 +275,27 @@ function lastIndexOf(xs: number[], v: number): number {
   return -1;
 }
 
+/** The dialog capability of TeacherStudent kwargs (what the server's recorder reads). */
+export function teacherStudentDialogSpec(kwargs: TeacherStudentKwargs): DialogSpec {
+  const s = kwargs.student;
+  return {
+    actionMode: kwargs.actionMode,
+    student: s === 'human' ? 'human' : s === 'scripted' ? 'scripted' : 'simulated',
+    maxTokens: kwargs.maxTokens,
+    model: kwargs.model ?? null,
+    reward: kwargs.reward,
+    prompt: typeof kwargs.prompt === 'string' ? kwargs.prompt : 'custom',
+  };
+}
+
 register({
   id: 'TeacherStudent-v0',
-  entryPoint: kwargs => new TeacherStudentEnv(kwargs as TeacherStudentKwargs),
+  entryPoint: (kwargs, ctx) => new TeacherStudentEnv(kwargs as TeacherStudentKwargs, ctx),
   kwargsSchema: TeacherStudentKwargs,
   maxEpisodeSteps: null,
   description: 'Cohen et al. (2024): the agent is the teacher, one token per step after "Teacher: Do you"; the student (base model at temperature 0.05) replies; reward = (s+1)/2 for the sentiment s of the reply; 256 tokens including the prompt.',
-  // A person in the student's seat (student: "human") cannot be replayed from a seed.
-  deterministic: kwargs => kwargs.student !== 'human',
+  // A person in the student's seat (student: "human") cannot be replayed from a seed, and a reward
+  // with running z-score statistics gives the same exchange a different reward later.
+  deterministic: kwargs => kwargs.student !== 'human' && !rewardHasMemory(kwargs.reward as string),
+  dialog: kwargs => teacherStudentDialogSpec(kwargs as TeacherStudentKwargs),
 });

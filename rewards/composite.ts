@@ -15,7 +15,7 @@ import path from 'node:path';
 import { Type, type Static } from '@sinclair/typebox';
 import { validateConfig } from '../core/config.ts';
 import { BadConfig, ColloquyError } from '../core/errors.ts';
-import { ScorerSpecSchema, sharedScorer } from './sentiment.ts';
+import { ScorerSpecSchema, sharedScorer, type ScorerSpec } from './sentiment.ts';
 import {
   laughter, wordsElicited, questionAsked, conversationLength, repetitionPenalty, previousUserMessage, sentimentTransition,
 } from './signals.ts';
@@ -116,16 +116,24 @@ export interface CompositeReward {
   freezeStats(frozen?: boolean): void;
 }
 
+/** Where a composite reward gets its config's scorer (e.g. the cache of an env context, env/context.ts). */
+export interface ScorerSource {
+  scorer(spec: ScorerSpec): Promise<SentimentScorer>;
+}
+
 export interface CompositeOptions {
   /** Use this scorer instead of loading the config's (tests, or sharing one across rewards). */
   scorer?: SentimentScorer;
+  /** Get the config's scorer from here (default: `sharedScorer`, one per spec in this process). */
+  scorers?: ScorerSource;
 }
 
 /** Build a composite reward from a config object (validated here) or a config name/path. */
 export async function createCompositeReward(config: RewardConfig | string, opts: CompositeOptions = {}): Promise<CompositeReward> {
   const cfg = typeof config === 'string' ? loadRewardConfig(config) : validateRewardConfig(config);
   const needsScorer = cfg.terms.some(t => t.signal.startsWith('sentiment'));
-  const scorer = needsScorer ? opts.scorer ?? await sharedScorer(cfg.scorer ?? { name: 'vader' }) : undefined;
+  const spec: ScorerSpec = cfg.scorer ?? { name: 'vader' };
+  const scorer = needsScorer ? opts.scorer ?? await (opts.scorers ? opts.scorers.scorer(spec) : sharedScorer(spec)) : undefined;
   const stats = new Map<string, RunningStats>();
   let frozen = false;
   const termName = (t: RewardTerm) => t.name ?? t.signal;

@@ -4,6 +4,8 @@
  * this at boot). A new feature is one more `app.register(...)` line below.
  *
  *   config      app.config                 the validated ServerConfig
+ *   envContext  app.envContext             what this app's envs get (env/context.ts): base model folder,
+ *                                          chat lobby, shared students and scorers (per app, never per process)
  *   metrics     app.metrics, GET /metrics   Prometheus registry (other plugins add metrics)
  *   auth        onRequest hook              optional bearer token (routes with config.public skip it)
  *   sessions    app.sessions                env sessions: capacity, resume window, idle reaping
@@ -16,10 +18,14 @@
  *   chat        /chat, /chat/ws            the chat page; hosted agents
  *   dashboard   /dashboard                 live sessions, recent dialogs, training curves
  */
+import path from 'node:path';
 import Fastify, { LogController, type FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import type { ServerConfig } from '../configs/server.ts';
 import '../env/index.ts';
+import { EnvCache } from '../env/context.ts';
+import type { HumanLobby } from '../env/human.ts';
+import { defaultModelDir } from '../core/paths.ts';
 import { createLogger } from './log.ts';
 import metricsPlugin from './plugins/metrics.ts';
 import authPlugin from './plugins/auth.ts';
@@ -33,13 +39,30 @@ import chatLobbyPlugin from './plugins/chat-lobby.ts';
 import chatPlugin from './plugins/chat.ts';
 import dashboardPlugin from './plugins/dashboard.ts';
 
+/**
+ * The env context of one app: passed to every `make` / `makeVec` of its sessions, REST listing and
+ * hosted agents (each takes a snapshot of it when it makes an env). The chat lobby plugin sets
+ * `humanLobby`; the cache is disposed when the app closes.
+ */
+export interface AppEnvContext {
+  readonly modelDir: string;
+  humanLobby: HumanLobby | null;
+  readonly cache: EnvCache;
+}
+
 declare module 'fastify' {
-  interface FastifyInstance { config: ServerConfig }
+  interface FastifyInstance { config: ServerConfig; envContext: AppEnvContext }
 }
 
 export interface BuildAppOptions {
   /** A pino logger (default: one made from `config.logLevel` / `config.logPretty`). */
   logger?: Logger;
+  /**
+   * The base model folder of this app's dialog envs (kwargs without `model`), served as
+   * /v1/models/base. Default: core/paths.ts `defaultModelDir()`. `colloquy serve` passes the
+   * one it prepared from `config.baseModel` (cli/serve.ts `prepareModels`).
+   */
+  modelDir?: string;
 }
 
 export function buildApp(config: ServerConfig, opts: BuildAppOptions = {}): FastifyInstance {
@@ -51,6 +74,11 @@ export function buildApp(config: ServerConfig, opts: BuildAppOptions = {}): Fast
     return503OnClosing: true,
   }) as unknown as FastifyInstance;
   app.decorate('config', config);
+  const envContext: AppEnvContext = { modelDir: path.resolve(opts.modelDir ?? defaultModelDir()), humanLobby: null, cache: new EnvCache() };
+  app.decorate('envContext', envContext);
+  // Added before the plugins, so it runs after theirs (onClose hooks run last-added first): every
+  // session and hosted dialog is closed by then.
+  app.addHook('onClose', async () => { await envContext.cache.dispose(); });
 
   app.addHook('onResponse', async (req, reply) => {
     const url = req.url.split('?')[0]!;

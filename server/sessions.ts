@@ -10,6 +10,7 @@ import type { Logger } from 'pino';
 import type { AutoresetMode, VectorEnv } from '../env/core.ts';
 import { ColloquyError } from '../core/errors.ts';
 import { makeVec } from '../env/registry.ts';
+import type { EnvContext } from '../env/context.ts';
 import { Box } from '../env/spaces.ts';
 import type { ServerConfig } from '../configs/server.ts';
 import { PROTOCOL_VERSION, type MakeResult, type ObsEncoding, type RequestId, type SessionRequest } from '../protocol/v1.ts';
@@ -115,7 +116,8 @@ export class SessionManager {
    */
   wrapVec: (vec: VectorEnv, ctx: SessionContext) => VectorEnv = vec => vec;
 
-  constructor(private readonly config: ServerConfig, private readonly log: Logger) {}
+  /** `envContext`: what every session's env gets (the app's: its base model, lobby and cache). */
+  constructor(private readonly config: ServerConfig, private readonly log: Logger, private readonly envContext: EnvContext) {}
 
   get size(): number { return this.sessions.size; }
   values(): IterableIterator<Session> { return this.sessions.values(); }
@@ -134,7 +136,7 @@ export class SessionManager {
     if (this.sessions.size >= lim.maxSessions) throw new ColloquyError('CAPACITY', `the server holds its maximum of ${lim.maxSessions} sessions`);
     if (owner.sessions.size >= lim.maxSessionsPerConnection) throw new ColloquyError('CAPACITY', `this connection holds its maximum of ${lim.maxSessionsPerConnection} sessions; close one first`);
     const id = randomUUID();
-    const inner = makeVec(args.env, { numEnvs, kwargs: args.kwargs, autoresetMode: args.autoresetMode });
+    const inner = makeVec(args.env, { numEnvs, kwargs: args.kwargs, autoresetMode: args.autoresetMode }, this.envContext);
     let vec: VectorEnv;
     try { vec = this.wrapVec(inner, { env: args.env, sessionId: id }); } catch (err) { void inner.close(); throw err; }
     if (args.obsEncoding === 'f64' && (!(vec.singleObservationSpace instanceof Box) || endianness() !== 'LE')) {

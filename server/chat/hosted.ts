@@ -2,7 +2,8 @@
  * Hosted agents: the server plays the teacher itself, so that a person can chat with an agent
  * checkpoint without a separate agent process (`chat.hostedAgents` in configs/server.json; the
  * page's `/chat?agent=NAME`). Each conversation is one TeacherStudent-v0 dialog with student
- * "human", made and recorded exactly like a protocol session (the same recorder), driven by an
+ * "human", made with the app's env context (its base model and chat lobby) and recorded exactly
+ * like a protocol session (the same recorder), driven by an
  * `LmTeacher` (agents/lm-agent.ts) sampling from the checkpoint token by token. The dialog is tied
  * to the person who asked through a reservation (`reset` option `humanSeat`).
  *
@@ -16,7 +17,9 @@ import type { VectorEnv } from '../../env/core.ts';
 import { BadConfig } from '../../core/errors.ts';
 import { makeVec } from '../../env/registry.ts';
 import { Rng, entropySeed } from '../../core/rng.ts';
-import { defaultModelDir, loadDialogModel, loadDialogTokenizer } from '../../env/dialog-model.ts';
+import { loadDialogModel, loadDialogTokenizer } from '../../env/dialog-model.ts';
+import { dialogSpecOf } from '../../env/dialog.ts';
+import type { ResolvedEnvContext } from '../../env/context.ts';
 import { LmTeacher } from '../../agents/lm-agent.ts';
 import type { ServerConfig } from '../../configs/server.ts';
 import type { Store } from '../storage/db.ts';
@@ -28,9 +31,9 @@ export type HostedAgentConfig = ServerConfig['chat']['hostedAgents'][number];
 
 const ENV_ID = 'TeacherStudent-v0';
 
-/** The checkpoint folder of a hosted agent (a run folder with checkpoint/ inside works too). */
-export function hostedCheckpointDir(a: HostedAgentConfig): string {
-  if (a.checkpoint === null) return defaultModelDir();
+/** The checkpoint folder of a hosted agent (a run folder with checkpoint/ inside works too); `baseDir`: the app's base model (checkpoint null). */
+export function hostedCheckpointDir(a: HostedAgentConfig, baseDir: string): string {
+  if (a.checkpoint === null) return baseDir;
   const dir = path.resolve(PROJECT_ROOT, a.checkpoint);
   if (!existsSync(path.join(dir, 'model.json')) && existsSync(path.join(dir, 'checkpoint', 'model.json'))) return path.join(dir, 'checkpoint');
   return dir;
@@ -40,7 +43,8 @@ export class HostedAgents {
   private readonly running = new Set<Promise<void>>();
   private readonly byName: Map<string, HostedAgentConfig>;
 
-  constructor(private readonly deps: { config: ServerConfig; store: Store; log: Logger }) {
+  /** `env`: the app's env context (`app.envContext`). */
+  constructor(private readonly deps: { config: ServerConfig; store: Store; log: Logger; env: ResolvedEnvContext }) {
     this.byName = new Map(deps.config.chat.hostedAgents.map(a => [a.name, a]));
   }
 
@@ -64,16 +68,16 @@ export class HostedAgents {
   private async run(a: HostedAgentConfig, reservation: string): Promise<void> {
     const log = this.deps.log.child({ agent: a.name });
     const kwargs = { ...a.kwargs, student: 'human', actionMode: 'token' };
-    let vec: VectorEnv = makeVec(ENV_ID, { numEnvs: 1, kwargs, autoresetMode: 'disabled' });
-    const resolved = (vec.spec?.kwargs ?? kwargs) as Record<string, unknown>;
-    if (shouldRecord(this.deps.config, ENV_ID, resolved)) {
-      vec = recordDialogs(vec, { store: this.deps.store, agentName: a.name, metadata: { hosted: true }, log });
+    const baseDir = this.deps.env.modelDir;
+    let vec: VectorEnv = makeVec(ENV_ID, { numEnvs: 1, kwargs, autoresetMode: 'disabled' }, this.deps.env);
+    const spec = vec.spec;
+    if (shouldRecord(this.deps.config, spec)) {
+      vec = recordDialogs(vec, { store: this.deps.store, modelDir: baseDir, agentName: a.name, metadata: { hosted: true }, log });
     }
     let teacher: LmTeacher | null = null;
     try {
-      const envModelDir = typeof resolved.model === 'string' ? resolved.model : defaultModelDir();
-      const tokenizer = loadDialogTokenizer(envModelDir);
-      const model = await loadDialogModel(hostedCheckpointDir(a));
+      const tokenizer = loadDialogTokenizer(dialogSpecOf(spec)?.model ?? baseDir);
+      const model = await loadDialogModel(hostedCheckpointDir(a, baseDir));
       if (model.tokenizer.vocabSize !== tokenizer.vocabSize) throw new BadConfig(`hosted agent '${a.name}': its checkpoint does not share the env's tokenizer`);
       const seed = entropySeed();
       teacher = new LmTeacher(model.lm, tokenizer, {

@@ -1,13 +1,13 @@
 /**
- * The chat lobby (server/chat/lobby.ts): decorates `app.lobby` and installs it as the lobby that
- * `student: "human"` dialogs talk to (env/human.ts `setHumanLobby`; one per process). Registered
+ * The chat lobby (server/chat/lobby.ts): decorates `app.lobby` and puts it in this app's env
+ * context (`app.envContext.humanLobby`), so that the `student: "human"` dialogs of this app's
+ * sessions and hosted agents talk to it (another app in the same process has its own). Registered
  * before the WebSocket plugin, so that its `preClose` runs first on shutdown: every seat is ended,
  * and a step that waits for a person returns at once (truncated) instead of holding the drain.
  */
 import fp from 'fastify-plugin';
 import type { FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
-import { getHumanLobby, setHumanLobby } from '../../env/human.ts';
 import { Lobby } from '../chat/lobby.ts';
 
 declare module 'fastify' {
@@ -33,11 +33,12 @@ async function chatLobbyPlugin(app: FastifyInstance): Promise<void> {
     recording: app.config.storage.record !== 'none', log,
   });
   app.decorate('lobby', lobby);
-  setHumanLobby(lobby);
+  app.envContext.humanLobby = lobby;
   app.metrics.gauge('colloquy_chat_people', 'People on the chat page (connected or within their resume window).', () => lobby.size);
   app.addHook('onReady', async () => { lobby.start(); });
   app.addHook('preClose', async () => { lobby.shutdown(); });
-  app.addHook('onClose', async () => { if (getHumanLobby() === lobby) setHumanLobby(null); });
+  // Envs made after close find no lobby (BAD_CONFIG) rather than a shut one.
+  app.addHook('onClose', async () => { if (app.envContext.humanLobby === lobby) app.envContext.humanLobby = null; });
 }
 
-export default fp(chatLobbyPlugin, { name: 'colloquy-chat-lobby', fastify: '5.x', decorators: { fastify: ['config', 'metrics'] }, dependencies: ['colloquy-metrics'] });
+export default fp(chatLobbyPlugin, { name: 'colloquy-chat-lobby', fastify: '5.x', decorators: { fastify: ['config', 'envContext', 'metrics'] }, dependencies: ['colloquy-metrics'] });

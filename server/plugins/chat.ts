@@ -60,7 +60,7 @@ async function chatPlugin(app: FastifyInstance): Promise<void> {
   const c = app.config.chat;
   if (!lobby || !c.enabled) { app.decorate('hostedAgents', null); return; }
   const log = app.log.child({ component: 'chat' }) as Logger;
-  const hosted = new HostedAgents({ config: app.config, store: app.store, log });
+  const hosted = new HostedAgents({ config: app.config, store: app.store, log, env: app.envContext });
   app.decorate('hostedAgents', hosted);
   const routeConfig = { public: !c.requireToken };
 

@@ -6,7 +6,7 @@
  *   GET /v1/models/:name                one of them
  *   GET /v1/models/:name/files/:file    the raw bytes of one checkpoint file
  *
- * `base` is the dialog envs' default model (`defaultModelDir()`); more can be named in the config
+ * `base` is this app's dialog envs' base model (`app.envContext.modelDir`); more can be named in the config
  * (`models: {"demonstrator": "data/models/demo"}`). Agents fetch with `fetchModel` in
  * models/remote.ts, which checks every hash.
  */
@@ -16,7 +16,6 @@ import { readFile, stat } from 'node:fs/promises';
 import path from 'node:path';
 import fp from 'fastify-plugin';
 import type { FastifyInstance } from 'fastify';
-import { defaultModelDir } from '../../env/dialog-model.ts';
 
 /** The files of a checkpoint folder that are served (nothing else in the folder is reachable). */
 export const MODEL_FILES = ['model.json', 'weights.bin', 'tokenizer.json', 'tokenizer_config.json', 'config.json', 'metadata.json'] as const;
@@ -42,7 +41,8 @@ async function fileInfo(file: string): Promise<ModelFileInfo | null> {
 }
 
 async function modelsPlugin(app: FastifyInstance, opts: { models?: Record<string, string> }): Promise<void> {
-  const dirs = (): Record<string, string> => ({ base: defaultModelDir(), ...(opts.models ?? {}) });
+  const base = app.envContext.modelDir;
+  const dirs = (): Record<string, string> => ({ base, ...(opts.models ?? {}) });
 
   async function listing(name: string): Promise<ModelListing | null> {
     const dir = dirs()[name];
@@ -89,4 +89,4 @@ async function modelsPlugin(app: FastifyInstance, opts: { models?: Record<string
   });
 }
 
-export default fp(modelsPlugin, { name: 'colloquy-models', fastify: '5.x' });
+export default fp(modelsPlugin, { name: 'colloquy-models', fastify: '5.x', decorators: { fastify: ['envContext'] } });

@@ -20,14 +20,15 @@ export interface EnvListing {
 }
 
 async function restPlugin(app: FastifyInstance): Promise<void> {
-  // Spaces need an env instance; build each once, on first request (some envs load models).
+  // Spaces need an env instance; build each once, on first request (some envs load models), with
+  // this app's env context (its base model decides a dialog env's vocabulary).
   const spaces = new Map<string, { observationSpace: SpaceJSON | null; actionSpace: SpaceJSON | null; error?: ErrorBody }>();
   async function listing(id: string): Promise<EnvListing> {
     const spec = getSpec(id);
     let sp = spaces.get(id);
     if (!sp) {
       try {
-        const env = make(id);
+        const env = make(id, undefined, app.envContext);
         sp = { observationSpace: env.observationSpace.toJSON(), actionSpace: env.actionSpace.toJSON() };
         await env.close();
       } catch (err) {
@@ -64,6 +65,6 @@ async function restPlugin(app: FastifyInstance): Promise<void> {
 
 export default fp(restPlugin, {
   name: 'colloquy-rest', fastify: '5.x',
-  decorators: { fastify: ['sessions', 'envProtocol'] },
+  decorators: { fastify: ['envContext', 'sessions', 'envProtocol'] },
   dependencies: ['colloquy-sessions', 'colloquy-env-protocol'],
 });

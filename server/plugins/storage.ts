@@ -2,7 +2,8 @@
  * Storage: opens the SQLite dialog store (`app.store`, server/storage/db.ts), marks the dialogs a
  * previous run left open as `abandoned` (it died with them), and stacks the recorder
  * (server/storage/recorder.ts) on every dialog session the protocol makes, per `storage.record`:
- * `all` (every TeacherStudent session), `human` (those with student "human"), or `none`.
+ * `all` (every session of an env that declares `spec.dialog`), `human` (those whose student is a
+ * person), or `none`.
  * On close, every session is closed (their open dialogs are ended) before the store is closed.
  */
 import path from 'node:path';
@@ -10,8 +11,9 @@ import fp from 'fastify-plugin';
 import type { FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import { openStore, DEFAULT_DB_PATH, type Store } from '../storage/db.ts';
-import { isDialogEnv, recordDialogs } from '../storage/recorder.ts';
+import { isDialogSpec, recordDialogs } from '../storage/recorder.ts';
 import type { ServerConfig } from '../../configs/server.ts';
+import type { EnvSpec } from '../../env/core.ts';
 import { PROJECT_ROOT } from '../../core/paths.ts';
 
 declare module 'fastify' {
@@ -24,11 +26,11 @@ export function dbPath(config: ServerConfig): string {
   return f === ':memory:' ? f : path.resolve(PROJECT_ROOT, f);
 }
 
-/** Whether a dialog env session with these (validated) kwargs is recorded under the config. */
-export function shouldRecord(config: ServerConfig, envId: string, kwargs: Record<string, unknown>): boolean {
+/** Whether a session of an env with this spec is recorded under the config. */
+export function shouldRecord(config: ServerConfig, spec: EnvSpec | null): boolean {
   const mode = config.storage.record;
-  if (mode === 'none' || !isDialogEnv(envId)) return false;
-  return mode === 'all' || kwargs.student === 'human';
+  if (mode === 'none' || !spec || !isDialogSpec(spec)) return false;
+  return mode === 'all' || spec.dialog!.student === 'human';
 }
 
 async function storagePlugin(app: FastifyInstance): Promise<void> {
@@ -41,9 +43,8 @@ async function storagePlugin(app: FastifyInstance): Promise<void> {
   app.metrics.gauge('colloquy_store_dialogs', 'Dialogs in the store.', () => (store.db.open ? store.stats().dialogs : 0));
 
   app.sessions.wrapVec = (vec, ctx) => {
-    const kwargs = (vec.spec?.kwargs ?? {}) as Record<string, unknown>;
-    if (!shouldRecord(app.config, ctx.env, kwargs)) return vec;
-    return recordDialogs(vec, { store, sessionId: () => ctx.sessionId, log });
+    if (!shouldRecord(app.config, vec.spec)) return vec;
+    return recordDialogs(vec, { store, modelDir: app.envContext.modelDir, sessionId: () => ctx.sessionId, log });
   };
 
   app.addHook('onClose', async () => {
@@ -55,6 +56,6 @@ async function storagePlugin(app: FastifyInstance): Promise<void> {
 
 export default fp(storagePlugin, {
   name: 'colloquy-storage', fastify: '5.x',
-  decorators: { fastify: ['config', 'sessions', 'metrics'] },
+  decorators: { fastify: ['config', 'envContext', 'sessions', 'metrics'] },
   dependencies: ['colloquy-sessions', 'colloquy-metrics'],
 });

@@ -1,9 +1,11 @@
 /**
  * The one place where dialogs are written to the store: a vector-env wrapper the server stacks on
- * every recorded session (protocol sessions on /v1/env and the server's own hosted-agent chats).
- * It reads what the dialog env already reports — observations, `info.teacherUtterance`,
- * `info.studentReply`, `info.rewardComponents`, `endedBy` / `truncatedBy` — and writes, *before
- * the step's result goes back to anyone*:
+ * every recorded session (protocol sessions on /v1/env and the server's own hosted-agent chats) of
+ * any env that declares the dialog capability (`spec.dialog`, env/core.ts `DialogSpec`), whatever
+ * its id. It reads what the dialog env already reports — its transcript observations and the typed
+ * `DialogInfo` of its steps (env/dialog.ts: `teacherUtterance`, `studentReply`,
+ * `rewardComponents`, `endedBy` / `truncatedBy`, ...) — and writes, *before the step's result goes
+ * back to anyone*:
  *
  *   reset                        startDialog (prompt text, kwargs, seed, agent) per sub-env
  *   an action that ends the      with a person in the student's seat: the teacher's turn, before
@@ -26,16 +28,23 @@
  * options: `reset({options: {agent: 'ppo-kl20', agentId: '…'}})`, or from the recorder's options.
  */
 import type { Logger } from 'pino';
-import type { Info, ResetArgs, VectorEnv, VectorResetResult, VectorStepResult, AutoresetMode, EnvSpec } from '../../env/core.ts';
+import type { Info, ResetArgs, VectorEnv, VectorResetResult, VectorStepResult, AutoresetMode, DialogSpec, EnvSpec } from '../../env/core.ts';
 import type { Space } from '../../env/spaces.ts';
-import { defaultModelDir, loadDialogTokenizer } from '../../env/dialog-model.ts';
+import { loadDialogTokenizer } from '../../env/dialog-model.ts';
+import { dialogResetInfo, dialogSpecOf, dialogStepInfo } from '../../env/dialog.ts';
 import type { BpeTokenizer } from '../../models/tokenizer.ts';
 import { HUMAN_ACK, type HumanAck, type StoredTurn } from '../../env/human.ts';
-import type { Metadata, Store, StudentKind } from './db.ts';
+import type { Metadata, Store } from './db.ts';
 import { TURN_TEACHER } from '../../core/markers.ts';
+import { BadConfig } from '../../core/errors.ts';
 
 export interface RecorderOptions {
   store: Store;
+  /**
+   * The base model folder of the context the env was made with (the server's): the tokenizer of
+   * the transcripts when the dialog spec names no model.
+   */
+  modelDir: string;
   /** The protocol session id (read at each dialog start; the session exists by then). */
   sessionId?: () => string | null;
   /** Agent name / id when the reset options do not give one (e.g. a hosted agent). */
@@ -46,15 +55,9 @@ export interface RecorderOptions {
   log?: Logger;
 }
 
-/** Whether sessions of this env id are dialogs the recorder understands. */
-export function isDialogEnv(envId: string): boolean {
-  return /^TeacherStudent/.test(envId);
-}
-
-/** How the store names the student of a TeacherStudent kwargs. */
-export function studentKind(kwargs: Record<string, unknown>): StudentKind {
-  const s = kwargs.student;
-  return s === 'human' ? 'human' : s === 'scripted' ? 'scripted' : 'simulated';
+/** Whether sessions of an env with this spec are dialogs the recorder understands: those of any env that declares `spec.dialog`. */
+export function isDialogSpec(spec: EnvSpec | null | undefined): boolean {
+  return dialogSpecOf(spec) !== null;
 }
 
 type TokenObs = { tokens: number[]; length: number[] };
@@ -80,7 +83,7 @@ type Write = () => void;
 export class RecordingVectorEnv<O = unknown, A = unknown> implements VectorEnv<O, A> {
   private readonly slots: Slot[];
   private readonly tokenizer: BpeTokenizer;
-  private readonly kwargs: Record<string, unknown>;
+  private readonly dialog: DialogSpec;
   private readonly envId: string;
   /** Write teacher turns before the step (a person reads them while the step waits). */
   private readonly writeAhead: boolean;
@@ -90,10 +93,12 @@ export class RecordingVectorEnv<O = unknown, A = unknown> implements VectorEnv<O
 
   constructor(readonly inner: VectorEnv<O, A>, private readonly opts: RecorderOptions) {
     const spec = inner.spec;
-    this.envId = spec?.id ?? 'unknown';
-    this.kwargs = (spec?.kwargs ?? {}) as Record<string, unknown>;
-    this.writeAhead = studentKind(this.kwargs) === 'human';
-    this.tokenizer = loadDialogTokenizer(typeof this.kwargs.model === 'string' ? this.kwargs.model : defaultModelDir());
+    const dialog = dialogSpecOf(spec);
+    if (!spec || !dialog) throw new BadConfig(`env ${spec?.id ?? '(without a spec)'} does not declare the dialog capability (spec.dialog): there are no dialogs to record`);
+    this.envId = spec.id;
+    this.dialog = dialog;
+    this.writeAhead = dialog.student === 'human';
+    this.tokenizer = loadDialogTokenizer(dialog.model ?? opts.modelDir);
     this.agentName = opts.agentName ?? null;
     this.agentId = opts.agentId ?? null;
     this.slots = Array.from({ length: inner.numEnvs }, () => ({ dialogId: null, seed: null, obs: null, teacherWritten: false, ret: 0, steps: 0, ended: false }));
@@ -178,17 +183,18 @@ export class RecordingVectorEnv<O = unknown, A = unknown> implements VectorEnv<O
   private startDialog(i: number, obs: unknown, info: Info, seed: number | null, writes: Write[]): void {
     const slot = this.slots[i]!;
     Object.assign(slot, { dialogId: null, seed, obs, teacherWritten: false, ret: 0, steps: 0, ended: false });
-    const k = this.kwargs;
+    const k = this.dialog;
+    const ri = dialogResetInfo(info);
     const metadata: Metadata = {
       prompt: this.transcript(obs),
-      promptKind: info.prompt ?? null,
-      ...(info.mathdialId !== undefined ? { mathdialId: info.mathdialId } : {}),
-      kwargs: { actionMode: k.actionMode, reward: k.reward, maxTokens: k.maxTokens, model: k.model ?? null, prompt: typeof k.prompt === 'string' ? k.prompt : 'custom' },
+      promptKind: ri.prompt ?? null,
+      ...(ri.mathdialId !== undefined ? { mathdialId: ri.mathdialId } : {}),
+      kwargs: { actionMode: k.actionMode, reward: k.reward, maxTokens: k.maxTokens, model: k.model, prompt: k.prompt },
       ...(this.opts.metadata ?? {}),
     };
     writes.push(() => {
       const d = this.opts.store.startDialog({
-        env: this.envId, student: studentKind(k), sessionId: this.opts.sessionId?.() ?? null, seed,
+        env: this.envId, student: k.student, sessionId: this.opts.sessionId?.() ?? null, seed,
         agentName: this.agentName, agentId: this.agentId, metadata,
       });
       slot.dialogId = d.id;
@@ -205,13 +211,12 @@ export class RecordingVectorEnv<O = unknown, A = unknown> implements VectorEnv<O
       if (action !== sp.student) return;
       const { tokens, length } = slot.obs;
       const n = length[0]!;
-      const maxTokens = Number(this.kwargs.maxTokens);
-      if (n + 1 > maxTokens) return; // the env truncates before the turn ends; written after the step
+      if (n + 1 > this.dialog.maxTokens) return; // the env truncates before the turn ends; written after the step
       text = this.tokenizer.decode(tokens.slice(teacherStart(tokens, n, sp.teacher), n));
     } else if (typeof action === 'string' && typeof (slot.obs as TextObs).text === 'string') {
       const ids = this.tokenizer.encode(action).filter(id => id !== sp.student && id !== sp.endOfText);
       const have = this.tokenizer.encode((slot.obs as TextObs).text).length;
-      if (have + ids.length + 1 > Number(this.kwargs.maxTokens)) return; // truncated: written after the step
+      if (have + ids.length + 1 > this.dialog.maxTokens) return; // truncated: written after the step
       const t = (slot.obs as TextObs).text;
       const at = t.lastIndexOf(TURN_TEACHER);
       text = (at >= 0 ? t.slice(at + TURN_TEACHER.length) : '') + this.tokenizer.decode(ids);
@@ -228,13 +233,15 @@ export class RecordingVectorEnv<O = unknown, A = unknown> implements VectorEnv<O
   private planExchange(i: number, info: Info, obs: unknown, reward: number, terminated: boolean, truncated: boolean, writes: Write[], acks: { ack: HumanAck; turn: StoredTurn }[]): void {
     const slot = this.slots[i]!;
     const store = this.opts.store;
-    const ack = (info as Record<symbol, unknown>)[HUMAN_ACK] as HumanAck | undefined;
-    if (ack) delete (info as Record<symbol, unknown>)[HUMAN_ACK];
-    const teacher = typeof info.teacherUtterance === 'string' ? info.teacherUtterance : null;
-    const reply = typeof info.studentReply === 'string' ? info.studentReply : null;
-    const partial = typeof info.partialReply === 'string' ? info.partialReply : null;
+    const di = dialogStepInfo(info);
+    const ack = di[HUMAN_ACK];
+    // The handle is this recorder's to call: it does not travel on with the step.
+    if ((info as Record<symbol, unknown>)[HUMAN_ACK] !== undefined) delete (info as Record<symbol, unknown>)[HUMAN_ACK];
+    const teacher = di.teacherUtterance ?? null;
+    const reply = di.studentReply ?? null;
+    const partial = di.partialReply ?? null;
     const ending = terminated || truncated;
-    const reason = String(info.endedBy ?? info.truncatedBy ?? '') || null;
+    const reason = (di.endedBy ?? di.truncatedBy) || null;
     // A teacher turn cut by the token limit (token mode): its text is the transcript's tail.
     let cutTeacher: string | null = null;
     if (ending && teacher === null && !slot.teacherWritten && isTokenObs(obs)) {
@@ -254,9 +261,9 @@ export class RecordingVectorEnv<O = unknown, A = unknown> implements VectorEnv<O
       if (writeTeacher) store.appendTurn(id, { role: 'teacher', text: teacher!, tokenCount: this.tokenizer.encode(teacher!).length });
       if (cutTeacher !== null) store.appendTurn(id, { role: 'teacher', text: cutTeacher, metadata: { partial: true, cutBy: reason } });
       if (reply !== null) {
-        const meta: Metadata = info.humanLeft === true || info.endedBy === 'student' ? { left: true } : {};
+        const meta: Metadata = di.humanLeft === true || di.endedBy === 'student' ? { left: true } : {};
         const turn = store.appendTurn(id, { role: 'student', text: reply, tokenCount: this.tokenizer.encodeOrdinary(reply).length, metadata: meta });
-        const components = (info.rewardComponents ?? {}) as Record<string, number>;
+        const components = di.rewardComponents ?? {};
         store.recordReward(id, turn.index, { total: reward, components });
         if (ack) acks.push({ ack, turn: { dialogId: id, index: turn.index } });
       } else if (partial !== null && partial !== '') {
@@ -265,7 +272,7 @@ export class RecordingVectorEnv<O = unknown, A = unknown> implements VectorEnv<O
         acks.push({ ack, turn: { dialogId: id, index: null } });
       }
       if (ending) {
-        const detail = [reason, typeof info.humanTimeout === 'string' ? info.humanTimeout : null].filter(Boolean).join(': ') || null;
+        const detail = [reason, di.humanTimeout ?? null].filter(Boolean).join(': ') || null;
         store.endDialog(id, terminated ? 'terminated' : 'truncated', detail);
         store.recordEpisode({
           env: this.envId, sessionId: this.opts.sessionId?.() ?? null, seed, return: ret, length: steps,

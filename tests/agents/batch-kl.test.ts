@@ -13,7 +13,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { encodeDialog, readLoggedDialogs, resolveBatchKlConfig, trainBatchKl, type LoggedDialog } from '../../agents/batch-kl.ts';
 import { loadCheckpoint } from '../../models/checkpoint.ts';
 import { BpeTokenizer } from '../../models/tokenizer.ts';
-import { defaultModelDir } from '../../env/index.ts';
+import { defaultModelDir } from '../../core/paths.ts';
 import { run } from '../../cli/train-batch-kl.ts';
 
 const PROMPT = 'A chat.\n\nStudent: Hi!\n\nTeacher:';

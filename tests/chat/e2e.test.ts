@@ -11,7 +11,7 @@ import path from 'node:path';
 import type { Browser } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { connectVectorEnv } from '../../agents/client.ts';
-import { defaultModelDir } from '../../env/index.ts';
+import { defaultModelDir } from '../../core/paths.ts';
 import { loadDialogTokenizer } from '../../env/dialog-model.ts';
 import { Writable } from 'node:stream';
 import { openStore } from '../../server/storage/db.ts';

@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { connectVectorEnv } from '../../agents/client.ts';
-import { Rng, defaultModelDir, makeVec, type VectorEnv } from '../../env/index.ts';
+import { Rng, makeVec, type VectorEnv } from '../../env/index.ts';
+import { defaultModelDir } from '../../core/paths.ts';
 import { loadDialogTokenizer } from '../../env/dialog-model.ts';
 import { startTestServer, type TestServer } from '../server/helpers.ts';
 

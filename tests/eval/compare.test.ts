@@ -4,12 +4,11 @@ import { mkdtempSync, readFileSync, rmSync, existsSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { defaultModelDir } from '../../env/index.ts';
 import { loadExperimentConfig } from '../../configs/experiments/schema.ts';
 import { runExperiment, type ExperimentResults } from '../../agents/eval/experiment.ts';
 import { renderReport } from '../../agents/report/report.ts';
 import { parseSet } from '../../cli/compare.ts';
-import { PROJECT_ROOT } from '../../core/paths.ts';
+import { PROJECT_ROOT, defaultModelDir } from '../../core/paths.ts';
 
 const out = mkdtempSync(path.join(os.tmpdir(), 'colloquy-compare-'));
 afterAll(() => rmSync(out, { recursive: true, force: true }));

@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { defaultModelDir, makeVec } from '../../env/index.ts';
+import { makeVec } from '../../env/index.ts';
+import { defaultModelDir } from '../../core/paths.ts';
 import { loadDialogTokenizer } from '../../env/dialog-model.ts';
 import { TransformerLM } from '../../models/lm.ts';
 import { loadCheckpoint } from '../../models/checkpoint.ts';

@@ -4,7 +4,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { fetchModel } from '../../models/remote.ts';
 import { loadCheckpoint } from '../../models/checkpoint.ts';
-import { defaultModelDir } from '../../env/index.ts';
+import { defaultModelDir } from '../../core/paths.ts';
 import { startTestServer, type TestServer } from './helpers.ts';
 
 let srv: TestServer;
