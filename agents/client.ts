@@ -14,10 +14,10 @@
  * during a drop completes exactly once, and trajectories stay identical.
  */
 import WebSocket from 'ws';
-import type { AutoresetMode, Env, EnvSpec, ResetArgs, ResetResult, StepResult, VectorEnv, VectorResetResult, VectorStepResult } from '../env/core.ts';
+import type { AutoresetMode, Env, EnvSpec, ResetArgs, ResetResult, StepResult, VectorEnv, VectorResetArgs, VectorResetResult, VectorStepResult } from '../env/core.ts';
 import { BadConfig, ColloquyError, EnvClosed, ERROR_CODES, InvalidAction, NameNotFound, ResetNeeded, type ErrorBody, type ErrorCode } from '../core/errors.ts';
 import { spaceFromJSON, type Space } from '../env/spaces.ts';
-import { isPacked, unpackF64, type MakeResult, type ObsEncoding, type Op, type Reply, type Request, type ResultOf, type ResumeResult } from '../protocol/v1.ts';
+import { isPacked, unpackF64, type MakeResult, type ObsEncoding, type Op, type Reply, type Request, type ResultOf, type ResumeResult, type StateResult } from '../protocol/v1.ts';
 
 // ---- errors ----
 
@@ -341,10 +341,11 @@ export class RemoteVectorEnv<O = unknown, A = unknown> implements VectorEnv<O, A
     this.singleActionSpace = spaceFromJSON(made.actionSpace) as Space<A>;
   }
 
-  async reset(args: ResetArgs = {}): Promise<VectorResetResult<O>> {
+  /** `seed`: one (sub-env i gets `seed + i`) or one per sub-env, as Gymnasium's. */
+  async reset(args: VectorResetArgs = {}): Promise<VectorResetResult<O>> {
     if (this.closed) throw new EnvClosed();
     const body: RequestBody<'reset'> & { op: 'reset' } = { op: 'reset', session: this.session };
-    if (args.seed !== undefined) body.seed = args.seed;
+    if (args.seed !== undefined) body.seed = typeof args.seed === 'number' ? args.seed : [...args.seed];
     if (args.options !== undefined) body.options = args.options;
     return unpacked(await this.client.request(body)) as VectorResetResult<O>;
   }
@@ -352,6 +353,12 @@ export class RemoteVectorEnv<O = unknown, A = unknown> implements VectorEnv<O, A
   async step(actions: A[]): Promise<VectorStepResult<O>> {
     if (this.closed) throw new EnvClosed();
     return unpacked(await this.client.request({ op: 'step', session: this.session, actions })) as VectorStepResult<O>;
+  }
+
+  /** The session's state on the server: episodes, steps, seeds, how the server's RNG reads seeds. */
+  async state(): Promise<StateResult> {
+    if (this.closed) throw new EnvClosed();
+    return this.client.request({ op: 'state', session: this.session });
   }
 
   /** Close the session (and the connection, when this env opened it). Calling twice is fine. */

@@ -12,6 +12,7 @@
  * - All methods are async: dialog envs sample from a language model or wait for a person.
  */
 import type { Space } from './spaces.ts';
+import { BadConfig } from '../core/errors.ts';
 
 export type Info = Record<string, unknown>;
 
@@ -101,7 +102,26 @@ export interface VectorStepResult<O = unknown> {
 }
 
 /**
- * N sub-envs stepped together. `reset({seed})` seeds sub-env i with `seed + i`.
+ * A vector reset's seed, as Gymnasium's: one seed (sub-env i gets `seed + i`) or one per sub-env
+ * (null: that sub-env continues its own random stream).
+ */
+export type VectorSeed = number | readonly (number | null)[];
+export interface VectorResetArgs { seed?: VectorSeed; options?: { resetMask?: boolean[] } & Record<string, unknown> }
+
+/** The seed of sub-env i under a vector seed (undefined: none); BadConfig for a list that is not one non-negative integer or null per sub-env. */
+export function subEnvSeed(seed: VectorSeed | undefined, i: number, numEnvs: number): number | undefined {
+  if (seed === undefined) return undefined;
+  if (typeof seed === 'number') return seed + i;
+  if (!Array.isArray(seed) || seed.length !== numEnvs) throw new BadConfig(`a list of seeds needs one per sub-env (${numEnvs})`);
+  const s = seed[i];
+  if (s === null) return undefined;
+  if (!Number.isInteger(s) || s < 0) throw new BadConfig(`seed ${i} must be a non-negative integer or null, got ${String(s)}`);
+  return s;
+}
+
+/**
+ * N sub-envs stepped together. `reset({seed})` seeds sub-env i with `seed + i` (or with `seed[i]`
+ * for a list of per-env seeds, see `VectorSeed`).
  * Autoreset: in `next-step` mode (default) a sub-env that ended on step t is reset on step t+1,
  * whose action for it is ignored and whose result for it is the reset observation with reward 0,
  * `info.autoreset = true`. In `same-step` mode it is reset within step t: the returned observation
@@ -114,7 +134,7 @@ export interface VectorEnv<O = unknown, A = unknown> {
   readonly singleActionSpace: Space<A>;
   readonly autoresetMode: AutoresetMode;
   spec: EnvSpec | null;
-  reset(args?: ResetArgs & { options?: { resetMask?: boolean[] } & Record<string, unknown> }): Promise<VectorResetResult<O>>;
+  reset(args?: VectorResetArgs): Promise<VectorResetResult<O>>;
   step(actions: A[]): Promise<VectorStepResult<O>>;
   close(): Promise<void>;
 }

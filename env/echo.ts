@@ -1,11 +1,11 @@
 /**
  * Echo-v0: a tiny, fast env for tests and benchmarks of the transport. Each step shows a target
  * action in the observation; the agent is rewarded 1 for echoing it. Observation (Box of
- * `obsSize` ≥ 3 in [0,1]): [time fraction, target / (nActions-1), last action / (nActions-1),
- * noise...]; noise values are multiples of 1/1024 so that they are short in JSON.
+ * `obsSize` ≥ 3 in [0,1], float32 values): [time fraction, target / (nActions-1), last action /
+ * (nActions-1), noise...]; noise values are multiples of 1/1024 so that they are short in JSON.
  */
 import { Type, type Static } from '@sinclair/typebox';
-import type { AutoresetMode, Env, EnvSpec, Info, ResetArgs, ResetResult, StepResult, VectorEnv, VectorResetResult, VectorStepResult } from './core.ts';
+import { subEnvSeed, type AutoresetMode, type Env, type EnvSpec, type Info, type ResetArgs, type ResetResult, type StepResult, type VectorEnv, type VectorResetArgs, type VectorResetResult, type VectorStepResult } from './core.ts';
 import { BadConfig, EnvClosed, InvalidAction, ResetNeeded } from '../core/errors.ts';
 import { Box, Discrete } from './spaces.ts';
 import { Rng, entropySeed } from '../core/rng.ts';
@@ -35,9 +35,10 @@ export class EchoEnv implements Env<number[], number> {
   private observe(): number[] {
     const { obsSize, nActions, episodeLength } = this.kwargs;
     const obs = new Array<number>(obsSize);
-    obs[0] = this.t / episodeLength;
-    obs[1] = this.target / (nActions - 1);
-    obs[2] = this.last / (nActions - 1);
+    // The Box is float32: values are rounded to float32, as a float32 array would hold them.
+    obs[0] = Math.fround(this.t / episodeLength);
+    obs[1] = Math.fround(this.target / (nActions - 1));
+    obs[2] = Math.fround(this.last / (nActions - 1));
     for (let i = 3; i < obsSize; i++) obs[i] = this.rng.int(1024) / 1024;
     return obs;
   }
@@ -97,8 +98,9 @@ export class EchoVectorEnv implements VectorEnv<number[], number> {
     this.ended = new Array<boolean>(numEnvs).fill(false);
   }
 
-  async reset(args: ResetArgs = {}): Promise<VectorResetResult<number[]>> {
+  async reset(args: VectorResetArgs = {}): Promise<VectorResetResult<number[]>> {
     if (this.closed) throw new EnvClosed();
+    const seeds = this.envs.map((_, i) => subEnvSeed(args.seed, i, this.numEnvs));
     const mask = (args.options as { resetMask?: unknown } | undefined)?.resetMask;
     if (mask !== undefined && (!Array.isArray(mask) || mask.length !== this.numEnvs || mask.some(m => typeof m !== 'boolean'))) {
       throw new BadConfig(`options.resetMask must be ${this.numEnvs} booleans`);
@@ -107,7 +109,7 @@ export class EchoVectorEnv implements VectorEnv<number[], number> {
     const infos: Info[] = new Array(this.numEnvs);
     for (let i = 0; i < this.numEnvs; i++) {
       if (mask && !(mask as boolean[])[i]) { infos[i] = {}; continue; }
-      const r = this.envs[i]!.resetSync(args.seed !== undefined ? args.seed + i : undefined);
+      const r = this.envs[i]!.resetSync(seeds[i]);
       this.observations[i] = r.observation;
       this.elapsed[i] = 0;
       this.ended[i] = false;

@@ -82,7 +82,9 @@ export class Box extends Space<number[]> {
     for (let i = 0; i < x.length; i++) {
       const v = x[i];
       if (typeof v !== 'number' || Number.isNaN(v) || v < this.lowArr[i]! || v > this.highArr[i]!) return false;
-      if (this.dtype === 'int32' && !Number.isInteger(v)) return false;
+      // The value must be one the dtype holds: a float32 Box carries float32 values (a client
+      // reads them into a float32 array), an int32 Box 32-bit integers.
+      if (this.dtype === 'int32' ? (v | 0) !== v : this.dtype === 'float32' && Math.fround(v) !== v) return false;
     }
     return true;
   }

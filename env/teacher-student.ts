@@ -98,7 +98,7 @@ export class TeacherStudentEnv implements Env<TokenObs | TextObs, number | strin
         timeLeft: budget,
       }) as unknown as Space<TokenObs | TextObs>;
     } else {
-      this.actionSpace = new Text(20000) as Space<number | string>;
+      this.actionSpace = new Text(maxUtteranceChars(this.tokenizer, kwargs)) as Space<number | string>;
       this.observationSpace = new Dict({ text: new Text(1_000_000), timeLeft: budget }) as unknown as Space<TokenObs | TextObs>;
     }
     if (kwargs.student === 'scripted' && !kwargs.scripted) throw new BadConfig('student "scripted" needs kwargs.scripted rules');
@@ -268,6 +268,33 @@ export class TeacherStudentEnv implements Env<TokenObs | TextObs, number | strin
       if (this.usesCache) { this.usesCache = false; await this.ctx.cache.release(); }
     }
   }
+}
+
+const MAX_UTTERANCE_CHARS = 20000;
+const tokenBytesMax = new WeakMap<DialogTokenizer, number>();
+
+/**
+ * Utterance mode's action space agrees with the token budget: its maxLength is the most characters
+ * a first teacher turn can hold (the tokens left after the prompt and the student marker, times the
+ * most characters one token stands for, a character being at least one byte), capped at 20000. A
+ * longer utterance cannot fit in any turn. MathDial prompts vary with the seed: there the bound
+ * counts the budget without the prompt.
+ */
+function maxUtteranceChars(tok: DialogTokenizer, kwargs: TeacherStudentKwargs): number {
+  let perToken = tokenBytesMax.get(tok);
+  if (perToken === undefined) {
+    const enc = new TextEncoder();
+    perToken = 1;
+    for (let id = 0; id < tok.vocabSize; id++) {
+      // The markers an utterance cannot contain (they are dropped from it) do not count.
+      if (id === tok.special.student || id === tok.special.endOfText) continue;
+      perToken = Math.max(perToken, enc.encode(tok.decode([id])).length);
+    }
+    tokenBytesMax.set(tok, perToken);
+  }
+  const prompt = kwargs.prompt === 'cohen' ? COHEN_PROMPT : typeof kwargs.prompt === 'object' ? kwargs.prompt.text : '';
+  const room = Math.max(0, kwargs.maxTokens - tok.encode(prompt).length - 1);
+  return Math.min(MAX_UTTERANCE_CHARS, room * perToken);
 }
 
 function lastIndexOf(xs: number[], v: number): number {

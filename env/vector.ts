@@ -3,7 +3,7 @@
  * modes (see `VectorEnv` in core.ts for the exact semantics). "Sync" as in Gymnasium: in this
  * process; the sub-envs' async steps run concurrently so that shared models batch across them.
  */
-import type { AutoresetMode, Env, EnvSpec, Info, ResetArgs, VectorEnv, VectorResetResult, VectorStepResult } from './core.ts';
+import { subEnvSeed, type AutoresetMode, type Env, type EnvSpec, type Info, type VectorEnv, type VectorResetArgs, type VectorResetResult, type VectorStepResult } from './core.ts';
 import type { Space } from './spaces.ts';
 import { BadConfig, EnvClosed, InvalidAction, ResetNeeded } from '../core/errors.ts';
 
@@ -27,8 +27,9 @@ export class SyncVectorEnv<O = unknown, A = unknown> implements VectorEnv<O, A> 
     this.ended = new Array<boolean>(envs.length).fill(false);
   }
 
-  async reset(args: ResetArgs = {}): Promise<VectorResetResult<O>> {
+  async reset(args: VectorResetArgs = {}): Promise<VectorResetResult<O>> {
     if (this.closed) throw new EnvClosed();
+    const seeds = this.envs.map((_, i) => subEnvSeed(args.seed, i, this.numEnvs));
     const mask = (args.options as { resetMask?: unknown } | undefined)?.resetMask;
     if (mask !== undefined && (!Array.isArray(mask) || mask.length !== this.numEnvs || mask.some(m => typeof m !== 'boolean'))) {
       throw new BadConfig(`options.resetMask must be ${this.numEnvs} booleans`);
@@ -39,7 +40,7 @@ export class SyncVectorEnv<O = unknown, A = unknown> implements VectorEnv<O, A> 
     await Promise.all(this.envs.map(async (env, i) => {
       if (mask && !(mask as boolean[])[i]) { infos[i] = {}; return; }
       const r = await env.reset({
-        ...(args.seed !== undefined ? { seed: args.seed + i } : {}),
+        ...(seeds[i] !== undefined ? { seed: seeds[i] } : {}),
         ...(Object.keys(subOptions).length ? { options: subOptions } : {}),
       });
       this.observations[i] = r.observation;

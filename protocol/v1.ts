@@ -16,8 +16,16 @@ import type { ErrorBody } from '../core/errors.ts';
 export const PROTOCOL_VERSION = 1;
 export const WS_PATH = '/v1/env';
 
-/** Largest seed accepted (sub-env i of a vector env gets `seed + i`, which must stay exact). */
+/** Largest seed passed to the env as it is (sub-env i of a vector env gets `seed + i`, which must stay exact). */
 export const MAX_SEED = 2 ** 52;
+/**
+ * The server's RNG (core/rng.ts, sfc32) reads a seed modulo 2^32 (`Math.floor(seed) >>> 0`): seeds
+ * that agree modulo 2^32 give the same trajectory. Larger seeds are reduced to that before they
+ * reach the env (`wireSeed`), so any non-negative integer is a seed.
+ */
+export const SEED_MODULUS = 2 ** 32;
+/** What a client needs to know about the server's seeding (in `state` results). */
+export const RNG_FACTS = { algorithm: 'sfc32', seedModulus: SEED_MODULUS, perEnvSeed: 'seed + i' } as const;
 /** Nesting depth allowed inside `kwargs` and `options`. */
 export const MAX_DEPTH = 32;
 
@@ -26,6 +34,8 @@ export const MAX_DEPTH = 32;
 const Id = Type.Unsafe<number | string>({ type: ['number', 'string'], maxLength: 256, minimum: -Number.MAX_VALUE, maximum: Number.MAX_VALUE });
 const SessionId = Type.String({ minLength: 1, maxLength: 128 });
 const Obj = Type.Record(Type.String(), Type.Unknown());
+/** A seed: a non-negative integer (finite: ajv's integer alone takes the Infinity of 1e999); one above 2^53, not exact as a JSON number, may travel as a decimal string. */
+const Seed = Type.Union([Type.Integer({ minimum: 0, maximum: Number.MAX_VALUE }), Type.String({ pattern: '^[0-9]{1,1000}$' })]);
 
 export const MakeRequest = Type.Object({
   id: Id,
@@ -46,7 +56,8 @@ export const ResetRequest = Type.Object({
   id: Id,
   op: Type.Literal('reset'),
   session: SessionId,
-  seed: Type.Optional(Type.Integer({ minimum: 0, maximum: MAX_SEED })),
+  /** One seed (sub-env i gets `seed + i`) or one per sub-env (null: that one continues its stream), as Gymnasium's. */
+  seed: Type.Optional(Type.Union([Seed, Type.Array(Type.Union([Seed, Type.Null()]), { maxItems: 2 ** 31 - 1 })])),
   options: Type.Optional(Obj),
 }, { additionalProperties: false });
 
@@ -60,6 +71,13 @@ export const StepRequest = Type.Object({
 export const CloseRequest = Type.Object({
   id: Id,
   op: Type.Literal('close'),
+  session: SessionId,
+}, { additionalProperties: false });
+
+/** A session's state (as Gymnasium's and OpenEnv's `state()`): answered in order with the session's other requests. */
+export const StateRequest = Type.Object({
+  id: Id,
+  op: Type.Literal('state'),
   session: SessionId,
 }, { additionalProperties: false });
 
@@ -82,16 +100,17 @@ export type MakeRequest = Static<typeof MakeRequest>;
 export type ResetRequest = Static<typeof ResetRequest>;
 export type StepRequest = Static<typeof StepRequest>;
 export type CloseRequest = Static<typeof CloseRequest>;
+export type StateRequest = Static<typeof StateRequest>;
 export type PingRequest = Static<typeof PingRequest>;
 export type ResumeRequest = Static<typeof ResumeRequest>;
-export type Request = MakeRequest | ResetRequest | StepRequest | CloseRequest | PingRequest | ResumeRequest;
+export type Request = MakeRequest | ResetRequest | StepRequest | CloseRequest | StateRequest | PingRequest | ResumeRequest;
 export type Op = Request['op'];
 /** Requests queued on a session (processed in order). */
-export type SessionRequest = ResetRequest | StepRequest | CloseRequest;
+export type SessionRequest = ResetRequest | StepRequest | CloseRequest | StateRequest;
 export type RequestId = number | string;
 
 const SCHEMAS = {
-  make: MakeRequest, reset: ResetRequest, step: StepRequest, close: CloseRequest, ping: PingRequest, resume: ResumeRequest,
+  make: MakeRequest, reset: ResetRequest, step: StepRequest, close: CloseRequest, state: StateRequest, ping: PingRequest, resume: ResumeRequest,
 } satisfies Record<Op, TSchema>;
 export const OPS = Object.keys(SCHEMAS) as Op[];
 
@@ -116,7 +135,33 @@ export interface MakeResult {
 }
 export type ResetResultWire = VectorResetResult;
 export type StepResultWire = VectorStepResult;
-export interface CloseResult { closed: true }
+/** `alreadyClosed`: the session had been closed before (a second close is not an error). */
+export interface CloseResult { closed: true; alreadyClosed?: true }
+export interface StateResult {
+  session: string;
+  env: string;
+  numEnvs: number;
+  autoresetMode: AutoresetMode;
+  obsEncoding: ObsEncoding;
+  spec: EnvSpec | null;
+  /** Whether the session has been reset (a step before that is RESET_NEEDED). */
+  hasReset: boolean;
+  /** A step or reset timed out: the next step is RESET_NEEDED until a reset. */
+  needsReset: boolean;
+  /** Resets and steps this session has run. */
+  resets: number;
+  steps: number;
+  /** Per sub-env: the index of its current episode (0: the first reset's; -1 before any). */
+  episode: number[];
+  /** Per sub-env: steps taken in its current episode. */
+  episodeSteps: number[];
+  /** Per sub-env: its episode has ended and it waits for a reset (or, in next-step mode, for the next step to reset it; that step's action for it is ignored). */
+  ended: boolean[];
+  /** Per sub-env: the seed its current episode was reset with, as the env got it (null: it continued its own random stream). */
+  seeds: (number | null)[];
+  /** How the server's RNG reads seeds (`RNG_FACTS`). */
+  rng: typeof RNG_FACTS;
+}
 export interface PingResult { pong: true; time: number }
 export interface ResumeResult extends MakeResult {
   /** Pending ids whose stored replies follow this reply. */
@@ -131,7 +176,7 @@ export interface ResumeResult extends MakeResult {
    */
   lost: RequestId[];
 }
-export interface ResultOf { make: MakeResult; reset: ResetResultWire; step: StepResultWire; close: CloseResult; ping: PingResult; resume: ResumeResult }
+export interface ResultOf { make: MakeResult; reset: ResetResultWire; step: StepResultWire; close: CloseResult; state: StateResult; ping: PingResult; resume: ResumeResult }
 
 export type Reply<R = unknown> =
   | { id: RequestId | null; ok: true; result: R }
@@ -195,6 +240,14 @@ export function unsafeValue(value: unknown, depth = 0): string | null {
     if (why) return why;
   }
   return null;
+}
+
+/** The seed the env gets for a seed from the wire: as it is up to MAX_SEED, else reduced modulo SEED_MODULUS (see there). */
+export function wireSeed(seed: number | string): number {
+  if (typeof seed === 'number' && seed <= MAX_SEED) return seed;
+  const big = BigInt(seed);
+  if (big <= BigInt(MAX_SEED)) return Number(big);
+  return Number(big % BigInt(SEED_MODULUS));
 }
 
 // ---- frames (the reply text is built by hand: the envelope is fixed, only the result varies) ----

@@ -17,10 +17,12 @@ import type { ServerConfig } from '../configs/server.ts';
 import type { Counter, CounterChild, Histogram, MetricsRegistry } from './metrics.ts';
 import { LATENCY_BUCKETS } from './metrics.ts';
 import {
-  OPS, describeSchemaError, errorFrame, idOf, idToJson, okFrame, RawJson, sniffId, unsafeValue, validatorFor, vectorResultJson,
-  type MakeRequest, type Op, type PingRequest, type Request, type ResumeRequest, type ResumeResult, type SessionRequest,
+  OPS, RNG_FACTS, describeSchemaError, errorFrame, idOf, idToJson, okFrame, RawJson, sniffId, unsafeValue, validatorFor, vectorResultJson, wireSeed,
+  type CloseResult, type MakeRequest, type Op, type PingRequest, type Request, type ResetRequest, type ResumeRequest, type ResumeResult, type SessionRequest, type StateResult,
 } from '../protocol/v1.ts';
 import type { Job, Session, SessionManager, SessionOwner } from './sessions.ts';
+import { EpisodeTracker } from './episodes.ts';
+import type { VectorSeed } from '../env/core.ts';
 
 /** A slow reader's send buffer above this gets its connection dropped. */
 const MAX_BUFFERED_BYTES = 64 * 1024 * 1024;
@@ -49,6 +51,7 @@ export class EnvProtocol {
   readonly connections = new Set<Connection>();
   /** Session requests accepted and not finished, in arrival order. */
   private readonly inflight = new Set<Job>();
+  private readonly trackers = new WeakMap<Session, EpisodeTracker>();
   private draining = false;
   private nextConnId = 1;
   private heartbeat: NodeJS.Timeout | null = null;
@@ -139,7 +142,7 @@ export class EnvProtocol {
     this.mRequests[req.op].inc();
     try {
       switch (req.op) {
-        case 'step': case 'reset': case 'close': return this.enqueue(conn, req, idJson, t0);
+        case 'step': case 'reset': case 'close': case 'state': return this.enqueue(conn, req, idJson, t0);
         case 'make': return this.make(conn, req, idJson);
         case 'ping': return this.ping(conn, req, idJson);
         case 'resume': return this.resume(conn, req, idJson);
@@ -202,6 +205,8 @@ export class EnvProtocol {
   // ---- session ops (queued per session) ----
 
   private enqueue(conn: Connection, req: SessionRequest, idJson: string, t0: number): void {
+    // A second close of a session is not an error (as a second Env.close()).
+    if (req.op === 'close' && this.sessions.wasClosed(req.session)) return conn.send(okFrame(idJson, ALREADY_CLOSED));
     const s = this.sessions.owned(req.session, conn);
     const job: Job = { req, idJson, t0, conn, session: s, timedOut: false };
     if (typeof req.id === 'number' && req.id > s.maxNumericId) s.maxNumericId = req.id;
@@ -243,33 +248,60 @@ export class EnvProtocol {
     }
   }
 
+  /** The episode bookkeeping of a session (made on its first request). */
+  private tracker(s: Session): EpisodeTracker {
+    let t = this.trackers.get(s);
+    if (!t) { t = new EpisodeTracker(s.vec.numEnvs, s.vec.autoresetMode); this.trackers.set(s, t); }
+    return t;
+  }
+
   private async exec(s: Session, req: SessionRequest): Promise<unknown> {
-    if (s.closed) throw new ColloquyError('UNKNOWN_SESSION', `session ${s.id} was closed`);
+    if (s.closed) {
+      if (req.op === 'close') return ALREADY_CLOSED;
+      throw new ColloquyError('UNKNOWN_SESSION', `session ${s.id} was closed`);
+    }
     switch (req.op) {
       case 'step': {
         if (s.needsReset) throw new ResetNeeded('a step or reset of this session timed out; reset it');
         const actions = req.actions;
         const n = s.vec.numEnvs;
         if (actions.length !== n) throw new InvalidAction(`expected ${n} actions (one per sub-env), got ${actions.length}`);
-        // All actions are checked before any sub-env steps, so that a bad one leaves no trace.
+        // All actions are checked before any sub-env steps, so that a bad one leaves no trace;
+        // except those of sub-envs a next-step autoreset resets in this step: they are ignored.
         const space = s.vec.singleActionSpace;
+        const episodes = this.tracker(s);
         for (let i = 0; i < n; i++) {
-          if (!space.contains(actions[i])) {
+          if (!episodes.ignoresAction(i) && !space.contains(actions[i])) {
             let why: string | null;
             try { why = space.explain(actions[i]); } catch { why = null; }
             throw new InvalidAction(`actions[${i}]: ${why ?? 'not in the action space'}`);
           }
         }
         const r = await s.vec.step(actions);
+        episodes.onStep(r);
         this.mEnvSteps.inc(n);
         return new RawJson(vectorResultJson(r, s.packSize));
       }
       case 'reset': {
         const why = req.options === undefined ? null : unsafeValue(req.options);
         if (why) throw new ColloquyError('BAD_REQUEST', `options: ${why}`);
-        const r = await s.vec.reset({ seed: req.seed, options: req.options });
+        const n = s.vec.numEnvs;
+        const seed = vectorSeed(req.seed, n);
+        const r = await s.vec.reset({ seed, options: req.options });
         s.needsReset = false;
+        const mask = req.options?.resetMask;
+        this.tracker(s).onReset(Array.from({ length: n }, (_, i) => seed === undefined ? undefined : typeof seed === 'number' ? seed + i : seed[i] ?? undefined),
+          Array.isArray(mask) ? mask as boolean[] : null);
         return new RawJson(vectorResultJson(r, s.packSize));
+      }
+      case 'state': {
+        const t = this.tracker(s);
+        const result: StateResult = {
+          session: s.id, env: s.envId, numEnvs: s.vec.numEnvs, autoresetMode: s.vec.autoresetMode, obsEncoding: s.obsEncoding,
+          spec: s.vec.spec, hasReset: t.hasReset, needsReset: s.needsReset, resets: t.resets, steps: t.steps,
+          episode: [...t.episode], episodeSteps: [...t.episodeSteps], ended: [...t.ended], seeds: [...t.seeds], rng: RNG_FACTS,
+        };
+        return result;
       }
       case 'close':
         await this.sessions.close(s, 'closed by the client');
@@ -337,3 +369,13 @@ export class EnvProtocol {
 }
 
 function sleep(ms: number): Promise<void> { return new Promise(r => setTimeout(r, ms)); }
+
+const ALREADY_CLOSED: CloseResult = { closed: true, alreadyClosed: true };
+
+/** A reset's seed from the wire as the vector env takes it (BAD_REQUEST for a list of the wrong length). */
+function vectorSeed(seed: ResetRequest['seed'], numEnvs: number): VectorSeed | undefined {
+  if (seed === undefined) return undefined;
+  if (!Array.isArray(seed)) return wireSeed(seed);
+  if (seed.length !== numEnvs) throw new ColloquyError('BAD_REQUEST', `seed: a list of seeds needs one per sub-env (${numEnvs}), got ${seed.length}`);
+  return seed.map(x => (x === null ? null : wireSeed(x)));
+}

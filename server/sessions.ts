@@ -150,6 +150,9 @@ export class SessionManager {
     return s;
   }
 
+  /** Whether a session with this id was closed (recently: the last 1000 are remembered). */
+  wasClosed(id: string): boolean { return this.tombstones.has(id); }
+
   /** The session with this id if `owner` holds it; UNKNOWN_SESSION otherwise. */
   owned(id: string, owner: SessionOwner): Session {
     const s = this.sessions.get(id);

@@ -28,7 +28,7 @@
  * options: `reset({options: {agent: 'ppo-kl20', agentId: '…'}})`, or from the recorder's options.
  */
 import type { Logger } from 'pino';
-import type { Info, ResetArgs, VectorEnv, VectorResetResult, VectorStepResult, AutoresetMode, DialogSpec, EnvSpec } from '../../env/core.ts';
+import { subEnvSeed, type Info, type VectorEnv, type VectorResetArgs, type VectorResetResult, type VectorStepResult, type AutoresetMode, type DialogSpec, type EnvSpec } from '../../env/core.ts';
 import type { Space } from '../../env/spaces.ts';
 import { loadDialogTokenizer } from '../../env/dialog-model.ts';
 import { dialogResetInfo, dialogSpecOf, dialogStepInfo } from '../../env/dialog.ts';
@@ -111,7 +111,7 @@ export class RecordingVectorEnv<O = unknown, A = unknown> implements VectorEnv<O
   get spec(): EnvSpec | null { return this.inner.spec; }
   set spec(s: EnvSpec | null) { this.inner.spec = s; }
 
-  async reset(args: ResetArgs & { options?: { resetMask?: boolean[] } & Record<string, unknown> } = {}): Promise<VectorResetResult<O>> {
+  async reset(args: VectorResetArgs = {}): Promise<VectorResetResult<O>> {
     const opt = args.options ?? {};
     if (typeof opt.agent === 'string') this.agentName = opt.agent.slice(0, 200);
     if (typeof opt.agentName === 'string') this.agentName = opt.agentName.slice(0, 200);
@@ -121,7 +121,7 @@ export class RecordingVectorEnv<O = unknown, A = unknown> implements VectorEnv<O
     const writes: Write[] = [];
     for (let i = 0; i < this.numEnvs; i++) {
       if (mask && !mask[i]) continue;
-      const seed = args.seed !== undefined ? args.seed + i : null;
+      const seed = subEnvSeed(args.seed, i, this.numEnvs) ?? null;
       this.closeOpen(i, writes, 'truncated', 'reset before the episode ended');
       this.startDialog(i, r.observations[i], r.infos[i]!, seed, writes);
     }

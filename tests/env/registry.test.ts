@@ -74,8 +74,9 @@ describe('registry', () => {
       observationSpace = new Box(0, 1, [1]);
       actionSpace = new Discrete(2);
       spec: EnvSpec | null = null;
-      async reset(_a?: ResetArgs) { return { observation: [Math.random()], info: {} }; }
-      async step() { return { observation: [Math.random()], reward: 0, terminated: false, truncated: false, info: {} }; }
+      // float32 values (the Box is float32), so that only the ignored seed is wrong.
+      async reset(_a?: ResetArgs) { return { observation: [Math.fround(Math.random())], info: {} }; }
+      async step() { return { observation: [Math.fround(Math.random())], reward: 0, terminated: false, truncated: false, info: {} }; }
       async close() {}
     }
     register({ id: 'Flaky-v0', entryPoint: () => new Flaky(), maxEpisodeSteps: 5, description: 'ignores seeds' });

@@ -40,7 +40,8 @@ function* hostile(rng: Rng, fresh: string, live: string): Generator<Case> {
       case 6: { // fields of the wrong type
         const f = pick([
           `{"id":${id},"op":"step","session":"${live}","actions":${pick(['"0,1"', '{"0":0}', 'null', '1'])}}`,
-          `{"id":${id},"op":"reset","session":"${live}","seed":${pick(['"1"', '-1', '1.5', '1e999', '1e300', 'null', '[1]', '9007199254740993'])}}`,
+          // (any non-negative integer is a seed, as a number or a decimal string: tests/server/protocol-gaps.test.ts)
+          `{"id":${id},"op":"reset","session":"${live}","seed":${pick(['"1.5"', '-1', '1.5', '1e999', '-1e300', 'null', '[1]', '"-9007199254740993"', '[1,-1]', '{}'])}}`,
           `{"id":${id},"op":"make","env":"Echo-v0","numEnvs":${pick(['0', '-3', '2.5', '"4"', '1e999', 'null'])}}`,
           `{"id":${id},"op":"make","env":${pick(['1', 'null', '""', JSON.stringify('E'.repeat(500))])}}`,
           `{"id":${id},"op":"make","env":"Echo-v0","autoresetMode":"${pick(['sometimes', '', 'NEXT-STEP'])}"}`,
