@@ -223,7 +223,8 @@ def _http_error(e: InvalidStatus) -> ColloquyError:
     except (ValueError, AttributeError):
         pass
     if status == 401:
-        return Unauthorized(body.get("message") if isinstance(body, dict) and isinstance(body.get("message"), str) else "the server wants a bearer token")
+        message = body.get("message") if isinstance(body, dict) else None
+        return Unauthorized(message if isinstance(message, str) else "the server wants a bearer token")
     if isinstance(body, dict):
         err = error_from_body(body)
         if not isinstance(err, ProtocolError):

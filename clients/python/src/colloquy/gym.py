@@ -94,7 +94,7 @@ def to_gymnasium(space: cspaces.Space | Mapping[str, Any]) -> gspaces.Space[Any]
     """The gymnasium space of a server space (a :mod:`colloquy.spaces` space or its JSON)."""
     s = space if isinstance(space, cspaces.Space) else cspaces.space_from_json(space)
     if isinstance(s, cspaces.Box):
-        return gspaces.Box(low=_bound(s.low, s.dtype), high=_bound(s.high, s.dtype), shape=s.shape, dtype=s.dtype.type)
+        return gspaces.Box(low=_bound(s.low, s.dtype), high=_bound(s.high, s.dtype), shape=s.shape, dtype=s.dtype.type)  # type: ignore[arg-type]
     if isinstance(s, cspaces.Discrete):
         return gspaces.Discrete(s.n, start=s.start)
     if isinstance(s, cspaces.MultiDiscrete):

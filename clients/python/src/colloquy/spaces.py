@@ -162,7 +162,8 @@ class Box(Space):
             raise InvalidAction(f"a Box action must be an array of {self.size} numbers") from None
         if a.size != self.size or a.dtype.kind not in "biuf":
             raise InvalidAction(f"a Box action must be an array of {self.size} numbers, got shape {list(a.shape)} of {a.dtype}")
-        return a.reshape(-1).tolist()
+        out: list[Any] = a.reshape(-1).tolist()
+        return out
 
     def encode_batch(self, values: Any, n: int) -> list[Any]:
         try:
@@ -171,7 +172,8 @@ class Box(Space):
             return super().encode_batch(values, n)
         if a.dtype.kind not in "biuf" or a.size != n * self.size:
             raise InvalidAction(f"expected {n} Box actions of {self.size} numbers, got shape {list(a.shape)} of {a.dtype}")
-        return a.reshape(n, self.size).tolist()
+        out: list[Any] = a.reshape(n, self.size).tolist()
+        return out
 
 
 def _int(value: Any, what: str) -> int:
@@ -210,7 +212,8 @@ class Discrete(Space):
         a = np.asarray(values)
         if a.shape != (n,) or a.dtype.kind not in "iu":
             return super().encode_batch(values, n)
-        return a.tolist()
+        out: list[Any] = a.tolist()
+        return out
 
 
 class MultiDiscrete(Space):
@@ -240,12 +243,14 @@ class MultiDiscrete(Space):
         a = np.asarray(value)
         if a.shape != self.nvec.shape or a.dtype.kind not in "iu":
             raise InvalidAction(f"a MultiDiscrete action must be {len(self.nvec)} integers")
-        return a.tolist()
+        out: list[Any] = a.tolist()
+        return out
 
     def encode_batch(self, values: Any, n: int) -> list[Any]:
         a = np.asarray(values)
         if a.shape == (n, len(self.nvec)) and a.dtype.kind in "iu":
-            return a.tolist()
+            out: list[Any] = a.tolist()
+        return out
         return super().encode_batch(values, n)
 
 
@@ -257,11 +262,13 @@ class Text(Space):
     def __init__(self, json: Mapping[str, Any]) -> None:
         super().__init__(json)
         lo, hi, charset = json.get("minLength", 0), json.get("maxLength"), json.get("charset")
-        if any(isinstance(x, bool) or not isinstance(x, int) for x in (lo, hi)) or not 0 <= lo <= hi:
+        if not isinstance(lo, int) or not isinstance(hi, int) or isinstance(lo, bool) or isinstance(hi, bool) or not 0 <= lo <= hi:
             raise BadConfig(f"Text lengths must satisfy 0 <= minLength <= maxLength, got {dict(json)}")
         if charset is not None and not isinstance(charset, str):
             raise BadConfig("Text charset must be a string")
-        self.min_length, self.max_length, self.charset = lo, hi, charset
+        self.min_length: int = lo
+        self.max_length: int = hi
+        self.charset: str | None = charset
 
     def decode(self, value: Any) -> str:
         if not isinstance(value, str):
