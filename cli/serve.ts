@@ -3,28 +3,34 @@
  * shut down gracefully (stop accepting, finish in-flight replies, close sessions) and exit 0.
  */
 import path from 'node:path';
-import { parseArgs } from 'node:util';
+import { statSync } from 'node:fs';
 import type { BackendChoice } from '../models/backend.ts';
 import type { FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
-import { DEFAULT_SERVER_CONFIG_FILE, loadServerConfig, type ServerConfig } from '../configs/server.ts';
+import { DEFAULT_SERVER_CONFIG_FILE, ServerConfigSchema, loadServerConfig, type ServerConfig } from '../configs/server.ts';
+import { BadConfig } from '../core/errors.ts';
+import { resolveDataDir } from '../corpora/readers.ts';
 import { buildApp } from '../server/app.ts';
 import { createLogger } from '../server/log.ts';
 import { WS_PATH } from '../protocol/v1.ts';
+import { helpText, parseCommandLine, type CommandLine, type CommandSpec } from './args.ts';
 
-const HELP = `usage: colloquy serve [options]
-
-Run the Colloquy environment server: protocol v1 over WebSocket at ${WS_PATH},
-REST at /v1/envs, /health, /metrics. Stops gracefully on SIGTERM/SIGINT.
-
-options:
-  --host H          interface to listen on (default from the config: 127.0.0.1)
-  --port N          TCP port (default from the config: 8787; 0 picks a free one)
-  --config F        JSON config file (default configs/server.json; see configs/server.ts)
-  --token T         require this bearer token (also COLLOQUY_TOKEN); /health stays open
-  --log-level L     fatal|error|warn|info|debug|trace|silent
-  --log-pretty      readable log lines instead of NDJSON
-  -h, --help        show this help`;
+/** The command line: flags of config fields take their check and help from ServerConfigSchema. */
+export const SERVE_COMMAND: CommandSpec = {
+  command: 'colloquy serve',
+  summary: `Run the Colloquy environment server: protocol v1 over WebSocket at ${WS_PATH}, REST at /v1/envs, /health, /metrics. Stops gracefully on SIGTERM/SIGINT. The config file (every field is described in configs/server.ts) is read first; --set and the flags override it.`,
+  schema: ServerConfigSchema,
+  defaults: () => loadServerConfig(DEFAULT_SERVER_CONFIG_FILE),
+  set: 'limits.maxSessions=64',
+  flags: [
+    { name: 'host', field: 'host', metavar: 'H' },
+    { name: 'port', field: 'port' },
+    { name: 'config', type: 'string', metavar: 'FILE', describe: 'JSON config file (default configs/server.json)' },
+    { name: 'token', field: 'token', metavar: 'T', note: 'also $COLLOQUY_TOKEN' },
+    { name: 'log-level', field: 'logLevel', metavar: 'LEVEL' },
+    { name: 'log-pretty', field: 'logPretty' },
+  ],
+};
 
 export interface StartServerOptions {
   logger?: Logger;
@@ -63,16 +69,22 @@ export async function startServer(config: ServerConfig, opts: StartServerOptions
   return { app, url, wsUrl, port, close: () => (closing ??= app.close()) };
 }
 
-/** Config from the file named by --config (or the default file), with flags on top. */
-export function configFromFlags(values: { host?: string; port?: string; config?: string; token?: string; 'log-level'?: string; 'log-pretty'?: boolean }): ServerConfig {
-  const overrides: Record<string, unknown> = {};
-  if (values.host !== undefined) overrides.host = values.host;
-  if (values.port !== undefined) overrides.port = /^\d+$/.test(values.port) ? Number(values.port) : values.port;
-  const token = values.token ?? process.env.COLLOQUY_TOKEN;
-  if (token !== undefined && token !== '') overrides.token = token;
-  if (values['log-level'] !== undefined) overrides.logLevel = values['log-level'];
-  if (values['log-pretty']) overrides.logPretty = true;
-  return loadServerConfig(values.config ?? DEFAULT_SERVER_CONFIG_FILE, overrides);
+/** Config from the file named by --config (or the default file), with --set and the flags on top. */
+export function configFromFlags(cl: CommandLine): ServerConfig {
+  const overrides = cl.overrides();
+  const token = cl.values.token ?? process.env.COLLOQUY_TOKEN;
+  if (typeof token === 'string' && token !== '') overrides.token = token;
+  const config = loadServerConfig((cl.values.config as string | undefined) ?? DEFAULT_SERVER_CONFIG_FILE, overrides);
+  // A data dir named but not there fails here, in one line, not inside the first-start pretraining.
+  if (config.dataDir !== null) {
+    const dir = path.resolve(config.dataDir);
+    if (!isDir(dir)) throw new BadConfig(`data dir ${dir} does not exist (dataDir of the server config)`);
+  } else resolveDataDir();
+  return config;
+}
+
+function isDir(p: string): boolean {
+  try { return statSync(p).isDirectory(); } catch { return false; }
 }
 
 /**
@@ -101,16 +113,9 @@ export async function prepareModels(config: ServerConfig, logger: Logger): Promi
 }
 
 export async function run(argv: string[]): Promise<number> {
-  const { values } = parseArgs({
-    args: argv,
-    options: {
-      host: { type: 'string' }, port: { type: 'string' }, config: { type: 'string' }, token: { type: 'string' },
-      'log-level': { type: 'string' }, 'log-pretty': { type: 'boolean' }, help: { type: 'boolean', short: 'h' },
-    },
-    strict: true,
-  });
-  if (values.help) { console.log(HELP); return 0; }
-  const config = configFromFlags(values);
+  const cl = parseCommandLine(SERVE_COMMAND, argv);
+  if (cl.help) { console.log(helpText(SERVE_COMMAND)); return 0; }
+  const config = configFromFlags(cl);
   const logger = createLogger({ level: config.logLevel, pretty: config.logPretty });
   const modelDir = await prepareModels(config, logger);
   const server = await startServer(config, { logger, modelDir });

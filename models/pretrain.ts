@@ -13,7 +13,7 @@ import { spawn } from 'node:child_process';
 import * as tf from '@tensorflow/tfjs';
 import cliProgress from 'cli-progress';
 import { Rng } from '../core/rng.ts';
-import { BadConfig } from '../core/errors.ts';
+import { BadConfig, ColloquyError, ERROR_CODES, type ErrorCode } from '../core/errors.ts';
 import { loadConfig, deepMerge, validateConfig } from '../core/config.ts';
 import { ModelFileSchema, type ModelFile, type TrainConfig } from '../configs/models/schema.ts';
 import { formatTranscript, loadChatJsonl, loadCorpus, splitDialogs, type Dialog } from '../corpora/readers.ts';
@@ -341,9 +341,19 @@ export async function ensureBaseModel(opts: EnsureBaseModelOptions = {}): Promis
     if (opts.configFile) args.push('--config', opts.configFile);
     if (opts.dataDir) args.push('--data-dir', opts.dataDir);
     await new Promise<void>((resolve, reject) => {
-      const child = spawn(process.execPath, args, { stdio: ['ignore', 'inherit', 'inherit'] });
+      // The child writes its failure line (`error CODE: message`) to fd 3, not to the terminal: it
+      // becomes this process's one coded error (cli/args.ts reportError).
+      const child = spawn(process.execPath, args, { stdio: ['ignore', 'inherit', 'inherit', 'pipe'], env: { ...process.env, COLLOQUY_ERROR_FD: '3' } });
+      let failure = '';
+      child.stdio[3]!.on('data', (b: Buffer) => { failure += b.toString(); });
       child.on('error', reject);
-      child.on('exit', code => (code === 0 ? resolve() : reject(new Error(`colloquy pretrain exited with ${code}`))));
+      child.on('close', code => {
+        if (code === 0) return resolve();
+        const m = /^error ([A-Z_]+): (.*)$/m.exec(failure);
+        const why = m ? m[2] : `colloquy pretrain exited with ${code}`;
+        const errCode = m && (ERROR_CODES as readonly string[]).includes(m[1]!) ? m[1] as ErrorCode : 'INTERNAL';
+        reject(new ColloquyError(errCode, `pretraining the base model into ${dir} failed: ${why}`));
+      });
     });
   }
   if (!(await isCheckpoint(dir))) throw new Error(`pretraining finished but ${dir} holds no checkpoint`);

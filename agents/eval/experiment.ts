@@ -40,6 +40,7 @@ import type { EvalReference, DialogRow } from './evaluate.ts';
 import type { EvalSummary } from './summary.ts';
 import { summarize } from './summary.ts';
 import { PROJECT_ROOT } from '../../core/paths.ts';
+import { METRICS as M, UPDATE_KEY } from '../metrics.ts';
 
 export interface CompareOptions {
   config: ExperimentConfig;
@@ -306,8 +307,8 @@ export async function runExperiment(opts: CompareOptions): Promise<{ results: Ex
     for (const line of readFileSync(f, 'utf8').split('\n').filter(Boolean)) {
       const m = JSON.parse(line) as Record<string, number | null>;
       curves.push({
-        run: r.name, algo: r.algo, reference: r.reference, coef: r.coef, seed: r.seed, update: Number(m.update ?? 0),
-        reward: num(m['env/reward_mean']), kl: num(m['objective/kl_exact']), empty: num(m['dialog/empty_teacher_turn_share']),
+        run: r.name, algo: r.algo, reference: r.reference, coef: r.coef, seed: r.seed, update: Number(m[UPDATE_KEY] ?? 0),
+        reward: num(m[M.rewardMean]), kl: num(m[M.klExact]), empty: num(m[M.emptyTeacherTurnShare]),
       });
     }
   }

@@ -7,10 +7,11 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import type * as vl from 'vega-lite';
 import { CONFIG, renderSvg } from '../report/figures.ts';
+import { METRICS as M, UPDATE_KEY } from '../metrics.ts';
 
 export const CURVE_KEYS = [
-  'env/reward_mean', 'env/reply_reward_mean', 'objective/kl_exact', 'dialog/empty_teacher_turn_share',
-  'env/turns_mean', 'dialog/teacher_turn_tokens', 'dialog/student_turn_tokens', 'policy/entropy',
+  M.rewardMean, M.replyRewardMean, M.klExact, M.emptyTeacherTurnShare,
+  M.turnsMean, M.teacherTurnTokens, M.studentTurnTokens, M.policyEntropy,
 ] as const;
 
 export type MetricLine = Record<string, number | string | null>;
@@ -22,12 +23,12 @@ export function readMetrics(runDir: string): MetricLine[] {
 /** A fixed-width table of the curves (one row per update). */
 export function curveTable(lines: readonly MetricLine[], keys: readonly string[] = CURVE_KEYS): string {
   const names: Record<string, string> = {
-    'env/reward_mean': 'return', 'env/reply_reward_mean': 'reply_reward', 'objective/kl_exact': 'kl_exact', 'dialog/empty_teacher_turn_share': 'empty_share',
-    'env/turns_mean': 'turns', 'dialog/teacher_turn_tokens': 'teacher_tok', 'dialog/student_turn_tokens': 'student_tok', 'policy/entropy': 'entropy',
+    [M.rewardMean]: 'return', [M.replyRewardMean]: 'reply_reward', [M.klExact]: 'kl_exact', [M.emptyTeacherTurnShare]: 'empty_share',
+    [M.turnsMean]: 'turns', [M.teacherTurnTokens]: 'teacher_tok', [M.studentTurnTokens]: 'student_tok', [M.policyEntropy]: 'entropy',
   };
   const short = keys.map(k => names[k] ?? k.split('/').pop()!.slice(0, 12));
   const head = ['update', ...short].map(h => h.padStart(13)).join('');
-  const rows = lines.map(l => [String(l.update), ...keys.map(k => (typeof l[k] === 'number' ? (l[k] as number).toFixed(3) : '-'))].map(v => v.padStart(13)).join(''));
+  const rows = lines.map(l => [String(l[UPDATE_KEY]), ...keys.map(k => (typeof l[k] === 'number' ? (l[k] as number).toFixed(3) : '-'))].map(v => v.padStart(13)).join(''));
   return [head, ...rows].join('\n');
 }
 
@@ -40,7 +41,7 @@ export function curveSpec(lines: readonly MetricLine[], keys: readonly string[] 
   for (const l of lines) {
     for (const k of keys) {
       const v = l[k];
-      if (typeof v === 'number' && Number.isFinite(v)) values.push({ update: Number(l.update), metric: k, value: v });
+      if (typeof v === 'number' && Number.isFinite(v)) values.push({ update: Number(l[UPDATE_KEY]), metric: k, value: v });
     }
   }
   return {

@@ -25,6 +25,7 @@ import type { KlBudgetConfig } from '../../configs/agents/schema.ts';
 import { gae, whiten } from '../../rewards/returns.ts';
 import type { TransformerLM } from '../../models/lm.ts';
 import { clipGradients } from '../../models/pretrain.ts';
+import { METRICS as M } from '../metrics.ts';
 import { BudgetPolicy, mixtureOutputs, type BudgetAux } from './budget-policy.ts';
 import { RolloutCollector, asReference, type Episode } from './rollout.ts';
 import { Budget, RunFolder, assignAll, dialogMetrics, episodeRecord, loadTensors, restoreOptimizer, saveOptimizer, saveTensors, writeAtomic, type Metrics, type TrainContext, type TrainResult } from './run.ts';
@@ -169,33 +170,33 @@ export async function trainKlBudget(config: KlBudgetConfig, ctx: TrainContext): 
       const spent = episodes.map(e => e.state.spent ?? 0);
       const m: Metrics = {
         ...dialogMetrics(episodes),
-        'objective/kl': mean(episodes.map(e => e.logp.reduce((a, lp, t) => a + lp - e.baseLogp[t]!, 0))),
-        'objective/non_score_reward': 0,
-        'objective/entropy': mean(episodes.map(e => e.logp.reduce((a, b) => a - b, 0))),
-        'kl_budget/budget': policy.budget,
-        'kl_budget/episode_budget_mean': mean(episodes.map(e => e.state.budget ?? 0)),
-        'kl_budget/spent_mean': mean(spent),
-        'kl_budget/overspend_max': Math.max(...episodes.map((e, i) => spent[i]! - (e.state.budget ?? 0))),
-        'kl_budget/alpha_mean': mean(steps.map(s => s.aux.alpha)),
-        'kl_budget/target_mean': mean(steps.map(s => s.aux.k)),
-        'policy/approxkl': sums.approxkl / sums.n,
-        'policy/clipfrac': sums.clipfrac / sums.n,
-        'policy/entropy': sums.ent / sums.n,
-        'loss/policy': sums.pg / sums.n,
-        'loss/value': sums.vf / sums.n,
-        'loss/gap': sums.gap / sums.n,
-        'val/vpred': mean(Array.from(values)),
-        'val/return': mean(Array.from(ret)),
-        'losses/grad_norm': sums.gradNorm / sums.n,
-        'charts/sps': stats.agentSteps / ((tEnd - t0) / 1000),
-        'charts/episodes': totalEpisodes,
-        'charts/agent_steps': totalSteps,
-        'charts/off_policy_share': stats.offPolicySteps / Math.max(1, steps.length),
-        'time/rollout_s': (tUpdate - t0) / 1000,
-        'time/env_s': stats.envSeconds,
-        'time/agent_forward_s': stats.agentSeconds,
-        'time/update_s': (tEnd - tUpdate) / 1000,
-        'time/elapsed_s': budget.seconds,
+        [M.kl]: mean(episodes.map(e => e.logp.reduce((a, lp, t) => a + lp - e.baseLogp[t]!, 0))),
+        [M.nonScoreReward]: 0,
+        [M.entropy]: mean(episodes.map(e => e.logp.reduce((a, b) => a - b, 0))),
+        [M.klBudget]: policy.budget,
+        [M.klBudgetEpisodeMean]: mean(episodes.map(e => e.state.budget ?? 0)),
+        [M.klSpentMean]: mean(spent),
+        [M.klOverspendMax]: Math.max(...episodes.map((e, i) => spent[i]! - (e.state.budget ?? 0))),
+        [M.mixtureAlphaMean]: mean(steps.map(s => s.aux.alpha)),
+        [M.klTargetMean]: mean(steps.map(s => s.aux.k)),
+        [M.approxKl]: sums.approxkl / sums.n,
+        [M.clipFrac]: sums.clipfrac / sums.n,
+        [M.policyEntropy]: sums.ent / sums.n,
+        [M.policyLoss]: sums.pg / sums.n,
+        [M.valueLoss]: sums.vf / sums.n,
+        [M.gapLoss]: sums.gap / sums.n,
+        [M.valueMean]: mean(Array.from(values)),
+        [M.valueTargetMean]: mean(Array.from(ret)),
+        [M.gradNorm]: sums.gradNorm / sums.n,
+        [M.sps]: stats.agentSteps / ((tEnd - t0) / 1000),
+        [M.episodes]: totalEpisodes,
+        [M.agentSteps]: totalSteps,
+        [M.offPolicyShare]: stats.offPolicySteps / Math.max(1, steps.length),
+        [M.rolloutSeconds]: (tUpdate - t0) / 1000,
+        [M.envSeconds]: stats.envSeconds,
+        [M.agentForwardSeconds]: stats.agentSeconds,
+        [M.updateSeconds]: (tEnd - tUpdate) / 1000,
+        [M.elapsedSeconds]: budget.seconds,
       };
       history.push(m);
       ctx.onUpdate?.(m);

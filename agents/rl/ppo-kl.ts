@@ -22,6 +22,7 @@ import type { PpoKlConfig } from '../../configs/agents/schema.ts';
 import { gae, whiten } from '../../rewards/returns.ts';
 import { loadCheckpoint, loadOptimizerState, saveCheckpoint } from '../../models/checkpoint.ts';
 import { clipGradients } from '../../models/pretrain.ts';
+import { METRICS as M } from '../metrics.ts';
 import { klEstimate, makeKlController, type KlControllerState } from './kl.ts';
 import { LmPolicy, sequenceBatch, type SequenceBatch } from './policy.ts';
 import { RolloutCollector, asReference, type Episode } from './rollout.ts';
@@ -154,29 +155,29 @@ export async function trainPpoKl(config: PpoKlConfig, ctx: TrainContext): Promis
       const nonScore = episodes.map((_, b) => -beta * episodeKl[b]!);
       const m: Metrics = {
         ...dialogMetrics(episodes),
-        'objective/kl': meanKl,
-        'objective/kl_coef': beta,
-        'objective/non_score_reward': mean(nonScore),
-        'objective/rlhf_reward': mean(episodes.map((e, b) => e.return + nonScore[b]!)),
-        'objective/entropy': mean(episodes.map(e => e.logp.reduce((a, b) => a - b, 0))),
-        'policy/approxkl': sums.approxkl / sums.n,
-        'policy/clipfrac': sums.clipfrac / sums.n,
-        'policy/entropy': sums.ent / sums.n,
-        'loss/policy': sums.pg / sums.n,
-        'loss/value': sums.vf / sums.n,
-        'val/clipfrac': sums.vclipfrac / sums.n,
-        'val/vpred': mean(oldV),
-        'val/return': mean(ret),
-        'losses/grad_norm': sums.gradNorm / sums.n,
-        'charts/sps': stats.agentSteps / ((tEnd - t0) / 1000),
-        'charts/episodes': totalEpisodes,
-        'charts/agent_steps': totalSteps,
-        'charts/off_policy_share': stats.offPolicySteps / Math.max(1, episodes.reduce((n, e) => n + e.actions.length, 0)),
-        'time/rollout_s': (tUpdate - t0) / 1000,
-        'time/env_s': stats.envSeconds,
-        'time/agent_forward_s': stats.agentSeconds,
-        'time/update_s': (tEnd - tUpdate) / 1000,
-        'time/elapsed_s': budget.seconds,
+        [M.kl]: meanKl,
+        [M.klCoef]: beta,
+        [M.nonScoreReward]: mean(nonScore),
+        [M.rlhfReward]: mean(episodes.map((e, b) => e.return + nonScore[b]!)),
+        [M.entropy]: mean(episodes.map(e => e.logp.reduce((a, b) => a - b, 0))),
+        [M.approxKl]: sums.approxkl / sums.n,
+        [M.clipFrac]: sums.clipfrac / sums.n,
+        [M.policyEntropy]: sums.ent / sums.n,
+        [M.policyLoss]: sums.pg / sums.n,
+        [M.valueLoss]: sums.vf / sums.n,
+        [M.valueClipFrac]: sums.vclipfrac / sums.n,
+        [M.valueMean]: mean(oldV),
+        [M.valueTargetMean]: mean(ret),
+        [M.gradNorm]: sums.gradNorm / sums.n,
+        [M.sps]: stats.agentSteps / ((tEnd - t0) / 1000),
+        [M.episodes]: totalEpisodes,
+        [M.agentSteps]: totalSteps,
+        [M.offPolicyShare]: stats.offPolicySteps / Math.max(1, episodes.reduce((n, e) => n + e.actions.length, 0)),
+        [M.rolloutSeconds]: (tUpdate - t0) / 1000,
+        [M.envSeconds]: stats.envSeconds,
+        [M.agentForwardSeconds]: stats.agentSeconds,
+        [M.updateSeconds]: (tEnd - tUpdate) / 1000,
+        [M.elapsedSeconds]: budget.seconds,
       };
       history.push(m);
       ctx.onUpdate?.(m);

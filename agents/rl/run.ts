@@ -12,6 +12,7 @@ import cliProgress from 'cli-progress';
 import type { VectorEnv } from '../../env/core.ts';
 import { BadConfig } from '../../core/errors.ts';
 import { mean } from '../../core/arrays.ts';
+import { METRICS as M, UPDATE_KEY } from '../metrics.ts';
 import type { BpeTokenizer } from '../../models/tokenizer.ts';
 import type { TransformerLM } from '../../models/lm.ts';
 import type { Episode, KlReference } from './rollout.ts';
@@ -68,17 +69,17 @@ export function dialogMetrics(episodes: readonly Episode<unknown>[]): Metrics {
   const replies = complete.map(t => t.reward);
   const klSums = episodes.map(e => e.kl.reduce((a, b) => a + b, 0));
   return {
-    'env/reward_mean': mean(episodes.map(e => e.return)),
-    'env/reward_std': Math.sqrt(mean(episodes.map(e => (e.return - mean(episodes.map(x => x.return))) ** 2))),
-    'env/reply_reward_mean': mean(replies),
-    'env/turns_mean': mean(episodes.map(e => e.exchanges.length)),
-    'env/episode_tokens': mean(episodes.map(e => e.tokens.length)),
-    'env/agent_tokens': mean(episodes.map(e => e.actions.length)),
-    'env/terminated_share': mean(episodes.map(e => (e.terminated ? 1 : 0))),
-    'dialog/empty_teacher_turn_share': mean(teacherLens.map(n => (n <= EMPTY_TURN_TOKENS ? 1 : 0))),
-    'dialog/teacher_turn_tokens': mean(teacherLens),
-    'dialog/student_turn_tokens': mean(studentLens),
-    'objective/kl_exact': mean(klSums),
+    [M.rewardMean]: mean(episodes.map(e => e.return)),
+    [M.rewardStd]: Math.sqrt(mean(episodes.map(e => (e.return - mean(episodes.map(x => x.return))) ** 2))),
+    [M.replyRewardMean]: mean(replies),
+    [M.turnsMean]: mean(episodes.map(e => e.exchanges.length)),
+    [M.episodeTokens]: mean(episodes.map(e => e.tokens.length)),
+    [M.agentTokens]: mean(episodes.map(e => e.actions.length)),
+    [M.terminatedShare]: mean(episodes.map(e => (e.terminated ? 1 : 0))),
+    [M.emptyTeacherTurnShare]: mean(teacherLens.map(n => (n <= EMPTY_TURN_TOKENS ? 1 : 0))),
+    [M.teacherTurnTokens]: mean(teacherLens),
+    [M.studentTurnTokens]: mean(studentLens),
+    [M.klExact]: mean(klSums),
   };
 }
 
@@ -150,11 +151,11 @@ export class RunFolder {
   metrics(update: number, m: Metrics, progress: number): void {
     const clean: Record<string, number | null> = {};
     for (const [k, v] of Object.entries(m)) clean[k] = Number.isFinite(v) ? Math.round(v * 1e6) / 1e6 : null;
-    appendFileSync(this.metricsFile, JSON.stringify({ update, time: new Date().toISOString(), ...clean }) + '\n');
-    const reward = (m['env/reward_mean'] ?? NaN).toFixed(3), kl = (m['objective/kl_exact'] ?? NaN).toFixed(2), sps = (m['charts/sps'] ?? NaN).toFixed(0);
+    appendFileSync(this.metricsFile, JSON.stringify({ [UPDATE_KEY]: update, time: new Date().toISOString(), ...clean }) + '\n');
+    const reward = (m[M.rewardMean] ?? NaN).toFixed(3), kl = (m[M.klExact] ?? NaN).toFixed(2), sps = (m[M.sps] ?? NaN).toFixed(0);
     this.barValue = Math.round(progress * 1000);
     if (this.bar) this.bar.update(this.barValue, { update, reward, kl, sps });
-    else this.log(`update ${update} | reward ${reward} | reply ${(m['env/reply_reward_mean'] ?? NaN).toFixed(3)} | kl ${kl} | empty ${(m['dialog/empty_teacher_turn_share'] ?? NaN).toFixed(2)} | ${sps} steps/s | ${(progress * 100).toFixed(0)}%`);
+    else this.log(`update ${update} | reward ${reward} | reply ${(m[M.replyRewardMean] ?? NaN).toFixed(3)} | kl ${kl} | empty ${(m[M.emptyTeacherTurnShare] ?? NaN).toFixed(2)} | ${sps} steps/s | ${(progress * 100).toFixed(0)}%`);
   }
 
   samples(update: number, records: Record<string, unknown>[]): void {

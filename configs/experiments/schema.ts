@@ -14,7 +14,7 @@ const Overrides = (description: string) => Type.Record(Type.String(), Type.Unkno
 export const ExperimentSchema = Type.Object({
   description: Type.Optional(Type.String()),
   out: Type.String({ default: 'runs/mightnt-vs-kl', description: 'output folder (relative to the project root): models, runs, eval rows, results.json, report.html' }),
-  backend: Type.String({ default: 'auto', description: 'TensorFlow.js backend (auto, wasm, cpu, tensorflow, tensorflow-gpu)' }),
+  backend: Type.Union(['auto', 'tensorflow-gpu', 'tensorflow', 'wasm', 'cpu'].map(b => Type.Literal(b)), { default: 'auto', description: 'TensorFlow.js backend (auto: GPU, native, wasm, cpu — the first that works)' }),
   env: Type.Object({
     id: Type.String({ default: 'TeacherStudent-v0', description: 'env id (token mode)' }),
     kwargs: Overrides('env kwargs (maxTokens, maxStudentTokens, prompt, reward, …); `model` is set to the base model'),

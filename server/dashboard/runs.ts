@@ -1,17 +1,22 @@
 /**
  * Training curves for the dashboard: every `RUN/metrics.jsonl` under the runs folder (one JSON
- * object per line, as the trainers write them: `{"step": 12, "env/reward_mean": 0.61,
+ * object per line, as the trainers write them: `{"update": 12, "env/reward_mean": 0.61,
  * "objective/kl": 1.9, ...}`). Files are read incrementally (only the bytes appended since the
  * last read), so a long run costs nothing to poll; each series is thinned to at most `maxPoints`
  * points (every other point is dropped when it grows past twice that).
  */
 import { closeSync, existsSync, openSync, readSync, readdirSync, statSync } from 'node:fs';
 import path from 'node:path';
+import { METRICS as M, UPDATE_KEY } from '../../agents/metrics.ts';
 
-/** Keys plotted as "reward" and "KL", first present wins. */
-export const REWARD_KEYS = ['env/reward_mean', 'charts/episodic_return', 'eval/reward_mean', 'charts/reward_mean'] as const;
-export const KL_KEYS = ['objective/kl', 'policy/approxkl', 'objective/kl_mean'] as const;
-const STEP_KEYS = ['step', 'global_step', 'charts/global_step', 'update', 'iteration'] as const;
+/**
+ * Keys plotted as "reward" and "KL", first present wins: the trainers' own (agents/metrics.ts),
+ * then the names other tools write (CleanRL's episodic return, TRL's KL mean).
+ */
+export const REWARD_KEYS = [M.rewardMean, 'charts/episodic_return', 'eval/reward_mean', 'charts/reward_mean'] as const;
+export const KL_KEYS = [M.kl, M.approxKl, 'objective/kl_mean'] as const;
+/** The x of a line: the trainers' `update`; `step` is what batch-kl wrote before it logged `update`. */
+const STEP_KEYS = [UPDATE_KEY, 'step', 'global_step', 'charts/global_step', 'iteration'] as const;
 
 export interface Series { key: string; points: [number, number][] }
 

@@ -104,12 +104,12 @@ describe('batch-kl learning', () => {
     writeFileSync(data, lines.join('\n') + '\n');
     const out = path.join(dir, 'run');
     const before = tf.memory().numTensors;
-    const code = await run(['--algo', 'batch-kl', '--data', data, '--model', defaultModelDir(), '--out', out, '--steps', '60', '--lr', '1e-3', '--samples', '3', '--reward-offset', '0.5', '--set', '{"logEvery":20}']);
+    const code = await run(['--algo', 'batch-kl', '--data', data, '--model', defaultModelDir(), '--out', out, '--steps', '60', '--lr', '1e-3', '--samples', '3', '--reward-offset', '0.5', '--set', 'logEvery=20']);
     expect(code).toBe(0);
     expect(tf.memory().numTensors).toBe(before); // every model, optimizer and tensor of the run is freed
 
     const metrics = readFileSync(path.join(out, 'metrics.jsonl'), 'utf8').trim().split('\n').map(l => JSON.parse(l) as Record<string, number>);
-    expect(metrics.map(m => m.step)).toEqual([20, 40, 60]);
+    expect(metrics.map(m => m.update)).toEqual([20, 40, 60]);
     expect(metrics.every(m => Number.isFinite(m['losses/td_loss']) && m['objective/kl']! > 0)).toBe(true);
 
     const base = (await loadCheckpoint(defaultModelDir())).model;

@@ -12,7 +12,7 @@ const LINES: MetricLine[] = Array.from({ length: 6 }, (_, i) => ({
   update: i + 1,
   'env/reward_mean': 0.25 * i,
   'objective/kl_exact': 3 - 0.5 * i,
-  'dialog/empty_teacher_turn_share': i % 2 ? 0.5 : 0.125,
+  'env/empty_teacher_turn_share': i % 2 ? 0.5 : 0.125,
   'policy/entropy': i < 3 ? null : 2,          // a series that starts late
   'env/turns_mean': 'n/a',                     // not a number: no points
 }));

@@ -89,12 +89,12 @@ describe('kl-budget', () => {
     });
 
     it('stays within the budget in every update', () => {
-      h.forEach((m, i) => expect(m['kl_budget/overspend_max']!, `update ${i + 1}`).toBeLessThanOrEqual(1e-9));
+      h.forEach((m, i) => expect(m['objective/kl_overspend_max']!, `update ${i + 1}`).toBeLessThanOrEqual(1e-9));
     });
 
     it('ramps the budget: the first update\'s episodes got less than the full budget, the last the full one', () => {
-      expect(h[0]!['kl_budget/budget']).toBeLessThan(10);
-      expect(h[h.length - 1]!['kl_budget/budget']).toBe(10);
+      expect(h[0]!['objective/kl_budget']).toBeLessThan(10);
+      expect(h[h.length - 1]!['objective/kl_budget']).toBe(10);
     });
 
     it('leaks no tensors per update', () => {
@@ -102,7 +102,7 @@ describe('kl-budget', () => {
     });
 
     it('logs the TRL/CleanRL metrics to metrics.jsonl, finite', () => {
-      for (const key of ['objective/kl', 'objective/non_score_reward', 'env/reward_mean', 'policy/approxkl', 'policy/clipfrac', 'policy/entropy', 'charts/sps', 'dialog/empty_teacher_turn_share']) {
+      for (const key of ['objective/kl', 'objective/non_score_reward', 'env/reward_mean', 'policy/approxkl', 'policy/clipfrac', 'policy/entropy', 'charts/sps', 'env/empty_teacher_turn_share']) {
         expect(Number.isFinite(last[key]), key).toBe(true);
       }
     });
@@ -118,7 +118,7 @@ describe('kl-budget', () => {
       try {
         const more = await trainKlBudget(config({ updates: 19 }), { envs: envs2, base: model.lm, baseDir: dir, tokenizer: model.tokenizer, out, resume: true, progressBar: false, log: () => {} });
         expect(more.updates).toBe(19);
-        expect(more.history[0]!['kl_budget/budget']).toBe(10);
+        expect(more.history[0]!['objective/kl_budget']).toBe(10);
       } finally {
         await envs2.close();
       }

@@ -5,6 +5,7 @@ import path from 'node:path';
 import { run } from '../../cli/train.ts';
 import { startTestServer, type TestServer } from '../server/helpers.ts';
 import { buildToyModel, toyKwargs } from './toy.ts';
+import { PROJECT_ROOT } from '../../core/paths.ts';
 
 let srv: TestServer;
 let dir: string;
@@ -35,7 +36,7 @@ describe('colloquy train', () => {
   it('trains ppo-kl over WebSocket against a server', async () => {
     const out = tmpOut('ws');
     const code = await run(['--algo', 'ppo-kl', '--server', srv.wsUrl, '--model', dir, '--kwargs', JSON.stringify(toyKwargs(dir)),
-      '--updates', '2', '--minutes', '0', '--num-envs', '4', '--set', '{"minibatches":2}', '--out', out, '--no-progress', '--backend', 'auto']);
+      '--updates', '2', '--minutes', '0', '--num-envs', '4', '--set', 'minibatches=2', '--out', out, '--no-progress', '--backend', 'auto']);
     expect(code).toBe(0);
     const m = metrics(out);
     expect(m.map(x => x.update)).toEqual([1, 2]);
@@ -62,7 +63,7 @@ describe('colloquy train', () => {
     expect(metrics(a)).toHaveLength(2);
     const b = tmpOut('utterance');
     expect(await run(['--algo', 'ppo-kl', '--model', dir, '--kwargs', JSON.stringify({ ...toyKwargs(dir), actionMode: 'utterance' }),
-      '--updates', '2', '--minutes', '0', '--num-envs', '4', '--set', '{"minibatches":2,"maxUtteranceTokens":6}', '--out', b, '--no-progress'])).toBe(0);
+      '--updates', '2', '--minutes', '0', '--num-envs', '4', '--set', 'minibatches=2', '--set', 'maxUtteranceTokens=6', '--out', b, '--no-progress'])).toBe(0);
     const m = metrics(b);
     expect(m).toHaveLength(2);
     expect(m[1]!['env/turns_mean']).toBeGreaterThan(1);
@@ -71,5 +72,18 @@ describe('colloquy train', () => {
   it('refuses bad flags with a coded error', async () => {
     await expect(run(['--algo', 'ppo'])).rejects.toMatchObject({ code: 'BAD_CONFIG' });
     await expect(run(['--algo', 'ppo-kl', '--server', srv.wsUrl, '--local'])).rejects.toMatchObject({ code: 'BAD_CONFIG' });
+    // --set paths and values are checked against the algo's schema (kl-budget has no kl.beta), naming the item.
+    await expect(run(['--algo', 'ppo-kl', '--set', 'minibatchez=2'])).rejects.toMatchObject({ code: 'BAD_CONFIG', message: expect.stringMatching(/--set minibatchez: no config field/) });
+    await expect(run(['--algo', 'kl-budget', '--set', 'kl.beta=0.1'])).rejects.toMatchObject({ code: 'BAD_CONFIG', message: expect.stringMatching(/--set kl\.beta: no config field 'kl'/) });
+    await expect(run(['--algo', 'ppo-kl', '--num-envs', 'many'])).rejects.toMatchObject({ code: 'BAD_CONFIG', message: expect.stringMatching(/--num-envs must be an integer, got 'many'/) });
+    await expect(run(['--algo', 'ppo-kl', '--kwargs', '[1]'])).rejects.toMatchObject({ code: 'BAD_CONFIG', message: expect.stringMatching(/--kwargs must be/) });
+  });
+
+  it('takes the algo from a --config file that names it', async () => {
+    // configs/agents/kl-budget.json without --algo: validated as kl-budget (its fields), not as ppo-kl.
+    const out = tmpOut('config-algo');
+    expect(await run(['--config', path.join(PROJECT_ROOT, 'configs', 'agents', 'kl-budget.json'), '--local', '--model', dir, '--kwargs', JSON.stringify(toyKwargs(dir)),
+      '--updates', '1', '--minutes', '0', '--num-envs', '2', '--out', out, '--no-progress'])).toBe(0);
+    expect((JSON.parse(readFileSync(path.join(out, 'config.json'), 'utf8')) as { algo: string }).algo).toBe('kl-budget');
   });
 });
