@@ -51,9 +51,14 @@ describe('spaces', () => {
   });
 
   it('infinite bounds survive JSON', () => {
-    const b = new Box(-Infinity, Infinity, [1]);
+    // float64: any finite value is inside infinite bounds after the round trip.
+    const b = new Box(-Infinity, Infinity, [1], 'float64');
     const back = spaceFromJSON(JSON.parse(JSON.stringify(b.toJSON()))) as Box;
     expect(back.contains([1e300])).toBe(true);
+    // float32 (the default dtype) holds values up to ~3.4e38; 1e300 is not a float32 value.
+    const b32 = spaceFromJSON(JSON.parse(JSON.stringify(new Box(-Infinity, Infinity, [1]).toJSON()))) as Box;
+    expect(b32.contains([Math.fround(3e38)])).toBe(true);
+    expect(b32.contains([1e300])).toBe(false);
   });
 });
 
