@@ -22,8 +22,8 @@ import { cpus, loadavg } from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { fileURLToPath } from 'node:url';
+import { timeEchoSteps } from './echo-steps.ts';
 import WebSocket, { WebSocketServer } from 'ws';
-import { connectVectorEnv } from '../agents/client.ts';
 import { resolveServerConfig } from '../configs/server.ts';
 import { makeVec } from '../env/index.ts';
 import type { ObsEncoding } from '../protocol/v1.ts';
@@ -54,15 +54,7 @@ async function child(): Promise<void> {
 interface Figures { steps: number; seconds: number }
 
 async function protocolRun(url: string, numEnvs: number, obsEncoding: ObsEncoding, seconds: number): Promise<Figures & { reqBytes: number; replyBytes: number; reply: string; req: string }> {
-  const env = await connectVectorEnv<number[], number>(url, { env: 'Echo-v0', numEnvs, obsEncoding });
-  await env.reset({ seed: 1 });
-  const actions = Array.from({ length: numEnvs }, (_, i) => i % 16);
-  const warm = performance.now();
-  while (performance.now() - warm < 300) await env.step(actions);
-  let steps = 0;
-  const t0 = performance.now();
-  while (performance.now() - t0 < seconds * 1000) { await env.step(actions); steps++; }
-  const elapsed = (performance.now() - t0) / 1000;
+  const { env, actions, steps, seconds: elapsed } = await timeEchoSteps(url, numEnvs, obsEncoding, seconds);
   // The frames of one step exactly as they travel (a bare client sees the reply before unpacking).
   const req = JSON.stringify({ id: 123456, op: 'step', session: env.session, actions });
   const reply = await rawStepReply(url, numEnvs, obsEncoding, actions);

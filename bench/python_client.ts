@@ -6,7 +6,7 @@
  *   node bin/run.mjs bench/python_client.ts --url ws://127.0.0.1:PORT/v1/env --cases 1:json,64:json,64:f64 --seconds 1
  */
 import { parseArgs } from 'node:util';
-import { connectVectorEnv } from '../agents/client.ts';
+import { timeEchoSteps } from './echo-steps.ts';
 import type { ObsEncoding } from '../protocol/v1.ts';
 
 const { values } = parseArgs({ options: { url: { type: 'string' }, cases: { type: 'string', default: '1:json,64:json,64:f64' }, seconds: { type: 'string', default: '1' } } });
@@ -16,15 +16,8 @@ const out: { numEnvs: number; obs: ObsEncoding; steps: number; seconds: number }
 for (const c of values.cases!.split(',')) {
   const [n, enc] = c.split(':');
   const numEnvs = Number(n), obs = (enc ?? 'json') as ObsEncoding;
-  const env = await connectVectorEnv<number[], number>(values.url, { env: 'Echo-v0', numEnvs, obsEncoding: obs });
-  await env.reset({ seed: 1 });
-  const actions = Array.from({ length: numEnvs }, (_, i) => i % 16);
-  const warm = performance.now();
-  while (performance.now() - warm < 300) await env.step(actions);
-  let steps = 0;
-  const t0 = performance.now();
-  while (performance.now() - t0 < seconds * 1000) { await env.step(actions); steps++; }
-  out.push({ numEnvs, obs, steps, seconds: (performance.now() - t0) / 1000 });
+  const { env, steps, seconds: elapsed } = await timeEchoSteps(values.url!, numEnvs, obs, seconds);
+  out.push({ numEnvs, obs, steps, seconds: elapsed });
   await env.close();
 }
 process.stdout.write(`${JSON.stringify(out)}\n`);
