@@ -3,6 +3,8 @@
  * `config: { public: true }` (e.g. `/health`) needs `Authorization: Bearer T` or `?token=T` (the
  * query form is for browsers, whose WebSocket cannot set headers). A WebSocket upgrade without the
  * token is refused before the upgrade with HTTP 401 and `{ok:false, error:{code:'UNAUTHORIZED'}}`.
+ * HTTP Basic credentials whose password is the token (any user name) count too: clients that take
+ * only a URL, as OpenEnv's, send them from `ws://user:TOKEN@host/...`.
  */
 import { timingSafeEqual } from 'node:crypto';
 import fp from 'fastify-plugin';
@@ -15,12 +17,18 @@ declare module 'fastify' {
   }
 }
 
-/** The token a request presents (header first, then the `token` query parameter), or null. */
+/** The token a request presents (header first: Bearer, or Basic's password; then the `token` query parameter), or null. */
 export function presentedToken(req: FastifyRequest): string | null {
   const h = req.headers.authorization;
   if (typeof h === 'string') {
     const m = /^Bearer\s+(\S+)\s*$/i.exec(h);
     if (m) return m[1]!;
+    const b = /^Basic\s+([A-Za-z0-9+/=]{1,1024})\s*$/i.exec(h);
+    if (b) {
+      const pair = Buffer.from(b[1]!, 'base64').toString('utf8');
+      const colon = pair.indexOf(':');
+      if (colon >= 0) return pair.slice(colon + 1);
+    }
   }
   const q = (req.query as Record<string, unknown> | undefined)?.token;
   return typeof q === 'string' ? q : null;
