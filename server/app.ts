@@ -12,6 +12,7 @@
  *   websocket   @fastify/websocket          transport, frame size cap, graceful drain hooks
  *   envProtocol GET /v1/env (WebSocket)     protocol v1
  *   rest        /v1/envs, /health
+ *   openEnv     /openenv/<ENV_ID>/{ws,health,metadata,schema}  every env as an OpenEnv server (over protocol v1)
  *   models      /v1/models[/:name[/files/:file]]  the base checkpoint (and others) for remote KL
  *   storage     app.store                  SQLite dialog store; records dialog sessions (before any ack)
  *   chatLobby   app.lobby                  pairs people with student:"human" dialogs (before websocket: ends seats first on close)
@@ -33,6 +34,7 @@ import sessionsPlugin from './plugins/sessions.ts';
 import websocketPlugin from './plugins/websocket.ts';
 import envProtocolPlugin from './plugins/env-protocol.ts';
 import restPlugin from './plugins/rest.ts';
+import openEnvPlugin from './plugins/openenv.ts';
 import modelsPlugin from './plugins/models.ts';
 import storagePlugin from './plugins/storage.ts';
 import chatLobbyPlugin from './plugins/chat-lobby.ts';
@@ -95,6 +97,7 @@ export function buildApp(config: ServerConfig, opts: BuildAppOptions = {}): Fast
   app.register(websocketPlugin);
   app.register(envProtocolPlugin);
   app.register(restPlugin);
+  app.register(openEnvPlugin);
   app.register(modelsPlugin, { models: config.models });
   app.register(chatPlugin);
   app.register(dashboardPlugin);

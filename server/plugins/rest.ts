@@ -19,6 +19,13 @@ export interface EnvListing {
   error?: ErrorBody;
 }
 
+declare module 'fastify' {
+  interface FastifyInstance {
+    /** An env's listing (spec, spaces with its default kwargs), built once per env id; UNKNOWN_ENV for an unknown id. */
+    envListing(id: string): Promise<EnvListing>;
+  }
+}
+
 async function restPlugin(app: FastifyInstance): Promise<void> {
   // Spaces need an env instance; build each once, on first request (some envs load models), with
   // this app's env context (its base model decides a dialog env's vocabulary).
@@ -39,6 +46,7 @@ async function restPlugin(app: FastifyInstance): Promise<void> {
     }
     return { id, spec, ...sp };
   }
+  app.decorate('envListing', listing);
 
   app.get('/v1/envs', async () => {
     const envs: EnvListing[] = [];
