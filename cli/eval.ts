@@ -19,7 +19,7 @@ import { helpText, parseCommandLine, UsageError, type CommandSpec } from './args
 export const EVAL_COMMAND: CommandSpec = {
   command: 'colloquy eval',
   usage: '--agent SPEC [--agent SPEC ...] [options]',
-  summary: 'Runs each agent on N dialogs of a token-mode dialog env with fixed seeds (dialog j: env seed SEED + j) and writes, per agent, one row per dialog (JSONL and CSV) and a summary: mean reward with a 95% bootstrap interval, exact KL per token and per episode to the base and to the demonstrator, empty teacher turns (<= 4 tokens), help requests, turn lengths, distinct-1/2, perplexity under D, sentiment of the student\'s replies. A --config file (fields: configs/eval/schema.ts) is read first; --set and the flags override it.',
+  summary: 'Runs each agent on N dialogs of a token-mode dialog env with fixed seeds (dialog j: env seed SEED + j) and writes, per agent, one row per dialog (JSONL and CSV) and a summary: mean reward with a 95% bootstrap interval, exact KL per token and per episode to the base and to the demonstrator (and per token, kept in the rows), empty teacher turns (no word before the marker) and short ones (<= N content tokens, --short-turn-tokens), repeated n-grams, help requests, turn lengths, distinct-1/2, perplexity under D, sentiment of the student\'s replies. A --config file (fields: configs/eval/schema.ts) is read first; --set and the flags override it.',
   schema: EvalConfigSchema,
   set: 'kwargs.maxTokens=128',
   flags: [
@@ -39,6 +39,7 @@ export const EVAL_COMMAND: CommandSpec = {
     { name: 'help-mode', field: 'helpMode', metavar: 'M' },
     { name: 'temperature', field: 'temperature' },
     { name: 'out', field: 'out', metavar: 'DIR' },
+    { name: 'short-turn-tokens', field: 'shortTurnTokens', metavar: 'N' },
     { name: 'transcripts', field: 'transcripts' },
     { name: 'backend', field: 'backend', metavar: 'NAME' },
   ],
@@ -83,11 +84,11 @@ export async function run(argv: string[]): Promise<number> {
       runs, references, baseDir, demonstrator, episodes, seed,
       openEnv: () => openVecEnv({ env: envId, kwargs, numEnvs, server: values.server ?? undefined, token: values.token ?? process.env.COLLOQUY_TOKEN }),
       agentContext: { helpMode, alpha, temperature: values.temperature ?? undefined, maxTokens: typeof kwargs.maxTokens === 'number' ? kwargs.maxTokens : 256 },
-      out, transcripts: values.transcripts,
+      out, transcripts: values.transcripts, shortTurnTokens: values.shortTurnTokens,
       log: line => console.log(line),
     });
     writeFileSync(path.join(out, 'summary.json'), JSON.stringify({
-      env: envId, kwargs, episodes, seed, numEnvs, server: values.server ?? null, base: baseDir, demonstrator: values.demonstrator ?? null,
+      env: envId, kwargs, episodes, seed, numEnvs, shortTurnTokens: values.shortTurnTokens, server: values.server ?? null, base: baseDir, demonstrator: values.demonstrator ?? null,
       ensemble: values.ensemble ?? null, backend: info.name, summaries: results.map(r => r.summary),
     }, null, 2) + '\n');
     console.log('');

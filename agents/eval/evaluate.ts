@@ -11,9 +11,11 @@
  *
  * Per dialog: episode return (γ = 1), exact KL of the agent's effective next-token distribution to
  * each reference summed over the agent's tokens (and the NLL of its tokens under each reference:
- * perplexity under D), teacher turns and empty ones (≤ 4 tokens, the closing marker not counted;
- * only completed turns), teacher / student turn lengths, help requests, distinct-1/2 of the
- * teacher's words, mean signed sentiment (VADER) of the student's replies.
+ * perplexity under D) and each token's KL (packed, `klTokens`), teacher turns with the two
+ * measures of saying nothing (`empty`: no word before the marker; `short`: ≤ N content tokens; see
+ * turns.ts; only completed turns) and each turn's KL, teacher / student turn lengths, help
+ * requests, distinct-1/2 of the teacher's words, repeated n-grams of the teacher's turns as Cohen
+ * et al. count them, mean signed sentiment (VADER) of the student's replies.
  */
 import type { VectorEnv } from '../../env/core.ts';
 import { Rng } from '../../core/rng.ts';
@@ -24,9 +26,8 @@ import type { TransformerLM } from '../../models/lm.ts';
 import { klToReference, type ReferencePolicy } from '../imitation/reference.ts';
 import { SessionPool, type EvalAgent } from './agents.ts';
 import { distinctOfTexts, mixSeed } from './stats.ts';
-
-/** A teacher turn of at most this many tokens counts as empty (Cohen et al. 2024). */
-export const EMPTY_TURN_TOKENS = 4;
+import { BadConfig } from '../../core/errors.ts';
+import { DEFAULT_NGRAM_MAX, DEFAULT_SHORT_TURN_TOKENS, isEmptyTurn, isShortTurn, ngramRepetition, packF32, type NgramRepetition } from './turns.ts';
 
 export interface EvalReference {
   /** Key in the rows (`base`, `demonstrator`, `conservative`). */
@@ -54,12 +55,24 @@ export interface DialogRow {
   /** Steps where the agent itself decided (not while the helper writes a turn). */
   decisions: number;
   helpRequests: number;
-  /** Completed teacher turns, and those with ≤ 4 tokens. */
+  /** Completed teacher turns; of those, `empty` ones (no word before the marker) and `short` ones (≤ `shortTurnTokens` content tokens). */
   teacherTurns: number;
   emptyTurns: number;
-  /** emptyTurns / teacherTurns (0 when no turn was completed). */
+  shortTurns: number;
+  /** The N of `short` this row was counted with. */
+  shortTurnTokens: number;
+  /** emptyTurns / teacherTurns, shortTurns / teacherTurns: NaN (undefined, not 0) when no turn was completed. */
   emptyShare: number;
+  shortShare: number;
+  /** Content tokens of each completed teacher turn (the marker not counted). */
   teacherTurnTokens: number[];
+  /** Per completed teacher turn: whether it was empty, and its KL (its tokens and its marker) by reference name. */
+  turnEmpty: boolean[];
+  turnKl: Record<string, number[]>;
+  /** KL of each agent token (in the order of the agent's tokens), by reference name, packed (turns.ts `unpackF32`). */
+  klTokens: Record<string, string>;
+  /** Repeated n-grams of the teacher's turns, n = 1…ngramMax (turns.ts). */
+  repetition: NgramRepetition[];
   studentTurnTokens: number[];
   /** Σ over the agent's tokens of KL(π(·|s) ‖ ref(·|s)), by reference name (NaN when unknown). */
   kl: Record<string, number>;
@@ -97,6 +110,10 @@ export interface EvaluateOptions {
   pool?: SessionPool;
   onDialog?: (row: DialogRow) => void;
   onHelp?: (e: { dialog: number; position: number; theta: number }) => void;
+  /** N of the `short` measure (default 4). */
+  shortTurnTokens?: number;
+  /** Largest n of the repetition counts (default 4). */
+  ngramMax?: number;
   /** Progress lines (every ~10% of dialogs). */
   log?: (line: string) => void;
 }
@@ -109,6 +126,10 @@ interface RowState {
   rng: Rng;
   ctx: number[];
   curTurn: number[];
+  /** KL of the current turn's tokens so far, by reference index. */
+  curKl: number[];
+  /** KL of every agent token, by reference index. */
+  tokKl: number[][];
   positions: number[];
   helpedPositions: number[];
   acc: DialogRow;
@@ -126,6 +147,9 @@ export async function evaluate(opts: EvaluateOptions): Promise<DialogRow[]> {
   const { env, agent, episodes, seed, tokenizer } = opts;
   if (env.autoresetMode !== 'disabled') throw new RangeError(`evaluate: the env must have autoresetMode "disabled", got "${env.autoresetMode}"`);
   if (!Number.isInteger(episodes) || episodes < 1) throw new RangeError(`evaluate: episodes must be a positive integer, got ${episodes}`);
+  const shortMax = opts.shortTurnTokens ?? DEFAULT_SHORT_TURN_TOKENS;
+  if (!Number.isInteger(shortMax) || shortMax < 0) throw new BadConfig(`evaluate: shortTurnTokens must be a non-negative integer, got ${shortMax}`);
+  const ngramMax = opts.ngramMax ?? DEFAULT_NGRAM_MAX;
   const n = env.numEnvs;
   const refs = opts.references ?? [];
   const scorer = opts.sentiment ?? new VaderScorer();
@@ -142,10 +166,12 @@ export async function evaluate(opts: EvaluateOptions): Promise<DialogRow[]> {
     agent.begin(i);
     return {
       dialog, filler: dialog >= episodes, k, rng: new Rng(mixSeed(seed, dialog, 0x5eed)), ctx, curTurn: [], positions: [], helpedPositions: [],
+      curKl: refs.map(() => 0), tokKl: refs.map(() => []),
       acc: {
         agent: agent.name, kind: agent.kind, dialog, envSeed: seed + dialog, reward: 0, exchanges: 0, terminated: false, truncated: false, endedBy: '',
-        agentTokens: 0, helpedTokens: 0, decisions: 0, helpRequests: 0, teacherTurns: 0, emptyTurns: 0, emptyShare: 0,
-        teacherTurnTokens: [], studentTurnTokens: [],
+        agentTokens: 0, helpedTokens: 0, decisions: 0, helpRequests: 0, teacherTurns: 0, emptyTurns: 0, shortTurns: 0, shortTurnTokens: shortMax,
+        emptyShare: NaN, shortShare: NaN,
+        teacherTurnTokens: [], turnEmpty: [], turnKl: Object.fromEntries(refs.map(r => [r.name, []])), klTokens: {}, repetition: [], studentTurnTokens: [],
         kl: Object.fromEntries(refs.map(r => [r.name, 0])), nll: Object.fromEntries(refs.map(r => [r.name, 0])), scoredTokens: 0,
         sentiment: NaN, distinct1: 0, distinct2: 0, teacherTexts: [], studentTexts: [],
       },
@@ -161,7 +187,11 @@ export async function evaluate(opts: EvaluateOptions): Promise<DialogRow[]> {
     if (s.curTurn.length) a.teacherTexts.push(tokenizer.decode(s.curTurn));
     a.terminated = terminated; a.truncated = truncated;
     a.endedBy = terminated ? String(info.endedBy ?? 'terminated') : String(info.truncatedBy ?? 'truncated');
-    a.emptyShare = a.teacherTurns ? a.emptyTurns / a.teacherTurns : 0;
+    // A dialog without a completed teacher turn has no share of empty turns (NaN, left out of means).
+    a.emptyShare = a.teacherTurns ? a.emptyTurns / a.teacherTurns : NaN;
+    a.shortShare = a.teacherTurns ? a.shortTurns / a.teacherTurns : NaN;
+    refs.forEach((r, k) => { a.klTokens[r.name] = packF32(s.tokKl[k]!); });
+    a.repetition = ngramRepetition(a.teacherTexts, ngramMax);
     if (a.studentTexts.length) {
       const sc = await scorer.score(a.studentTexts);
       a.sentiment = sc.reduce((x, y) => x + y.signed, 0) / sc.length;
@@ -202,7 +232,10 @@ export async function evaluate(opts: EvaluateOptions): Promise<DialogRow[]> {
         if (known) a.scoredTokens++;
         refs.forEach((r, k) => {
           const lp = refLps[k]![q]!;
-          a.kl[r.name]! += known ? klToReference(dcs.logProbs, lp) : NaN;
+          const kl = known ? klToReference(dcs.logProbs, lp) : NaN;
+          a.kl[r.name]! += kl;
+          s.curKl[k]! += kl;
+          s.tokKl[k]!.push(kl);
           a.nll[r.name]! += -lp[dcs.action]!;
         });
       });
@@ -215,10 +248,15 @@ export async function evaluate(opts: EvaluateOptions): Promise<DialogRow[]> {
         a.reward += res.rewards[i]!;
         const info = res.infos[i] ?? {};
         if (turnEnd.has(action)) {
+          const text = tokenizer.decode(s.curTurn);
+          const empty = isEmptyTurn(text);
           a.teacherTurns++;
           a.teacherTurnTokens.push(s.curTurn.length);
-          if (s.curTurn.length <= EMPTY_TURN_TOKENS) a.emptyTurns++;
-          a.teacherTexts.push(tokenizer.decode(s.curTurn));
+          if (empty) a.emptyTurns++;
+          if (isShortTurn(s.curTurn.length, shortMax)) a.shortTurns++;
+          a.turnEmpty.push(empty);
+          refs.forEach((r, k) => { a.turnKl[r.name]!.push(s.curKl[k]!); s.curKl[k] = 0; });
+          a.teacherTexts.push(text);
           s.curTurn = [];
         } else {
           s.curTurn.push(action);

@@ -55,6 +55,8 @@ export interface EvalAgentsOptions {
   /** Folder for `<agent>.jsonl`, `<agent>.csv`, `<agent>.help.jsonl` (none: nothing written). */
   out?: string;
   transcripts?: boolean;
+  /** N of the `short` turn measure (default 4). */
+  shortTurnTokens?: number;
   log?: (line: string) => void;
 }
 
@@ -83,7 +85,7 @@ export async function evalAgents(o: EvalAgentsOptions): Promise<AgentResult[]> {
       log(`eval: ${name} on ${o.episodes} dialogs (seed ${o.seed}, ${env.numEnvs} at once)`);
       rows = await evaluate({
         env, agent: loaded.agent, episodes: o.episodes, seed: o.seed, tokenizer, references: o.references,
-        transcripts: o.transcripts ?? true, log,
+        transcripts: o.transcripts ?? true, log, ...(o.shortTurnTokens !== undefined ? { shortTurnTokens: o.shortTurnTokens } : {}),
         onHelp: helpFile ? e => appendFileSync(helpFile!, JSON.stringify(e) + '\n') : undefined,
       });
     } finally {
@@ -97,18 +99,23 @@ export async function evalAgents(o: EvalAgentsOptions): Promise<AgentResult[]> {
       writeFileSync(path.join(o.out, `${slug(name)}.csv`), rowsToCsv(rows));
     }
     log(`eval: ${name}: reward ${fmtInterval(summary.reward)}, ${o.references.map(r => `KL/token to ${r.name} ${fmtInterval(summary.klPerToken[r.name]!)}`).join(', ')}, ` +
-      `empty turns ${fmtInterval(summary.emptyTurnShare, 2)}, help rate ${fmtInterval(summary.helpRate)} (${summary.seconds.toFixed(0)} s)`);
+      `empty turns ${fmtInterval(summary.emptyTurnShare, 2)}, short turns (≤ ${summary.shortTurnTokens} tokens) ${fmtInterval(summary.shortTurnShare, 2)}, help rate ${fmtInterval(summary.helpRate)} (${summary.seconds.toFixed(0)} s)`);
     results.push({ name, rows, summary });
   }
   return results;
 }
 
-/** A plain-text table of summaries (one line per agent). */
+/**
+ * A plain-text table of summaries (one line per agent). Turn shares are per-dialog means over the
+ * dialogs with a completed teacher turn: `empty` (no word before the marker) and `short ≤N`.
+ */
 export function printSummaryTable(summaries: readonly EvalSummary[], refs: readonly string[], print: (line: string) => void): void {
-  const header = ['agent', 'reward', ...refs.map(r => `KL/tok ${r}`), 'empty share', 'help rate', 'teacher tok/turn', 'ppl D', 'sentiment'];
+  const n = summaries[0]?.shortTurnTokens ?? 4;
+  const header = ['agent', 'reward', ...refs.map(r => `KL/tok ${r}`), 'empty share', `short share (≤${n} tok)`, 'rep. 2-gram rate', 'help rate', 'teacher tok/turn', 'ppl D', 'sentiment'];
+  const none = { mean: NaN, lo: NaN, hi: NaN, n: 0 };
   const lines = summaries.map(s => [
-    s.agent, fmtInterval(s.reward), ...refs.map(r => fmtInterval(s.klPerToken[r] ?? { mean: NaN, lo: NaN, hi: NaN, n: 0 })),
-    fmtInterval(s.emptyTurnShare, 2), fmtInterval(s.helpRate), fmtInterval(s.teacherTurnTokens, 1),
+    s.agent, fmtInterval(s.reward), ...refs.map(r => fmtInterval(s.klPerToken[r] ?? none)),
+    fmtInterval(s.emptyTurnShare, 2), fmtInterval(s.shortTurnShare, 2), fmtInterval(s.repeatedNgramRate['2'] ?? none, 2), fmtInterval(s.helpRate), fmtInterval(s.teacherTurnTokens, 1),
     s.perplexity.demonstrator ? fmtInterval(s.perplexity.demonstrator, 1) : '–', fmtInterval(s.studentSentiment, 2),
   ]);
   const widths = header.map((h, i) => Math.max(h.length, ...lines.map(l => l[i]!.length)));

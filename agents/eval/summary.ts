@@ -1,6 +1,11 @@
 /**
  * The summary of an evaluation: every metric with a 95% percentile-bootstrap interval over dialogs
  * (per-token quantities as ratios of sums, resampled by dialog), and the per-dialog rows as CSV.
+ *
+ * Shares of turns come in two measures (turns.ts): `empty` (no word before the marker; Cohen et
+ * al.'s "empty response") and `short` (≤ N content tokens). Each has a per-dialog mean — over the
+ * dialogs with at least one completed teacher turn; for the others the share is undefined — and a
+ * pooled share (all turns of all dialogs) beside it.
  */
 import { bootstrapMean, bootstrapRatio, distinctOfTexts, type BootstrapOptions, type Interval } from './stats.ts';
 import type { DialogRow } from './evaluate.ts';
@@ -16,10 +21,23 @@ export interface EvalSummary {
   klPerEpisode: Record<string, Interval>;
   /** exp(Σ NLL / Σ tokens) of the agent's tokens under each reference (perplexity under D, …). */
   perplexity: Record<string, Interval>;
-  /** Mean over dialogs of the share of empty teacher turns (≤ 4 tokens). */
+  /** `empty` turns (no word before the marker): mean over dialogs with a completed teacher turn of each dialog's share (n: those dialogs). */
   emptyTurnShare: Interval;
   /** All dialogs pooled: empty turns / turns. */
   emptyTurnSharePooled: Interval;
+  /** `short` turns (≤ shortTurnTokens content tokens): per-dialog mean as above, and pooled. */
+  shortTurnShare: Interval;
+  shortTurnSharePooled: Interval;
+  /** The N of `short`. */
+  shortTurnTokens: number;
+  /** KL per empty completed turn, per other completed turn, and the share of all KL spent on empty turns, by reference. */
+  klPerEmptyTurn: Record<string, Interval>;
+  klPerOtherTurn: Record<string, Interval>;
+  klShareOnEmptyTurns: Record<string, Interval>;
+  /** Repeated n-gram rate of the teacher's turns (repeats / occurrences, pooled; turns.ts), by n ("1", "2", …). */
+  repeatedNgramRate: Record<string, Interval>;
+  /** Mean per dialog of the different n-grams that appear at least twice, by n. */
+  repeatedNgramsPerDialog: Record<string, Interval>;
   /** Help requests per decision of the agent, per dialog, and the share of tokens the helper wrote. */
   helpRate: Interval;
   helpRequestsPerDialog: Interval;
@@ -54,6 +72,21 @@ export function summarize(rows: readonly DialogRow[], opts: BootstrapOptions = {
   const d = distinctOfTexts(allTexts);
   const endings: Record<string, number> = {};
   for (const r of rows) endings[r.endedBy] = (endings[r.endedBy] ?? 0) + 1;
+  const shortN = rows[0]!.shortTurnTokens;
+  if (rows.some(r => r.shortTurnTokens !== shortN)) throw new RangeError('summarize: rows counted with different shortTurnTokens');
+  const turnKl = (k: string, empty: boolean) => rows.map(r => {
+    const kls = r.turnKl?.[k] ?? [];
+    let s = 0, n = 0;
+    kls.forEach((x, i) => { if (r.turnEmpty[i] === empty) { s += x; n++; } });
+    return { s, n };
+  });
+  const klTurnRatios = (empty: boolean) => Object.fromEntries(refs.map(k => {
+    const t = turnKl(k, empty);
+    return [k, bootstrapRatio(t.map(x => x.s), t.map(x => x.n), b)];
+  }));
+  const ns = (rows[0]!.repetition ?? []).map(x => x.n);
+  const rep = (n: number, f: (x: { occurrences: number; repeats: number; repeatedDistinct: number }) => number) =>
+    rows.map(r => { const x = r.repetition?.find(y => y.n === n); return x ? f(x) : NaN; });
   return {
     agent: rows[0]!.agent,
     kind: rows[0]!.kind,
@@ -64,6 +97,14 @@ export function summarize(rows: readonly DialogRow[], opts: BootstrapOptions = {
     perplexity: Object.fromEntries(refs.map(k => [k, expI(bootstrapRatio(col(r => r.nll[k]!), col(r => r.agentTokens), b))])),
     emptyTurnShare: bootstrapMean(col(r => r.emptyShare), b),
     emptyTurnSharePooled: bootstrapRatio(col(r => r.emptyTurns), col(r => r.teacherTurns), b),
+    shortTurnShare: bootstrapMean(col(r => r.shortShare), b),
+    shortTurnSharePooled: bootstrapRatio(col(r => r.shortTurns), col(r => r.teacherTurns), b),
+    shortTurnTokens: shortN,
+    klPerEmptyTurn: klTurnRatios(true),
+    klPerOtherTurn: klTurnRatios(false),
+    klShareOnEmptyTurns: Object.fromEntries(refs.map(k => [k, bootstrapRatio(turnKl(k, true).map(x => x.s), col(r => r.kl[k]!), b)])),
+    repeatedNgramRate: Object.fromEntries(ns.map(n => [String(n), bootstrapRatio(rep(n, x => x.repeats), rep(n, x => x.occurrences), b)])),
+    repeatedNgramsPerDialog: Object.fromEntries(ns.map(n => [String(n), bootstrapMean(rep(n, x => x.repeatedDistinct), b)])),
     helpRate: bootstrapRatio(col(r => r.helpRequests), col(r => r.decisions), b),
     helpRequestsPerDialog: bootstrapMean(col(r => r.helpRequests), b),
     helpedTokenShare: bootstrapRatio(col(r => r.helpedTokens), col(r => r.agentTokens), b),
@@ -89,10 +130,14 @@ export function rowsToCsv(rows: readonly DialogRow[]): string {
     ['agent', r => r.agent], ['kind', r => r.kind], ['dialog', r => r.dialog], ['env_seed', r => r.envSeed], ['reward', r => r.reward],
     ['exchanges', r => r.exchanges], ['ended_by', r => r.endedBy], ['agent_tokens', r => r.agentTokens], ['helped_tokens', r => r.helpedTokens],
     ['decisions', r => r.decisions], ['help_requests', r => r.helpRequests], ['teacher_turns', r => r.teacherTurns], ['empty_turns', r => r.emptyTurns],
-    ['empty_share', r => r.emptyShare],
+    ['empty_share', r => r.emptyShare], ['short_turns', r => r.shortTurns], ['short_share', r => r.shortShare], ['short_turn_tokens', r => r.shortTurnTokens],
     ['mean_teacher_turn_tokens', r => mean(r.teacherTurnTokens)], ['mean_student_turn_tokens', r => mean(r.studentTurnTokens)],
     ...refs.flatMap(k => [[`kl_${k}`, (r: DialogRow) => r.kl[k]], [`nll_${k}`, (r: DialogRow) => r.nll[k]]] as [string, (r: DialogRow) => unknown][]),
     ['scored_tokens', r => r.scoredTokens], ['sentiment', r => r.sentiment], ['distinct1', r => r.distinct1], ['distinct2', r => r.distinct2],
+    ...(rows[0]!.repetition ?? []).map(x => [`repeated_${x.n}gram_rate`, (r: DialogRow) => {
+      const y = r.repetition?.find(z => z.n === x.n);
+      return y && y.occurrences ? y.repeats / y.occurrences : NaN;
+    }] as [string, (r: DialogRow) => unknown]),
   ];
   const esc = (v: unknown) => {
     const s = typeof v === 'number' ? (Number.isFinite(v) ? String(v) : '') : String(v ?? '');

@@ -27,6 +27,7 @@ export const EvalConfigSchema = Type.Object({
   helpMode: Type.Union([Type.Literal('token'), Type.Literal('turn')], { default: 'turn', description: 'what D writes on a help request: the token, or the rest of the teacher turn' }),
   temperature: Type.Union([Type.Number(), Type.Null()], { default: null, description: 'sampling temperature of model agents (null: 1)' }),
   out: Path('output folder (null: runs/eval/<time>)'),
+  shortTurnTokens: Type.Integer({ minimum: 0, default: 4, description: 'N of the "short" turn measure: a teacher turn of at most N content tokens (the marker not counted) is short; "empty" means no word before the marker' }),
   transcripts: Type.Boolean({ default: false, description: 'keep transcripts (token ids and text) in the rows' }),
   backend: Type.Union(['auto', 'tensorflow-gpu', 'tensorflow', 'wasm', 'cpu'].map(b => Type.Literal(b)), { default: 'auto', description: 'TensorFlow.js backend (auto: GPU, native, wasm, cpu — the first that works)' }),
 }, { additionalProperties: false });
