@@ -4,9 +4,15 @@
  * onnx/model_quantized.onnx), loaded with `@xenova/transformers` from a local folder — e.g. the
  * DistilBERT SST-2 model used by Cohen et al. (2024). Downloads stay off unless `allowRemote`.
  *
- * signed = P(positive) − P(negative) over the model's labels (softmax), where the positive and
- * negative labels are found by name (POSITIVE/NEGATIVE, pos/neg, LABEL_1/LABEL_0 for a two-label
- * model) or given in the spec. Neutral labels count for neither.
+ * Two maps from the model's label probabilities (softmax) to the signed score s (reward (s+1)/2):
+ *   - `top-label` (the default): Cohen et al.'s klreg.py — s = +p_top when the most probable label
+ *     is the positive one, −p_top when it is the negative one (0 when it is neither, e.g. neutral).
+ *     For a two-label model the reward is then (1 + P(pos))/2 ≥ 0.75 or P(pos)/2 ≤ 0.25: it jumps
+ *     at P(pos) = 0.5 and never lies in between. A tie goes to the first label in the model's
+ *     order, as the argmax of their pipeline does.
+ *   - `p-positive`: s = P(positive) − P(negative), i.e. reward P(pos) for a two-label model.
+ * The positive and negative labels are found by name (POSITIVE/NEGATIVE, pos/neg, LABEL_1/LABEL_0
+ * for a two-label model) or given in the spec.
  */
 import { existsSync, statSync } from 'node:fs';
 import path from 'node:path';
@@ -25,11 +31,16 @@ export interface TransformersScorerOptions {
   positiveLabel?: string;
   /** Label name of the negative class (default: found by name). */
   negativeLabel?: string;
+  /** Label probabilities → signed score: `top-label` (Cohen et al.: ±p of the top label; default) or `p-positive` (P(pos) − P(neg)). */
+  map?: SentimentMap;
   /** Texts per model call. */
   batchSize?: number;
   /** Longest text in characters passed to the tokenizer (the tokenizer also truncates to the model's length). */
   maxChars?: number;
 }
+
+export const SENTIMENT_MAPS = ['top-label', 'p-positive'] as const;
+export type SentimentMap = (typeof SENTIMENT_MAPS)[number];
 
 interface LabelScore { label: string; score: number }
 type Classifier = (texts: string[], opts: { topk: number }) => Promise<LabelScore[][] | LabelScore[]>;
@@ -43,6 +54,7 @@ export class TransformersScorer implements SentimentScorer {
     private readonly negative: string | undefined,
     private readonly batchSize: number,
     private readonly maxChars: number,
+    readonly map: SentimentMap,
   ) {}
 
   static async load(opts: TransformersScorerOptions): Promise<TransformersScorer> {
@@ -77,7 +89,9 @@ export class TransformersScorer implements SentimentScorer {
     const id2label = pipe.model?.config?.id2label ?? {};
     const labels = Object.keys(id2label).sort((a, b) => Number(a) - Number(b)).map(k => id2label[k]!);
     const { positive, negative } = pickLabels(labels, opts.positiveLabel, opts.negativeLabel);
-    return new TransformersScorer(pipe, labels, positive, negative, opts.batchSize ?? 32, opts.maxChars ?? 4000);
+    const map = opts.map ?? 'top-label';
+    if (!(SENTIMENT_MAPS as readonly string[]).includes(map)) throw new ColloquyError('BAD_CONFIG', `unknown sentiment map '${String(map)}' (${SENTIMENT_MAPS.join(', ')})`);
+    return new TransformersScorer(pipe, labels, positive, negative, opts.batchSize ?? 32, opts.maxChars ?? 4000, map);
   }
 
   async score(texts: string[]): Promise<SentimentScore[]> {
@@ -87,17 +101,27 @@ export class TransformersScorer implements SentimentScorer {
       const res = await this.pipe(chunk, { topk: this.labels.length || 2 });
       // One text with topk > 1 comes back as a flat list; several as a list of lists.
       const rows: LabelScore[][] = chunk.length === 1 && res.length > 0 && !Array.isArray(res[0]) ? [res as LabelScore[]] : (res as LabelScore[][]);
-      rows.forEach((row, j) => {
-        const p = (label: string | undefined) => (label === undefined ? 0 : row.find(r => r.label === label)?.score ?? 0);
-        const pos = p(this.positive);
-        const neg = this.negative !== undefined ? p(this.negative) : 1 - pos;
-        out[s + j] = fromSigned(pos - neg);
-      });
+      rows.forEach((row, j) => { out[s + j] = fromSigned(signedScore(row, this.labels, this.positive, this.negative, this.map)); });
     }
     return out;
   }
 
   async dispose(): Promise<void> { await this.pipe.dispose?.(); }
+}
+
+/** The signed score of one text from its label probabilities (see the file's comment for the two maps). */
+export function signedScore(row: readonly LabelScore[], labels: readonly string[], positive: string, negative: string | undefined, map: SentimentMap): number {
+  const p = (label: string | undefined) => (label === undefined ? 0 : row.find(r => r.label === label)?.score ?? 0);
+  const pos = p(positive);
+  const neg = negative !== undefined ? p(negative) : 1 - pos;
+  if (map === 'p-positive') return pos - neg;
+  // No negative label: "positive" against the rest.
+  if (negative === undefined) return pos >= 0.5 ? pos : -(1 - pos);
+  // Top label; ties to the label that comes first in the model's order.
+  const order = labels.length ? labels : row.map(r => r.label);
+  let top: string | undefined, best = -Infinity;
+  for (const l of order) { const q = p(l); if (q > best) { best = q; top = l; } }
+  return top === positive ? best : top === negative ? -best : 0;
 }
 
 /** Which labels mean positive and negative. */

@@ -10,19 +10,38 @@ import { BAD_INPUTS, expectValidScores } from './bad-inputs.ts';
 
 let dir: string;
 let scorer: SentimentScorer;
+let paper: SentimentScorer;
 
 beforeAll(async () => {
   dir = await mkdtemp(path.join(tmpdir(), 'colloquy-tiny-'));
   await writeTinyClassifier(path.join(dir, 'tiny-sst2'));
-  scorer = await createScorer({ name: 'transformers', model: path.join(dir, 'tiny-sst2') });
+  scorer = await createScorer({ name: 'transformers', model: path.join(dir, 'tiny-sst2'), map: 'p-positive' });
+  paper = await createScorer({ name: 'transformers', model: path.join(dir, 'tiny-sst2') });
 });
 afterAll(async () => {
   await scorer?.dispose?.();
+  await paper?.dispose?.();
   await rm(dir, { recursive: true, force: true });
 });
 
 describe('transformers.js scorer on a tiny ONNX model', () => {
-  it('gives signed = P(pos) − P(neg) from the model logits', async () => {
+  it('maps by default as Cohen et al. (klreg.py): r = (±p_top + 1)/2, the sign from the top label (issue 12, item 8)', async () => {
+    const [pos, neg, neutral, twice] = await paper.score(['The movie was good', 'the movie was BAD', 'the movie', 'good great']);
+    const p1 = 1 / (1 + Math.exp(-2));
+    expect(pos!.signed).toBeCloseTo(p1, 5);
+    expect(pos!.score).toBeCloseTo((p1 + 1) / 2, 5);
+    expect(neg!.signed).toBeCloseTo(-p1, 5);
+    expect(neg!.score).toBeCloseTo((1 - p1) / 2, 5);
+    // A tie goes to the first label (NEGATIVE), as the argmax of their pipeline: r = (−0.5 + 1)/2.
+    expect(neutral!.score).toBeCloseTo(0.25, 5);
+    expect(twice!.signed).toBeCloseTo(1 / (1 + Math.exp(-4)), 5);
+    // The reward never lies strictly between 0.25 and 0.75 under this map.
+    for (const s of [pos, neg, neutral, twice]) expect(s!.score <= 0.25 + 1e-9 || s!.score >= 0.75 - 1e-9).toBe(true);
+  });
+  it('an unknown map is a coded BAD_CONFIG error', async () => {
+    await expect(createScorer({ name: 'transformers', model: path.join(dir, 'tiny-sst2'), map: 'softmax' as never })).rejects.toMatchObject({ code: 'BAD_CONFIG' });
+  });
+  it('with map p-positive gives signed = P(pos) − P(neg) from the model logits', async () => {
     const [pos, neg, neutral, twice] = await scorer.score(['The movie was good', 'the movie was BAD', 'the movie', 'good great']);
     // One positive word: logits (−1, 1) → P(pos) = σ(2).
     const p1 = 1 / (1 + Math.exp(-2));
