@@ -76,6 +76,8 @@ export const METRICS = {
   sps: 'charts/sps',
   episodes: 'charts/episodes',
   agentSteps: 'charts/agent_steps',
+  /** Env steps so far: sub-env steps summed over the N envs (the budget `steps` and the schedules count these). */
+  envSteps: 'charts/env_steps',
   offPolicyShare: 'charts/off_policy_share',
   rolloutSeconds: 'charts/rollout_s',
   envSeconds: 'charts/env_s',

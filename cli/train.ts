@@ -33,6 +33,7 @@ export const TRAIN_COMMAND: CommandSpec = {
     { name: 'model', type: 'string', metavar: 'DIR', describe: 'the base model (KL prior; default: fetched from --server, else data/models/base)' },
     { name: 'out', type: 'string', metavar: 'DIR', describe: 'run folder (default runs/<algo>-<time>)' },
     { name: 'resume', type: 'boolean', describe: 'continue the run in --out from its checkpoint' },
+    { name: 'steps', field: 'steps' },
     { name: 'minutes', field: 'minutes' },
     { name: 'updates', field: 'updates' },
     { name: 'num-envs', field: 'numEnvs' },
@@ -126,7 +127,7 @@ export async function run(argv: string[]): Promise<number> {
     const last = res.history[res.history.length - 1];
     const { writeCurves } = await import('../agents/rl/curves.ts');
     await writeCurves(out);
-    console.log(`train: ${res.updates} updates in ${(res.seconds / 60).toFixed(1)} min; last reward ${last?.[M.rewardMean]?.toFixed(3) ?? '-'}, KL ${last?.[M.klExact]?.toFixed(2) ?? '-'}; checkpoint ${res.checkpoint}`);
+    console.log(`train: ${res.updates} updates, ${res.envSteps} env steps in ${(res.seconds / 60).toFixed(1)} min${res.stoppedBy === 'minutes' ? ' (stopped by --minutes before the budget of --steps)' : ''}; last reward ${last?.[M.rewardMean]?.toFixed(3) ?? '-'}, KL ${last?.[M.klExact]?.toFixed(2) ?? '-'}; checkpoint ${res.checkpoint}`);
   } finally {
     await envs.close();
   }

@@ -4,7 +4,8 @@
  * (budget ramp → rollout → Monte-Carlo / GAE advantages → PPO epochs → metrics, samples, checkpoint).
  *
  * - Each episode gets a total KL budget B (nats), ramped linearly from 0 to `budget` over the first
- *   `budgetRampFraction` of the run.
+ *   `budgetRampFraction` of the run's env steps (of its updates when `steps` is 0), never of its
+ *   wall time: the same command and seed give the same ramp anywhere.
  * - Each token the agent proposes a distribution and a per-token target k = σ(τ − log n)·B_left;
  *   the policy is the mixture of the proposal and the base policy whose weight is solved so that
  *   KL(mixture ‖ base) = k (budget-policy.ts, kl-mixture.ts). The budget left goes down by the
@@ -30,7 +31,7 @@ import { BudgetPolicy, mixtureOutputs, type BudgetAux } from './budget-policy.ts
 import { RolloutCollector, asReference, type Episode } from './rollout.ts';
 import { Budget, RunFolder, assignAll, dialogMetrics, episodeRecord, loadTensors, restoreOptimizer, saveOptimizer, saveTensors, writeAtomic, type Metrics, type TrainContext, type TrainResult } from './run.ts';
 
-interface TrainerState { update: number; seconds: number; episodes: number; agentSteps: number; budget: number }
+interface TrainerState { update: number; seconds: number; episodes: number; agentSteps: number; envSteps?: number; stoppedBy?: 'budget' | 'minutes'; budget: number }
 
 /** The budget for episodes starting at `progress` ∈ [0, 1] of the run. */
 export function rampedBudget(c: Pick<KlBudgetConfig, 'budget' | 'budgetRampFraction'>, progress: number): number {
@@ -80,9 +81,9 @@ export async function trainKlBudget(config: KlBudgetConfig, ctx: TrainContext): 
   const reference = ctx.reference ? asReference(ctx.reference) : policy.baseReference();
   const collector = new RolloutCollector<BudgetAux>(ctx.envs, ctx.base, ctx.tokenizer, { seed: config.seed + 7919 * startUpdate, actionMode: 'token', reference });
   const rng = new Rng(config.seed + 31 * startUpdate);
-  const budget = new Budget(config.minutes, config.updates, state?.seconds ?? 0);
+  const budget = new Budget(config, state?.seconds ?? 0);
   const history: Metrics[] = [];
-  let totalEpisodes = state?.episodes ?? 0, totalSteps = state?.agentSteps ?? 0;
+  let totalEpisodes = state?.episodes ?? 0, totalSteps = state?.agentSteps ?? 0, envSteps = state?.envSteps ?? 0;
   let update = startUpdate;
 
   const saveAll = async () => {
@@ -90,14 +91,14 @@ export async function trainKlBudget(config: KlBudgetConfig, ctx: TrainContext): 
     await saveTensors(dir, 'policy', [...actorVars, ...criticVars].map(v => ({ name: v.name, tensor: v })));
     await saveOptimizer(dir, 'optimizer-actor', actorOpt);
     await saveOptimizer(dir, 'optimizer-critic', criticOpt);
-    const s: TrainerState = { update, seconds: budget.seconds, episodes: totalEpisodes, agentSteps: totalSteps, budget: policy.budget };
+    const s: TrainerState = { update, seconds: budget.seconds, episodes: totalEpisodes, agentSteps: totalSteps, envSteps, stoppedBy: budget.stoppedBy(update, envSteps), budget: policy.budget };
     await writeAtomic(path.join(dir, 'trainer.json'), JSON.stringify(s, null, 2) + '\n');
   };
 
   try {
-    while (!budget.done(update)) {
+    while (!budget.done(update, envSteps)) {
       const t0 = performance.now();
-      policy.budget = rampedBudget(config, budget.progress(update));
+      policy.budget = rampedBudget(config, budget.progress(update, envSteps));
       collector.version = update;
       const { episodes, stats } = await collector.collect(policy, { minEpisodes: config.episodesPerUpdate });
       const tUpdate = performance.now();
@@ -166,6 +167,7 @@ export async function trainKlBudget(config: KlBudgetConfig, ctx: TrainContext): 
       update++;
       totalEpisodes += episodes.length;
       totalSteps += stats.agentSteps;
+      envSteps += stats.envSteps * ctx.envs.numEnvs;
       const tEnd = performance.now();
       const spent = episodes.map(e => e.state.spent ?? 0);
       const m: Metrics = {
@@ -191,6 +193,7 @@ export async function trainKlBudget(config: KlBudgetConfig, ctx: TrainContext): 
         [M.sps]: stats.agentSteps / ((tEnd - t0) / 1000),
         [M.episodes]: totalEpisodes,
         [M.agentSteps]: totalSteps,
+        [M.envSteps]: envSteps,
         [M.offPolicyShare]: stats.offPolicySteps / Math.max(1, steps.length),
         [M.rolloutSeconds]: (tUpdate - t0) / 1000,
         [M.envSeconds]: stats.envSeconds,
@@ -200,7 +203,7 @@ export async function trainKlBudget(config: KlBudgetConfig, ctx: TrainContext): 
       };
       history.push(m);
       ctx.onUpdate?.(m);
-      if (update % config.logEvery === 0) run.metrics(update, m, budget.progress(update));
+      if (update % config.logEvery === 0) run.metrics(update, m, budget.progress(update, envSteps));
       if (config.samples > 0 && update % config.samplesEvery === 0) run.samples(update, episodes.slice(0, config.samples).map(e => ({ ...episodeRecord(e, ctx.tokenizer), budget: e.state.budget })));
       if (update % config.checkpointEvery === 0) await saveAll();
     }
@@ -208,7 +211,7 @@ export async function trainKlBudget(config: KlBudgetConfig, ctx: TrainContext): 
   } finally {
     run.close();
   }
-  const result = { updates: update, seconds: budget.seconds, history, checkpoint: run.checkpointDir };
+  const result: TrainResult = { updates: update, envSteps, stoppedBy: budget.stoppedBy(update, envSteps), seconds: budget.seconds, history, checkpoint: run.checkpointDir };
   policy.dispose();
   actorOpt.dispose();
   criticOpt.dispose();

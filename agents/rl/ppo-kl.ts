@@ -28,7 +28,7 @@ import { LmPolicy, sequenceBatch, type SequenceBatch } from './policy.ts';
 import { RolloutCollector, asReference, type Episode } from './rollout.ts';
 import { Budget, RunFolder, disposeIterations, dialogMetrics, episodeRecord, loadTensors, saveTensors, writeAtomic, type Metrics, type TrainContext, type TrainResult } from './run.ts';
 
-interface TrainerState { update: number; seconds: number; kl: KlControllerState; episodes: number; agentSteps: number }
+interface TrainerState { update: number; seconds: number; kl: KlControllerState; episodes: number; agentSteps: number; envSteps?: number; stoppedBy?: 'budget' | 'minutes' }
 
 /** Load a trained ppo-kl policy (LM + value head) from a run's checkpoint folder. */
 export async function loadPpoKlPolicy(checkpointDir: string, trainLayers: number | 'all' = 'all'): Promise<LmPolicy> {
@@ -71,9 +71,9 @@ export async function trainPpoKl(config: PpoKlConfig, ctx: TrainContext): Promis
     seed: config.seed + 7919 * startUpdate, actionMode, maxUtteranceTokens: config.maxUtteranceTokens, ...(ctx.reference ? { reference: asReference(ctx.reference) } : {}),
   });
   const rng = new Rng(config.seed + 31 * startUpdate);
-  const budget = new Budget(config.minutes, config.updates, state?.seconds ?? 0);
+  const budget = new Budget(config, state?.seconds ?? 0);
   const history: Metrics[] = [];
-  let totalEpisodes = state?.episodes ?? 0, totalSteps = state?.agentSteps ?? 0;
+  let totalEpisodes = state?.episodes ?? 0, totalSteps = state?.agentSteps ?? 0, envSteps = state?.envSteps ?? 0;
   let update = startUpdate;
 
   const saveAll = async () => {
@@ -83,12 +83,12 @@ export async function trainPpoKl(config: PpoKlConfig, ctx: TrainContext): Promis
     await saveCheckpoint(policy.lm, dir, { tokenizer: ctx.tokenizer.toJSON(), metadata: { step: update, rl: 'ppo-kl', baseModel: ctx.baseDir }, optimizer: adam });
     disposeIterations(adam);
     await saveTensors(dir, 'value', [{ name: 'value/w', tensor: policy.valueW }, { name: 'value/b', tensor: policy.valueB }]);
-    const s: TrainerState = { update, seconds: budget.seconds, kl: kl.toJSON(), episodes: totalEpisodes, agentSteps: totalSteps };
+    const s: TrainerState = { update, seconds: budget.seconds, kl: kl.toJSON(), episodes: totalEpisodes, agentSteps: totalSteps, envSteps, stoppedBy: budget.stoppedBy(update, envSteps) };
     await writeAtomic(path.join(dir, 'trainer.json'), JSON.stringify(s, null, 2) + '\n');
   };
 
   try {
-    while (!budget.done(update)) {
+    while (!budget.done(update, envSteps)) {
       const t0 = performance.now();
       collector.version = update;
       const { episodes, stats } = await collector.collect(policy, { minEpisodes: config.episodesPerUpdate });
@@ -151,6 +151,7 @@ export async function trainPpoKl(config: PpoKlConfig, ctx: TrainContext): Promis
       update++;
       totalEpisodes += episodes.length;
       totalSteps += stats.agentSteps;
+      envSteps += stats.envSteps * ctx.envs.numEnvs;
       const tEnd = performance.now();
       const nonScore = episodes.map((_, b) => -beta * episodeKl[b]!);
       const m: Metrics = {
@@ -172,6 +173,7 @@ export async function trainPpoKl(config: PpoKlConfig, ctx: TrainContext): Promis
         [M.sps]: stats.agentSteps / ((tEnd - t0) / 1000),
         [M.episodes]: totalEpisodes,
         [M.agentSteps]: totalSteps,
+        [M.envSteps]: envSteps,
         [M.offPolicyShare]: stats.offPolicySteps / Math.max(1, episodes.reduce((n, e) => n + e.actions.length, 0)),
         [M.rolloutSeconds]: (tUpdate - t0) / 1000,
         [M.envSeconds]: stats.envSeconds,
@@ -181,7 +183,7 @@ export async function trainPpoKl(config: PpoKlConfig, ctx: TrainContext): Promis
       };
       history.push(m);
       ctx.onUpdate?.(m);
-      if (update % config.logEvery === 0) run.metrics(update, m, budget.progress(update));
+      if (update % config.logEvery === 0) run.metrics(update, m, budget.progress(update, envSteps));
       if (config.samples > 0 && update % config.samplesEvery === 0) run.samples(update, episodes.slice(0, config.samples).map(e => episodeRecord(e, ctx.tokenizer)));
       if (update % config.checkpointEvery === 0) await saveAll();
     }
@@ -190,7 +192,7 @@ export async function trainPpoKl(config: PpoKlConfig, ctx: TrainContext): Promis
     run.close();
     policy.end();
   }
-  const result = { updates: update, seconds: budget.seconds, history, checkpoint: run.checkpointDir };
+  const result: TrainResult = { updates: update, envSteps, stoppedBy: budget.stoppedBy(update, envSteps), seconds: budget.seconds, history, checkpoint: run.checkpointDir };
   policy.dispose();
   optimizer.dispose();
   return result;

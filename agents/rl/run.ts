@@ -1,6 +1,6 @@
 /**
  * What every RL training run shares: the training context (envs, base model, tokenizer, run
- * folder), the budget (minutes / updates), dialog metrics of a batch of episodes, the run folder's
+ * folder), the budget (env steps / updates; minutes cap wall time), dialog metrics of a batch of episodes, the run folder's
  * files (`config.json`, `metrics.jsonl`, `samples.jsonl`, `checkpoint/`), named-tensor files for
  * checkpoints, and the progress display (a bar on a terminal, log lines otherwise).
  */
@@ -47,6 +47,10 @@ export type Metrics = Record<string, number>;
 
 export interface TrainResult {
   updates: number;
+  /** Env steps (sub-env steps summed over the envs) of the run. */
+  envSteps: number;
+  /** What ended it: the budget (steps / updates) or the wall-clock cap. */
+  stoppedBy: 'budget' | 'minutes';
   seconds: number;
   history: Metrics[];
   checkpoint: string;
@@ -102,17 +106,28 @@ function round(x: number): number { return Math.round(x * 1e4) / 1e4; }
 // ------------------------------------------------------------------------------------------------
 // Budget
 
-/** Minutes and/or updates; `progress` in [0, 1] is whichever is further along. */
+/**
+ * The run's budget. The schedule is counted in work, never in time: `progress` ∈ [0, 1] is how far
+ * the run is through its env steps (sub-env steps summed over the N envs), or through its updates
+ * when `steps` is 0 (whichever is further along when both are set), so the same command and seed
+ * give the same schedule on any machine at any load. `minutes` only caps wall time: a run cut by it
+ * is a prefix of the uncut run.
+ */
 export class Budget {
   private readonly t0 = performance.now();
-  constructor(readonly minutes: number, readonly updates: number, readonly elapsedBefore = 0) {}
+  constructor(readonly limits: { steps: number; updates: number; minutes: number }, readonly elapsedBefore = 0) {}
   get seconds(): number { return this.elapsedBefore + (performance.now() - this.t0) / 1000; }
-  progress(update: number): number {
-    const byTime = this.minutes > 0 ? this.seconds / (this.minutes * 60) : 0;
-    const byUpdates = this.updates > 0 ? update / this.updates : 0;
-    return Math.min(1, Math.max(byTime, byUpdates));
+  progress(update: number, envSteps: number): number {
+    const { steps, updates } = this.limits;
+    const bySteps = steps > 0 ? envSteps / steps : 0;
+    const byUpdates = updates > 0 ? update / updates : 0;
+    return Math.min(1, Math.max(bySteps, byUpdates));
   }
-  done(update: number): boolean { return this.progress(update) >= 1; }
+  /** The wall-clock cap was reached. */
+  get timeUp(): boolean { return this.limits.minutes > 0 && this.seconds >= this.limits.minutes * 60; }
+  done(update: number, envSteps: number): boolean { return this.progress(update, envSteps) >= 1 || this.timeUp; }
+  /** Why a finished run stopped: its budget, or the wall-clock cap. */
+  stoppedBy(update: number, envSteps: number): 'budget' | 'minutes' { return this.progress(update, envSteps) >= 1 ? 'budget' : 'minutes'; }
 }
 
 // ------------------------------------------------------------------------------------------------

@@ -17,8 +17,9 @@ const Run = {
   env: Env,
   numEnvs: Type.Integer({ minimum: 1, maximum: 1024, default: 16, description: 'dialogs run in parallel (one vector env)' }),
   seed: Type.Integer({ default: 1, description: 'seed of the envs, of sampling and of minibatch order' }),
-  minutes: Type.Number({ minimum: 0, default: 15, description: 'wall-clock budget (0: no limit; training stops at whichever of minutes / updates ends first)' }),
-  updates: Type.Integer({ minimum: 0, default: 0, description: 'number of updates (0: no limit)' }),
+  steps: Type.Integer({ minimum: 0, default: 50000, description: 'the budget, in env steps: sub-env steps summed over the N envs (one agent token each in token mode, one utterance in utterance mode); training stops after the update that reaches it, and the schedules (kl-budget\'s ramp) follow it, so the same command and seed give the same run anywhere (0: none; then updates is the budget)' }),
+  minutes: Type.Number({ minimum: 0, default: 0, description: 'wall-clock cap in minutes (0: none): stops a run early, never moves its schedule (a capped run is a prefix of the uncapped one)' }),
+  updates: Type.Integer({ minimum: 0, default: 0, description: 'cap in updates (0: none); with steps 0 the budget and the schedules follow updates' }),
   episodesPerUpdate: Type.Integer({ minimum: 0, default: 0, description: 'finished dialogs per update (0: numEnvs)' }),
   maxUtteranceTokens: Type.Integer({ minimum: 1, maximum: 1024, default: 64, description: 'utterance action mode: most tokens the agent writes per teacher turn' }),
   bootstrapTruncated: Type.Boolean({ default: false, description: 'bootstrap V(s) at truncation; off because the token budget is part of the task (the agent sees the time left, as in Cohen et al.)' }),
@@ -59,7 +60,7 @@ export const KlBudgetConfigSchema = Type.Object({
   description: Type.Optional(Type.String()),
   ...Run,
   budget: Type.Number({ minimum: 0, default: 10, description: 'total KL budget per episode, in nats (Cohen et al.: 10 or 20)' }),
-  budgetRampFraction: Type.Number({ minimum: 0, maximum: 1, default: 0.5, description: 'the budget ramps linearly from 0 to `budget` over this fraction of the run (of minutes or updates); 0: full budget from the start' }),
+  budgetRampFraction: Type.Number({ minimum: 0, maximum: 1, default: 0.5, description: 'the budget ramps linearly from 0 to `budget` over this fraction of the run\'s steps (of updates when steps is 0); 0: full budget from the start' }),
   targetHorizon: Type.Union([Type.Number({ minimum: 1 }), Type.Null()], { default: 16, description: 'n in the per-token target k = σ(τ − log n)·B_left: 16 as the paper\'s code (front-loaded spending), or null for the tokens left' }),
   budgetAccounting: Type.Union([Type.Literal('exact'), Type.Literal('sampled')], { default: 'exact', description: 'charge each token its exact KL (the episode KL never exceeds the budget) or the sampled log-ratio, clamped at 0 (the paper\'s code)' }),
   learningRateActor: Type.Number({ exclusiveMinimum: 0, default: 1e-3, description: 'Adam learning rate of the proposal / target head' }),
@@ -82,9 +83,9 @@ export type AgentConfig = PpoKlConfig | KlBudgetConfig;
 export type Algo = AgentConfig['algo'];
 export const ALGOS: readonly Algo[] = ['ppo-kl', 'kl-budget'];
 
-function checkRun(c: { numEnvs: number; episodesPerUpdate: number; minutes: number; updates: number; env: { kwargs: Record<string, unknown> } }): void {
+function checkRun(c: { numEnvs: number; episodesPerUpdate: number; steps: number; updates: number; env: { kwargs: Record<string, unknown> } }): void {
   if (c.episodesPerUpdate === 0) c.episodesPerUpdate = c.numEnvs;
-  if (c.minutes === 0 && c.updates === 0) throw new BadConfig('set a budget: minutes > 0 or updates > 0');
+  if (c.steps === 0 && c.updates === 0) throw new BadConfig('set a budget: steps > 0 (--steps N, env steps) or updates > 0; minutes only caps wall time');
 }
 
 export function resolvePpoKlConfig(value: unknown): PpoKlConfig {

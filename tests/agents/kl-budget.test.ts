@@ -25,7 +25,7 @@ afterAll(() => { rmSync(out, { recursive: true, force: true }); });
 
 function config(over: Record<string, unknown>): KlBudgetConfig {
   return resolveKlBudgetConfig({
-    numEnvs: 16, minutes: 0, updates: 18, seed: 5, env: { kwargs: toyKwargs(dir) },
+    numEnvs: 16, steps: 0, updates: 18, seed: 5, env: { kwargs: toyKwargs(dir) },
     budget: 10, budgetRampFraction: 0.15, lambda: 0.9, learningRateActor: 1e-2, maxGradNorm: 1, epochs: 4, minibatchSize: 256, samples: 1, samplesEvery: 8, checkpointEvery: 8, ...over,
   });
 }

@@ -23,7 +23,7 @@ afterAll(() => { rmSync(out, { recursive: true, force: true }); });
 
 function config(over: Record<string, unknown>): PpoKlConfig {
   return resolvePpoKlConfig({
-    numEnvs: 16, minutes: 0, updates: 20, seed: 3, env: { kwargs: toyKwargs(dir) },
+    numEnvs: 16, steps: 0, updates: 20, seed: 3, env: { kwargs: toyKwargs(dir) },
     learningRate: 3e-4, kl: { beta: 0.1, estimator: 'exact' }, samples: 1, samplesEvery: 5, checkpointEvery: 7, ...over,
   });
 }
@@ -112,7 +112,8 @@ describe('ppo-kl', () => {
 
   it('rejects inconsistent configs with a clear message', () => {
     expect(() => resolvePpoKlConfig({ minibatches: 8, numEnvs: 4 })).toThrow(/minibatches/);
-    expect(() => resolvePpoKlConfig({ minutes: 0, updates: 0 })).toThrow(/budget/);
+    expect(() => resolvePpoKlConfig({ steps: 0, updates: 0 })).toThrow(/budget/);
+    expect(() => resolvePpoKlConfig({ steps: 0, updates: 0, minutes: 5 })).toThrow(/minutes only caps wall time/);
     expect(() => resolvePpoKlConfig({ kl: { estimator: 'k2' } })).toThrow(/estimator/);
     expect(() => resolvePpoKlConfig({ lr: 1 })).toThrow(/lr/);
     expect(resolvePpoKlConfig({ numEnvs: 6 }).episodesPerUpdate).toBe(6);

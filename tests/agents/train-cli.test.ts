@@ -36,10 +36,13 @@ describe('colloquy train', () => {
   it('trains ppo-kl over WebSocket against a server', async () => {
     const out = tmpOut('ws');
     const code = await run(['--algo', 'ppo-kl', '--server', srv.wsUrl, '--model', dir, '--kwargs', JSON.stringify(toyKwargs(dir)),
-      '--updates', '2', '--minutes', '0', '--num-envs', '4', '--set', 'minibatches=2', '--out', out, '--no-progress', '--backend', 'auto']);
+      '--steps', '96', '--num-envs', '4', '--set', 'minibatches=2', '--out', out, '--no-progress', '--backend', 'auto']);
     expect(code).toBe(0);
     const m = metrics(out);
-    expect(m.map(x => x.update)).toEqual([1, 2]);
+    // --steps is the budget: it stops after the update that reaches 96 env steps (4 envs).
+    expect(m.length).toBeGreaterThanOrEqual(2);
+    expect(m[m.length - 1]!['charts/env_steps']).toBeGreaterThanOrEqual(96);
+    expect(m[m.length - 2]!['charts/env_steps']).toBeLessThan(96);
     expect(m[1]!['charts/episodes']).toBeGreaterThanOrEqual(8);
     expect(existsSync(path.join(out, 'checkpoint', 'model.json'))).toBe(true);
     const svg = readFileSync(path.join(out, 'learning-curves.svg'), 'utf8');
