@@ -21,6 +21,8 @@ const COMMANDS: Record<string, Command> = {
   eval: { describe: 'evaluate agents on N dialogs with fixed seeds: reward, exact KL to base / D, empty turns, help requests (bootstrap CIs)', load: () => import('./eval.ts') },
   compare: { describe: 'train and evaluate the "mightn\'t do" imitation baseline vs KL-controlled RL; writes report.html + results.json', load: () => import('./compare.ts') },
   train: { describe: 'train a token-level RL agent with KL control (ppo-kl | kl-budget), over WebSocket (--server) or in process', load: () => import('./train.ts') },
+  'judge-add': { describe: 'add pairs of two agents\' transcripts (same env seed) for people to judge on /judge', load: async () => ({ run: (await import('./judge.ts')).runAdd }) },
+  'judge-export': { describe: 'write people\'s judgements as JSONL with the agents named; print win rates with 95% intervals', load: async () => ({ run: (await import('./judge.ts')).runExport }) },
 };
 
 /** Register a subcommand (used by cli files added by later features). */
@@ -36,7 +38,7 @@ export async function main(argv: string[]): Promise<number> {
   const debug = argv.includes('--debug') || process.env.COLLOQUY_DEBUG === '1';
   const [name, ...rest] = argv.filter(a => a !== '--debug');
   if (!name || name === '--help' || name === '-h' || name === 'help') { console.log(usage()); return name ? 0 : 2; }
-  const cmd = COMMANDS[name];
+  const cmd = Object.hasOwn(COMMANDS, name) ? COMMANDS[name] : undefined;
   if (!cmd) { console.error(`error BAD_CONFIG: unknown command '${name}' (one of ${Object.keys(COMMANDS).join(', ')}; see colloquy --help)`); return 2; }
   try {
     const mod = await cmd.load();

@@ -18,6 +18,7 @@
  *   chatLobby   app.lobby                  pairs people with student:"human" dialogs (before websocket: ends seats first on close)
  *   chat        /chat, /chat/ws            the chat page; hosted agents
  *   dashboard   /dashboard                 live sessions, recent dialogs, training curves
+ *   judge       /judge, /judge/api/*       people judge pairs of transcripts (blind, sides randomised)
  */
 import path from 'node:path';
 import Fastify, { LogController, type FastifyInstance } from 'fastify';
@@ -40,6 +41,7 @@ import storagePlugin from './plugins/storage.ts';
 import chatLobbyPlugin from './plugins/chat-lobby.ts';
 import chatPlugin from './plugins/chat.ts';
 import dashboardPlugin from './plugins/dashboard.ts';
+import judgePlugin from './plugins/judge.ts';
 
 /**
  * The env context of one app: passed to every `make` / `makeVec` of its sessions, REST listing and
@@ -101,5 +103,6 @@ export function buildApp(config: ServerConfig, opts: BuildAppOptions = {}): Fast
   app.register(modelsPlugin, { models: config.models });
   app.register(chatPlugin);
   app.register(dashboardPlugin);
+  app.register(judgePlugin);
   return app;
 }

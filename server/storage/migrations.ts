@@ -108,6 +108,43 @@ CREATE INDEX episodes_by_session ON episodes (session_id);
 CREATE INDEX episodes_by_dialog ON episodes (dialog_id);
 `,
   },
+  {
+    version: 3,
+    name: 'judging',
+    sql: `
+-- Pairs of transcripts of the same prompt from two agents, shown to people on /judge with the
+-- agents' names hidden and the sides randomised per judge (server/storage/judging.ts).
+CREATE TABLE judge_pairs (
+  id           TEXT PRIMARY KEY,
+  study        TEXT NOT NULL,
+  prompt_key   TEXT NOT NULL,                -- what makes the two comparable, e.g. 'seed:1234'
+  agent_a      TEXT NOT NULL,
+  agent_b      TEXT NOT NULL,
+  prompt       TEXT,                         -- shown above both transcripts (null: none)
+  transcript_a TEXT NOT NULL CHECK (json_valid(transcript_a) AND json_type(transcript_a) = 'array'),
+  transcript_b TEXT NOT NULL CHECK (json_valid(transcript_b) AND json_type(transcript_b) = 'array'),
+  questions    TEXT NOT NULL CHECK (json_valid(questions) AND json_type(questions) = 'array'),
+  source       TEXT NOT NULL DEFAULT '{}' CHECK (json_valid(source) AND json_type(source) = 'object'),
+  created_at   TEXT NOT NULL,
+  CHECK (agent_a <> agent_b),
+  UNIQUE (study, agent_a, agent_b, prompt_key)
+) STRICT;
+CREATE INDEX judge_pairs_by_study ON judge_pairs (study, id);
+
+CREATE TABLE judgements (
+  id          INTEGER PRIMARY KEY,
+  pair_id     TEXT NOT NULL REFERENCES judge_pairs (id) ON DELETE CASCADE,
+  judge       TEXT NOT NULL,                 -- an anonymous id the judge's browser keeps
+  question    TEXT NOT NULL,
+  choice      TEXT NOT NULL CHECK (choice IN ('a', 'b', 'tie')),
+  shown_left  TEXT NOT NULL CHECK (shown_left IN ('a', 'b')),
+  reason      TEXT,
+  created_at  TEXT NOT NULL,
+  UNIQUE (pair_id, judge, question)
+) STRICT;
+CREATE INDEX judgements_by_judge ON judgements (judge, pair_id);
+`,
+  },
 ];
 
 /** The version a database has after all of `MIGRATIONS`. */

@@ -23,7 +23,7 @@ describe('Store: dialogs, turns, rewards, episodes', () => {
   it('opens with foreign keys, busy timeout and the latest schema', () => {
     expect(store.db.pragma('foreign_keys', { simple: true })).toBe(1);
     expect(store.db.pragma('busy_timeout', { simple: true })).toBe(5000);
-    expect(store.schemaVersion).toBe(2);
+    expect(store.schemaVersion).toBe(3);
     expect(store.synchronous).toBe('FULL');
   });
 
