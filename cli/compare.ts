@@ -68,15 +68,29 @@ export async function run(argv: string[]): Promise<number> {
   return 0;
 }
 
-/** The headline table: reward, KL to the imitator and to D (per episode), empty-turn share, help rate. */
+/**
+ * The headline tables: per agent reward, KL to the imitator and to D (per episode), the two turn
+ * measures (empty: no word before the marker; short: ≤ N content tokens; per-dialog means over
+ * dialogs with a completed teacher turn) and the help rate; then per RL setting the mean over its
+ * seeds with an interval over seeds (seeds resampled, then dialogs).
+ */
 export function printTable(r: ExperimentResults, print: (line: string) => void): void {
-  const header = ['agent', 'reward', 'KL/ep imitator', 'KL/ep D', 'empty share', 'help rate'];
-  const rows = r.agents.map(a => [
-    a.name, fmtInterval(a.summary.reward), fmtInterval(a.summary.klPerEpisode.imitator!, 2), fmtInterval(a.summary.klPerEpisode.demonstrator!, 2),
-    fmtInterval(a.summary.emptyTurnShare, 2), fmtInterval(a.summary.helpRate, 3),
-  ]);
-  const w = header.map((h, i) => Math.max(h.length, ...rows.map(x => x[i]!.length)));
-  const fmt = (cells: string[]) => cells.map((c, i) => c.padEnd(w[i]!)).join('  ');
-  print(fmt(header));
-  for (const x of rows) print(fmt(x));
+  const n = r.agents[0]?.summary.shortTurnTokens ?? 4;
+  const table = (header: string[], rows: string[][]) => {
+    const w = header.map((h, i) => Math.max(h.length, ...rows.map(x => x[i]!.length)));
+    const fmt = (cells: string[]) => cells.map((c, i) => c.padEnd(w[i]!)).join('  ');
+    print(fmt(header));
+    for (const x of rows) print(fmt(x));
+  };
+  const none = { mean: NaN, lo: NaN, hi: NaN, n: 0 };
+  table(['agent', 'reward', 'KL/ep imitator', 'KL/ep D', 'empty share (no word)', `short share (≤${n} tok)`, 'help rate'], r.agents.map(a => [
+    a.name, fmtInterval(a.summary.reward), fmtInterval(a.summary.klPerEpisode.imitator ?? none, 2), fmtInterval(a.summary.klPerEpisode.demonstrator ?? none, 2),
+    fmtInterval(a.summary.emptyTurnShare, 2), fmtInterval(a.summary.shortTurnShare ?? none, 2), fmtInterval(a.summary.helpRate, 3),
+  ]));
+  if (!(r.settings ?? []).length) return;
+  print('');
+  table(['setting (over seeds)', 'seeds', 'reward', 'KL/ep imitator', 'KL/ep D', 'empty share (no word)', `short share (≤${n} tok)`], r.settings.map(st => [
+    st.name, st.seeds.join(','), fmtInterval(st.overSeeds.reward), fmtInterval(st.overSeeds.klPerEpisode.imitator ?? none, 2),
+    fmtInterval(st.overSeeds.klPerEpisode.demonstrator ?? none, 2), fmtInterval(st.overSeeds.emptyTurnShare, 2), fmtInterval(st.overSeeds.shortTurnShare, 2),
+  ]));
 }

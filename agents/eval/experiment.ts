@@ -10,8 +10,10 @@
  *   5. RL: ppo-kl (β) and kl-budget (B) against the single imitator and against the conservative
  *      reference, for every seed (agents/rl trainers);
  *   6. evaluation of every agent (D, the imitator, the conservative baseline, each RL run) on the
- *      same dialogs: rows + summaries with bootstrap intervals;
- *   7. results.json and report.html.
+ *      same dialogs: rows + summaries with bootstrap intervals over dialogs;
+ *   7. results.json and report.html: per RL setting its per-seed results and intervals over seeds
+ *      (resampling seeds, then dialogs), per-token KL histograms, KL on empty turns against the
+ *      rest, per-episode KL against return.
  *
  * Each stage writes into the output folder and records a hash of the settings it depends on
  * (`stages.json`); a rerun reuses every stage whose settings did not change (`fresh` redoes all).
@@ -37,8 +39,9 @@ import { ModelAgent, type EvalAgent } from './agents.ts';
 import { evalAgents, openVecEnv, slug, type AgentResult } from './run.ts';
 import { loadRlAgent } from './rl-agent.ts';
 import type { EvalReference, DialogRow } from './evaluate.ts';
-import type { EvalSummary } from './summary.ts';
-import { summarize } from './summary.ts';
+import type { EvalSummary, SeedsSummary } from './summary.ts';
+import { summarize, summarizeOverSeeds } from './summary.ts';
+import { unpackF32 } from './turns.ts';
 import { PROJECT_ROOT } from '../../core/paths.ts';
 import { METRICS as M, UPDATE_KEY } from '../metrics.ts';
 
@@ -76,9 +79,26 @@ export interface AgentEntry {
   summary: EvalSummary & { seconds: number };
 }
 
+/** One RL setting (algorithm, coefficient, reference) over its training seeds. */
+export interface SettingEntry {
+  /** The agents' name without the seed (`ppo-kl β=0.05 [imitator]`). */
+  name: string;
+  algo: 'ppo-kl' | 'kl-budget';
+  reference: 'imitator' | 'conservative';
+  coef: number;
+  seeds: number[];
+  /** The agent entry of each seed, in `seeds` order. */
+  agents: string[];
+  /** Intervals over seeds (seeds resampled, then dialogs within each). */
+  overSeeds: SeedsSummary;
+}
+
+/** Bin edges (nats) of the per-token KL histograms; the last bin is open. */
+export const KL_BINS = [0, 0.001, 0.003, 0.01, 0.03, 0.1, 0.3, 1, 3, 10];
+
 export interface ExperimentResults {
   format: 'colloquy-compare-results';
-  version: 1;
+  version: 2;
   title: string;
   created: string;
   config: ExperimentConfig;
@@ -94,10 +114,14 @@ export interface ExperimentResults {
   samples: { train: number; heldOut: number; meanReward: number };
   rl: RlRunInfo[];
   agents: AgentEntry[];
+  /** Per RL setting: its seeds and intervals over seeds. */
+  settings: SettingEntry[];
+  /** Per agent, the share of its tokens whose KL to the imitator falls in each bin [lo, hi) of KL_BINS (hi null: open). */
+  klHistogram: { agent: string; lo: number; hi: number | null; count: number; share: number }[];
   /** Learning curves: per RL run, per update, a few metrics from its metrics.jsonl. */
   curves: { run: string; algo: string; reference: string; coef: number; seed: number; update: number; reward: number; kl: number; empty: number }[];
   /** Per-dialog values for the ECDF and the side-by-side transcripts. */
-  dialogs: { agent: string; dialog: number; reward: number; emptyShare: number; klImitator: number; klDemonstrator: number; helpRequests: number }[];
+  dialogs: { agent: string; dialog: number; reward: number; emptyShare: number; shortShare: number; klImitator: number; klDemonstrator: number; helpRequests: number }[];
   transcripts: { agent: string; dialog: number; reward: number; turns: { role: 'teacher' | 'student'; text: string; helped?: boolean }[] }[];
   referenceNames: string[];
 }
@@ -258,7 +282,8 @@ export async function runExperiment(opts: CompareOptions): Promise<{ results: Ex
     { name: 'imitator', ref: imitator }, { name: 'demonstrator', ref: demonstrator }, { name: 'conservative', ref: ens.conservative },
   ];
   const evalDir = path.join(out, 'eval');
-  const evalKey = { e: c.eval, env: c.env, imHash, demo: readMeta(demoDir), helpMode: c.imitators.helpMode };
+  // rows: the version of the rows' fields (2: empty/short turns, per-token and per-turn KL, repetition).
+  const evalKey = { e: c.eval, env: c.env, imHash, demo: readMeta(demoDir), helpMode: c.imitators.helpMode, rows: 2 };
   const entries: { name: string; group: string; reference: string | null; coef: number | null; seed: number | null; make: () => Promise<EvalAgent>; key: unknown }[] = [
     { name: 'demonstrator D', group: 'demonstrator', reference: null, coef: null, seed: null, key: 'D', make: async () => new ModelAgent(demonstrator, 'demonstrator D', { kind: 'demonstrator' }) },
     { name: 'imitator', group: 'imitator', reference: null, coef: null, seed: null, key: 'I', make: async () => new ModelAgent(imitator, 'imitator', { kind: 'imitator' }) },
@@ -285,7 +310,7 @@ export async function runExperiment(opts: CompareOptions): Promise<{ results: Ex
           runs: [{ agent, name: e.name }], references, baseDir, demonstrator, episodes: c.eval.episodes, seed: c.eval.seed,
           // A server runs its own base model (it must be this one): the local path is not sent.
           openEnv: () => openVecEnv({ env: c.env.id, kwargs: c.eval.server ? withoutModel(kwargs) : kwargs, numEnvs: c.eval.numEnvs, server: c.eval.server ?? undefined }),
-          out: evalDir, transcripts: true, log,
+          out: evalDir, transcripts: true, shortTurnTokens: c.eval.shortTurnTokens, log,
         });
         return res!;
       } finally { agent.dispose?.(); }
@@ -312,8 +337,35 @@ export async function runExperiment(opts: CompareOptions): Promise<{ results: Ex
       });
     }
   }
+  const settingsOut: SettingEntry[] = [];
+  for (const s of settings) {
+    for (const reference of c.rl.references) {
+      const runs = rlRuns.filter(r => r.algo === s.algo && r.coef === s.coef && r.reference === reference);
+      if (!runs.length) continue;
+      settingsOut.push({
+        name: runs[0]!.name.replace(/ s-?\d+$/, ''), algo: s.algo, reference, coef: s.coef, seeds: runs.map(r => r.seed), agents: runs.map(r => r.name),
+        overSeeds: summarizeOverSeeds(runs.map(r => byName.get(r.name)!.rows)),
+      });
+    }
+  }
+  const klHistogram: ExperimentResults['klHistogram'] = [];
+  for (const r of results) {
+    const counts = KL_BINS.map(() => 0);
+    let total = 0;
+    for (const d of r.rows) {
+      const packed = d.klTokens?.imitator;
+      if (!packed) continue;
+      for (const x of unpackF32(packed)) {
+        if (!Number.isFinite(x)) continue;
+        let k = KL_BINS.length - 1;
+        while (k > 0 && x < KL_BINS[k]!) k--;
+        counts[k]!++; total++;
+      }
+    }
+    if (total) KL_BINS.forEach((lo, k) => klHistogram.push({ agent: r.name, lo, hi: KL_BINS[k + 1] ?? null, count: counts[k]!, share: counts[k]! / total }));
+  }
   const dialogs: ExperimentResults['dialogs'] = results.flatMap(r => r.rows.map(d => ({
-    agent: r.name, dialog: d.dialog, reward: d.reward, emptyShare: d.emptyShare, klImitator: d.kl.imitator ?? NaN, klDemonstrator: d.kl.demonstrator ?? NaN, helpRequests: d.helpRequests,
+    agent: r.name, dialog: d.dialog, reward: d.reward, emptyShare: d.emptyShare, shortShare: d.shortShare ?? NaN, klImitator: d.kl.imitator ?? NaN, klDemonstrator: d.kl.demonstrator ?? NaN, helpRequests: d.helpRequests,
   })));
   const transcripts: ExperimentResults['transcripts'] = [];
   for (const r of results) {
@@ -321,7 +373,7 @@ export async function runExperiment(opts: CompareOptions): Promise<{ results: Ex
   }
   const meanReward = trainT.reduce((a, t) => a + t.reward, 0) / Math.max(1, trainT.length);
   const results_: ExperimentResults = {
-    format: 'colloquy-compare-results', version: 1, title: c.report.title, created: new Date().toISOString(), config: c,
+    format: 'colloquy-compare-results', version: 2, title: c.report.title, created: new Date().toISOString(), config: c,
     backend: backendInfo()?.name ?? null, stages: stages.timing, loadAverage: os.loadavg(),
     models: {
       base: baseDir,
@@ -332,7 +384,7 @@ export async function runExperiment(opts: CompareOptions): Promise<{ results: Ex
       },
     },
     samples: { train: trainT.length, heldOut: heldT.length, meanReward },
-    rl: rlRuns, agents, curves, dialogs, transcripts, referenceNames: references.map(r => r.name),
+    rl: rlRuns, agents, settings: settingsOut, klHistogram, curves, dialogs, transcripts, referenceNames: references.map(r => r.name),
   };
   writeFileSync(path.join(out, 'results.json'), JSON.stringify(results_, jsonNumbers, 1) + '\n');
   ens.dispose();

@@ -46,17 +46,56 @@ export function bootstrapRatio(num: readonly number[], den: readonly number[], o
   const sum = (xs: number[]) => xs.reduce((s, x) => s + x, 0);
   const mean = sum(b) === 0 ? NaN : sum(a) / sum(b);
   if (n === 1) return { mean, lo: mean, hi: mean, n };
+  return percentileBootstrap(mean, n, opts, rng => {
+    let sa = 0, sb = 0;
+    for (let k = 0; k < n; k++) { const i = rng.int(n); sa += a[i]!; sb += b[i]!; }
+    return sb !== 0 ? sa / sb : null;
+  });
+}
+
+/** The percentile interval of `draw` (one resampled statistic, null when undefined) around `mean`. */
+function percentileBootstrap(mean: number, n: number, opts: BootstrapOptions, draw: (rng: Rng) => number | null): Interval {
   const R = opts.resamples ?? 2000, level = opts.level ?? 0.95;
   const rng = new Rng(opts.seed ?? 0);
   const stats = new Float64Array(R);
   let m = 0;
-  for (let r = 0; r < R; r++) {
-    let sa = 0, sb = 0;
-    for (let k = 0; k < n; k++) { const i = rng.int(n); sa += a[i]!; sb += b[i]!; }
-    if (sb !== 0) stats[m++] = sa / sb;
-  }
+  for (let r = 0; r < R; r++) { const x = draw(rng); if (x !== null) stats[m++] = x; }
   const sorted = stats.subarray(0, m).sort();
   return { mean, lo: quantileSorted(sorted, (1 - level) / 2), hi: quantileSorted(sorted, 1 - (1 - level) / 2), n };
+}
+
+/** One seed's dialogs for `bootstrapOverSeeds`: per dialog a numerator and a denominator. */
+export interface SeedGroup { num: readonly number[]; den: readonly number[] }
+
+/**
+ * Interval over training seeds: the statistic is the mean over seeds of each seed's Σ num / Σ den
+ * (its dialogs pooled); each resample draws the seeds with replacement and then, within each
+ * drawn seed, its dialogs with replacement (a two-stage bootstrap), so the interval carries both
+ * the spread between seeds and the noise of a finite evaluation. `n` is the number of seeds.
+ * Non-finite pairs are dropped; a seed with no data is left out.
+ */
+export function bootstrapOverSeeds(groups: readonly SeedGroup[], opts: BootstrapOptions = {}): Interval {
+  const gs = groups.map(g => {
+    if (g.num.length !== g.den.length) throw new RangeError('bootstrapOverSeeds: num and den differ in length');
+    const a: number[] = [], b: number[] = [];
+    g.num.forEach((x, i) => { const y = g.den[i]!; if (Number.isFinite(x) && Number.isFinite(y)) { a.push(x); b.push(y); } });
+    return { a, b };
+  }).filter(g => g.a.length > 0 && g.b.some(y => y !== 0));
+  const S = gs.length;
+  if (S === 0) return { mean: NaN, lo: NaN, hi: NaN, n: 0 };
+  const ratio = (g: { a: number[]; b: number[] }) => g.a.reduce((s, x) => s + x, 0) / g.b.reduce((s, x) => s + x, 0);
+  const mean = gs.reduce((s, g) => s + ratio(g), 0) / S;
+  return percentileBootstrap(mean, S, opts, rng => {
+    let total = 0, ok = 0;
+    for (let k = 0; k < S; k++) {
+      const g = gs[rng.int(S)]!;
+      const n = g.a.length;
+      let sa = 0, sb = 0;
+      for (let j = 0; j < n; j++) { const i = rng.int(n); sa += g.a[i]!; sb += g.b[i]!; }
+      if (sb !== 0) { total += sa / sb; ok++; }
+    }
+    return ok ? total / ok : null;
+  });
 }
 
 /** Percentile bootstrap CI of the mean. */

@@ -7,7 +7,7 @@
  * dialogs with at least one completed teacher turn; for the others the share is undefined — and a
  * pooled share (all turns of all dialogs) beside it.
  */
-import { bootstrapMean, bootstrapRatio, distinctOfTexts, type BootstrapOptions, type Interval } from './stats.ts';
+import { bootstrapMean, bootstrapOverSeeds, bootstrapRatio, distinctOfTexts, type BootstrapOptions, type Interval } from './stats.ts';
 import type { DialogRow } from './evaluate.ts';
 
 export interface EvalSummary {
@@ -119,6 +119,41 @@ export function summarize(rows: readonly DialogRow[], opts: BootstrapOptions = {
     distinct2PerDialog: bootstrapMean(col(r => r.distinct2), b),
     studentSentiment: bootstrapMean(col(r => r.sentiment), b),
     endings,
+  };
+}
+
+/** The headline metrics of one setting over its training seeds (intervals: seeds, then dialogs; `bootstrapOverSeeds`). */
+export interface SeedsSummary {
+  seeds: number;
+  reward: Interval;
+  klPerEpisode: Record<string, Interval>;
+  klPerToken: Record<string, Interval>;
+  /** Per-dialog means over the dialogs with a completed teacher turn, averaged over seeds. */
+  emptyTurnShare: Interval;
+  shortTurnShare: Interval;
+  repeatedNgramRate: Record<string, Interval>;
+}
+
+/** Summarise one setting trained with several seeds: `rowsBySeed[s]` are the evaluation rows of seed s. */
+export function summarizeOverSeeds(rowsBySeed: readonly (readonly DialogRow[])[], opts: BootstrapOptions = {}): SeedsSummary {
+  const all = rowsBySeed.flat();
+  if (!all.length) throw new RangeError('summarizeOverSeeds: no rows');
+  const b = { resamples: 2000, seed: 0, ...opts };
+  const refs = Object.keys(all[0]!.kl);
+  const over = (num: (r: DialogRow) => number, den: (r: DialogRow) => number = () => 1) =>
+    bootstrapOverSeeds(rowsBySeed.map(rows => ({ num: rows.map(num), den: rows.map(den) })), b);
+  const rep = (n: number, f: (x: { repeats: number; occurrences: number }) => number) => (r: DialogRow) => {
+    const x = r.repetition?.find(y => y.n === n);
+    return x ? f(x) : NaN;
+  };
+  return {
+    seeds: rowsBySeed.filter(r => r.length).length,
+    reward: over(r => r.reward),
+    klPerEpisode: Object.fromEntries(refs.map(k => [k, over(r => r.kl[k]!)])),
+    klPerToken: Object.fromEntries(refs.map(k => [k, over(r => r.kl[k]!, r => r.scoredTokens)])),
+    emptyTurnShare: over(r => r.emptyShare ?? NaN),
+    shortTurnShare: over(r => r.shortShare ?? NaN),
+    repeatedNgramRate: Object.fromEntries((all[0]!.repetition ?? []).map(x => [String(x.n), over(rep(x.n, y => y.repeats), rep(x.n, y => y.occurrences))])),
   };
 }
 

@@ -75,12 +75,78 @@ export function frontierSpec(r: ExperimentResults): vl.TopLevelSpec {
   } as vl.TopLevelSpec;
 }
 
+/** A top-level spec with the shared look and inline data. */
+function figure(title: string, values: object[], rest: object): vl.TopLevelSpec {
+  return { $schema: 'https://vega.github.io/schema/vega-lite/v6.json', config: CONFIG, title, data: { values }, ...rest } as vl.TopLevelSpec;
+}
+
+/** Histogram of the per-token KL to the imitator: share of each agent group's tokens per bin (log-spaced bins). */
+export function klHistogramSpec(r: ExperimentResults): vl.TopLevelSpec {
+  const groupOf = new Map(r.agents.map(a => [a.name, agentGroup(a)]));
+  // Pool the agents of a group (seeds, settings) by token counts.
+  const by = new Map<string, { group: string; lo: number; hi: number | null; count: number }>();
+  for (const h of r.klHistogram ?? []) {
+    const group = groupOf.get(h.agent) ?? h.agent;
+    const key = `${group}\u0000${h.lo}`;
+    const e = by.get(key) ?? { group, lo: h.lo, hi: h.hi, count: 0 };
+    e.count += h.count;
+    by.set(key, e);
+  }
+  const totals = new Map<string, number>();
+  for (const e of by.values()) totals.set(e.group, (totals.get(e.group) ?? 0) + e.count);
+  const values = [...by.values()].map(e => ({
+    group: e.group, bin: e.hi === null ? `≥ ${e.lo}` : `[${e.lo}, ${e.hi})`, lo: e.lo, share: e.count / (totals.get(e.group) || 1),
+  }));
+  return figure('Per-token KL to the imitator (share of each group\'s tokens per bin, nats)', values, {
+    width: 560, height: 260,
+    mark: { type: 'bar' },
+    encoding: {
+      x: { field: 'bin', type: 'ordinal', title: 'KL of a token to the imitator (nats)', sort: { field: 'lo', op: 'min' } },
+      xOffset: { field: 'group', type: 'nominal', scale: { domain: GROUP_ORDER } },
+      y: { field: 'share', type: 'quantitative', title: 'share of tokens' },
+      color: { field: 'group', type: 'nominal', title: 'agent', scale: { domain: GROUP_ORDER, range: GROUP_COLORS } },
+    },
+  });
+}
+
+/** KL per empty teacher turn against KL per other turn (to the imitator), per agent, with 95% intervals. */
+export function emptyKlSpec(r: ExperimentResults): vl.TopLevelSpec {
+  const values = r.agents.flatMap(a => (['empty', 'other'] as const).map(kind => {
+    const i = (kind === 'empty' ? a.summary.klPerEmptyTurn : a.summary.klPerOtherTurn)?.imitator;
+    return { agent: a.name, group: agentGroup(a), kind: kind === 'empty' ? 'empty turns (no word)' : 'other turns', kl: i?.mean ?? null, lo: i?.lo ?? null, hi: i?.hi ?? null };
+  })).filter(v => v.kl !== null && Number.isFinite(v.kl));
+  const y = { field: 'agent', type: 'nominal' as const, title: null, sort: r.agents.map(a => a.name) };
+  return figure('KL to the imitator per completed teacher turn: empty turns against the rest', values, {
+    width: 420, height: { step: 14 },
+    layer: [
+      { mark: { type: 'rule' }, encoding: { y, yOffset: { field: 'kind' }, x: { field: 'lo', type: 'quantitative' }, x2: { field: 'hi' }, color: { field: 'kind', type: 'nominal', title: 'turns' } } },
+      { mark: { type: 'point', filled: true }, encoding: { y, yOffset: { field: 'kind' }, x: { field: 'kl', type: 'quantitative', title: 'KL per turn (nats; its tokens and its marker)' }, color: { field: 'kind', type: 'nominal', title: 'turns' } } },
+    ],
+  });
+}
+
+/** Per-episode KL to the imitator against the episode's return, one point per evaluation dialog. */
+export function klReturnSpec(r: ExperimentResults): vl.TopLevelSpec {
+  const groupOf = new Map(r.agents.map(a => [a.name, agentGroup(a)]));
+  const values = r.dialogs.filter(d => d.klImitator !== null && Number.isFinite(d.klImitator)).map(d => ({ agent: d.agent, group: groupOf.get(d.agent) ?? d.agent, kl: d.klImitator, reward: d.reward }));
+  return figure('Per-episode KL to the imitator against return (one point per evaluation dialog)', values, {
+    width: 520, height: 300,
+    mark: { type: 'point', opacity: 0.5, size: 20 },
+    encoding: {
+      x: { field: 'kl', type: 'quantitative', title: 'KL to the imitator in the episode (nats)' },
+      y: { field: 'reward', type: 'quantitative', title: 'episode return' },
+      color: { field: 'group', type: 'nominal', title: 'agent', scale: { domain: GROUP_ORDER, range: GROUP_COLORS } },
+    },
+  });
+}
+
 /** ECDF of the per-dialog share of empty teacher turns, one line per agent. */
 export function emptyEcdfSpec(r: ExperimentResults): vl.TopLevelSpec {
   const groupOf = new Map(r.agents.map(a => [a.name, agentGroup(a)]));
   const values: { agent: string; group: string; x: number; p: number }[] = [];
   for (const a of r.agents) {
-    const xs = r.dialogs.filter(d => d.agent === a.name).map(d => d.emptyShare);
+    // Dialogs without a completed teacher turn have no share (null in results.json): ecdf drops them.
+    const xs = r.dialogs.filter(d => d.agent === a.name).map(d => d.emptyShare ?? NaN);
     const pts = ecdf(xs);
     // Start at (0, P(X ≤ 0)) and end at 1 so that every step function spans [0, 1].
     if (pts.length && pts[0]!.x > 0) values.push({ agent: a.name, group: groupOf.get(a.name)!, x: 0, p: 0 });
@@ -90,7 +156,7 @@ export function emptyEcdfSpec(r: ExperimentResults): vl.TopLevelSpec {
   return {
     $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
     config: CONFIG,
-    title: 'ECDF of the share of empty teacher turns (≤ 4 tokens) per dialog',
+    title: 'ECDF of the share of empty teacher turns (no word before the marker) per dialog',
     width: 520, height: 280,
     data: { values },
     mark: { type: 'line', interpolate: 'step-after', strokeWidth: 1.5, opacity: 0.85 },

@@ -3,13 +3,16 @@
  * inline SVG rendered by Vega-Lite in Node, tables, transcripts — readable offline, no scripts.
  *
  * Sections: setup (models, data, timing), the reward–KL frontier (KL to the imitator and to D on
- * separate axes), the ECDF of empty teacher turns, the learning curves, the table of every metric
- * with 95% bootstrap intervals, and sample transcripts side by side (teacher text written by the
- * demonstrator on a help request is marked).
+ * separate axes), the ECDF of empty teacher turns, what Cohen et al. draw (per-token KL histogram,
+ * KL on empty turns against the rest, per-episode KL against return), the learning curves, the
+ * RL settings over their seeds (per-seed results, intervals over seeds), the table of every metric
+ * with 95% bootstrap intervals over dialogs, and sample transcripts side by side (teacher text
+ * written by the demonstrator on a help request is marked). Every turn share names its measure:
+ * `empty` (no word before the marker) or `short` (≤ N content tokens).
  */
 import type { ExperimentResults, AgentEntry } from '../eval/experiment.ts';
 import type { Interval } from '../eval/stats.ts';
-import { curvesSpec, emptyEcdfSpec, frontierSpec, renderSvg } from './figures.ts';
+import { curvesSpec, emptyEcdfSpec, emptyKlSpec, frontierSpec, klHistogramSpec, klReturnSpec, renderSvg } from './figures.ts';
 
 export function escapeHtml(s: string): string {
   return s.replace(/[&<>"']/g, c => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]!);
@@ -22,6 +25,7 @@ function iv(i: Interval | undefined | null, digits = 3): string {
 }
 
 function metricsTable(agents: AgentEntry[]): string {
+  const n = agents[0]?.summary.shortTurnTokens ?? 4;
   const cols: [string, (a: AgentEntry) => string][] = [
     ['reward', a => iv(a.summary.reward)],
     ['KL/episode to imitator', a => iv(a.summary.klPerEpisode.imitator, 2)],
@@ -30,7 +34,16 @@ function metricsTable(agents: AgentEntry[]): string {
     ['KL/token to D', a => iv(a.summary.klPerToken.demonstrator)],
     ['KL/token to conservative ref.', a => iv(a.summary.klPerToken.conservative)],
     ['perplexity under D', a => iv(a.summary.perplexity.demonstrator, 1)],
-    ['empty-turn share', a => iv(a.summary.emptyTurnShare, 2)],
+    ['empty-turn share (no word; per dialog)', a => iv(a.summary.emptyTurnShare, 2)],
+    ['empty-turn share (no word; pooled)', a => iv(a.summary.emptyTurnSharePooled, 2)],
+    [`short-turn share (≤ ${n} tokens; per dialog)`, a => iv(a.summary.shortTurnShare, 2)],
+    [`short-turn share (≤ ${n} tokens; pooled)`, a => iv(a.summary.shortTurnSharePooled, 2)],
+    ['KL to imitator per empty turn', a => iv(a.summary.klPerEmptyTurn?.imitator, 2)],
+    ['KL to imitator per other turn', a => iv(a.summary.klPerOtherTurn?.imitator, 2)],
+    ['share of KL to imitator on empty turns', a => iv(a.summary.klShareOnEmptyTurns?.imitator, 2)],
+    ['repeated 1-gram rate', a => iv(a.summary.repeatedNgramRate?.['1'], 2)],
+    ['repeated 2-gram rate', a => iv(a.summary.repeatedNgramRate?.['2'], 2)],
+    ['repeated 3-gram rate', a => iv(a.summary.repeatedNgramRate?.['3'], 2)],
     ['help rate (per decision)', a => iv(a.summary.helpRate, 3)],
     ['help requests / dialog', a => iv(a.summary.helpRequestsPerDialog, 2)],
     ['tokens by D (share)', a => iv(a.summary.helpedTokenShare, 2)],
@@ -44,6 +57,33 @@ function metricsTable(agents: AgentEntry[]): string {
   ];
   const head = `<tr><th>agent</th>${cols.map(c => `<th>${escapeHtml(c[0])}</th>`).join('')}</tr>`;
   const body = agents.map(a => `<tr><td class="agent">${escapeHtml(a.name)}</td>${cols.map(c => `<td>${c[1](a)}</td>`).join('')}</tr>`).join('\n');
+  return `<div class="scroll"><table class="metrics">${head}\n${body}</table></div>`;
+}
+
+/** Per RL setting: each seed's result (interval over its dialogs) and the interval over seeds (seeds resampled, then dialogs). */
+function seedsTable(r: ExperimentResults): string {
+  const settings = r.settings ?? [];
+  if (!settings.length) return '<p class="na">No per-setting seed summary in this results.json (written by an older version).</p>';
+  const byName = new Map(r.agents.map(a => [a.name, a]));
+  const n = r.agents[0]?.summary.shortTurnTokens ?? 4;
+  const cols: [string, (a: AgentEntry) => Interval | undefined, (o: ExperimentResults['settings'][number]['overSeeds']) => Interval | undefined, number][] = [
+    ['reward', a => a.summary.reward, o => o.reward, 2],
+    ['KL/episode to imitator', a => a.summary.klPerEpisode.imitator, o => o.klPerEpisode.imitator, 1],
+    ['KL/token to imitator', a => a.summary.klPerToken.imitator, o => o.klPerToken.imitator, 3],
+    ['KL/episode to D', a => a.summary.klPerEpisode.demonstrator, o => o.klPerEpisode.demonstrator, 1],
+    ['empty-turn share (no word)', a => a.summary.emptyTurnShare, o => o.emptyTurnShare, 2],
+    [`short-turn share (≤ ${n} tokens)`, a => a.summary.shortTurnShare, o => o.shortTurnShare, 2],
+    ['repeated 2-gram rate', a => a.summary.repeatedNgramRate?.['2'], o => o.repeatedNgramRate['2'], 2],
+  ];
+  const head = `<tr><th>setting</th><th>seed</th>${cols.map(c => `<th>${escapeHtml(c[0])}</th>`).join('')}</tr>`;
+  const body = settings.map(st => {
+    const seedRows = st.agents.map((name, i) => {
+      const a = byName.get(name);
+      return `<tr><td class="agent">${i === 0 ? escapeHtml(st.name) : ''}</td><td>${st.seeds[i]}</td>${cols.map(c => `<td>${a ? iv(c[1](a), c[3]) : '–'}</td>`).join('')}</tr>`;
+    }).join('');
+    const few = st.overSeeds.seeds < 3 ? ' <span class="na">(fewer than 3 seeds)</span>' : '';
+    return seedRows + `<tr class="over"><td></td><td><b>over ${st.overSeeds.seeds} seeds</b>${few}</td>${cols.map(c => `<td><b>${iv(c[2](st.overSeeds), c[3])}</b></td>`).join('')}</tr>`;
+  }).join('\n');
   return `<div class="scroll"><table class="metrics">${head}\n${body}</table></div>`;
 }
 
@@ -73,9 +113,13 @@ th { background: #f6f6f6; } td.agent { white-space: nowrap; font-weight: 600; } 
 `;
 
 export async function renderReport(r: ExperimentResults): Promise<string> {
-  const [frontier, ecdfSvg, curves] = await Promise.all([
+  const [frontier, ecdfSvg, curves, histSvg, emptyKlSvg, klReturnSvg] = await Promise.all([
     renderSvg(frontierSpec(r)), renderSvg(emptyEcdfSpec(r)), r.curves.length ? renderSvg(curvesSpec(r)) : Promise.resolve(''),
+    (r.klHistogram ?? []).length ? renderSvg(klHistogramSpec(r)) : Promise.resolve(''),
+    renderSvg(emptyKlSpec(r)), renderSvg(klReturnSpec(r)),
   ]);
+  const shortN = r.agents[0]?.summary.shortTurnTokens ?? 4;
+  const fewSeeds = (r.settings ?? []).some(s => s.overSeeds.seeds < 3);
   const im = r.models.imitators;
   const ignored = r.rl.filter(x => x.reference === 'conservative' && !x.referenceHonoured);
   const stageRows = Object.entries(r.stages).map(([k, v]) => `<tr><td>${escapeHtml(k)}</td><td>${v.reused ? 'reused' : `${v.seconds.toFixed(0)} s`}</td><td>${v.reused ? '' : `${(v.cpuSeconds ?? NaN).toFixed(0)} s`}</td></tr>`).join('');
@@ -106,9 +150,18 @@ ${ignored.length ? `<p class="warn">${ignored.length} run(s) asked for the conse
 <figure>${frontier}<figcaption>Mean episode reward against the exact KL per episode (Σ over the agent's tokens of KL(π(·|s) ‖ ref(·|s)) on its own dialogs) to the single imitator (left) and to the demonstrator D (right). The demonstrator sits at KL 0 on the right; the imitator at 0 on the left. Bars: 95% percentile-bootstrap intervals over dialogs.</figcaption></figure>
 
 <h2>Empty teacher turns</h2>
-<figure>${ecdfSvg}<figcaption>Empirical CDF over dialogs of the share of the agent's completed teacher turns with at most 4 tokens (Cohen et al. 2024's "saying nothing"). A curve that rises late (to the right) has more empty turns.</figcaption></figure>
+<figure>${ecdfSvg}<figcaption>Empirical CDF over dialogs of the share of the agent's completed teacher turns that are <b>empty</b>: no word (letter or digit) before the marker that ends the turn — Cohen et al.'s "empty response" (their ≤ 4 tokens include their multi-token <code>\n\nStudent:</code> marker). Dialogs without a completed teacher turn have no share and are left out. A curve that rises late (to the right) has more empty turns. The tables also give the <b>short</b> measure (≤ ${shortN} content tokens, the marker not counted).</figcaption></figure>
+
+<h2>KL as Cohen et al. draw it</h2>
+${histSvg ? `<figure>${histSvg}<figcaption>Per-token KL of each agent's own tokens to the single imitator, pooled over the group's agents (settings and seeds) and evaluation dialogs; log-spaced bins.</figcaption></figure>` : ''}
+<figure>${emptyKlSvg}<figcaption>KL to the imitator spent per completed teacher turn (its tokens and its closing marker), on empty turns (no word) against the other turns; bars: 95% bootstrap intervals over dialogs. An agent that "pays its KL up front" to stay silent spends little on each empty turn.</figcaption></figure>
+<figure>${klReturnSvg}<figcaption>Each evaluation dialog's KL to the imitator (Σ over the agent's tokens) against its return.</figcaption></figure>
 
 ${curves ? `<h2>Learning curves</h2><figure>${curves}<figcaption>From each RL run's training rollouts (metrics.jsonl): mean episode reward, exact KL per episode to the reference it was trained against, share of empty teacher turns.</figcaption></figure>` : ''}
+
+<h2>RL settings over seeds</h2>
+<p>Each RL setting (algorithm, KL coefficient or budget, reference) with one row per training seed (95% bootstrap intervals over that seed's evaluation dialogs) and, in bold, the mean over seeds with a 95% interval from a two-stage bootstrap: seeds resampled with replacement, then each drawn seed's dialogs.${fewSeeds ? ' <span class="warn">Some settings have fewer than 3 seeds: their interval over seeds says little.</span>' : ''}</p>
+${seedsTable(r)}
 
 <h2>All metrics</h2>
 <p>Means over the evaluation dialogs with 95% percentile-bootstrap intervals (2000 resamples of dialogs; per-token quantities are ratios of sums). KL is exact, from full next-token distributions; for the conservative baseline the distribution of each token is ℓ + θ·D where it decides and D where D writes the rest of a turn.</p>

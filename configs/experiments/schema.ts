@@ -47,7 +47,7 @@ export const ExperimentSchema = Type.Object({
     helpMode: Type.Union([Type.Literal('token'), Type.Literal('turn')], { default: 'turn', description: 'on a help request D writes the token, or the rest of the teacher turn' }),
   }, { additionalProperties: false, default: {} }),
   rl: Type.Object({
-    seeds: Type.Array(Type.Integer(), { minItems: 1, default: [1, 2], description: 'training seeds (one run per seed and setting)' }),
+    seeds: Type.Array(Type.Integer(), { minItems: 1, default: [1, 2, 3], description: 'training seeds (one run per seed and setting; at least 3 for an interval over seeds: the report flags fewer)' }),
     references: Type.Array(Type.Union([Type.Literal('imitator'), Type.Literal('conservative')]), { minItems: 1, default: ['imitator', 'conservative'], description: 'KL bases: the single imitator, the conservative reference (ℓ, θ on HELP)' }),
     numEnvs: Type.Integer({ minimum: 1, default: 16, description: 'dialogs per rollout' }),
     ppoKl: Type.Object({
@@ -63,6 +63,7 @@ export const ExperimentSchema = Type.Object({
     episodes: Type.Integer({ minimum: 1, default: 32, description: 'dialogs per agent' }),
     seed: Type.Integer({ minimum: 0, default: 1000000, description: 'first env seed of the evaluation dialogs' }),
     numEnvs: Type.Integer({ minimum: 1, default: 16, description: 'dialogs at once' }),
+    shortTurnTokens: Type.Integer({ minimum: 0, default: 4, description: 'N of the "short" turn measure (≤ N content tokens); "empty" means no word before the marker' }),
     server: Type.Union([Type.String(), Type.Null()], { default: null, description: 'evaluate against this server (ws://host:port/v1/env) instead of in process' }),
   }, { additionalProperties: false, default: {} }),
   report: Type.Object({

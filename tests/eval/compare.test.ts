@@ -20,10 +20,8 @@ describe('colloquy compare (tiny preset)', () => {
     const { results, out: dir } = await runExperiment({ config, out, dataDir: null, log: quiet });
     expect(dir).toBe(out);
     const names = results.agents.map(a => a.name);
-    expect(names).toEqual([
-      'demonstrator D', 'imitator', 'conservative',
-      'ppo-kl β=0.1 [imitator] s1', 'ppo-kl β=0.1 [conservative] s1', 'kl-budget B=5 [imitator] s1', 'kl-budget B=5 [conservative] s1',
-    ]);
+    const rl = ['ppo-kl β=0.1 [imitator]', 'ppo-kl β=0.1 [conservative]', 'kl-budget B=5 [imitator]', 'kl-budget B=5 [conservative]'];
+    expect(names).toEqual(['demonstrator D', 'imitator', 'conservative', ...rl.flatMap(n => [1, 2, 3].map(s => `${n} s${s}`))]);
     const by = Object.fromEntries(results.agents.map(a => [a.name, a.summary]));
     for (const s of Object.values(by)) {
       expect(s.episodes).toBe(3);
@@ -38,13 +36,33 @@ describe('colloquy compare (tiny preset)', () => {
     expect(results.models.imitators.heldOutNll).toHaveLength(2);
     expect(results.models.imitators.weights.reduce((a, b) => a + b, 0)).toBeCloseTo(1, 9);
     expect(Number.isFinite(by.conservative!.helpRate.mean)).toBe(true);
-    expect(results.rl).toHaveLength(4);
-    expect(new Set(results.curves.map(c => c.run)).size).toBe(4);
-    expect(results.transcripts.length).toBe(7);
+    expect(results.rl).toHaveLength(12);
+    expect(new Set(results.curves.map(c => c.run)).size).toBe(12);
+    expect(results.transcripts.length).toBe(15);
+    // Every setting over its three seeds: the over-seeds reward is the mean of the seeds' means, inside its interval.
+    expect(results.settings.map(s => s.name)).toEqual(rl);
+    for (const st of results.settings) {
+      expect(st.seeds).toEqual([1, 2, 3]);
+      expect(st.overSeeds.seeds).toBe(3);
+      const seedMeans = st.agents.map(n => by[n]!.reward.mean);
+      expect(st.overSeeds.reward.mean).toBeCloseTo(seedMeans.reduce((a, b) => a + b, 0) / 3, 9);
+      expect(st.overSeeds.reward.lo).toBeLessThanOrEqual(st.overSeeds.reward.mean + 1e-12);
+      expect(st.overSeeds.reward.hi).toBeGreaterThanOrEqual(st.overSeeds.reward.mean - 1e-12);
+    }
+    // Per-token KL kept: the histogram of each agent counts every scored token of its dialogs.
+    for (const a of results.agents) {
+      const h = results.klHistogram.filter(x => x.agent === a.name);
+      expect(h.reduce((s, x) => s + x.share, 0)).toBeCloseTo(1, 9);
+    }
+    expect(results.klHistogram.filter(x => x.agent === 'imitator').every(x => x.lo === 0 || x.count === 0)).toBe(true);
+    for (const s of Object.values(by)) expect(s.shortTurnTokens).toBe(4);
 
     const html = await renderReport(results);
     expect((html.match(/<svg/g) ?? []).length).toBeGreaterThanOrEqual(3);
-    for (const section of ['Reward–KL frontier', 'Empty teacher turns', 'Learning curves', 'All metrics', 'Sample transcripts']) expect(html).toContain(section);
+    expect((html.match(/<svg/g) ?? []).length).toBeGreaterThanOrEqual(6);
+    for (const section of ['Reward–KL frontier', 'Empty teacher turns', 'KL as Cohen et al. draw it', 'Learning curves', 'RL settings over seeds', 'All metrics', 'Sample transcripts']) expect(html).toContain(section);
+    expect(html).toContain('over 3 seeds');
+    expect(html).toContain('short-turn share (≤ 4 tokens');
     for (const n of names) expect(html).toContain(n.replace(/&/g, '&amp;'));
     expect(html).not.toMatch(/<script|https?:\/\/(?!www\.w3\.org)/); // offline: no scripts, no external resources
     const saved = JSON.parse(readFileSync(path.join(out, 'results.json'), 'utf8')) as ExperimentResults;

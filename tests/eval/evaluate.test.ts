@@ -9,7 +9,7 @@ import { evaluate, type DialogRow } from '../../agents/eval/evaluate.ts';
 import { summarize, rowsToCsv } from '../../agents/eval/summary.ts';
 import { ConservativeAgent, ModelHelper } from '../../agents/imitation/conservative.ts';
 import { ConservativeReference, klToReference } from '../../agents/imitation/reference.ts';
-import { bootstrapMean, bootstrapRatio, distinctN, ecdf } from '../../agents/eval/stats.ts';
+import { bootstrapMean, bootstrapOverSeeds, bootstrapRatio, distinctN, ecdf } from '../../agents/eval/stats.ts';
 
 const kwargs = { maxTokens: 150, maxStudentTokens: 12 };
 let base: TransformerLM;
@@ -106,6 +106,22 @@ describe('stats', () => {
     const r = bootstrapRatio([1, 2, 3], [2, 2, 2]);
     expect(r.mean).toBeCloseTo(1, 12);
     expect(bootstrapMean([]).n).toBe(0);
+  });
+
+  it('the interval over seeds resamples seeds, then dialogs: it carries the spread between seeds', () => {
+    // Three seeds whose dialogs agree closely within a seed but not between seeds.
+    const seeds = [0, 1, 5].map(m => ({ num: Array.from({ length: 40 }, (_, i) => m + 0.01 * (i % 5)), den: Array.from({ length: 40 }, () => 1) }));
+    const over = bootstrapOverSeeds(seeds, { seed: 3 });
+    const pooled = bootstrapMean(seeds.flatMap(s => s.num), { seed: 3 });
+    expect(over.n).toBe(3);
+    expect(over.mean).toBeCloseTo((0 + 1 + 5) / 3 + 0.02, 9);
+    expect(over).toEqual(bootstrapOverSeeds(seeds, { seed: 3 }));
+    expect(over.hi - over.lo).toBeGreaterThan(5 * (pooled.hi - pooled.lo));
+    expect(over.lo).toBeGreaterThanOrEqual(0); expect(over.hi).toBeLessThanOrEqual(5.05);
+    // Seeds weigh equally whatever their number of dialogs; NaN entries and empty seeds drop out.
+    const uneven = bootstrapOverSeeds([{ num: [1, 1, 1, 1, NaN], den: [1, 1, 1, 1, 1] }, { num: [3], den: [1] }, { num: [], den: [] }]);
+    expect(uneven.mean).toBe(2);
+    expect(uneven.n).toBe(2);
   });
 
   it('distinct-n and the ECDF', () => {
