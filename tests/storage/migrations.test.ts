@@ -32,7 +32,7 @@ describe('schema migrations', () => {
     const rows = appliedMigrations(db);
     expect(rows.map(r => [r.version, r.name, r.checksum])).toEqual(MIGRATIONS.map(m => [m.version, m.name, checksum(m.sql)]));
     const tables = (db.prepare(`SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name`).all() as { name: string }[]).map(r => r.name);
-    expect(tables).toEqual(['dialogs', 'episodes', 'rewards', 'schema_migrations', 'turns']);
+    expect(tables).toEqual(['dialogs', 'episodes', 'judge_pairs', 'judgements', 'rewards', 'schema_migrations', 'turns']);
     db.close();
   });
 
@@ -62,11 +62,11 @@ describe('schema migrations', () => {
     // A read-only open refuses an old schema with a clear message (it cannot migrate).
     const ro = errOf(() => openStore(file, { readonly: true }));
     expect(ro).toBeInstanceOf(ColloquyError);
-    expect(ro!.message).toMatch(/schema version 1, not 2/);
+    expect(ro!.message).toMatch(new RegExp(`schema version 1, not ${LATEST_VERSION}`));
 
     const store = openStore(file);
     expect(store.schemaVersion).toBe(LATEST_VERSION);
-    expect(appliedMigrations(store.db).map(r => r.version)).toEqual([1, 2]);
+    expect(appliedMigrations(store.db).map(r => r.version)).toEqual(MIGRATIONS.map(m => m.version));
     const d = store.getDialog('old-1')!;
     expect(d).toMatchObject({ env: 'TeacherStudent-v0', agentName: 'ppo', student: 'human', metadata: { v: 1 } });
     expect(d.turns.map(t => t.text)).toEqual(['Do you', 'yes!']);
@@ -85,10 +85,10 @@ describe('schema migrations', () => {
     migrate(db, MIGRATIONS, { to: 1 });
     const broken: Migration[] = [...MIGRATIONS, { version: MIGRATIONS.length + 1, name: 'broken', sql: 'CREATE TABLE half_done (x INTEGER); SELECT * FROM no_such_table;' }];
     expect(() => migrate(db, broken)).toThrow(/no_such_table/);
-    // Neither migration 2 nor the first half of 3 stuck.
+    // Neither the shipped migrations after 1 nor the first half of the broken one stuck.
     expect(schemaVersion(db)).toBe(1);
-    expect(db.prepare(`SELECT name FROM sqlite_master WHERE name IN ('episodes', 'half_done')`).all()).toEqual([]);
-    expect(migrate(db)).toMatchObject({ from: 1, applied: [2] });
+    expect(db.prepare(`SELECT name FROM sqlite_master WHERE name IN ('episodes', 'judgements', 'half_done')`).all()).toEqual([]);
+    expect(migrate(db)).toMatchObject({ from: 1, applied: MIGRATIONS.slice(1).map(m => m.version) });
     db.close();
   });
 
@@ -122,7 +122,7 @@ describe('schema migrations', () => {
     const results = await Promise.all([runOne(), runOne(), runOne(), runOne()]);
     for (const r of results) expect(r, r.err).toMatchObject({ code: 0, out: `${LATEST_VERSION}\n` });
     const s = openStore(file, { readonly: true });
-    expect(appliedMigrations(s.db).map(r => r.version)).toEqual([1, 2]);
+    expect(appliedMigrations(s.db).map(r => r.version)).toEqual(MIGRATIONS.map(m => m.version));
     expect(s.stats()).toMatchObject({ dialogs: 4, turns: 4 });
     s.close();
   });
