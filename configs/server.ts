@@ -18,6 +18,13 @@ const Limits = Type.Object({
   maxFrameBytes: Type.Integer({ minimum: 1024, default: 1_048_576, description: 'largest frame processed; larger ones get PAYLOAD_TOO_LARGE and the connection lives on' }),
   maxFrameBytesHard: Type.Integer({ minimum: 1024, default: 16_777_216, description: 'frames above this are not even buffered: the connection is closed with 1009 (must be >= maxFrameBytes)' }),
   requestTimeoutMs: Type.Integer({ minimum: 1, default: 60_000, description: 'a request not answered within this gets TIMEOUT (a timed-out step or reset leaves the session needing a reset)' }),
+  maxReplyBytes: Type.Integer({ minimum: 1024, default: 16_777_216, description: 'largest reply the server builds: make refuses (CAPACITY) a session whose reset/step replies would be larger (numEnvs x observation size), and a reply that still comes out larger is answered PAYLOAD_TOO_LARGE (the session then needs a reset)' }),
+}, { additionalProperties: false, default: {} });
+
+const RemoteFiles = Type.Object({
+  rewardRoots: Type.Array(Type.String({ minLength: 1 }), { default: [], description: 'folders (relative to the project root) under which a client may name a reward config file by path in kwargs.reward; empty: clients name rewards only by id (the files of configs/rewards/)' }),
+  checkpointRoots: Type.Array(Type.String({ minLength: 1 }), { default: [], description: 'folders (relative to the project root) under which a client may name a checkpoint folder by path in kwargs.model or kwargs.student.checkpoint; empty: clients name checkpoints only by id ("base" and the names under `models`)' }),
+  maxRewardFileBytes: Type.Integer({ minimum: 1, maximum: 16_777_216, default: 262_144, description: 'largest reward config file read from a path a client names' }),
 }, { additionalProperties: false, default: {} });
 
 const Heartbeat = Type.Object({
@@ -59,12 +66,13 @@ const HostedAgent = Type.Object({
 
 const Chat = Type.Object({
   enabled: Type.Boolean({ default: true, description: 'serve the chat page (/chat) and install the lobby that student: "human" dialogs use' }),
-  requireToken: Type.Boolean({ default: false, description: 'when auth is on, the chat page needs the token too (false: people open /chat without one)' }),
+  requireToken: Type.Boolean({ default: true, description: 'when auth is on (token set), the chat page and its socket need the token too (?token=T on the page URL); false opens /chat to anyone on purpose (a public chat on a server whose /v1/env keeps its token)' }),
   title: Type.String({ default: 'Chat with a teacher', maxLength: 200, description: 'heading of the chat page' }),
   consent: Type.Union([Type.String({ maxLength: 20000 }), Type.Null()], { default: null, description: 'notice a person must accept before chatting (plain text; null: none)' }),
   replyTimeoutMs: Type.Integer({ minimum: 1000, default: 50_000, description: 'how long a dialog waits for the person\'s reply (or for a person to join) before it is truncated (a step waiting for a person must answer within limits.requestTimeoutMs: the smaller of the two, minus a second, is used)' }),
   resumeWindowMs: Type.Integer({ minimum: 0, default: 120_000, description: 'a person whose connection drops keeps their conversation this long (the page reconnects by itself)' }),
   maxPeople: Type.Integer({ minimum: 1, default: 200, description: 'people connected or waiting at once' }),
+  maxConnections: Type.Integer({ minimum: 1, default: 256, description: 'open /chat/ws sockets at once (said hello or not); more get CAPACITY and are closed. Chat sockets are pinged and dropped on `heartbeat` as /v1/env\'s are' }),
   maxMessageChars: Type.Integer({ minimum: 1, maximum: 100_000, default: 2000, description: 'longest message a person may send' }),
   hostedAgents: Type.Array(HostedAgent, { default: [{ name: 'base', description: 'the base language model', checkpoint: null, temperature: 0.8, topK: 40, maxUtteranceTokens: 40, allowEnd: false, kwargs: { maxTokens: 1024, maxStudentTokens: 128 } }], description: 'agents the server runs itself, so that a person can chat with one without an agent process (/chat?agent=NAME)' }),
 }, { additionalProperties: false, default: {} });
@@ -74,12 +82,15 @@ const Dashboard = Type.Object({
   refreshMs: Type.Integer({ minimum: 200, default: 2000, description: 'how often the dashboard\'s live feed is refreshed' }),
   recentDialogs: Type.Integer({ minimum: 1, maximum: 500, default: 20, description: 'recent dialogs listed' }),
   maxPoints: Type.Integer({ minimum: 10, maximum: 10_000, default: 400, description: 'points per curve (longer runs are thinned)' }),
+  maxStreams: Type.Integer({ minimum: 1, maximum: 10_000, default: 16, description: 'open live feeds (/dashboard/api/events) at once; more get 503 CAPACITY. All feeds share one state built once per refresh' }),
 }, { additionalProperties: false, default: {} });
 
 export const ServerConfigSchema = Type.Object({
   host: Type.String({ default: '127.0.0.1', description: 'interface to listen on' }),
   port: Type.Integer({ minimum: 0, maximum: 65535, default: 8787, description: 'TCP port (0 picks a free one)' }),
-  token: Type.Union([Type.String({ minLength: 1 }), Type.Null()], { default: null, description: 'bearer token required on /v1/* and /metrics (header `Authorization: Bearer T` or `?token=T`); null: no auth. /health stays open' }),
+  token: Type.Union([Type.String({ minLength: 1 }), Type.Null()], { default: null, description: 'bearer token required on every route but /health (header `Authorization: Bearer T` or `?token=T`; /chat too unless chat.requireToken is false); null: no auth' }),
+  allowedHosts: Type.Array(Type.String({ pattern: '^[A-Za-z0-9.-]{1,253}$' }), { default: [], description: 'host names (no port) a request\'s Host header may carry when no token is set, beside localhost and IP literals; others get 403 (DNS rebinding). Name the server\'s public name here when it serves without a token' }),
+  allowedOrigins: Type.Array(Type.String({ pattern: '^https?://[^/\\s]{1,260}$' }), { default: [], description: 'web origins (scheme://host[:port]) besides the server\'s own whose pages may open /chat/ws and /v1/env; a WebSocket upgrade with any other Origin header gets 403 (cross-site WebSocket hijacking). Programs send no Origin and are not affected' }),
   logLevel: Type.Union(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].map(l => Type.Literal(l)), { default: 'info', description: 'pino log level' }),
   logPretty: Type.Boolean({ default: false, description: 'human-readable log lines instead of NDJSON (development)' }),
   limits: Limits,
@@ -90,6 +101,7 @@ export const ServerConfigSchema = Type.Object({
   baseModel: BaseModel,
   models: Type.Record(Type.String({ pattern: '^[A-Za-z0-9_.-]+$' }), Type.String(), { default: {}, description: 'more checkpoints served at /v1/models/NAME (name → folder)' }),
   shutdownTimeoutMs: Type.Integer({ minimum: 0, default: 10_000, description: 'on SIGTERM/SIGINT, how long in-flight requests may take to finish before sessions are closed anyway' }),
+  remoteFiles: RemoteFiles,
   storage: Storage,
   chat: Chat,
   dashboard: Dashboard,

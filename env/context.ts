@@ -6,6 +6,8 @@
  *   humanLobby   where `student: "human"` dialogs meet people (a server's chat lobby); without one,
  *                such a dialog fails at its first reset with BAD_CONFIG
  *   cache        loaded things that the envs made with this context share (see `EnvCache`)
+ *   checkpoint   the folder of a checkpoint that kwargs name (`model`, `student.checkpoint`);
+ *                default: the name is the folder (a server maps its ids, server/resources.ts)
  *
  * `make(id, kwargs, ctx)` and `makeVec(id, opts, ctx)` resolve it once and hand it to the env's
  * entry point. A server holds one per app (server/app.ts), so two servers in one process never see
@@ -25,6 +27,8 @@ export interface EnvContext {
   humanLobby?: HumanLobby | null;
   /** Shared loaded things; absent: a new cache for this `make` / `makeVec` call (freed when its envs close). */
   cache?: EnvCache;
+  /** The folder of a checkpoint named in kwargs (absent: the name is the folder). */
+  checkpoint?: (name: string) => string;
 }
 
 /** An EnvContext with every field decided (what entry points receive). */
@@ -32,6 +36,7 @@ export interface ResolvedEnvContext {
   readonly modelDir: string;
   readonly humanLobby: HumanLobby | null;
   readonly cache: EnvCache;
+  readonly checkpoint: (name: string) => string;
 }
 
 /**
@@ -43,6 +48,7 @@ export function resolveEnvContext(ctx: EnvContext = {}): ResolvedEnvContext {
     modelDir: path.resolve(ctx.modelDir ?? defaultModelDir()),
     humanLobby: ctx.humanLobby ?? null,
     cache: ctx.cache ?? new EnvCache({ disposeWhenUnused: true }),
+    checkpoint: ctx.checkpoint ?? (name => name),
   };
 }
 

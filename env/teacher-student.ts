@@ -40,6 +40,8 @@ import { LmStudent, ScriptedRules, ScriptedStudent, type DialogTokenizer, type S
 import { loadDialogModel, loadDialogTokenizer, type DialogModel } from './dialog-model.ts';
 import { dialogPrompt, type PromptKind } from './prompts.ts';
 import { HumanStudent } from './human.ts';
+import { WorldStudent } from './world-student.ts';
+import { DEFAULT_WORLD_RULES } from '../corpora/world.ts';
 import { createDialogReward, rewardHasMemory } from './dialog-rewards.ts';
 import type { CompositeReward } from '../rewards/composite.ts';
 import { resolveEnvContext, type ResolvedEnvContext } from './context.ts';
@@ -51,7 +53,11 @@ export const TeacherStudentKwargs = Type.Object({
   model: Type.Optional(Type.String({ description: 'base model checkpoint folder (default: the server\'s base model, data/models/base)' })),
   actionMode: Type.Union([Type.Literal('token'), Type.Literal('utterance')], { default: 'token', description: 'one token per step, or one whole teacher utterance per step' }),
   prompt: Type.Union([Type.Literal('cohen'), Type.Literal('mathdial'), Type.Object({ text: Type.String({ maxLength: 20000 }) }, { additionalProperties: false })], { default: 'cohen', description: 'the fixed prompt of Cohen et al., a MathDial problem chosen by the seed, or a custom text' }),
-  student: Type.Union([Type.Literal('base'), Type.Literal('scripted'), Type.Literal('human'), Type.Object({ checkpoint: Type.String() }, { additionalProperties: false })], { default: 'base', description: 'who writes the student turns ("human": a person on the server\'s chat page, see env/human.ts)' }),
+  student: Type.Union([Type.Literal('world'), Type.Literal('base'), Type.Literal('scripted'), Type.Literal('human'), Type.Object({ checkpoint: Type.String() }, { additionalProperties: false })], { default: 'world', description: 'who writes the student turns: "world" (the tutoring world\'s rule-driven student, corpora/world.ts), "base" (the base model sampled at studentTemperature, as Cohen et al.), a checkpoint, "scripted" rules, or "human" (a person on the server\'s chat page, see env/human.ts)' }),
+  world: Type.Optional(Type.Object({
+    goal: Type.Integer({ minimum: 1, maximum: 100, default: DEFAULT_WORLD_RULES.goal, description: 'understanding at which the world student says it has got it and leaves' }),
+    patience: Type.Integer({ minimum: 0, maximum: 100, default: DEFAULT_WORLD_RULES.patience, description: 'silent teacher turns in a row after which the world student leaves (0: never)' }),
+  }, { additionalProperties: false, description: 'rules of the world student (student: "world")' })),
   studentTemperature: Type.Number({ exclusiveMinimum: 0, maximum: 10, default: 0.05, description: 'sampling temperature of a model student' }),
   maxStudentTokens: Type.Integer({ minimum: 1, maximum: 4096, default: 64, description: 'cap on one student reply (a longer reply is handed back as if the student had finished)' }),
   scripted: Type.Optional(ScriptedRules),
@@ -87,7 +93,7 @@ export class TeacherStudentEnv implements Env<TokenObs | TextObs, number | strin
   private closed = false;
 
   constructor(readonly kwargs: TeacherStudentKwargs, private readonly ctx: ResolvedEnvContext = resolveEnvContext()) {
-    this.modelDir = kwargs.model ?? ctx.modelDir;
+    this.modelDir = kwargs.model !== undefined ? ctx.checkpoint(kwargs.model) : ctx.modelDir;
     this.tokenizer = loadDialogTokenizer(this.modelDir);
     const budget = new Box(0, 1, [1], 'float32');
     if (kwargs.actionMode === 'token') {
@@ -114,11 +120,15 @@ export class TeacherStudentEnv implements Env<TokenObs | TextObs, number | strin
       this.student = new ScriptedStudent(this.tokenizer, k.scripted!);
       return;
     }
+    if (k.student === 'world') {
+      this.student = new WorldStudent(this.tokenizer, { ...DEFAULT_WORLD_RULES, ...k.world });
+      return;
+    }
     if (k.student === 'human') {
       this.student = new HumanStudent(this.modelDir, this.ctx.humanLobby);
       return;
     }
-    const studentDir = k.student === 'base' ? this.modelDir : k.student.checkpoint;
+    const studentDir = k.student === 'base' ? this.modelDir : this.ctx.checkpoint(k.student.checkpoint);
     const m = await loadDialogModel(studentDir);
     if (m.tokenizer.vocabSize !== this.tokenizer.vocabSize) throw new BadConfig('the student model must share the base model\'s tokenizer');
     // One student per model and temperature, shared by every env of the context: its batcher then

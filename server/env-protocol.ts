@@ -22,6 +22,7 @@ import {
 } from '../protocol/v1.ts';
 import type { Job, Session, SessionManager, SessionOwner } from './sessions.ts';
 import { EpisodeTracker } from './episodes.ts';
+import { scrubBody } from './resources.ts';
 import type { VectorSeed } from '../env/core.ts';
 
 /** A slow reader's send buffer above this gets its connection dropped. */
@@ -166,7 +167,8 @@ export class EnvProtocol {
   }
 
   private errorFrameFor(idJson: string, err: unknown, log: Logger): string {
-    const body = toErrorBody(err);
+    // An env's own message may name a folder of the server's: absolute paths are cut (server/resources.ts).
+    const body = scrubBody(toErrorBody(err));
     if (!(err instanceof ColloquyError)) log.error({ err }, 'internal error');
     else if (log.isLevelEnabled('debug')) log.debug({ code: body.code, message: body.message }, 'error reply');
     this.countError(body.code);
@@ -230,6 +232,11 @@ export class EnvProtocol {
       let frame: string;
       try {
         frame = okFrame(job.idJson, await this.exec(s, job.req));
+        // Make refused sessions whose replies would be too large; texts can still outgrow the limit.
+        if (frame.length > this.config.limits.maxReplyBytes) {
+          if (job.req.op === 'step' || job.req.op === 'reset') s.needsReset = true;
+          frame = this.errorFrameFor(job.idJson, new ColloquyError('PAYLOAD_TOO_LARGE', `the reply of ${frame.length} bytes is above the limit of ${this.config.limits.maxReplyBytes} bytes (limits.maxReplyBytes); the session needs a reset`), s.log);
+        }
       } catch (err) {
         frame = this.errorFrameFor(job.idJson, err, s.log);
       }

@@ -3,16 +3,26 @@
  * outlives its connection for `resumeWindowMs` (the client may `resume` it with its token from a
  * new connection), is closed when idle for `idleTimeoutMs`, and keeps its last replies so that a
  * resumed client can get the ones it lost. Requests on a session run in order through its queue.
+ *
+ * A resume token is single-use: every resume answers a fresh one (the old one is dead), and a
+ * resume is refused (CAPACITY) while the session's owner is attached and alive, i.e. has sent a
+ * frame or answered a heartbeat ping within the last two `heartbeat.intervalMs`; a client whose
+ * old connection went half-open retries until it has not.
+ *
+ * What a client names in `make` kwargs goes through server/resources.ts (ids, not paths), and a
+ * session whose replies would be larger than `limits.maxReplyBytes` is refused at make.
  */
 import { randomBytes, randomUUID, timingSafeEqual } from 'node:crypto';
 import { endianness } from 'node:os';
 import type { Logger } from 'pino';
 import type { AutoresetMode, VectorEnv } from '../env/core.ts';
 import { ColloquyError } from '../core/errors.ts';
-import { makeVec } from '../env/registry.ts';
+import { make, makeVec } from '../env/registry.ts';
 import type { EnvContext } from '../env/context.ts';
-import { Box } from '../env/spaces.ts';
+import { Box, type Space } from '../env/spaces.ts';
 import type { ServerConfig } from '../configs/server.ts';
+import { RemoteResources } from './resources.ts';
+import { replyBytesEstimate } from './reply-size.ts';
 import { PROTOCOL_VERSION, type MakeResult, type ObsEncoding, type RequestId, type SessionRequest } from '../protocol/v1.ts';
 
 /** The connection side of a session (implemented by the protocol's Connection). */
@@ -20,6 +30,8 @@ export interface SessionOwner {
   readonly sessions: Set<Session>;
   /** Send a text frame if the connection is still open. */
   send(frame: string): void;
+  /** When the connection last sent a frame or answered a heartbeat ping (ms since epoch). */
+  readonly lastSeen: number;
 }
 
 /** A queued or running request on a session. */
@@ -36,7 +48,8 @@ export interface Job {
 }
 
 export class Session {
-  readonly token = randomBytes(24).toString('base64url');
+  /** The resume token (replaced on every resume: a token works once). */
+  token = randomBytes(24).toString('base64url');
   owner: SessionOwner | null = null;
   /** When the owner disconnected (ms since epoch), or null while attached. */
   detachedAt: number | null = null;
@@ -84,6 +97,8 @@ export class Session {
     const a = Buffer.from(this.token), b = Buffer.from(token);
     return a.length === b.length && timingSafeEqual(a, b);
   }
+  /** Issue a new resume token (the old one stops working). */
+  rotateToken(): void { this.token = randomBytes(24).toString('base64url'); }
 
   describe(): MakeResult {
     return {
@@ -116,8 +131,13 @@ export class SessionManager {
    */
   wrapVec: (vec: VectorEnv, ctx: SessionContext) => VectorEnv = vec => vec;
 
-  /** `envContext`: what every session's env gets (the app's: its base model, lobby and cache). */
-  constructor(private readonly config: ServerConfig, private readonly log: Logger, private readonly envContext: EnvContext) {}
+  /** What clients may name in kwargs (ids of rewards and checkpoints; paths only under allowed roots). */
+  readonly resources: RemoteResources;
+
+  /** `envContext`: what every session's env gets (the app's: its base model, lobby and cache; checkpoints are mapped from ids by `resources`). */
+  constructor(private readonly config: ServerConfig, private readonly log: Logger, private readonly envContext: EnvContext & { readonly modelDir: string }) {
+    this.resources = new RemoteResources(config, envContext.modelDir);
+  }
 
   get size(): number { return this.sessions.size; }
   values(): IterableIterator<Session> { return this.sessions.values(); }
@@ -135,19 +155,39 @@ export class SessionManager {
     if (numEnvs > lim.maxEnvsPerSession) throw new ColloquyError('CAPACITY', `numEnvs ${numEnvs} is above the limit of ${lim.maxEnvsPerSession} per session`);
     if (this.sessions.size >= lim.maxSessions) throw new ColloquyError('CAPACITY', `the server holds its maximum of ${lim.maxSessions} sessions`);
     if (owner.sessions.size >= lim.maxSessionsPerConnection) throw new ColloquyError('CAPACITY', `this connection holds its maximum of ${lim.maxSessionsPerConnection} sessions; close one first`);
+    // Before the env exists: nothing a client names is read unless it is the server's to read.
+    this.resources.check(args.kwargs);
     const id = randomUUID();
-    const inner = makeVec(args.env, { numEnvs, kwargs: args.kwargs, autoresetMode: args.autoresetMode }, this.envContext);
+    const ctx: EnvContext = { ...this.envContext, checkpoint: name => this.resources.checkpoint(name) };
+    if (numEnvs > 1) {
+      // One env tells the observation space: N of them are not built when their replies could not be sent.
+      const probe = make(args.env, args.kwargs, ctx);
+      this.checkReplySize(probe.observationSpace, numEnvs, args.obsEncoding, () => void probe.close());
+      void probe.close();
+    }
+    const inner = makeVec(args.env, { numEnvs, kwargs: args.kwargs, autoresetMode: args.autoresetMode }, ctx);
     let vec: VectorEnv;
     try { vec = this.wrapVec(inner, { env: args.env, sessionId: id }); } catch (err) { void inner.close(); throw err; }
     if (args.obsEncoding === 'f64' && (!(vec.singleObservationSpace instanceof Box) || endianness() !== 'LE')) {
       void vec.close();
       throw new ColloquyError('BAD_REQUEST', `obsEncoding 'f64' needs a Box observation space (${args.env} has ${vec.singleObservationSpace.type})`);
     }
+    if (numEnvs === 1) this.checkReplySize(vec.singleObservationSpace, 1, args.obsEncoding, () => void vec.close());
     const s = new Session(id, args.env, vec, this.log, this.config.sessions.replayBuffer, args.obsEncoding);
     this.sessions.set(s.id, s);
     this.attach(s, owner);
     s.log.info({ numEnvs, autoresetMode: vec.autoresetMode }, 'session opened');
     return s;
+  }
+
+  /** CAPACITY (after `cleanup`) when replies of `numEnvs` observations of `space` would be above `limits.maxReplyBytes`. */
+  private checkReplySize(space: Space, numEnvs: number, enc: ObsEncoding | undefined, cleanup: () => void): void {
+    const max = this.config.limits.maxReplyBytes;
+    const bytes = replyBytesEstimate(space, numEnvs, enc === 'f64' && space instanceof Box);
+    if (bytes <= max) return;
+    cleanup();
+    const mib = (b: number) => `${(b / 1048576).toFixed(1)} MiB`;
+    throw new ColloquyError('CAPACITY', `the replies of this session would be about ${mib(bytes)} (numEnvs ${numEnvs} x its observation), above the limit of ${mib(max)} (limits.maxReplyBytes); use fewer envs or smaller observations`);
   }
 
   /** Whether a session with this id was closed (recently: the last 1000 are remembered). */
@@ -161,14 +201,22 @@ export class SessionManager {
     throw new ColloquyError('UNKNOWN_SESSION', why ? `session ${id} was closed (${why})` : `no session ${id.slice(0, 128)} on this connection`);
   }
 
-  /** Re-attach a session to a new connection (the old one, if any, loses it). */
-  resume(id: string, token: string, owner: SessionOwner): Session {
+  /**
+   * Re-attach a session to a new connection, with a new token (the one presented is used up).
+   * Refused while another owner is attached and alive (see the top of this file); an owner that
+   * stopped answering heartbeats loses the session.
+   */
+  resume(id: string, token: string, owner: SessionOwner, now = Date.now()): Session {
     const s = this.sessions.get(id);
     if (!s || !s.tokenMatches(token)) {
       const why = s ? undefined : this.tombstones.get(id);
       throw new ColloquyError('UNKNOWN_SESSION', why ? `session ${id} was closed (${why})` : `no session ${id.slice(0, 128)} with that token`);
     }
     if (s.owner !== owner) {
+      const alive = 2 * this.config.heartbeat.intervalMs;
+      if (s.owner !== null && now - s.owner.lastSeen <= alive) {
+        throw new ColloquyError('CAPACITY', `session ${id} is attached to a connection that is still answering; a resume is taken once that connection has been silent for ${Math.round(alive / 1000)} s`);
+      }
       if (owner.sessions.size >= this.config.limits.maxSessionsPerConnection) {
         throw new ColloquyError('CAPACITY', `this connection holds its maximum of ${this.config.limits.maxSessionsPerConnection} sessions`);
       }
@@ -176,6 +224,7 @@ export class SessionManager {
       this.attach(s, owner);
       s.log.info('session resumed');
     }
+    s.rotateToken();
     return s;
   }
 

@@ -19,7 +19,7 @@ import { makeVec } from '../../env/registry.ts';
 import { Rng, entropySeed } from '../../core/rng.ts';
 import { loadDialogModel, loadDialogTokenizer } from '../../env/dialog-model.ts';
 import { dialogSpecOf } from '../../env/dialog.ts';
-import type { ResolvedEnvContext } from '../../env/context.ts';
+import type { EnvContext } from '../../env/context.ts';
 import { LmTeacher } from '../../agents/lm-agent.ts';
 import type { ServerConfig } from '../../configs/server.ts';
 import type { Store } from '../storage/db.ts';
@@ -44,7 +44,7 @@ export class HostedAgents {
   private readonly byName: Map<string, HostedAgentConfig>;
 
   /** `env`: the app's env context (`app.envContext`). */
-  constructor(private readonly deps: { config: ServerConfig; store: Store; log: Logger; env: ResolvedEnvContext }) {
+  constructor(private readonly deps: { config: ServerConfig; store: Store; log: Logger; env: EnvContext & { readonly modelDir: string } }) {
     this.byName = new Map(deps.config.chat.hostedAgents.map(a => [a.name, a]));
   }
 

@@ -44,7 +44,7 @@ async function storagePlugin(app: FastifyInstance): Promise<void> {
 
   app.sessions.wrapVec = (vec, ctx) => {
     if (!shouldRecord(app.config, vec.spec)) return vec;
-    return recordDialogs(vec, { store, modelDir: app.envContext.modelDir, sessionId: () => ctx.sessionId, log });
+    return recordDialogs(vec, { store, modelDir: app.envContext.modelDir, checkpoint: name => app.sessions.resources.checkpoint(name), sessionId: () => ctx.sessionId, log });
   };
 
   app.addHook('onClose', async () => {

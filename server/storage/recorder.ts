@@ -45,6 +45,8 @@ export interface RecorderOptions {
    * the transcripts when the dialog spec names no model.
    */
   modelDir: string;
+  /** The folder of a checkpoint the dialog spec names (a server maps its ids, server/resources.ts); default: the name is the folder. */
+  checkpoint?: (name: string) => string;
   /** The protocol session id (read at each dialog start; the session exists by then). */
   sessionId?: () => string | null;
   /** Agent name / id when the reset options do not give one (e.g. a hosted agent). */
@@ -98,7 +100,7 @@ export class RecordingVectorEnv<O = unknown, A = unknown> implements VectorEnv<O
     this.envId = spec.id;
     this.dialog = dialog;
     this.writeAhead = dialog.student === 'human';
-    this.tokenizer = loadDialogTokenizer(dialog.model ?? opts.modelDir);
+    this.tokenizer = loadDialogTokenizer(dialog.model != null ? (opts.checkpoint ?? (n => n))(dialog.model) : opts.modelDir);
     this.agentName = opts.agentName ?? null;
     this.agentId = opts.agentId ?? null;
     this.slots = Array.from({ length: inner.numEnvs }, () => ({ dialogId: null, seed: null, obs: null, teacherWritten: false, ret: 0, steps: 0, ended: false }));
