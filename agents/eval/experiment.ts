@@ -66,6 +66,9 @@ export interface RlRunInfo {
   /** Whether the trainer recorded that it used the requested reference (see reference.ts). */
   referenceHonoured: boolean | null;
   updates: number;
+  /** Env steps the run took (its budget is the agent config's `steps`), and why it stopped. */
+  envSteps: number | null;
+  stoppedBy: string | null;
   seconds: number;
 }
 
@@ -271,8 +274,11 @@ export async function runExperiment(opts: CompareOptions): Promise<{ results: Ex
         const used = runCfg?.meta?.referenceName;
         const wanted = refObj(reference, s.algo);
         const honoured = reference === 'imitator' || (typeof used === 'string' && used === (wanted as ReferencePolicy).name);
-        const trainer = readJson(path.join(dir, 'checkpoint', 'trainer.json')) as { update?: number; seconds?: number } | null;
-        rlRuns.push({ name, algo: s.algo, reference, coef: s.coef, seed, dir, referenceHonoured: honoured, updates: trainer?.update ?? r.value?.updates ?? 0, seconds: trainer?.seconds ?? 0 });
+        const trainer = readJson(path.join(dir, 'checkpoint', 'trainer.json')) as { update?: number; seconds?: number; envSteps?: number; stoppedBy?: string } | null;
+        rlRuns.push({
+          name, algo: s.algo, reference, coef: s.coef, seed, dir, referenceHonoured: honoured, updates: trainer?.update ?? r.value?.updates ?? 0,
+          envSteps: trainer?.envSteps ?? null, stoppedBy: trainer?.stoppedBy ?? null, seconds: trainer?.seconds ?? 0,
+        });
       }
     }
   }

@@ -124,7 +124,7 @@ export async function renderReport(r: ExperimentResults): Promise<string> {
   const ignored = r.rl.filter(x => x.reference === 'conservative' && !x.referenceHonoured);
   const stageRows = Object.entries(r.stages).map(([k, v]) => `<tr><td>${escapeHtml(k)}</td><td>${v.reused ? 'reused' : `${v.seconds.toFixed(0)} s`}</td><td>${v.reused ? '' : `${(v.cpuSeconds ?? NaN).toFixed(0)} s`}</td></tr>`).join('');
   const total = Object.values(r.stages).reduce((a, v) => ({ s: a.s + v.seconds, c: a.c + (v.cpuSeconds ?? 0) }), { s: 0, c: 0 });
-  const rlRows = r.rl.map(x => `<tr><td>${escapeHtml(x.name)}</td><td>${x.updates}</td><td>${x.seconds.toFixed(0)} s</td><td>${x.referenceHonoured ? 'yes' : '<b>no</b> (trained against the imitator)'}</td></tr>`).join('');
+  const rlRows = r.rl.map(x => `<tr><td>${escapeHtml(x.name)}</td><td>${x.updates}</td><td>${x.envSteps ?? '–'}${x.stoppedBy ? ` (${escapeHtml(x.stoppedBy)})` : ''}</td><td>${x.seconds.toFixed(0)} s</td><td>${x.referenceHonoured ? 'yes' : '<b>no</b> (trained against the imitator)'}</td></tr>`).join('');
   const c = r.config;
   return `<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>${escapeHtml(r.title)}</title><style>${CSS}</style></head><body>
@@ -143,7 +143,7 @@ ${ignored.length ? `<p class="warn">${ignored.length} run(s) asked for the conse
 <details><summary>Stages and RL runs</summary>
 <table><tr><th>stage</th><th>wall clock</th><th>CPU</th></tr>${stageRows}<tr><td><b>total</b></td><td>${(total.s / 60).toFixed(1)} min</td><td>${(total.c / 60).toFixed(1)} min</td></tr></table>
 <p>Load average of the machine at the end: ${(r.loadAverage ?? []).map(x => x.toFixed(1)).join(', ')}.</p>
-<table><tr><th>RL run</th><th>updates</th><th>training time</th><th>reference used</th></tr>${rlRows}</table>
+<table><tr><th>RL run</th><th>updates</th><th>env steps (stopped by)</th><th>training time</th><th>reference used</th></tr>${rlRows}</table>
 </details>
 
 <h2>Reward–KL frontier</h2>
