@@ -60,6 +60,7 @@ export const TeacherStudentKwargs = Type.Object({
   }, { additionalProperties: false, description: 'rules of the world student (student: "world")' })),
   studentTemperature: Type.Number({ exclusiveMinimum: 0, maximum: 10, default: 0.05, description: 'sampling temperature of a model student' }),
   maxStudentTokens: Type.Integer({ minimum: 1, maximum: 4096, default: 64, description: 'cap on one student reply (a longer reply is handed back as if the student had finished)' }),
+  scoreCutReply: Type.Boolean({ default: false, description: 'reward a student reply cut by the episode\'s token limit (Cohen et al. score it when the student wrote a token); default: it earns 0' }),
   scripted: Type.Optional(ScriptedRules),
   maxTokens: Type.Integer({ minimum: 8, maximum: 8192, default: 256, description: 'episode token budget, prompt included' }),
   reward: Type.String({ default: 'cohen', description: 'reward config: a name in configs/rewards/ or a path' }),
@@ -217,6 +218,10 @@ export class TeacherStudentEnv implements Env<TokenObs | TextObs, number | strin
     }
     if (!handedBack && !left) {
       if (this.tokens.length >= this.kwargs.maxTokens) {
+        if (this.kwargs.scoreCutReply && body.length > 0) {
+          const cut = await this.reward!.compute({ reply: replyText, agentUtterance: teacherUtterance, history, turnIndex: this.exchange });
+          return this.result(cut.total, false, true, { truncatedBy: 'token-limit', teacherUtterance, partialReply: replyText, rewardComponents: cut.components });
+        }
         return this.result(0, false, true, { truncatedBy: 'token-limit', teacherUtterance, partialReply: replyText });
       }
       // Cut at maxStudentTokens with room left: hand the turn back as if the student had finished.
