@@ -1,14 +1,17 @@
 /**
- * Sentences per second of each sentiment scorer, at batch 1 and batch 64, on SST-2 dev sentences.
+ * Sentences per second of each sentiment scorer, at batch 1 and batch 64, on SST-2 dev sentences,
+ * with VADER's figures beside them as the in-run baseline (the machine is shared: compare within a run).
  *
  *   node bin/run.mjs bench/rewards.ts [--model DIR] [--transformers-model DIR] [--seconds 3] [--backend auto]
  *
- * The classifier needs a checkpoint (colloquy sentiment train); without one it is skipped. The
+ * The classifier needs a checkpoint (colloquy sentiment train); without one it is skipped. With an
+ * emotion head it is measured in both modes, and its fast path also from a cold cache (every
+ * batch's words' kernel products computed afresh: a first look at every word). The
  * transformers scorer uses --transformers-model, or else a tiny ONNX model built here (so that the
  * figure measures the pipeline overhead, not a real network).
  */
 import { parseArgs } from 'node:util';
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -16,6 +19,7 @@ import { initBackend, type BackendChoice } from '../models/backend.ts';
 import { createScorer, defaultClassifierDir, type ScorerSpec } from '../rewards/sentiment.ts';
 import { createCompositeReward } from '../rewards/composite.ts';
 import { readLabeledTsv } from '../rewards/metrics.ts';
+import { ClassifierScorer } from '../rewards/classifier.ts';
 import { dataDir } from '../rewards/validate.ts';
 import type { SentimentScorer } from '../rewards/types.ts';
 
@@ -29,7 +33,7 @@ const seconds = Number(values.seconds ?? 3);
 const info = await initBackend((values.backend ?? 'auto') as BackendChoice);
 const sentences = readLabeledTsv(path.join(dataDir(values['data-dir']), 'sentiment', 'sst2_dev.tsv')).map(d => d.text);
 
-async function measure(scorer: SentimentScorer, batch: number): Promise<number> {
+async function measure(scorer: SentimentScorer, batch: number, beforeBatch?: () => void): Promise<number> {
   // Warm up, then run whole batches for at least `seconds`.
   await scorer.score(sentences.slice(0, batch));
   let n = 0, i = 0;
@@ -37,6 +41,7 @@ async function measure(scorer: SentimentScorer, batch: number): Promise<number> 
   while (performance.now() - t0 < seconds * 1000) {
     const b: string[] = [];
     for (let k = 0; k < batch; k++) b.push(sentences[(i++) % sentences.length]!);
+    beforeBatch?.();
     await scorer.score(b);
     n += batch;
   }
@@ -44,10 +49,14 @@ async function measure(scorer: SentimentScorer, batch: number): Promise<number> 
 }
 
 let tiny: string | undefined;
-const specs: { label: string; spec: ScorerSpec }[] = [{ label: 'vader', spec: { name: 'vader' } }];
+const specs: { label: string; spec: ScorerSpec; cold?: boolean }[] = [{ label: 'vader', spec: { name: 'vader' } }];
 const clfDir = path.resolve(values.model ?? defaultClassifierDir());
-if (existsSync(path.join(clfDir, 'classifier.json'))) specs.push({ label: 'classifier', spec: { name: 'classifier', dir: clfDir } });
-else console.log(`(classifier skipped: no checkpoint at ${clfDir})`);
+if (existsSync(path.join(clfDir, 'classifier.json'))) {
+  specs.push({ label: 'classifier', spec: { name: 'classifier', dir: clfDir } });
+  specs.push({ label: 'classifier, cold cache', spec: { name: 'classifier', dir: clfDir }, cold: true });
+  const arch = (JSON.parse(readFileSync(path.join(clfDir, 'classifier.json'), 'utf8')) as { arch: { emotions?: number } }).arch;
+  if ((arch.emotions ?? 0) > 0) specs.push({ label: 'classifier-emotion', spec: { name: 'classifier', dir: clfDir, mode: 'emotion' } });
+} else console.log(`(classifier skipped: no checkpoint at ${clfDir})`);
 if (values['transformers-model']) specs.push({ label: 'transformers', spec: { name: 'transformers', model: values['transformers-model'] } });
 else {
   const { writeTinyClassifier } = await import('../tests/rewards/tiny-onnx.ts');
@@ -58,10 +67,11 @@ else {
 
 console.log(`rewards bench: ${sentences.length} SST-2 dev sentences (mean ${Math.round(sentences.reduce((a, s) => a + s.length, 0) / sentences.length)} chars), backend ${info.name}, ${seconds} s per figure`);
 console.log(`${'scorer'.padEnd(26)}${'batch 1 (sent/s)'.padStart(18)}${'batch 64 (sent/s)'.padStart(19)}`);
-for (const { label, spec } of specs) {
+for (const { label, spec, cold } of specs) {
   const scorer = await createScorer(spec);
-  const b1 = await measure(scorer, 1);
-  const b64 = await measure(scorer, 64);
+  const clear = cold && scorer instanceof ClassifierScorer ? () => scorer.model.clearFastCache() : undefined;
+  const b1 = await measure(scorer, 1, clear);
+  const b64 = await measure(scorer, 64, clear);
   console.log(`${label.padEnd(26)}${b1.toFixed(0).padStart(18)}${b64.toFixed(0).padStart(19)}`);
   await scorer.dispose?.();
 }

@@ -4,13 +4,14 @@
  * against DailyDialog's emotion labels (AUC of happiness vs anger/disgust/sadness replies).
  */
 import path from 'node:path';
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { ColloquyError } from '../core/errors.ts';
 import { initBackend, BACKENDS, type BackendChoice } from '../models/backend.ts';
 import { createScorer, defaultClassifierDir, type ScorerSpec } from '../rewards/sentiment.ts';
 import { readLabeledTsv, accuracy, rocAuc } from '../rewards/metrics.ts';
 import { dataDir, loadDailyDialogReplies, validateOnEmotions, type ValidationResult } from '../rewards/validate.ts';
 import { resolveVectorsFile } from '../rewards/word-vectors.ts';
+import { DD_EMOTIONS } from '../rewards/emotions.ts';
 import type { SentimentScorer } from '../rewards/types.ts';
 import { helpText, parseCommandLine, reportError, UsageError, type CommandSpec, type OptionFlag } from './args.ts';
 
@@ -44,9 +45,9 @@ export const SENTIMENT_TRAIN: CommandSpec = {
     bool('static-channel', 'add the fixed pretrained vectors as a second channel (off by default)'),
     bool('no-static-channel', 'one (trainable) embedding channel'),
     str('embed-dim', 'N', "word embedding size (default 100; the vectors' size with --vectors)"),
-    str('filters', 'N', 'convolution filters per width (default 96)'),
-    str('widths', 'LIST', "convolution filter widths, comma-separated, or 'none' (default none; the CNN of earlier checkpoints: --vectors none --embed-dim 96 --widths 2,3,4,5 --rnn 0)"),
-    str('rnn', 'N', 'units a direction of the bidirectional GRU, 0 for none (default 160)'),
+    str('filters', 'N', 'convolution filters per width (default 128)'),
+    str('widths', 'LIST', "convolution filter widths, comma-separated, or 'none' (default 1,2,3; the BiGRU of earlier checkpoints: --widths none --rnn 160 --vader-feature)"),
+    str('rnn', 'N', 'units a direction of the bidirectional GRU, 0 for none (default 0; a GRU scores on TF.js only, ~10x slower)'),
     str('bigram-buckets', 'N', 'hashed-bigram buckets, 0 for none (default 262144)'),
     str('members', 'N', 'ensemble members trained one after the other (default 1)'),
     str('ngram-order', 'N', 'longest hashed word n-gram of the linear path, 2 or 3 (default 3)'),
@@ -54,15 +55,25 @@ export const SENTIMENT_TRAIN: CommandSpec = {
     bool('no-split-hyphens', 'keep hyphenated words whole'),
     bool('lexicon', 'the VADER-valence embedding channel (the default)'),
     bool('no-lexicon', 'drop the VADER-valence embedding channel'),
-    bool('vader-feature', 'the VADER compound score input of the logit (the default)'),
-    bool('no-vader-feature', 'drop the VADER compound score input of the logit'),
+    bool('vader-feature', 'the VADER compound score input of the logits (off by default: it costs more than the network to score)'),
+    bool('no-vader-feature', 'no VADER compound score input (the default)'),
+    str('dailydialog', 'DIR', "DailyDialog folder whose train split's utterances join training with their emotion labels (default DATA/dailydialog when there; 'none': SST-2 only)"),
+    str('dd-dev-dialogs', 'N', "keep the last N dialogs of DailyDialog's train split out of training as a development set (default 0)"),
+    bool('emotions', "a 7-class emotion head trained on DailyDialog's labels (the default with DailyDialog; Jaques et al.'s emotion-based sentiment)"),
+    bool('no-emotions', 'no emotion head'),
+    bool('no-conversation-sentiment', "don't train the sentiment head on DailyDialog's happiness vs anger/disgust/sadness utterances"),
+    str('conversation-weight', 'X', 'loss weight of those conversational sentiment examples (default 1; SST-2 phrases weigh 1)'),
+    str('emotion-loss-weight', 'X', "loss weight of the emotion head's cross-entropy (default 1)"),
+    bool('mask-windows', 'leave convolution windows past a text\'s end out of the max (the default; needed by the fast scoring path)'),
+    bool('no-mask-windows', 'let convolution windows run over the padding of a batch (earlier checkpoints)'),
   ],
 };
 
 const EVAL_FLAGS: OptionFlag[] = [
   ...COMMON,
-  str('scorer', 'NAME', 'vader | classifier | transformers | all (default all: every scorer available); or a comma-separated list'),
+  str('scorer', 'NAME', "vader | classifier | classifier-emotion | transformers | all (default all: every scorer available); or a comma-separated list. classifier-emotion: the classifier's emotion head, sentiment = Σ p(emotion)·weight (Jaques et al.)"),
   str('model', 'DIR', 'classifier checkpoint folder (default data/models/sentiment-classifier)'),
+  str('emotion-weights', 'LIST', 'classifier-emotion: weights in [-1, 1] as name=w,name=w (over the defaults none=0,anger=-1,disgust=-1,fear=-0.75,happiness=1,sadness=-1,surprise=0.25)'),
   str('transformers-model', 'DIR', 'local transformers.js text-classification model folder'),
   bool('json', 'print JSON instead of a table'),
 ];
@@ -76,7 +87,7 @@ export const SENTIMENT_EVAL: CommandSpec = {
 export const SENTIMENT_VALIDATE: CommandSpec = {
   command: 'colloquy sentiment validate',
   summary: 'AUC of scorers separating happy from angry/disgusted/sad DailyDialog replies (emotion labels 4 vs 1, 2, 5).',
-  flags: [...EVAL_FLAGS, str('split', 'NAME', 'DailyDialog split (default validation)')],
+  flags: [...EVAL_FLAGS, str('split', 'LIST', 'DailyDialog splits, comma-separated (default test,validation; the classifier trains on train only)')],
 };
 
 const USAGE = `usage: colloquy sentiment <command> [options]
@@ -118,13 +129,18 @@ function backendOf(v: string | undefined): BackendChoice {
 async function train(argv: string[]): Promise<number> {
   const cl = parseCommandLine(SENTIMENT_TRAIN, argv);
   if (cl.help) { console.log(helpText(SENTIMENT_TRAIN)); return 0; }
-  const values = cl.values as Record<string, string | undefined> & Record<`no-${string}` | 'lexicon' | 'split-hyphens' | 'vader-feature' | 'static-channel', boolean | undefined>;
+  const values = cl.values as Record<string, string | undefined> & Record<`no-${string}` | 'lexicon' | 'split-hyphens' | 'vader-feature' | 'static-channel' | 'emotions' | 'mask-windows', boolean | undefined>;
   const { trainClassifier, DEFAULT_TRAIN } = await import('../rewards/train-classifier.ts');
   const data = dataDir(values['data-dir']);
   const trainFile = values.train ?? path.join(data, 'sentiment', 'sst2_train.tsv');
   const devFile = values.dev === 'none' ? undefined : values.dev ?? path.join(data, 'sentiment', 'sst2_dev.tsv');
   const out = path.resolve(values.out ?? defaultClassifierDir());
   if (!existsSync(trainFile)) throw new ColloquyError('NOT_FOUND', `no training file ${trainFile} (set --train or --data-dir)`);
+  const ddDefault = path.join(data, 'dailydialog');
+  const dailyDialog = values.dailydialog === 'none' ? null : values.dailydialog ? path.resolve(values.dailydialog) : existsSync(path.join(ddDefault, 'train')) ? ddDefault : null;
+  if (dailyDialog && !existsSync(path.join(dailyDialog, 'train'))) throw new ColloquyError('NOT_FOUND', `no DailyDialog train split in ${dailyDialog} (expected ${path.join(dailyDialog, 'train')}; --dailydialog none trains on SST-2 only)`);
+  const emotions = dailyDialog !== null && !values['no-emotions'];
+  if (values.emotions && !dailyDialog) throw new ColloquyError('BAD_CONFIG', '--emotions needs DailyDialog (--dailydialog DIR)');
   const widths = values.widths === 'none' ? [] : values.widths ? values.widths.split(',').map(s => int('widths', s.trim(), 0)) : DEFAULT_TRAIN.arch.widths;
   if (widths.some(w => w < 1)) throw new ColloquyError('BAD_CONFIG', '--widths must be positive integers');
   if (values['ngram-order'] !== undefined && !['2', '3'].includes(values['ngram-order'])) throw new ColloquyError('BAD_CONFIG', '--ngram-order must be 2 or 3');
@@ -144,6 +160,11 @@ async function train(argv: string[]): Promise<number> {
     extraVocab: int('extra-vocab', values['extra-vocab'], DEFAULT_TRAIN.extraVocab),
     embeddingLr: num('embedding-lr', values['embedding-lr'], DEFAULT_TRAIN.embeddingLr),
     freezeEmbeddingEpochs: int('freeze-embedding-epochs', values['freeze-embedding-epochs'], DEFAULT_TRAIN.freezeEmbeddingEpochs),
+    dailyDialog,
+    dailyDialogDevDialogs: int('dd-dev-dialogs', values['dd-dev-dialogs'], 0),
+    conversationSentiment: !values['no-conversation-sentiment'],
+    conversationWeight: num('conversation-weight', values['conversation-weight'], DEFAULT_TRAIN.conversationWeight ?? 1),
+    emotionLossWeight: num('emotion-loss-weight', values['emotion-loss-weight'], DEFAULT_TRAIN.emotionLossWeight ?? 1),
     arch: {
       ...DEFAULT_TRAIN.arch,
       embedDim: int('embed-dim', values['embed-dim'], DEFAULT_TRAIN.arch.embedDim),
@@ -156,13 +177,15 @@ async function train(argv: string[]): Promise<number> {
       splitHyphens: values['no-split-hyphens'] ? false : values['split-hyphens'] ? true : DEFAULT_TRAIN.arch.splitHyphens,
       vaderFeature: values['no-vader-feature'] ? false : values['vader-feature'] ? true : DEFAULT_TRAIN.arch.vaderFeature,
       staticChannel: values['no-static-channel'] ? false : values['static-channel'] ? true : DEFAULT_TRAIN.arch.staticChannel,
+      maskWindows: values['no-mask-windows'] ? false : values['mask-windows'] ? true : DEFAULT_TRAIN.arch.maskWindows,
+      emotions: emotions ? DD_EMOTIONS.length : 0,
     },
   };
   // Fail early (NOT_FOUND, with the install command) when the vectors are not there.
   if (cfg.vectors !== null) resolveVectorsFile(cfg.vectors);
   const info = await initBackend(backendOf(values.backend));
   console.log(`backend: ${info.name}${info.features.length ? ` (${info.features.join(', ')})` : ''}`);
-  console.log(`training on ${trainFile}${cfg.limit ? ` (first ${cfg.limit} lines)` : ''}; dev: ${cfg.devFile ?? 'none'}; out: ${out}`);
+  console.log(`training on ${trainFile}${cfg.limit ? ` (first ${cfg.limit} lines)` : ''}${dailyDialog ? ` + DailyDialog train (${path.join(dailyDialog, 'train')}${cfg.dailyDialogDevDialogs ? `, last ${cfg.dailyDialogDevDialogs} dialogs held out` : ''}${emotions ? '; emotion head' : ''})` : ''}; dev: ${cfg.devFile ?? 'none'}; out: ${out}`);
   console.log(cfg.vectors === null ? 'word embeddings: from scratch' : `word embeddings: from ${cfg.vectors}${cfg.extraVocab ? ` (+${cfg.extraVocab} words)` : ''}${cfg.arch.staticChannel ? ', static + trainable channels' : ''}`);
 
   const tty = process.stdout.isTTY === true;
@@ -184,8 +207,9 @@ async function train(argv: string[]): Promise<number> {
     },
     onEpoch(r) {
       const dev = r.devAccuracy !== undefined ? ` dev_acc ${(100 * r.devAccuracy).toFixed(2)}% dev_auc ${r.devAuc!.toFixed(4)}` : '';
+      const conv = r.conversationDevAuc !== undefined ? ` dd_dev_auc ${r.conversationDevAuc.toFixed(4)}${r.conversationDevEmotionAuc !== undefined ? ` (emotion ${r.conversationDevEmotionAuc.toFixed(4)})` : ''}` : '';
       const ens = r.ensembleDevAccuracy !== undefined ? ` | ensemble of ${r.member + 1}: dev_acc ${(100 * r.ensembleDevAccuracy).toFixed(2)}% dev_auc ${r.ensembleDevAuc!.toFixed(4)}` : '';
-      const line = `member ${r.member + 1} epoch ${r.epoch}: loss ${r.loss.toFixed(4)} train_acc ${(100 * r.trainAccuracy).toFixed(2)}%${dev} (${r.seconds.toFixed(1)} s)${ens}`;
+      const line = `member ${r.member + 1} epoch ${r.epoch}: loss ${r.loss.toFixed(4)} train_acc ${(100 * r.trainAccuracy).toFixed(2)}%${dev}${conv} (${r.seconds.toFixed(1)} s)${ens}`;
       if (bar) { bar.stop(); started = false; }
       console.log(line);
       epoch = r.epoch + 1;
@@ -207,17 +231,27 @@ async function evaluate(argv: string[], mode: 'eval' | 'validate'): Promise<numb
   const spec = mode === 'eval' ? SENTIMENT_EVAL : SENTIMENT_VALIDATE;
   const cl = parseCommandLine(spec, argv);
   if (cl.help) { console.log(helpText(spec)); return 0; }
-  const values = cl.values as { 'data-dir'?: string; backend?: string; scorer?: string; data?: string; split?: string; model?: string; 'transformers-model'?: string; json?: boolean };
+  const values = cl.values as { 'data-dir'?: string; backend?: string; scorer?: string; data?: string; split?: string; model?: string; 'transformers-model'?: string; 'emotion-weights'?: string; json?: boolean };
   const which = values.scorer ?? 'all';
-  const names = which === 'all' ? ['vader', 'classifier', 'transformers'] : which.split(',').map(s => s.trim());
-  for (const n of names) if (!['vader', 'classifier', 'transformers'].includes(n)) throw new ColloquyError('BAD_CONFIG', `unknown scorer '${n}' (vader, classifier, transformers, all)`);
+  const known = ['vader', 'classifier', 'classifier-emotion', 'transformers'];
+  const names = which === 'all' ? known : which.split(',').map(s => s.trim());
+  for (const n of names) if (!known.includes(n)) throw new ColloquyError('BAD_CONFIG', `unknown scorer '${n}' (${known.join(', ')}, all)`);
   const classifierDir = path.resolve(values.model ?? defaultClassifierDir());
+  const emotionWeights = values['emotion-weights'] !== undefined ? parseEmotionWeights(values['emotion-weights']) : undefined;
   const specs: ScorerSpec[] = [];
+  let skipNoted = false;
   for (const n of names) {
     if (n === 'vader') specs.push({ name: 'vader' });
-    else if (n === 'classifier') {
-      if (which === 'all' && !existsSync(path.join(classifierDir, 'classifier.json'))) { console.error(`(skipping classifier: no checkpoint at ${classifierDir}; train one with 'colloquy sentiment train')`); continue; }
-      specs.push({ name: 'classifier', dir: classifierDir });
+    else if (n === 'classifier' || n === 'classifier-emotion') {
+      const cfgFile = path.join(classifierDir, 'classifier.json');
+      if (which === 'all' && !existsSync(cfgFile)) {
+        if (!skipNoted) console.error(`(skipping classifier: no checkpoint at ${classifierDir}; train one with 'colloquy sentiment train')`);
+        skipNoted = true;
+        continue;
+      }
+      if (n === 'classifier') { specs.push({ name: 'classifier', dir: classifierDir }); continue; }
+      if (which === 'all' && !hasEmotionHead(cfgFile)) continue;
+      specs.push({ name: 'classifier', dir: classifierDir, mode: 'emotion', ...(emotionWeights ? { emotionWeights } : {}) });
     } else {
       const m = values['transformers-model'];
       if (!m) {
@@ -245,27 +279,45 @@ async function evaluate(argv: string[], mode: 'eval' | 'validate'): Promise<numb
     if (values.json) console.log(JSON.stringify({ file, results: rows }, null, 2));
     else {
       console.log(`${file}: ${items.length} sentences`);
-      console.log(`${'scorer'.padEnd(14)}${'accuracy'.padStart(10)}${'AUC'.padStart(9)}${'seconds'.padStart(10)}`);
-      for (const r of rows) console.log(`${r.scorer.padEnd(14)}${(100 * r.accuracy).toFixed(2).padStart(9)}%${r.auc.toFixed(4).padStart(9)}${r.seconds.toFixed(2).padStart(10)}`);
+      console.log(`${'scorer'.padEnd(20)}${'accuracy'.padStart(10)}${'AUC'.padStart(9)}${'seconds'.padStart(10)}`);
+      for (const r of rows) console.log(`${r.scorer.padEnd(20)}${(100 * r.accuracy).toFixed(2).padStart(9)}%${r.auc.toFixed(4).padStart(9)}${r.seconds.toFixed(2).padStart(10)}`);
     }
   } else {
-    const split = values.split ?? 'validation';
-    const replies = loadDailyDialogReplies(path.join(data, 'dailydialog'), split);
-    const rows: ValidationResult[] = [];
+    const splits = (values.split ?? 'test,validation').split(',').map(s => s.trim()).filter(s => s !== '');
+    const replies = new Map(splits.map(sp => [sp, loadDailyDialogReplies(path.join(data, 'dailydialog'), sp)]));
+    const rows = new Map<string, ValidationResult[]>(splits.map(sp => [sp, []]));
     for (const spec of specs) {
       const scorer = await createScorer(spec);
-      rows.push(await validateOnEmotions(scorer, replies));
+      for (const sp of splits) rows.get(sp)!.push(await validateOnEmotions(scorer, replies.get(sp)!));
       await disposeScorer(scorer);
     }
-    if (values.json) console.log(JSON.stringify({ split, results: rows }, null, 2));
+    if (values.json) console.log(JSON.stringify(splits.length === 1 ? { split: splits[0], results: rows.get(splits[0]!) } : { splits: Object.fromEntries(rows) }, null, 2));
     else {
-      const r0 = rows[0];
-      console.log(`DailyDialog ${split}: ${replies.length} replies; happiness (4): ${r0?.positives ?? 0} vs anger/disgust/sadness (1,2,5): ${r0?.negatives ?? 0}`);
-      console.log(`${'scorer'.padEnd(14)}${'AUC'.padStart(8)}${'acc@0.5'.padStart(10)}${'mean happy'.padStart(12)}${'mean neg'.padStart(10)}${'seconds'.padStart(10)}`);
-      for (const r of rows) console.log(`${r.scorer.padEnd(14)}${r.auc.toFixed(4).padStart(8)}${(100 * r.accuracy).toFixed(2).padStart(9)}%${r.meanPositive.toFixed(3).padStart(12)}${r.meanNegative.toFixed(3).padStart(10)}${r.seconds.toFixed(2).padStart(10)}`);
+      for (const sp of splits) {
+        const rs = rows.get(sp)!, r0 = rs[0];
+        console.log(`DailyDialog ${sp}: ${replies.get(sp)!.length} replies; happiness (4): ${r0?.positives ?? 0} vs anger/disgust/sadness (1,2,5): ${r0?.negatives ?? 0}`);
+        console.log(`${'scorer'.padEnd(20)}${'AUC'.padStart(8)}${'acc@0.5'.padStart(10)}${'mean happy'.padStart(12)}${'mean neg'.padStart(10)}${'seconds'.padStart(10)}`);
+        for (const r of rs) console.log(`${r.scorer.padEnd(20)}${r.auc.toFixed(4).padStart(8)}${(100 * r.accuracy).toFixed(2).padStart(9)}%${r.meanPositive.toFixed(3).padStart(12)}${r.meanNegative.toFixed(3).padStart(10)}${r.seconds.toFixed(2).padStart(10)}`);
+      }
     }
   }
   return 0;
+}
+
+/** `name=w,name=w` → a weight map (names and ranges are checked when the scorer is made). */
+export function parseEmotionWeights(v: string): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const part of v.split(',').map(s => s.trim()).filter(s => s !== '')) {
+    const m = /^([a-z]+)=(-?[0-9.]+)$/.exec(part);
+    if (!m || !Number.isFinite(Number(m[2]))) throw new ColloquyError('BAD_CONFIG', `--emotion-weights: expected name=weight, got '${part}'`);
+    out[m[1]!] = Number(m[2]);
+  }
+  return out;
+}
+
+/** Whether a checkpoint's architecture has an emotion head (without loading its weights). */
+function hasEmotionHead(cfgFile: string): boolean {
+  try { return ((JSON.parse(readFileSync(cfgFile, 'utf8')) as { arch?: { emotions?: number } }).arch?.emotions ?? 0) > 0; } catch { return false; }
 }
 
 async function disposeScorer(s: SentimentScorer): Promise<void> { await s.dispose?.(); }

@@ -28,6 +28,8 @@ import { ColloquyError } from '../core/errors.ts';
 import { wordTokens } from './text.ts';
 import { vaderCompound } from './vader.ts';
 import { fromSigned, type SentimentScore, type SentimentScorer } from './types.ts';
+import { emotionValence, emotionWeightVector } from './emotions.ts';
+import { FastForward, type FastMemberWeights, type FastShape } from './fast-classifier.ts';
 
 export const CLASSIFIER_FORMAT = 'colloquy-sentiment-cnn';
 export const PAD = '<pad>';
@@ -71,14 +73,30 @@ export interface ClassifierArch {
    * over time and joined to the convolution features; 0 or absent for none.
    */
   rnn?: number;
+  /**
+   * Classes of a softmax emotion head beside the sentiment logit (7 for DailyDialog's labels,
+   * rewards/emotions.ts), over the same pooled features; 0 or absent for none.
+   */
+  emotions?: number;
+  /** Names of the emotion classes (`emotions` of them). */
+  emotionLabels?: string[];
+  /**
+   * Leave the convolution windows that reach past a text's end out of the max over time, so that
+   * a text's scores do not depend on the batch it is padded in (what the fast path computes).
+   */
+  maskWindows?: boolean;
 }
 
 /**
- * The default: a bidirectional GRU (160 units a direction) over 100-d embeddings, no convolutions
- * (`widths: [2, 3, 4, 5]`, `rnn: 0` is the CNN of earlier checkpoints), beside the hashed n-gram,
- * lexicon and VADER inputs. `filters` applies when `widths` is set.
+ * The default: convolutions of widths 1, 2 and 3 words (128 filters each, windows masked at a
+ * text's end) over 100-d embeddings with the VADER-valence channel, beside the hashed n-gram
+ * path; it scores on the plain-TypeScript fast path (rewards/fast-classifier.ts). No whole-text
+ * VADER input: computing VADER's compound score would cost more than the network. The
+ * bidirectional GRU of earlier checkpoints is `widths: [], rnn: 160, vaderFeature: true` (TF.js
+ * only, ~10× slower to score). The emotion head (`emotions`) is set by training when it reads
+ * DailyDialog.
  */
-export const DEFAULT_ARCH: ClassifierArch = { embedDim: 100, widths: [], filters: 96, rnn: 160, hidden: 0, bigramBuckets: 1 << 18, maxLen: 256, lexicon: true, vaderFeature: true, ngramOrder: 3, splitHyphens: true };
+export const DEFAULT_ARCH: ClassifierArch = { embedDim: 100, widths: [1, 2, 3], filters: 128, rnn: 0, hidden: 0, bigramBuckets: 1 << 18, maxLen: 256, lexicon: true, vaderFeature: false, ngramOrder: 3, splitHyphens: true, maskWindows: true };
 
 /** Parameters saved with the checkpoint but not trained. */
 export const FIXED_PARAMS: ReadonlySet<string> = new Set(['lexicon', 'pretrained']);
@@ -201,6 +219,17 @@ function maxOverTime(x: tf.Tensor3D): tf.Tensor2D {
   return f(x) as tf.Tensor2D;
 }
 
+/** Words of each row of a batch (its mask's leading ones). */
+function rowLengths(enc: EncodedBatch): Int32Array {
+  const lengths = new Int32Array(enc.batch);
+  for (let b = 0; b < enc.batch; b++) {
+    let n = 0;
+    while (n < enc.len && enc.mask[b * enc.len + n]! > 0) n++;
+    lengths[b] = n;
+  }
+  return lengths;
+}
+
 /** A batch ready for the network. */
 export interface EncodedBatch { ids: Int32Array; mask: Float32Array; bigrams: Int32Array; bigramMask: Float32Array; vader: Float32Array; batch: number; len: number; bigramLen: number }
 
@@ -211,6 +240,8 @@ export class SentimentClassifier {
   private readonly index: Map<string, number>;
   /** One parameter set per ensemble member (same architecture and vocabulary). */
   private readonly members: Map<string, tf.Variable>[];
+  /** The plain-TypeScript forward pass over a snapshot of the weights, when on (`useFastPath`). */
+  private fast?: FastForward;
 
   private constructor(arch: ClassifierArch, vocab: string[], members: Map<string, tf.Variable>[], meta: ClassifierMeta) {
     this.arch = arch;
@@ -296,6 +327,12 @@ export class SentimentClassifier {
     shapes.push(['out/bias', () => zeros([1])]);
     if (arch.bigramBuckets > 0) shapes.push(['bigram', () => zeros([arch.bigramBuckets, 1])]);
     if (arch.vaderFeature) shapes.push(['vader/kernel', () => zeros([1, 1])]);
+    const E = arch.emotions ?? 0;
+    if (E > 0) {
+      shapes.push(['emotion/kernel', () => uniform([last, E], Math.sqrt(6 / (last + E)))]);
+      shapes.push(['emotion/bias', () => zeros([E])]);
+      if (arch.vaderFeature) shapes.push(['emotion/vader', () => zeros([1, E])]);
+    }
     const id = ++instanceCounter;
     const params = new Map<string, tf.Variable>();
     for (const [name, init] of shapes) {
@@ -331,6 +368,18 @@ export class SentimentClassifier {
     return this.arch.vaderFeature ? vaderCompound(text) : 0;
   }
 
+  /** The hashed n-gram buckets of a text's ids: its bigrams, then (order 3) its trigrams; empty without the n-gram path. */
+  ngramBuckets(s: readonly number[]): Int32Array {
+    const B = this.arch.bigramBuckets;
+    if (!(B > 0)) return new Int32Array(0);
+    const order = this.arch.ngramOrder ?? 2;
+    const out = new Int32Array(Math.max(0, s.length - 1) + (order >= 3 ? Math.max(0, s.length - 2) : 0));
+    let k = 0;
+    for (let t = 0; t + 1 < s.length; t++) out[k++] = hashString(`${s[t]} ${s[t + 1]}`) % B;
+    if (order >= 3) for (let t = 0; t + 2 < s.length; t++) out[k++] = hashString(`${s[t]} ${s[t + 1]} ${s[t + 2]}`) % B;
+    return out;
+  }
+
   /**
    * Pack id sequences into padded arrays (plus bigram buckets and text features). `wordDrop`
    * replaces ids by `<unk>` with that probability.
@@ -356,17 +405,9 @@ export class SentimentClassifier {
       }
       if (B > 0) {
         // Hash the original ids (word dropout does not touch the n-gram path).
-        let k = b * bigramLen;
-        for (let t = 0; t + 1 < s.length; t++) {
-          bigrams[k] = hashString(`${s[t]} ${s[t + 1]}`) % B;
-          bigramMask[k++] = 1;
-        }
-        if (order >= 3) {
-          for (let t = 0; t + 2 < s.length; t++) {
-            bigrams[k] = hashString(`${s[t]} ${s[t + 1]} ${s[t + 2]}`) % B;
-            bigramMask[k++] = 1;
-          }
-        }
+        const g = this.ngramBuckets(s);
+        bigrams.set(g, b * bigramLen);
+        bigramMask.fill(1, b * bigramLen, b * bigramLen + g.length);
       }
     }
     const vader = Float32Array.from({ length: batch }, (_, b) => features?.[b] ?? 0);
@@ -375,6 +416,18 @@ export class SentimentClassifier {
 
   /** Logits [batch] of "positive" from one member. `dropout` > 0 only in training. */
   logits(enc: EncodedBatch, dropout = 0, seed = 0, member = 0): tf.Tensor1D {
+    return tf.tidy(() => {
+      const out = this.forward(enc, dropout, seed, member);
+      out.emotion?.dispose();
+      return out.sentiment;
+    });
+  }
+
+  /**
+   * Both heads of one member: the sentiment logit [batch] and, when the architecture has an
+   * emotion head, the emotion logits [batch, emotions]. `dropout` > 0 only in training.
+   */
+  forward(enc: EncodedBatch, dropout = 0, seed = 0, member = 0): { sentiment: tf.Tensor1D; emotion?: tf.Tensor2D } {
     const params = this.variables(member);
     const p = (name: string): tf.Variable => {
       const v = params.get(name);
@@ -403,22 +456,27 @@ export class SentimentClassifier {
       emb = emb.mul(mask);
       const d = emb.shape[2];
       const pooled: tf.Tensor2D[] = [];
+      const textLengths = this.arch.maskWindows ? rowLengths(enc) : undefined;
       for (const k of this.arch.widths) {
         const n = L - k + 1;
         const cols: tf.Tensor3D[] = [];
         for (let i = 0; i < k; i++) cols.push(emb.slice([0, i, 0], [B, n, d]));
         const x = (k === 1 ? cols[0]! : tf.concat(cols, 2)).reshape([B * n, k * d]) as tf.Tensor2D;
-        const h = tf.relu(tf.add(dense(x, p(`conv${k}/kernel`) as tf.Tensor2D), p(`conv${k}/bias`))) as tf.Tensor2D;
-        pooled.push(maxOverTime(h.reshape([B, n, this.arch.filters]) as tf.Tensor3D));
+        let h = tf.relu(tf.add(dense(x, p(`conv${k}/kernel`) as tf.Tensor2D), p(`conv${k}/bias`))).reshape([B, n, this.arch.filters]) as tf.Tensor3D;
+        if (textLengths) {
+          // Windows from t = max(1, len − k + 1) on reach past the text: 0, which never beats a ReLU output.
+          const valid = new Float32Array(B * n);
+          for (let b = 0; b < B; b++) valid.fill(1, b * n, b * n + Math.min(n, Math.max(1, textLengths[b]! - k + 1)));
+          h = h.mul(tf.tensor3d(valid, [B, n, 1]));
+        }
+        pooled.push(maxOverTime(h));
       }
       if ((this.arch.rnn ?? 0) > 0) {
         // The backward GRU reads each row's words in reverse (its padding stays at the end).
         const rev = new Int32Array(B * L);
-        const lengths = new Int32Array(B);
+        const lengths = textLengths ?? rowLengths(enc);
         for (let b = 0; b < B; b++) {
-          let n = 0;
-          while (n < L && enc.mask[b * L + n]! > 0) n++;
-          lengths[b] = n;
+          const n = lengths[b]!;
           for (let t = 0; t < L; t++) rev[b * L + t] = b * L + (t < n ? n - 1 - t : t);
         }
         const back = lookup(emb.reshape([B * L, d]) as tf.Tensor2D, tf.tensor1d(rev, 'int32')).reshape([B, L, d]) as tf.Tensor3D;
@@ -435,8 +493,12 @@ export class SentimentClassifier {
         const bi = lookup(p('bigram') as tf.Tensor2D, tf.tensor1d(enc.bigrams, 'int32')).reshape([B, enc.bigramLen]);
         out = out.add(bi.mul(tf.tensor2d(enc.bigramMask, [B, enc.bigramLen])).sum(1));
       }
-      if (this.arch.vaderFeature) out = out.add(dense(tf.tensor2d(enc.vader, [B, 1]), p('vader/kernel') as tf.Tensor2D).reshape([B]));
-      return out;
+      const vader = this.arch.vaderFeature ? tf.tensor2d(enc.vader, [B, 1]) : undefined;
+      if (vader) out = out.add(dense(vader, p('vader/kernel') as tf.Tensor2D).reshape([B]));
+      if (!((this.arch.emotions ?? 0) > 0)) return { sentiment: out };
+      let emo = tf.add(dense(feat, p('emotion/kernel') as tf.Tensor2D), p('emotion/bias')) as tf.Tensor2D;
+      if (vader) emo = emo.add(dense(vader, p('emotion/vader') as tf.Tensor2D));
+      return { sentiment: out, emotion: emo };
     });
   }
 
@@ -480,22 +542,95 @@ export class SentimentClassifier {
 
   /** Probability of "positive" for each text (batched, no dropout; the mean over `members`, default all). */
   async predict(texts: string[], batchSize = 64, members?: number[]): Promise<Float32Array> {
+    return (await this.predictAll(texts, batchSize, members, false)).positive;
+  }
+
+  /** Number of emotion classes (0 without an emotion head). */
+  get numEmotions(): number { return this.arch.emotions ?? 0; }
+
+  /** Names of the emotion classes (empty without an emotion head). */
+  get emotionLabels(): string[] {
+    const E = this.numEmotions;
+    return Array.from({ length: E }, (_, i) => this.arch.emotionLabels?.[i] ?? `emotion${i}`);
+  }
+
+  /**
+   * Both heads for each text: the probability of "positive" and, with an emotion head and
+   * `withEmotions`, the emotion distributions ([texts × emotions], rows summing to 1), each the
+   * mean over `members` (default all). An empty text is 0.5 positive. Runs on the fast path when
+   * it is on (`useFastPath`), else as TensorFlow.js batches of `batchSize`.
+   */
+  async predictAll(texts: string[], batchSize = 64, members?: number[], withEmotions = true): Promise<{ positive: Float32Array; emotions?: Float32Array }> {
     const use = members ?? this.members.map((_, i) => i);
-    const out = new Float32Array(texts.length);
+    const E = withEmotions ? this.numEmotions : 0;
+    const positive = new Float32Array(texts.length);
+    const emotions = E > 0 ? new Float32Array(texts.length * E) : undefined;
+    if (this.fast) {
+      texts.forEach((t, i) => {
+        const ids = this.encodeText(t);
+        const p = this.fast!.predict(ids, this.ngramBuckets(ids), this.textFeature(t), emotions?.subarray(i * E, (i + 1) * E), use);
+        positive[i] = ids.length === 0 ? 0.5 : p;
+      });
+      return { positive, emotions };
+    }
     const enc = texts.map((t, i) => ({ i, ids: this.encodeText(t), f: this.textFeature(t) }));
     // Sort by length so that padding stays small.
     enc.sort((a, b) => a.ids.length - b.ids.length);
     for (let s = 0; s < enc.length; s += batchSize) {
       const chunk = enc.slice(s, s + batchSize);
-      const probs = tf.tidy(() => {
+      const [probs, emo] = tf.tidy(() => {
         const b = this.packBatch(chunk.map(c => c.ids), undefined, 0, chunk.map(c => c.f));
-        return tf.addN(use.map(m => tf.sigmoid(this.logits(b, 0, 0, m)))).div(use.length);
+        const outs = use.map(m => this.forward(b, 0, 0, m));
+        const p = tf.addN(outs.map(o => tf.sigmoid(o.sentiment))).div(use.length);
+        return [p, E > 0 ? tf.addN(outs.map(o => tf.softmax(o.emotion!))).div(use.length) : undefined] as const;
       });
       const v = await probs.data();
-      probs.dispose();
-      chunk.forEach((c, j) => { out[c.i] = c.ids.length === 0 ? 0.5 : v[j]!; });
+      const ev = emo ? await emo.data() : undefined;
+      tf.dispose([probs, ...(emo ? [emo] : [])]);
+      chunk.forEach((c, j) => {
+        positive[c.i] = c.ids.length === 0 ? 0.5 : v[j]!;
+        if (ev && emotions) emotions.set(ev.subarray(j * E, (j + 1) * E), c.i * E);
+      });
     }
-    return out;
+    return { positive, emotions };
+  }
+
+  /** Whether the plain-TypeScript forward pass (rewards/fast-classifier.ts) can run this architecture: no GRU, windows masked. */
+  get fastPathEligible(): boolean { return !((this.arch.rnn ?? 0) > 0) && this.arch.maskWindows === true && this.arch.widths.length > 0; }
+
+  /** Empty the fast path's per-word cache (benchmarks of a cold start). */
+  clearFastCache(): void { this.fast?.clearCache(); }
+
+  /** Whether predictions run on the fast path. */
+  get fastPathOn(): boolean { return this.fast !== undefined; }
+
+  /**
+   * Score on the fast path (a snapshot of the weights now: call it again after changing them) or
+   * not. Returns whether it is on; an architecture it cannot run stays on TensorFlow.js.
+   */
+  useFastPath(on = true): boolean {
+    this.fast = undefined;
+    if (!on || !this.fastPathEligible) return false;
+    const a = this.arch;
+    const data = (m: Map<string, tf.Variable>, name: string) => m.get(name)?.dataSync() as Float32Array | undefined;
+    const weights: FastMemberWeights[] = this.members.map(m => {
+      const need = (name: string) => { const d = data(m, name); if (!d) throw new Error(`missing parameter ${name}`); return d; };
+      return {
+        embedding: need('embedding'), pretrained: data(m, 'pretrained'), lexicon: a.lexicon ? need('lexicon') : undefined,
+        conv: a.widths.map(k => ({ k, kernel: need(`conv${k}/kernel`), bias: need(`conv${k}/bias`) })),
+        hidden: a.hidden > 0 ? { kernel: need('hidden/kernel'), bias: need('hidden/bias') } : undefined,
+        outKernel: need('out/kernel'), outBias: need('out/bias')[0]!,
+        bigram: a.bigramBuckets > 0 ? need('bigram') : undefined,
+        vader: a.vaderFeature ? need('vader/kernel')[0]! : undefined,
+        emotion: (a.emotions ?? 0) > 0 ? { kernel: need('emotion/kernel'), bias: need('emotion/bias'), vader: a.vaderFeature ? need('emotion/vader') : undefined } : undefined,
+      };
+    });
+    const shape: FastShape = {
+      embedDim: a.embedDim, filters: a.filters, hidden: a.hidden, trainableVocab: a.trainableVocab ?? this.vocab.length,
+      staticChannel: a.staticChannel === true, emotions: a.emotions ?? 0,
+    };
+    this.fast = new FastForward(shape, weights);
+    return true;
   }
 
   /** Write the checkpoint folder (atomically per file). */
@@ -561,23 +696,65 @@ export class SentimentClassifier {
       t.dispose();
     }
     if (members.length === 0) throw new ColloquyError('BAD_CONFIG', `${cfgPath} lists no weights`);
-    return new SentimentClassifier(file.arch, file.vocab, members, file.meta ?? {});
+    const model = new SentimentClassifier(file.arch, file.vocab, members, file.meta ?? {});
+    // A loaded checkpoint scores on the fast path when it can (COLLOQUY_SENTIMENT_FAST=0: never).
+    if (process.env.COLLOQUY_SENTIMENT_FAST !== '0') model.useFastPath();
+    return model;
   }
 
   dispose(): void {
+    this.fast = undefined;
     for (const m of this.members) { for (const v of m.values()) v.dispose(); m.clear(); }
     this.members.length = 0;
   }
 }
 
-/** The `classifier` sentiment scorer: signed = 2p − 1 for the probability p of "positive". */
+/** What the `classifier` scorer's score is: the sentiment head's, or (Jaques et al.) the emotion head's weighted valence. */
+export type ClassifierMode = 'sentiment' | 'emotion';
+
+export interface ClassifierScorerOptions {
+  batchSize?: number;
+  /** Default `sentiment`. */
+  mode?: ClassifierMode;
+  /** `emotion` mode: weights in [-1, 1] by emotion name over `DEFAULT_EMOTION_WEIGHTS`. */
+  emotionWeights?: Readonly<Record<string, number>>;
+}
+
+/**
+ * The `classifier` sentiment scorer. Mode `sentiment`: signed = 2p − 1 for the probability p of
+ * "positive". Mode `emotion` (a checkpoint with an emotion head): signed = Σ p(e)·w(e) over the
+ * predicted emotion distribution (rewards/emotions.ts).
+ */
 export class ClassifierScorer implements SentimentScorer {
-  readonly name = 'classifier';
-  constructor(readonly model: SentimentClassifier, private readonly batchSize = 64) {}
-  static async load(dir: string): Promise<ClassifierScorer> { return new ClassifierScorer(await SentimentClassifier.load(dir)); }
+  readonly name: string;
+  readonly mode: ClassifierMode;
+  /** The emotion weights in the model's label order (emotion mode). */
+  readonly weights?: Float32Array;
+  private readonly batchSize: number;
+  constructor(readonly model: SentimentClassifier, opts: ClassifierScorerOptions | number = {}) {
+    const o = typeof opts === 'number' ? { batchSize: opts } : opts;
+    this.batchSize = o.batchSize ?? 64;
+    this.mode = o.mode ?? 'sentiment';
+    if (this.mode === 'emotion') {
+      if (model.numEmotions === 0) throw new ColloquyError('BAD_CONFIG', "this classifier has no emotion head (train one with 'colloquy sentiment train --emotions')");
+      this.weights = emotionWeightVector(model.emotionLabels, o.emotionWeights);
+    } else if (o.emotionWeights) throw new ColloquyError('BAD_CONFIG', "emotionWeights apply to mode 'emotion' only");
+    this.name = this.mode === 'emotion' ? 'classifier-emotion' : 'classifier';
+  }
+  static async load(dir: string, opts: ClassifierScorerOptions = {}): Promise<ClassifierScorer> { return new ClassifierScorer(await SentimentClassifier.load(dir), opts); }
   async score(texts: string[]): Promise<SentimentScore[]> {
-    const p = await this.model.predict(texts, this.batchSize);
-    return Array.from(p, v => fromSigned(2 * v - 1));
+    if (this.mode === 'sentiment') {
+      const p = await this.model.predict(texts, this.batchSize);
+      return Array.from(p, v => fromSigned(2 * v - 1));
+    }
+    return (await this.emotions(texts)).map(d => fromSigned(emotionValence(d, this.weights!)));
+  }
+  /** Each text's emotion distribution (in `model.emotionLabels` order); BAD_CONFIG without an emotion head. */
+  async emotions(texts: string[]): Promise<Float32Array[]> {
+    const E = this.model.numEmotions;
+    if (E === 0) throw new ColloquyError('BAD_CONFIG', 'this classifier has no emotion head');
+    const { emotions } = await this.model.predictAll(texts, this.batchSize);
+    return texts.map((_, i) => emotions!.subarray(i * E, (i + 1) * E));
   }
   dispose(): void { this.model.dispose(); }
 }

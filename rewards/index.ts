@@ -6,6 +6,10 @@ export * from './types.ts';
 export { createScorer, sharedScorer, clearSharedScorers, defaultClassifierDir, ScorerSpecSchema, SCORER_NAMES, type ScorerSpec, type ScorerName } from './sentiment.ts';
 export { VaderScorer, vaderCompound, vaderPolarity } from './vader.ts';
 export {
+  DD_EMOTIONS, DEFAULT_EMOTION_WEIGHTS, emotionWeightVector, emotionValence, emotionTransition, loadDailyDialog,
+  type EmotionName, type EmotionUtterance,
+} from './emotions.ts';
+export {
   laughter, laughterCount, wordsElicited, questionAsked, conversationLength, repetitionPenalty, sentimentTransition,
   previousUserMessage, LAUGHTER_CLIP, WORDS_CLIP, WH_WORDS,
 } from './signals.ts';

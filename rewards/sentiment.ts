@@ -27,6 +27,8 @@ export const ClassifierSpec = Type.Object({
   name: Type.Literal('classifier'),
   dir: Type.Optional(Type.String({ description: 'checkpoint folder (default data/models/sentiment-classifier, or $COLLOQUY_SENTIMENT_MODEL)' })),
   batchSize: Type.Optional(Type.Integer({ minimum: 1, description: 'texts per forward pass' })),
+  mode: Type.Optional(Type.Union([Type.Literal('sentiment'), Type.Literal('emotion')], { description: "'sentiment' (default): the sentiment head; 'emotion': the emotion head's distribution weighted by emotionWeights (Jaques et al. 2019)" })),
+  emotionWeights: Type.Optional(Type.Record(Type.String(), Type.Number({ minimum: -1, maximum: 1 }), { description: 'emotion mode: weight by emotion name (none, anger, disgust, fear, happiness, sadness, surprise), over the defaults of rewards/emotions.ts' })),
 }, { additionalProperties: false });
 export const TransformersSpec = Type.Object({
   name: Type.Literal('transformers'),
@@ -49,7 +51,7 @@ export async function createScorer(spec: ScorerSpec): Promise<SentimentScorer> {
       return new VaderScorer();
     case 'classifier': {
       const { ClassifierScorer, SentimentClassifier } = await import('./classifier.ts');
-      return new ClassifierScorer(await SentimentClassifier.load(s.dir ?? defaultClassifierDir()), s.batchSize ?? 64);
+      return new ClassifierScorer(await SentimentClassifier.load(s.dir ?? defaultClassifierDir()), { batchSize: s.batchSize, mode: s.mode, emotionWeights: s.emotionWeights });
     }
     case 'transformers': {
       const { TransformersScorer } = await import('./transformers.ts');

@@ -12,7 +12,9 @@
  * - repetition          [-1, 0] minus the fraction of the agent's content words that repeat its
  *                               earlier turns, the user's last message, or itself
  * - sentimentTransition [-1, 1] score(reply) − score(user's previous message); 0 without one
- * The sentiment terms themselves come from a `SentimentScorer` (rewards/sentiment.ts).
+ * The sentiment terms themselves come from a `SentimentScorer` (rewards/sentiment.ts). With the
+ * classifier's emotion mode (`{name: 'classifier', mode: 'emotion'}`) the score is Jaques et al.'s
+ * emotion-based sentiment and sentimentTransition their emotion transition (rewards/emotions.ts).
  */
 import { sanitizeText, wordTokens, countWords } from './text.ts';
 import type { Turn } from './types.ts';

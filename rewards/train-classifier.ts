@@ -10,6 +10,8 @@ import { BadConfig } from '../core/errors.ts';
 import { SentimentClassifier, DEFAULT_ARCH, FIXED_PARAMS, PAD, UNK, type ClassifierArch, type EmbeddingInit } from './classifier.ts';
 import { readLabeledTsv, accuracy, rocAuc, type LabeledText } from './metrics.ts';
 import { wordTokens } from './text.ts';
+import { DD_EMOTIONS, emotionValence, emotionWeightVector, loadDailyDialog, type EmotionUtterance } from './emotions.ts';
+import { DD_HAPPINESS, DD_NEGATIVE } from './validate.ts';
 import { loadWordVectors, WINK_VECTORS_PACKAGE, type WordVectors } from './word-vectors.ts';
 
 export interface TrainClassifierConfig {
@@ -56,6 +58,21 @@ export interface TrainClassifierConfig {
   embeddingLr: number;
   /** With vectors: epochs (from the first) during which the trainable embedding stays fixed. */
   freezeEmbeddingEpochs: number;
+  /**
+   * A DailyDialog folder (with `train/`): the utterances of its train split join training with
+   * their emotion labels (the emotion head, when `arch.emotions`) and, with
+   * `conversationSentiment`, happiness as positive and anger/disgust/sadness as negative for the
+   * sentiment head. Absent or null: SST-2 only.
+   */
+  dailyDialog?: string | null;
+  /** Keep the last N dialogs of DailyDialog's train split out of training, as a development set. */
+  dailyDialogDevDialogs?: number;
+  /** Train the sentiment head on DailyDialog's happiness vs anger/disgust/sadness utterances too. */
+  conversationSentiment?: boolean;
+  /** Loss weight of those conversational sentiment examples (SST-2's are 1). */
+  conversationWeight?: number;
+  /** Loss weight of the emotion head's cross-entropy. */
+  emotionLossWeight?: number;
   /** Network shape (`trainableVocab` is derived here). */
   arch: ClassifierArch;
 }
@@ -65,6 +82,9 @@ export const DEFAULT_TRAIN: Omit<TrainClassifierConfig, 'trainFile'> = {
   bigramL2: 1e-5, minCount: 1, seed: 1, members: 1,
   vectors: WINK_VECTORS_PACKAGE, vectorStd: 0.1, extraVocab: 50_000, embeddingLr: 1, freezeEmbeddingEpochs: 0, arch: DEFAULT_ARCH,
 };
+
+/** One training text: word ids, VADER feature, sentiment label (−1: none) with its loss weight, emotion label (−1: none). */
+interface Example { ids: number[]; feat: number; label: number; weight: number; emotion: number }
 
 export interface EpochReport {
   /** Ensemble member (0-based) and its epoch (1-based). */
@@ -78,6 +98,9 @@ export interface EpochReport {
   /** After a member's last epoch: dev metrics of the ensemble of members 0..member. */
   ensembleDevAccuracy?: number;
   ensembleDevAuc?: number;
+  /** On the DailyDialog development dialogs (`dailyDialogDevDialogs`): AUC of happiness vs anger/disgust/sadness by the sentiment head, and by the emotion head's valence. */
+  conversationDevAuc?: number;
+  conversationDevEmotionAuc?: number;
   seconds: number;
 }
 
@@ -126,8 +149,12 @@ export async function trainClassifier(cfg: TrainClassifierConfig, hooks: TrainHo
   const train = readLabeledTsv(cfg.trainFile, cfg.limit ?? Infinity);
   if (train.length === 0) throw new BadConfig(`no training examples in ${cfg.trainFile}`);
   const dev = cfg.devFile ? readLabeledTsv(cfg.devFile) : undefined;
-  const vocab = buildVocab(train.map(d => d.text), cfg.minCount, cfg.arch.splitHyphens);
-  let arch: ClassifierArch = { ...cfg.arch, trainableVocab: undefined };
+  const conv = cfg.dailyDialog ? conversationData(cfg) : { train: [], dev: [] };
+  const emotionHead = (cfg.arch.emotions ?? 0) > 0;
+  if (emotionHead && conv.train.length === 0) throw new BadConfig('an emotion head needs emotion labels: set dailyDialog');
+  if (emotionHead && cfg.arch.emotions !== DD_EMOTIONS.length) throw new BadConfig(`DailyDialog has ${DD_EMOTIONS.length} emotions; arch.emotions is ${cfg.arch.emotions}`);
+  const vocab = buildVocab([...train.map(d => d.text), ...conv.train.map(u => u.text)], cfg.minCount, cfg.arch.splitHyphens);
+  let arch: ClassifierArch = { ...cfg.arch, trainableVocab: undefined, ...(emotionHead ? { emotionLabels: [...DD_EMOTIONS] } : {}) };
   let init: EmbeddingInit | undefined;
   let vectors: WordVectors | undefined;
   if (cfg.vectors !== null) {
@@ -145,11 +172,15 @@ export async function trainClassifier(cfg: TrainClassifierConfig, hooks: TrainHo
     init = { vectors: vectors.vectors, missingScale: std > 0 ? Math.sqrt(3) * std : 0.1 };
   } else if (arch.staticChannel) throw new BadConfig('a static embedding channel needs pretrained vectors');
   const model = SentimentClassifier.create(arch, vocab, rng.seed(), cfg.members, init);
-  const seqs = train.map(d => model.encodeText(d.text));
-  const feats = train.map(d => model.textFeature(d.text));
-  const labels = train.map(d => d.label);
+  const examples: Example[] = train.map(d => ({ ids: model.encodeText(d.text), feat: model.textFeature(d.text), label: d.label, weight: 1, emotion: -1 }));
+  for (const u of conv.train) {
+    const label = cfg.conversationSentiment ? conversationLabel(u.emotion) : -1;
+    examples.push({ ids: model.encodeText(u.text), feat: model.textFeature(u.text), label, weight: label < 0 ? 0 : cfg.conversationWeight ?? 1, emotion: emotionHead ? u.emotion : -1 });
+  }
+  const emotionWeight = emotionHead ? cfg.emotionLossWeight ?? 1 : 0;
+  const E = arch.emotions ?? 0;
 
-  const stepsPerEpoch = Math.ceil(train.length / cfg.batchSize);
+  const stepsPerEpoch = Math.ceil(examples.length / cfg.batchSize);
   const stepsPerMember = stepsPerEpoch * cfg.epochs;
   const totalSteps = stepsPerMember * cfg.members;
   const reports: EpochReport[] = [];
@@ -173,27 +204,36 @@ export async function trainClassifier(cfg: TrainClassifierConfig, hooks: TrainHo
       const trainEmbedding = embeddingScale > 0 && (cfg.vectors === null || epoch > cfg.freezeEmbeddingEpochs);
       const varList = [...vars].filter(([name, v]) => !FIXED_PARAMS.has(name) && (trainEmbedding || v !== embedding)).map(([, v]) => v);
       // Length-bucketed batches: shuffle, sort within pools of 50 batches by length, shuffle batches.
-      const order = shuffle(Array.from({ length: train.length }, (_, i) => i), rng);
+      const order = shuffle(Array.from({ length: examples.length }, (_, i) => i), rng);
       const pool = cfg.batchSize * 50;
       const batches: number[][] = [];
       for (let s = 0; s < order.length; s += pool) {
-        const chunk = order.slice(s, s + pool).sort((a, b) => seqs[a]!.length - seqs[b]!.length);
+        const chunk = order.slice(s, s + pool).sort((a, b) => examples[a]!.ids.length - examples[b]!.ids.length);
         for (let b = 0; b < chunk.length; b += cfg.batchSize) batches.push(chunk.slice(b, b + cfg.batchSize));
       }
       shuffle(batches, rng);
-      let lossSum = 0, correct = 0, seen = 0;
+      let lossSum = 0, correct = 0, seen = 0, labelled = 0;
       for (const batch of batches) {
         // Linear decay of the learning rate over each member's training.
         const frac = memberStep / Math.max(1, stepsPerMember - 1);
         setLr(cfg.lr * (1 - frac * (1 - cfg.finalLrFraction)));
-        const enc = model.packBatch(batch.map(i => seqs[i]!), rng, cfg.wordDropout, batch.map(i => feats[i]!));
-        const y = batch.map(i => labels[i]!);
+        const ex = batch.map(i => examples[i]!);
+        const enc = model.packBatch(ex.map(e => e.ids), rng, cfg.wordDropout, ex.map(e => e.feat));
+        const y = ex.map(e => Math.max(0, e.label));
         const dropSeed = rng.seed();
         let logitsOut: Float32Array | undefined;
         const { value: cost, grads } = tf.variableGrads(() => {
-          const logits = model.logits(enc, cfg.dropout, dropSeed, member);
-          logitsOut = logits.dataSync() as Float32Array;
-          let loss = tf.losses.sigmoidCrossEntropy(tf.tensor1d(y), logits) as tf.Scalar;
+          const out = model.forward(enc, cfg.dropout, dropSeed, member);
+          logitsOut = out.sentiment.dataSync() as Float32Array;
+          // Per-example losses, each weighted (0 for a text without that label), summed over the batch / its size.
+          const sentLoss = tf.losses.sigmoidCrossEntropy(tf.tensor1d(y), out.sentiment, undefined, 0, tf.Reduction.NONE);
+          let loss = sentLoss.mul(tf.tensor1d(ex.map(e => e.weight))).sum() as tf.Scalar;
+          if (out.emotion && emotionWeight > 0) {
+            const onehot = tf.oneHot(tf.tensor1d(ex.map(e => Math.max(0, e.emotion)), 'int32'), E);
+            const ce = tf.losses.softmaxCrossEntropy(onehot, out.emotion, undefined, 0, tf.Reduction.NONE);
+            loss = loss.add(ce.mul(tf.tensor1d(ex.map(e => (e.emotion >= 0 ? emotionWeight : 0)))).sum());
+          }
+          loss = loss.div(ex.length);
           if (bigram && cfg.bigramL2 > 0) loss = loss.add(bigram.square().sum().mul(cfg.bigramL2));
           return loss;
         }, varList);
@@ -205,13 +245,13 @@ export async function trainClassifier(cfg: TrainClassifierConfig, hooks: TrainHo
         const l = (await cost.data())[0]!;
         cost.dispose();
         lossSum += l * batch.length;
-        if (logitsOut) for (let j = 0; j < batch.length; j++) if ((logitsOut[j]! > 0 ? 1 : 0) === y[j]) correct++;
+        if (logitsOut) for (let j = 0; j < batch.length; j++) if (ex[j]!.label >= 0) { labelled++; if ((logitsOut[j]! > 0 ? 1 : 0) === y[j]) correct++; }
         seen += batch.length;
         step++;
         memberStep++;
         hooks.onStep?.(step, totalSteps, lossSum / seen);
       }
-      const report: EpochReport = { member, epoch, loss: lossSum / seen, trainAccuracy: correct / seen, seconds: (performance.now() - te) / 1000 };
+      const report: EpochReport = { member, epoch, loss: lossSum / seen, trainAccuracy: correct / Math.max(1, labelled), seconds: (performance.now() - te) / 1000 };
       if (dev && dev.length > 0) {
         const m = await evaluateClassifier(model, dev, [member]);
         report.devAccuracy = m.accuracy;
@@ -222,6 +262,7 @@ export async function trainClassifier(cfg: TrainClassifierConfig, hooks: TrainHo
           report.ensembleDevAuc = e.auc;
         }
       }
+      if (conv.dev.length > 0) Object.assign(report, await conversationDevMetrics(model, conv.dev, [member]));
       reports.push(report);
       hooks.onEpoch?.(report);
     }
@@ -231,13 +272,40 @@ export async function trainClassifier(cfg: TrainClassifierConfig, hooks: TrainHo
   const seconds = (performance.now() - t0) / 1000;
   const last = reports[reports.length - 1];
   model.meta = {
-    createdAt: new Date().toISOString(), backend: tf.getBackend(), trainFile: cfg.trainFile, trainExamples: train.length,
+    createdAt: new Date().toISOString(), backend: tf.getBackend(), trainFile: cfg.trainFile, trainExamples: examples.length,
+    sst2Examples: train.length, dailyDialogUtterances: conv.train.length, dailyDialogDevUtterances: conv.dev.length,
     epochs: cfg.epochs, members: cfg.members, seed: cfg.seed, seconds,
     vectors: vectors ? { source: vectors.source, dim: vectors.dim, found: vectors.vectors.size - vectors.extra.length, extra: vectors.extra.length, trainVocab: arch.trainableVocab ?? vocab.length } : null,
     devAccuracy: last?.ensembleDevAccuracy ?? last?.devAccuracy, devAuc: last?.ensembleDevAuc ?? last?.devAuc,
     train: { ...cfg, arch: undefined },
   };
-  return { model, epochs: reports, seconds, trainExamples: train.length };
+  return { model, epochs: reports, seconds, trainExamples: examples.length };
+}
+
+/** 1 for happiness, 0 for anger, disgust or sadness, −1 (no sentiment label) for the others. */
+export function conversationLabel(emotion: number): number {
+  return emotion === DD_HAPPINESS ? 1 : DD_NEGATIVE.has(emotion) ? 0 : -1;
+}
+
+/** DailyDialog's train split, its last `dailyDialogDevDialogs` dialogs apart. */
+function conversationData(cfg: TrainClassifierConfig): { train: EmotionUtterance[]; dev: EmotionUtterance[] } {
+  const all = loadDailyDialog(cfg.dailyDialog!, 'train', 0);
+  const dialogs = all.length ? all[all.length - 1]!.dialog + 1 : 0;
+  const cut = dialogs - Math.max(0, cfg.dailyDialogDevDialogs ?? 0);
+  return { train: all.filter(u => u.dialog < cut), dev: all.filter(u => u.dialog >= cut) };
+}
+
+/** Happiness vs anger/disgust/sadness AUC on DailyDialog utterances: by the sentiment head, and by the emotion head's default valence. */
+export async function conversationDevMetrics(model: SentimentClassifier, utts: EmotionUtterance[], members?: number[]): Promise<{ conversationDevAuc: number; conversationDevEmotionAuc?: number }> {
+  const sel = utts.filter(u => conversationLabel(u.emotion) >= 0);
+  const labels = sel.map(u => conversationLabel(u.emotion));
+  const { positive, emotions } = await model.predictAll(sel.map(u => u.text), 64, members);
+  const out: { conversationDevAuc: number; conversationDevEmotionAuc?: number } = { conversationDevAuc: rocAuc(positive, labels) };
+  if (emotions) {
+    const E = model.numEmotions, w = emotionWeightVector(model.emotionLabels);
+    out.conversationDevEmotionAuc = rocAuc(sel.map((_, i) => emotionValence(emotions.subarray(i * E, (i + 1) * E), w)), labels);
+  }
+  return out;
 }
 
 function shuffle<T>(a: T[], rng: Rng): T[] {

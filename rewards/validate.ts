@@ -4,12 +4,11 @@
  * happiness (4) are positives; those labelled anger (1), disgust (2) or sadness (5) negatives.
  * A scorer is good as an implicit reward when its score separates the two: ROC AUC.
  */
-import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
-import { ColloquyError } from '../core/errors.ts';
 import { PROJECT_ROOT } from '../core/paths.ts';
 import { accuracy, rocAuc } from './metrics.ts';
 import type { SentimentScorer } from './types.ts';
+import { loadDailyDialog, type EmotionUtterance } from './emotions.ts';
 
 export const DD_HAPPINESS = 4;
 export const DD_NEGATIVE: ReadonlySet<number> = new Set([1, 2, 5]);
@@ -21,27 +20,11 @@ export function dataDir(flag?: string): string {
   return path.resolve(PROJECT_ROOT, '..', 'shared', 'data');
 }
 
-export interface EmotionReply { text: string; emotion: number; dialog: number; turn: number }
+export type EmotionReply = EmotionUtterance;
 
 /** Replies (utterances after the first of each dialog) of a DailyDialog split with their emotion labels. */
 export function loadDailyDialogReplies(dir: string, split = 'validation'): EmotionReply[] {
-  const base = path.join(dir, split);
-  const textFile = path.join(base, `dialogues_${split}.txt`);
-  const emoFile = path.join(base, `dialogues_emotion_${split}.txt`);
-  for (const f of [textFile, emoFile]) if (!existsSync(f)) throw new ColloquyError('NOT_FOUND', `missing DailyDialog file ${f}`);
-  const dialogs = readFileSync(textFile, 'utf8').split(/\r?\n/).filter(l => l.trim() !== '');
-  const emotions = readFileSync(emoFile, 'utf8').split(/\r?\n/).filter(l => l.trim() !== '');
-  if (dialogs.length !== emotions.length) throw new ColloquyError('BAD_REQUEST', `${textFile} has ${dialogs.length} dialogs but ${emoFile} ${emotions.length} label lines`);
-  const out: EmotionReply[] = [];
-  dialogs.forEach((line, d) => {
-    const utts = line.split('__eou__').map(s => s.trim());
-    if (utts.length > 0 && utts[utts.length - 1] === '') utts.pop();
-    const labels = emotions[d]!.trim().split(/\s+/).map(Number);
-    // A few dialogs in the release have one label more or less than utterances: use the common prefix.
-    const n = Math.min(utts.length, labels.length);
-    for (let t = 1; t < n; t++) out.push({ text: utts[t]!, emotion: labels[t]!, dialog: d, turn: t });
-  });
-  return out;
+  return loadDailyDialog(dir, split, 1);
 }
 
 export interface ValidationResult { scorer: string; positives: number; negatives: number; auc: number; accuracy: number; meanPositive: number; meanNegative: number; seconds: number }
