@@ -6,8 +6,11 @@
  *   mid-utterance after `Teacher: Do you`.
  * - `actionMode: "token"` (default): one action = one token of the base model's vocabulary. The
  *   teacher's turn ends when the agent emits the turn marker `\n\nStudent:` (a single token of the
- *   tokenizer); the environment then samples the student's reply from the student (default: the
- *   base model at temperature 0.05) until it emits `\n\nTeacher:`.
+ *   tokenizer); the environment then gets the student's reply until it emits `\n\nTeacher:`.
+ *   The default student is the tutoring world's (`student: "world"`, env/world-student.ts and
+ *   corpora/world.ts): a hidden state (confused, following, frustrated, pleased) that the
+ *   teacher's moves, classified from its text, change, and replies drawn by that state. Cohen et
+ *   al.'s student, the base model sampled at temperature 0.05, is `student: "base"`.
  *   `actionMode: "utterance"`: one action = one whole teacher utterance (text), for agents that
  *   generate text themselves; the step covers the utterance and the student's reply.
  * - Reward: the composite reward of the student's reply (default `cohen`: (s + 1) / 2 with s the
@@ -94,7 +97,7 @@ export class TeacherStudentEnv implements Env<TokenObs | TextObs, number | strin
   private closed = false;
 
   constructor(readonly kwargs: TeacherStudentKwargs, private readonly ctx: ResolvedEnvContext = resolveEnvContext()) {
-    this.modelDir = kwargs.model !== undefined ? ctx.checkpoint(kwargs.model) : ctx.modelDir;
+    this.modelDir = kwargs.model ?? ctx.modelDir;
     this.tokenizer = loadDialogTokenizer(this.modelDir);
     const budget = new Box(0, 1, [1], 'float32');
     if (kwargs.actionMode === 'token') {
@@ -129,7 +132,7 @@ export class TeacherStudentEnv implements Env<TokenObs | TextObs, number | strin
       this.student = new HumanStudent(this.modelDir, this.ctx.humanLobby);
       return;
     }
-    const studentDir = k.student === 'base' ? this.modelDir : this.ctx.checkpoint(k.student.checkpoint);
+    const studentDir = k.student === 'base' ? this.modelDir : k.student.checkpoint;
     const m = await loadDialogModel(studentDir);
     if (m.tokenizer.vocabSize !== this.tokenizer.vocabSize) throw new BadConfig('the student model must share the base model\'s tokenizer');
     // One student per model and temperature, shared by every env of the context: its batcher then
@@ -335,7 +338,7 @@ register({
   entryPoint: (kwargs, ctx) => new TeacherStudentEnv(kwargs as TeacherStudentKwargs, ctx),
   kwargsSchema: TeacherStudentKwargs,
   maxEpisodeSteps: null,
-  description: 'Cohen et al. (2024): the agent is the teacher, one token per step after "Teacher: Do you"; the student (base model at temperature 0.05) replies; reward = (s+1)/2 for the sentiment s of the reply; 256 tokens including the prompt.',
+  description: 'Cohen et al. (2024): the agent is the teacher, one token per step after "Teacher: Do you"; the student (default: the tutoring world\'s rule-driven student, corpora/world.ts; student "base": the base model at temperature 0.05) replies; reward = (s+1)/2 for the sentiment s of the reply; 256 tokens including the prompt.',
   // A person in the student's seat (student: "human") cannot be replayed from a seed, and a reward
   // with running z-score statistics gives the same exchange a different reward later.
   deterministic: kwargs => kwargs.student !== 'human' && !rewardHasMemory(kwargs.reward as string),

@@ -9,7 +9,7 @@
  * anxious, curious, tired or pleased; teachers who ask questions, explain, encourage and praise.
  * Math dialogs use real numbers and compute the right answers (and typical wrong ones).
  *
- *   node bin/run.mjs corpora/shipped/generate.ts [--seed 1] [--count 640] [--out FILE]
+ *   node bin/run.mjs corpora/shipped/generate.ts [--seed 1] [--count 420] [--world-count 320] [--out FILE]
  */
 import { writeFileSync } from 'node:fs';
 import path from 'node:path';
@@ -18,9 +18,12 @@ import { fileURLToPath } from 'node:url';
 import { Rng } from '../../core/rng.ts';
 import type { Dialog, Role, Turn } from '../readers.ts';
 import { toChatRecord } from '../readers.ts';
+import { WorldStudentState, type StudentState, type TeacherMove } from '../world.ts';
 
 export const DEFAULT_SEED = 1;
-export const DEFAULT_COUNT = 640;
+export const DEFAULT_COUNT = 420;
+/** World dialogs (trajectories of corpora/world.ts), after the others. */
+export const DEFAULT_WORLD_COUNT = 320;
 
 type Mood = 'confused' | 'frustrated' | 'anxious' | 'curious' | 'tired' | 'pleased';
 const MOODS: Mood[] = ['confused', 'confused', 'frustrated', 'frustrated', 'anxious', 'curious', 'tired', 'pleased', 'pleased'];
@@ -567,6 +570,89 @@ function checkInDialog(s: Script): Record<string, string> {
 }
 
 // ---------------------------------------------------------------------------------------------
+// World dialogs: trajectories of the tutoring world (corpora/world.ts) under a demonstrator teacher
+// who reads the student's state and mostly teaches well (explains to a confused student, checks a
+// following one with a question, encourages a frustrated one), with a little silence and dismissal.
+// The student's turns are the world student's own replies, so the base model learns the world.
+
+const WORLD_SECTIONS: Record<string, { explain: string[]; ask: string[] }> = {
+  discussion: {
+    explain: ['The discussion is where you explain what your results mean.', 'Start with what you found, then say why you think it happened.',
+      'Compare your results with your hypothesis and say whether they match.', 'Then write one or two things that might have gone wrong in your test.',
+      'Think of it as the story behind your numbers, in your own words.', 'You say what you found, why, and what you would change next time.'],
+    ask: ['Do you have your results with you?', 'Do you know what your results showed?', 'Do you remember what you predicted?', 'Why do you think that happened?',
+      'What did you expect before the experiment?', 'What would you change next time?', 'Does that match your hypothesis?'],
+  },
+  results: {
+    explain: ['The results section just says what happened, with your numbers.', 'Put your measurements in a table and describe the pattern in one sentence.',
+      'Save the explaining for the discussion, the results only report what you saw.', 'A graph with labelled axes makes the pattern easy to see.'],
+    ask: ['Do you have a table of your measurements?', 'Do you see a pattern in the numbers?', 'What was the biggest value you measured?', 'Which one changed the most?'],
+  },
+  method: {
+    explain: ['The method is a recipe, so someone else could repeat your experiment.', 'Write the steps in order, in the past tense, with the amounts you used.',
+      'Say what you changed, what you measured and what you kept the same.', 'Someone reading it should be able to do exactly what you did.'],
+    ask: ['Do you remember the steps you followed?', 'What did you change in the experiment?', 'What did you measure each time?', 'What did you keep the same?'],
+  },
+  hypothesis: {
+    explain: ['A hypothesis is a prediction you can test, with a reason behind it.', 'Try the pattern: if I change this, then that will happen, because of this reason.',
+      'It is fine if your results do not support it, that is still good science.', 'Your hypothesis goes before the experiment, so write what you expected.'],
+    ask: ['Do you know what you expected to happen?', 'What did you think would happen?', 'Why did you think that?', 'Can you say it as an if and then sentence?'],
+  },
+};
+const WORLD_PRAISE = ['Exactly.', 'Good thinking.', 'Nice work.', "That's right.", 'Perfect.', 'Great, well done.', 'Spot on.', 'Very good.', "Don't worry, you're doing fine.",
+  "It's okay, keep going.", "You're closer than you think.", 'Good, I am proud of you.', 'Nice, keep going.'];
+const WORLD_ACK = ['Okay.', 'Right.', 'Mm-hm.', 'I see.', 'Go on.', 'Alright.', 'Okay then.'];
+const WORLD_DISMISS = ['Just read the instructions.', "I don't have time for this.", 'Figure it out yourself.', 'Whatever, just write something.',
+  'You should know this already.', 'Look it up in the book.', "That's not my problem."];
+const WORLD_SILENCE = ['...', '…', '-'];
+const WORLD_TEACHER: Record<StudentState, Partial<Record<TeacherMove, number>>> = {
+  confused: { explain: 0.55, ask: 0.2, praise: 0.1, acknowledge: 0.05, silence: 0.07, dismiss: 0.03 },
+  following: { ask: 0.45, explain: 0.25, praise: 0.15, silence: 0.08, acknowledge: 0.05, dismiss: 0.02 },
+  frustrated: { praise: 0.35, explain: 0.4, ask: 0.1, silence: 0.1, dismiss: 0.05 },
+  pleased: { ask: 0.4, praise: 0.3, explain: 0.2, silence: 0.1 },
+};
+
+function worldTeacherTurn(s: Script, move: TeacherMove, sec: { explain: string[]; ask: string[] }): string {
+  switch (move) {
+    case 'explain': return s.chance(0.4) ? `${s.pick(sec.explain)} ${s.pick(sec.explain)}` : s.pick(sec.explain);
+    case 'ask': return s.chance(0.3) ? `${s.pick(sec.explain)} ${s.pick(sec.ask)}` : s.pick(sec.ask);
+    case 'praise': return s.pick(WORLD_PRAISE);
+    case 'acknowledge': return s.pick(WORLD_ACK);
+    case 'dismiss': return s.pick(WORLD_DISMISS);
+    case 'silence': return s.pick(WORLD_SILENCE);
+  }
+}
+
+function worldDialog(s: Script): Record<string, string> {
+  const name = s.chance(0.5) ? 'discussion' : s.pick(Object.keys(WORLD_SECTIONS));
+  const sec = WORLD_SECTIONS[name]!;
+  if (s.chance(0.5)) s.say('student', 'For our science reports...');
+  else s.say('student', `{For the science report|For our lab reports|About my science report}...`);
+  s.say('teacher', s.pick(TEACHER_ACK));
+  s.say('student', s.pick([`I don't understand what is supposed to go in the ${name} section.`, `I don't get what I'm supposed to write in the ${name}.`, `I'm stuck on the ${name} section.`]));
+  const world = new WorldStudentState();
+  const exchanges = 6 + s.rng.int(5);
+  let first = true;
+  let start: StudentState | null = null;
+  for (let k = 0; k < exchanges; k++) {
+    const state = world.state ?? 'confused';
+    const weights = WORLD_TEACHER[state];
+    const moves = Object.keys(weights) as TeacherMove[];
+    let move = moves[s.rng.categorical(moves.map(m => weights[m]!))]!;
+    if (first) move = 'ask';
+    let text = worldTeacherTurn(s, move, sec);
+    if (first) text = `Do you ${s.pick(['have your results with you?', 'know what your results showed?', 'remember what you predicted?', 'know what the section is for?', 'want to go through it together?'])}`;
+    first = false;
+    s.turns.push({ role: 'teacher', text });
+    const step = world.respond(text, s.rng);
+    start ??= step.from;
+    s.turns.push({ role: 'student', text: step.reply });
+    if (step.leaves) break;
+  }
+  return { subject: 'science', topic: `world: ${name}`, mood: start ?? 'confused' };
+}
+
+// ---------------------------------------------------------------------------------------------
 
 const BUILDERS: [number, (s: Script) => Record<string, string>][] = [
   [7, scienceDialog],
@@ -575,16 +661,17 @@ const BUILDERS: [number, (s: Script) => Record<string, string>][] = [
   [1.2, checkInDialog],
 ];
 
-/** Generate the shipped corpus. */
-export function generateShippedCorpus(opts: { seed?: number; count?: number } = {}): Dialog[] {
+/** Generate the shipped corpus: `count` scripted dialogs, then `worldCount` world dialogs. */
+export function generateShippedCorpus(opts: { seed?: number; count?: number; worldCount?: number } = {}): Dialog[] {
   const rng = new Rng(opts.seed ?? DEFAULT_SEED);
   const count = opts.count ?? DEFAULT_COUNT;
+  const worldCount = opts.worldCount ?? DEFAULT_WORLD_COUNT;
   const weights = BUILDERS.map(b => b[0]);
   const out: Dialog[] = [];
-  for (let i = 0; i < count; i++) {
+  for (let i = 0; i < count + worldCount; i++) {
     const s = new Script(new Rng(rng.seed()), NAMES[rng.int(NAMES.length)]!, MOODS[rng.int(MOODS.length)]!);
-    const meta = BUILDERS[rng.categorical(weights)]![1](s);
-    out.push({ id: `shipped-${String(i + 1).padStart(4, '0')}`, source: 'shipped', turns: s.turns, meta: { ...meta, mood: s.mood } });
+    const meta = i < count ? { mood: s.mood, ...BUILDERS[rng.categorical(weights)]![1](s) } : worldDialog(s);
+    out.push({ id: `shipped-${String(i + 1).padStart(4, '0')}`, source: 'shipped', turns: s.turns, meta });
   }
   return out;
 }
@@ -599,15 +686,16 @@ if (process.argv[1] && path.resolve(process.argv[1]) === fileURLToPath(import.me
     options: {
       seed: { type: 'string', default: String(DEFAULT_SEED) },
       count: { type: 'string', default: String(DEFAULT_COUNT) },
+      'world-count': { type: 'string', default: String(DEFAULT_WORLD_COUNT) },
       out: { type: 'string', default: path.join(path.dirname(fileURLToPath(import.meta.url)), 'dialogs.jsonl') },
       help: { type: 'boolean', default: false },
     },
   });
   if (values.help) {
-    console.log('usage: node bin/run.mjs corpora/shipped/generate.ts [--seed N] [--count N] [--out FILE]');
+    console.log('usage: node bin/run.mjs corpora/shipped/generate.ts [--seed N] [--count N] [--world-count N] [--out FILE]');
     process.exit(0);
   }
-  const dialogs = generateShippedCorpus({ seed: Number(values.seed), count: Number(values.count) });
+  const dialogs = generateShippedCorpus({ seed: Number(values.seed), count: Number(values.count), worldCount: Number(values['world-count']) });
   const text = toJsonl(dialogs);
   writeFileSync(values.out!, text);
   const turns = dialogs.reduce((n, d) => n + d.turns.length, 0);

@@ -3,6 +3,7 @@ import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { loadDailyDialog, loadMathDial, loadShippedCorpus, SHIPPED_CORPUS_FILE } from '../../corpora/readers.ts';
 import { generateShippedCorpus, toJsonl } from '../../corpora/shipped/generate.ts';
+import { classifyMove, TEACHER_MOVES } from '../../corpora/world.ts';
 import { dataPath, itWithData } from '../helpers/data.ts';
 
 describe('shipped corpus', () => {
@@ -25,6 +26,19 @@ describe('shipped corpus', () => {
     expect(uniqueTurns.size).toBeGreaterThan(2000);
     // The setting of Cohen et al.'s prompt is covered.
     expect(dialogs.some(d => /science reports?/.test(d.turns[0]!.text) && d.turns.some(t => /discussion/.test(t.text)))).toBe(true);
+  });
+
+  it('holds trajectories of the tutoring world: every teacher move, and the world student\'s ways of leaving', () => {
+    const world = dialogs.filter(d => String(d.meta!.topic).startsWith('world:'));
+    expect(world.length).toBeGreaterThanOrEqual(300);
+    // Exchanges after the three opening turns: teacher turn + the world student's reply.
+    const teacher = world.flatMap(d => d.turns.slice(3).filter(t => t.role === 'teacher').map(t => classifyMove(t.text)));
+    expect(new Set(teacher)).toEqual(new Set(TEACHER_MOVES));
+    const ends = world.map(d => d.turns[d.turns.length - 1]!);
+    expect(ends.every(t => t.role === 'student')).toBe(true);
+    expect(ends.filter(t => /get it now|understand it now|finally understand|total sense now/i.test(t.text)).length).toBeGreaterThan(world.length / 4);
+    // Each dialog opens like Cohen et al.'s prompt and its first teacher move starts with "Do you".
+    expect(world.every(d => d.turns[3]!.text.startsWith('Do you'))).toBe(true);
   });
 
   it('is exactly what the committed generator produces', () => {

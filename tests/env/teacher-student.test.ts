@@ -23,8 +23,9 @@ async function say(env: ReturnType<typeof make>, text: string): Promise<StepResu
 }
 
 describe('TeacherStudent-v0', () => {
-  it('passes checkEnv with the base-model student and with a scripted one', async () => {
+  it('passes checkEnv with the default world student, the base-model student and a scripted one', async () => {
     await checkEnv(() => make('TeacherStudent-v0'), { seed: 3, maxSteps: 40 });
+    await checkEnv(() => make('TeacherStudent-v0', { student: 'base' }), { seed: 3, maxSteps: 40 });
     await checkEnv(() => make('TeacherStudent-v0', { student: 'scripted', scripted }), { seed: 3, maxSteps: 40 });
   });
 
@@ -103,7 +104,7 @@ describe('TeacherStudent-v0', () => {
 
   it('the base-model student is reproducible by seed, alone and in a vector env', async () => {
     const run = async () => {
-      const env = make('TeacherStudent-v0', { maxStudentTokens: 12 });
+      const env = make('TeacherStudent-v0', { student: 'base', maxStudentTokens: 12 });
       await env.reset({ seed: 11 });
       const steps = await say(env, ' know what a discussion is?');
       return steps[steps.length - 1]!;
@@ -112,7 +113,7 @@ describe('TeacherStudent-v0', () => {
     expect(JSON.stringify(a)).toBe(JSON.stringify(b));
     expect(typeof a.info.studentReply).toBe('string');
 
-    const v = makeVec('TeacherStudent-v0', { numEnvs: 3, kwargs: { maxStudentTokens: 12 } });
+    const v = makeVec('TeacherStudent-v0', { numEnvs: 3, kwargs: { student: 'base', maxStudentTokens: 12 } });
     await v.reset({ seed: 11 });
     // Count the student's sampling calls and their batch sizes.
     const sampler = (await loadDialogModel(defaultModelDir())).sampler;
