@@ -40,6 +40,7 @@ export const EVAL_COMMAND: CommandSpec = {
     { name: 'temperature', field: 'temperature' },
     { name: 'out', field: 'out', metavar: 'DIR' },
     { name: 'short-turn-tokens', field: 'shortTurnTokens', metavar: 'N' },
+    { name: 'ngram-max', field: 'ngramMax', metavar: 'N' },
     { name: 'transcripts', field: 'transcripts' },
     { name: 'backend', field: 'backend', metavar: 'NAME' },
   ],
@@ -84,7 +85,7 @@ export async function run(argv: string[]): Promise<number> {
       runs, references, baseDir, demonstrator, episodes, seed,
       openEnv: () => openVecEnv({ env: envId, kwargs, numEnvs, server: values.server ?? undefined, token: values.token ?? process.env.COLLOQUY_TOKEN }),
       agentContext: { helpMode, alpha, temperature: values.temperature ?? undefined, maxTokens: typeof kwargs.maxTokens === 'number' ? kwargs.maxTokens : 256 },
-      out, transcripts: values.transcripts, shortTurnTokens: values.shortTurnTokens,
+      out, transcripts: values.transcripts, shortTurnTokens: values.shortTurnTokens, ngramMax: values.ngramMax,
       log: line => console.log(line),
     });
     writeFileSync(path.join(out, 'summary.json'), JSON.stringify({

@@ -316,7 +316,7 @@ export async function runExperiment(opts: CompareOptions): Promise<{ results: Ex
           runs: [{ agent, name: e.name }], references, baseDir, demonstrator, episodes: c.eval.episodes, seed: c.eval.seed,
           // A server runs its own base model (it must be this one): the local path is not sent.
           openEnv: () => openVecEnv({ env: c.env.id, kwargs: c.eval.server ? withoutModel(kwargs) : kwargs, numEnvs: c.eval.numEnvs, server: c.eval.server ?? undefined }),
-          out: evalDir, transcripts: true, shortTurnTokens: c.eval.shortTurnTokens, log,
+          out: evalDir, transcripts: true, shortTurnTokens: c.eval.shortTurnTokens, ngramMax: c.eval.ngramMax, log,
         });
         return res!;
       } finally { agent.dispose?.(); }

@@ -57,6 +57,8 @@ export interface EvalAgentsOptions {
   transcripts?: boolean;
   /** N of the `short` turn measure (default 4). */
   shortTurnTokens?: number;
+  /** Largest n of the repeated n-gram counts (default 4). */
+  ngramMax?: number;
   log?: (line: string) => void;
 }
 
@@ -86,6 +88,7 @@ export async function evalAgents(o: EvalAgentsOptions): Promise<AgentResult[]> {
       rows = await evaluate({
         env, agent: loaded.agent, episodes: o.episodes, seed: o.seed, tokenizer, references: o.references,
         transcripts: o.transcripts ?? true, log, ...(o.shortTurnTokens !== undefined ? { shortTurnTokens: o.shortTurnTokens } : {}),
+        ...(o.ngramMax !== undefined ? { ngramMax: o.ngramMax } : {}),
         onHelp: helpFile ? e => appendFileSync(helpFile!, JSON.stringify(e) + '\n') : undefined,
       });
     } finally {

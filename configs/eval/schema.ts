@@ -28,6 +28,7 @@ export const EvalConfigSchema = Type.Object({
   temperature: Type.Union([Type.Number(), Type.Null()], { default: null, description: 'sampling temperature of model agents (null: 1)' }),
   out: Path('output folder (null: runs/eval/<time>)'),
   shortTurnTokens: Type.Integer({ minimum: 0, default: 4, description: 'N of the "short" turn measure: a teacher turn of at most N content tokens (the marker not counted) is short; "empty" means no word before the marker' }),
+  ngramMax: Type.Integer({ minimum: 1, maximum: 10, default: 4, description: 'repeated n-gram rates for n = 1…ngramMax (Cohen et al. count up to 10)' }),
   transcripts: Type.Boolean({ default: false, description: 'keep transcripts (token ids and text) in the rows' }),
   backend: Type.Union(['auto', 'tensorflow-gpu', 'tensorflow', 'wasm', 'cpu'].map(b => Type.Literal(b)), { default: 'auto', description: 'TensorFlow.js backend (auto: GPU, native, wasm, cpu — the first that works)' }),
 }, { additionalProperties: false });

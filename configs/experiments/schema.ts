@@ -63,6 +63,7 @@ export const ExperimentSchema = Type.Object({
     episodes: Type.Integer({ minimum: 1, default: 32, description: 'dialogs per agent' }),
     seed: Type.Integer({ minimum: 0, default: 1000000, description: 'first env seed of the evaluation dialogs' }),
     numEnvs: Type.Integer({ minimum: 1, default: 16, description: 'dialogs at once' }),
+    ngramMax: Type.Integer({ minimum: 1, maximum: 10, default: 4, description: 'repeated n-gram rates for n = 1…ngramMax (Cohen et al. count up to 10)' }),
     shortTurnTokens: Type.Integer({ minimum: 0, default: 4, description: 'N of the "short" turn measure (≤ N content tokens); "empty" means no word before the marker' }),
     server: Type.Union([Type.String(), Type.Null()], { default: null, description: 'evaluate against this server (ws://host:port/v1/env) instead of in process' }),
   }, { additionalProperties: false, default: {} }),
