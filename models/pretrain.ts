@@ -23,6 +23,7 @@ import { GradientWorkers } from './parallel.ts';
 import { TransformerLM, type LMBatch } from './lm.ts';
 import { isCheckpoint, loadCheckpoint, loadOptimizerState, saveCheckpoint, type CheckpointMetadata } from './checkpoint.ts';
 import { CONFIG_DIR, DEFAULT_MODEL_DIR, PROJECT_ROOT } from '../core/paths.ts';
+import { SHIPPED_MODEL_DIR, hasShippedModel, installShippedModel } from './shipped.ts';
 
 export const DEFAULT_MODEL_CONFIG = path.join(CONFIG_DIR, 'models', 'base.json');
 
@@ -319,12 +320,14 @@ export interface EnsureBaseModelOptions {
   minutes?: number;
   /** Train in this process instead of a child process (tests). */
   inProcess?: boolean;
+  /** With the default corpus and config, install the shipped checkpoint instead of training (default true). */
+  useShipped?: boolean;
   log?: (line: string) => void;
 }
 
 /**
- * Use the base checkpoint in `dir` if there is one; otherwise pretrain one (saying so, with
- * progress) and return its folder. By default training runs in a child process
+ * Use the base checkpoint in `dir` if there is one; otherwise install the shipped one (default corpus
+ * and config) or pretrain one (saying so, with progress) and return its folder. By default training runs in a child process
  * (`colloquy pretrain`), so that no training ever runs on a server's event loop.
  */
 export async function ensureBaseModel(opts: EnsureBaseModelOptions = {}): Promise<{ dir: string; created: boolean }> {
@@ -332,6 +335,12 @@ export async function ensureBaseModel(opts: EnsureBaseModelOptions = {}): Promis
   const log = opts.log ?? ((s: string) => console.log(s));
   if (await isCheckpoint(dir)) return { dir, created: false };
   const corpus = opts.corpus ?? 'shipped';
+  // The default first start needs no training: the shipped checkpoint (models/shipped.ts), SHA-256 checked.
+  if (corpus === 'shipped' && !opts.configFile && opts.useShipped !== false && hasShippedModel()) {
+    log(`No base language model at ${dir}: installing the shipped one (${path.relative(PROJECT_ROOT, SHIPPED_MODEL_DIR)}, SHA-256 checked; pretrain a better one with colloquy pretrain).`);
+    await installShippedModel(dir);
+    return { dir, created: true };
+  }
   const minutes = opts.minutes ?? 5;
   log(`No base language model at ${dir}: pretraining one on '${corpus}' (about ${minutes} min, once; later starts reuse it).`);
   if (opts.inProcess) {

@@ -1,0 +1,61 @@
+import { cpSync, existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { SHIPPED_FILES, SHIPPED_MODEL_DIR, SHIPPED_SUMS, installShippedModel, parseSums, sha256, verifyShippedModel } from '../../models/shipped.ts';
+import { ensureBaseModel } from '../../models/pretrain.ts';
+import { loadCheckpoint } from '../../models/checkpoint.ts';
+
+const tmp = mkdtempSync(path.join(os.tmpdir(), 'colloquy-shipped-model-'));
+afterAll(() => rmSync(tmp, { recursive: true, force: true }));
+
+describe('the shipped base model (models/shipped/base)', () => {
+  it('is at most 10 MB, without optimizer state, and every file matches SHA256SUMS', async () => {
+    const files = readdirSync(SHIPPED_MODEL_DIR).sort();
+    expect(files).toEqual([...SHIPPED_FILES, SHIPPED_SUMS].sort());
+    const bytes = files.reduce((n, f) => n + statSync(path.join(SHIPPED_MODEL_DIR, f)).size, 0);
+    expect(bytes).toBeLessThanOrEqual(10 * 1024 * 1024);
+    const sums = await verifyShippedModel();
+    for (const f of SHIPPED_FILES) expect(sums.get(f)).toBe(sha256(readFileSync(path.join(SHIPPED_MODEL_DIR, f))));
+    const meta = JSON.parse(readFileSync(path.join(SHIPPED_MODEL_DIR, 'metadata.json'), 'utf8')) as Record<string, unknown>;
+    expect(meta).toMatchObject({ corpus: 'shipped', build: { command: 'node bin/run.mjs models/shipped/build.ts', seed: 1, threads: 1 } });
+    expect(meta.date).toBeUndefined();
+    expect(meta.trainSeconds).toBeUndefined();
+  });
+
+  it('loads as a checkpoint with the transcript markers in its tokenizer', async () => {
+    const ck = await loadCheckpoint(SHIPPED_MODEL_DIR);
+    expect(ck.model.numParams).toBeGreaterThan(500_000);
+    expect(JSON.stringify(ck.tokenizer)).toContain('\\n\\nStudent:');
+    ck.model.dispose();
+  });
+
+  it('a file that does not match its hash is refused with BAD_CONFIG, and nothing is installed', async () => {
+    const bad = path.join(tmp, 'bad');
+    cpSync(SHIPPED_MODEL_DIR, bad, { recursive: true });
+    const w = readFileSync(path.join(bad, 'weights.bin'));
+    w[1000] = w[1000]! ^ 1;
+    writeFileSync(path.join(bad, 'weights.bin'), w);
+    const dest = path.join(tmp, 'dest-bad');
+    await expect(installShippedModel(dest, bad)).rejects.toMatchObject({ code: 'BAD_CONFIG', message: expect.stringMatching(/weights\.bin has SHA-256/) });
+    expect(existsSync(dest)).toBe(false);
+    rmSync(path.join(bad, 'tokenizer.json'));
+    await expect(verifyShippedModel(bad)).rejects.toMatchObject({ code: expect.stringMatching(/NOT_FOUND|BAD_CONFIG/) });
+    expect(() => parseSums('not a line\n', 'x')).toThrow(/sha256sum line/);
+  });
+
+  it('the first start installs it (hash checked) instead of pretraining', async () => {
+    const dir = path.join(tmp, 'first-start', 'base');
+    const logs: string[] = [];
+    const t0 = Date.now();
+    const r = await ensureBaseModel({ dir, log: s => logs.push(s) });
+    expect(r).toEqual({ dir, created: true });
+    expect(Date.now() - t0).toBeLessThan(20_000);
+    expect(logs.join('\n')).toMatch(/installing the shipped one/);
+    expect(logs.join('\n')).not.toMatch(/pretraining/);
+    const want = parseSums(readFileSync(path.join(SHIPPED_MODEL_DIR, SHIPPED_SUMS), 'utf8'), 'sums');
+    for (const f of SHIPPED_FILES) expect(sha256(readFileSync(path.join(dir, f)))).toBe(want.get(f));
+    // The second start reuses it.
+    expect(await ensureBaseModel({ dir, log: () => {} })).toEqual({ dir, created: false });
+  });
+});
