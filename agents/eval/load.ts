@@ -19,7 +19,8 @@ import { isCheckpoint, loadCheckpoint } from '../../models/checkpoint.ts';
 import { ConservativeAgent, ModelHelper, type HelpEvent, type HelpMode } from '../imitation/conservative.ts';
 import { isEnsemble, loadEnsemble, type EnsembleFile } from '../imitation/imitators.ts';
 import { ModelAgent, type EvalAgent } from './agents.ts';
-import { loadRlAgent } from './rl-agent.ts';
+import { loadRlAgent, readRunPolicy } from './rl-agent.ts';
+import { weightsSha256 } from '../rl/policy-file.ts';
 
 export interface LoadedAgent { agent: EvalAgent; dispose(): void }
 
@@ -89,13 +90,20 @@ export async function loadAgent(spec: string, ctx: AgentContext, name?: string):
     }
     case 'checkpoint': {
       const dir = path.resolve(need());
-      // An RL run folder (agents/rl): its policy as it acts (kl-budget's mixture, not the LM alone),
-      // against the base it was trained with (config.json meta.baseModel).
+      // An RL run folder (agents/rl): its policy as it acted in training (kl-budget's mixture with
+      // the reference it was trained against, its target horizon, accounting and budget; see
+      // agents/rl/policy-file.ts), on the base it was trained on (checked by its weights' hash).
       const cfgFile = path.join(dir, 'config.json');
       if (existsSync(cfgFile) && existsSync(path.join(dir, 'checkpoint'))) {
         const cfg = JSON.parse(await readFile(cfgFile, 'utf8')) as { algo?: string; meta?: { baseModel?: string } };
         if (cfg.algo === 'ppo-kl' || cfg.algo === 'kl-budget') {
-          const base = await loadModel(cfg.meta?.baseModel ?? ctx.baseDir);
+          const pf = await readRunPolicy(dir);
+          const baseDir = pf.baseModel || cfg.meta?.baseModel || ctx.baseDir;
+          const sha = pf.baseModelSha256 ? weightsSha256(baseDir) : null;
+          if (pf.baseModelSha256 && sha !== pf.baseModelSha256) {
+            throw new BadConfig(`agent '${spec}': its base model ${baseDir} is not the one it was trained on (weights.bin sha256 ${sha ?? 'missing'}, trained on ${pf.baseModelSha256})`);
+          }
+          const base = await loadModel(baseDir);
           const agent = await loadRlAgent(dir, base, { name: label, maxTokens: ctx.maxTokens ?? 256 });
           return { agent, dispose: () => agent.dispose() };
         }

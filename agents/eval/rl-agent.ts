@@ -13,7 +13,10 @@ import path from 'node:path';
 import type { Rng } from '../../core/rng.ts';
 import { BadConfig } from '../../core/errors.ts';
 import type { TransformerLM } from '../../models/lm.ts';
-import { klToReference, type ReferencePolicy } from '../imitation/reference.ts';
+import { ConservativeReference, ModelReference, klToReference, type ReferencePolicy } from '../imitation/reference.ts';
+import { loadEnsemble } from '../imitation/imitators.ts';
+import { loadCheckpoint } from '../../models/checkpoint.ts';
+import { POLICY_FORMAT, readPolicyFile, type PolicyFile, type ReferenceSpec } from '../rl/policy-file.ts';
 import type { Episode, RolloutPolicy, RowContext } from '../rl/rollout.ts';
 import type { AgentDecision, EvalAgent, SessionPool } from './agents.ts';
 
@@ -46,7 +49,7 @@ export class RolloutPolicyAgent<A = unknown> implements EvalAgent {
    * @param base the KL reference the policy was trained against (it reads its distributions).
    * @param maxTokens the env's token budget (for the time-left inputs).
    */
-  constructor(readonly policy: RolloutPolicy<A>, readonly base: ReferencePolicy | TransformerLM, readonly name: string, readonly maxTokens: number, kind = 'rl') {
+  constructor(readonly policy: RolloutPolicy<A>, readonly base: ReferencePolicy | TransformerLM, readonly name: string, readonly maxTokens: number, kind = 'rl', private readonly release: () => void = () => {}) {
     this.kind = kind;
   }
 
@@ -101,30 +104,72 @@ export class RolloutPolicyAgent<A = unknown> implements EvalAgent {
   dispose(): void {
     if (this.started) this.policy.end();
     (this.policy as { dispose?: () => void }).dispose?.();
+    this.release();
   }
 }
 
 /** The run config an RL trainer wrote (`<run>/config.json`). */
-export interface RlRunConfig { algo: 'ppo-kl' | 'kl-budget'; budget?: number; criticHidden?: number; trainLayers?: number | 'all'; [k: string]: unknown }
+export interface RlRunConfig { algo: 'ppo-kl' | 'kl-budget'; budget?: number; criticHidden?: number; trainLayers?: number | 'all'; targetHorizon?: number | null; budgetAccounting?: 'exact' | 'sampled'; meta?: { baseModel?: string; referenceName?: string }; [k: string]: unknown }
 
 /**
- * Load a finished RL run (its folder, with config.json and checkpoint/) as an evaluation agent.
- * `base` is the model it was trained against (kl-budget reads its features from it).
+ * What a checkpoint written before checkpoint/agent.json existed says about its policy, from the
+ * run's config.json (the trainers' defaults for fields it lacks).
+ */
+function policyFromConfig(cfg: RlRunConfig, fallbackBase: string): PolicyFile {
+  const refName = cfg.meta?.referenceName;
+  // 'model' is what the trainers called a bare language model given as the reference (the base itself, in compare).
+  const reference: ReferenceSpec = refName === undefined || refName === 'base' || refName === 'model' ? { kind: 'base', name: 'base' } : { kind: 'unrecorded', name: refName };
+  const common = { format: POLICY_FORMAT, version: 1 as const, update: 0, baseModel: cfg.meta?.baseModel ?? fallbackBase, baseModelSha256: null, reference };
+  if (cfg.algo === 'ppo-kl') return { ...common, algo: 'ppo-kl', trainLayers: cfg.trainLayers ?? 'all' };
+  return { ...common, algo: 'kl-budget', criticHidden: cfg.criticHidden ?? 128, targetHorizon: cfg.targetHorizon === undefined ? 16 : cfg.targetHorizon, budgetAccounting: cfg.budgetAccounting ?? 'exact', budget: cfg.budget ?? 10 };
+}
+
+/** The policy description of a run folder: checkpoint/agent.json, else its config.json. */
+export async function readRunPolicy(runDir: string): Promise<PolicyFile> {
+  const cfg = JSON.parse(await readFile(path.join(runDir, 'config.json'), 'utf8')) as RlRunConfig;
+  if (cfg.algo !== 'ppo-kl' && cfg.algo !== 'kl-budget') throw new BadConfig(`${runDir}/config.json: unknown algo '${String(cfg.algo)}'`);
+  return readPolicyFile(path.join(runDir, 'checkpoint')) ?? policyFromConfig(cfg, '');
+}
+
+/** Rebuild the KL reference a checkpoint records (see agents/rl/policy-file.ts). */
+async function rebuildReference(spec: ReferenceSpec, base: TransformerLM, runDir: string): Promise<{ ref: ReferencePolicy | TransformerLM; dispose: () => void }> {
+  switch (spec.kind) {
+    case 'base': return { ref: base, dispose: () => {} };
+    case 'model': {
+      const m = (await loadCheckpoint(spec.dir)).model;
+      return { ref: new ModelReference(m, spec.name), dispose: () => m.dispose() };
+    }
+    case 'conservative': {
+      const ens = await loadEnsemble(spec.ensemble);
+      const ref = new ConservativeReference(ens.models, spec.members, spec.name, { normalise: spec.normalise });
+      return { ref, dispose: () => ens.dispose() };
+    }
+    case 'unrecorded':
+      throw new BadConfig(`${runDir} was trained against the KL reference '${spec.name}', which its checkpoint does not describe: pass that reference explicitly`);
+  }
+}
+
+/**
+ * Load an RL run (its folder, with config.json and checkpoint/) as an evaluation agent that acts
+ * as the policy acted in training: kl-budget with its target horizon, budget accounting and budget,
+ * mixing its proposal with the KL reference it was trained against. `base` is the model it was
+ * trained on (kl-budget reads its features from it); the reference is `opts.reference` when given,
+ * else the one the checkpoint records (a conservative ensemble is loaded from its folder). ppo-kl's
+ * actions do not depend on the reference, so a ppo-kl run whose reference is unrecorded loads
+ * against its base.
  */
 export async function loadRlAgent(runDir: string, base: TransformerLM, opts: { name: string; maxTokens: number; reference?: ReferencePolicy | TransformerLM }): Promise<RolloutPolicyAgent> {
-  const cfg = JSON.parse(await readFile(path.join(runDir, 'config.json'), 'utf8')) as RlRunConfig;
+  const pf = await readRunPolicy(runDir);
   const ck = path.join(runDir, 'checkpoint');
-  const reference = opts.reference ?? base;
-  if (cfg.algo === 'ppo-kl') {
+  const spec: ReferenceSpec = pf.algo === 'ppo-kl' && pf.reference.kind === 'unrecorded' ? { kind: 'base', name: 'base' } : pf.reference;
+  const reference = opts.reference ? { ref: opts.reference, dispose: () => {} } : await rebuildReference(spec, base, runDir);
+  if (pf.algo === 'ppo-kl') {
     const { loadPpoKlPolicy } = await import('../rl/ppo-kl.ts');
     const policy = await loadPpoKlPolicy(ck, 0);
-    return new RolloutPolicyAgent(policy as unknown as RolloutPolicy, reference, opts.name, opts.maxTokens, 'ppo-kl');
+    return new RolloutPolicyAgent(policy as unknown as RolloutPolicy, reference.ref, opts.name, opts.maxTokens, 'ppo-kl', reference.dispose);
   }
-  if (cfg.algo === 'kl-budget') {
-    const { loadKlBudgetPolicy } = await import('../rl/kl-budget.ts');
-    const policy = await loadKlBudgetPolicy(ck, base, cfg.criticHidden ?? 128);
-    policy.budget = cfg.budget ?? 10;
-    return new RolloutPolicyAgent(policy as unknown as RolloutPolicy, reference, opts.name, opts.maxTokens, 'kl-budget');
-  }
-  throw new BadConfig(`${runDir}/config.json: unknown algo '${String(cfg.algo)}'`);
+  const { loadKlBudgetPolicy } = await import('../rl/kl-budget.ts');
+  const policy = await loadKlBudgetPolicy(ck, base, pf);
+  policy.budget = pf.budget;
+  return new RolloutPolicyAgent(policy as unknown as RolloutPolicy, reference.ref, opts.name, opts.maxTokens, 'kl-budget', reference.dispose);
 }

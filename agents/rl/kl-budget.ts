@@ -29,6 +29,7 @@ import { clipGradients } from '../../models/pretrain.ts';
 import { METRICS as M } from '../metrics.ts';
 import { BudgetPolicy, mixtureOutputs, type BudgetAux } from './budget-policy.ts';
 import { RolloutCollector, asReference, type Episode } from './rollout.ts';
+import { POLICY_FORMAT, recordedReference, weightsSha256, writePolicyFile } from './policy-file.ts';
 import { Budget, RunFolder, assignAll, dialogMetrics, episodeRecord, loadTensors, restoreOptimizer, saveOptimizer, saveTensors, writeAtomic, type Metrics, type TrainContext, type TrainResult } from './run.ts';
 
 interface TrainerState { update: number; seconds: number; episodes: number; agentSteps: number; envSteps?: number; stoppedBy?: 'budget' | 'minutes'; budget: number }
@@ -39,10 +40,14 @@ export function rampedBudget(c: Pick<KlBudgetConfig, 'budget' | 'budgetRampFract
   return c.budget * Math.min(1, progress / c.budgetRampFraction);
 }
 
-/** Load a trained kl-budget policy from a run's checkpoint folder. */
-export async function loadKlBudgetPolicy(checkpointDir: string, base: TransformerLM, criticHidden: number, targetHorizon: number | null = 16): Promise<BudgetPolicy> {
-  const policy = new BudgetPolicy(base, { criticHidden, seed: 0 });
-  policy.targetHorizon = targetHorizon;
+/**
+ * Load a trained kl-budget policy from a run's checkpoint folder, with the target horizon and
+ * budget accounting it was trained with (checkpoint/agent.json records them; see policy-file.ts).
+ */
+export async function loadKlBudgetPolicy(checkpointDir: string, base: TransformerLM, settings: { criticHidden: number; targetHorizon: number | null; budgetAccounting: 'exact' | 'sampled' }): Promise<BudgetPolicy> {
+  const policy = new BudgetPolicy(base, { criticHidden: settings.criticHidden, seed: 0 });
+  policy.targetHorizon = settings.targetHorizon;
+  policy.accounting = settings.budgetAccounting;
   const saved = await loadTensors(checkpointDir, 'policy');
   assignAll([...policy.actorVariables(), ...policy.criticVariables()], saved);
   tf.dispose(saved.map(s => s.tensor));
@@ -57,7 +62,7 @@ export async function trainKlBudget(config: KlBudgetConfig, ctx: TrainContext): 
   let policy: BudgetPolicy;
   if (ctx.resume && existsSync(path.join(run.checkpointDir, 'trainer.json'))) {
     state = JSON.parse(await readFile(path.join(run.checkpointDir, 'trainer.json'), 'utf8')) as TrainerState;
-    policy = await loadKlBudgetPolicy(run.checkpointDir, ctx.base, config.criticHidden);
+    policy = await loadKlBudgetPolicy(run.checkpointDir, ctx.base, config);
   } else {
     policy = new BudgetPolicy(ctx.base, { criticHidden: config.criticHidden, seed: config.seed });
   }
@@ -70,7 +75,10 @@ export async function trainKlBudget(config: KlBudgetConfig, ctx: TrainContext): 
     await restoreOptimizer(run.checkpointDir, 'optimizer-actor', actorOpt);
     await restoreOptimizer(run.checkpointDir, 'optimizer-critic', criticOpt);
   }
-  run.writeConfig(config, { ...ctx.meta, baseModel: ctx.baseDir, referenceName: ctx.reference ? asReference(ctx.reference).name : 'base', trainableParams: [...actorVars, ...criticVars].reduce((n, v) => n + v.size, 0) });
+  const referenceName = ctx.reference ? asReference(ctx.reference).name : 'base';
+  const recorded = recordedReference(ctx, referenceName);
+  const baseModelSha256 = weightsSha256(ctx.baseDir);
+  run.writeConfig(config, { ...ctx.meta, baseModel: ctx.baseDir, referenceName, reference: recorded, trainableParams: [...actorVars, ...criticVars].reduce((n, v) => n + v.size, 0) });
 
   // ---- rollouts
   const startUpdate = state?.update ?? 0;
@@ -91,6 +99,11 @@ export async function trainKlBudget(config: KlBudgetConfig, ctx: TrainContext): 
     await saveTensors(dir, 'policy', [...actorVars, ...criticVars].map(v => ({ name: v.name, tensor: v })));
     await saveOptimizer(dir, 'optimizer-actor', actorOpt);
     await saveOptimizer(dir, 'optimizer-critic', criticOpt);
+    await writePolicyFile(dir, {
+      format: POLICY_FORMAT, version: 1, algo: 'kl-budget', update, baseModel: ctx.baseDir, baseModelSha256, reference: recorded,
+      criticHidden: config.criticHidden, targetHorizon: config.targetHorizon, budgetAccounting: config.budgetAccounting,
+      budget: rampedBudget(config, budget.progress(update, envSteps)),
+    });
     const s: TrainerState = { update, seconds: budget.seconds, episodes: totalEpisodes, agentSteps: totalSteps, envSteps, stoppedBy: budget.stoppedBy(update, envSteps), budget: policy.budget };
     await writeAtomic(path.join(dir, 'trainer.json'), JSON.stringify(s, null, 2) + '\n');
   };

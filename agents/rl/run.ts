@@ -16,6 +16,7 @@ import { METRICS as M, UPDATE_KEY } from '../metrics.ts';
 import type { BpeTokenizer } from '../../models/tokenizer.ts';
 import type { TransformerLM } from '../../models/lm.ts';
 import type { Episode, KlReference } from './rollout.ts';
+import type { ReferenceSpec } from './policy-file.ts';
 
 export interface TrainContext {
   envs: VectorEnv<unknown, unknown>;
@@ -29,6 +30,11 @@ export interface TrainContext {
    * normalised one over the vocabulary.
    */
   reference?: KlReference | TransformerLM;
+  /**
+   * How to rebuild `reference` (recorded in checkpoint/agent.json, so that eval rebuilds the policy
+   * as trained); not needed when the reference is the base model.
+   */
+  referenceSpec?: ReferenceSpec;
   tokenizer: BpeTokenizer;
   /** Run folder (metrics, samples, checkpoints). */
   out: string;
@@ -87,7 +93,11 @@ export function dialogMetrics(episodes: readonly Episode<unknown>[]): Metrics {
   };
 }
 
-/** An episode as a readable transcript (prompt included) with its turns, rewards and KL. */
+/**
+ * An episode as a readable transcript (prompt included) with its turns, rewards and KL, and what
+ * reproduces it: the token ids, the position of each agent token and the behaviour policy's
+ * log-probability of it (1e-6 nats), to check that a reloaded checkpoint acts as in training.
+ */
 export function episodeRecord(ep: Episode<unknown>, tokenizer: BpeTokenizer): Record<string, unknown> {
   return {
     episode: ep.id,
@@ -98,6 +108,10 @@ export function episodeRecord(ep: Episode<unknown>, tokenizer: BpeTokenizer): Re
     agentTokens: ep.actions.length,
     exchanges: ep.exchanges.map(x => ({ teacher: x.teacher, student: x.student, reward: round(x.reward), teacherTokens: x.teacherTokens })),
     transcript: tokenizer.decode(ep.tokens),
+    tokens: ep.tokens,
+    pos: ep.pos,
+    logp: ep.logp.map(x => Math.round(x * 1e6) / 1e6),
+    startedAt: ep.startedAt,
   };
 }
 

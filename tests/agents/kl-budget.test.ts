@@ -108,7 +108,7 @@ describe('kl-budget', () => {
     });
 
     it('saves a checkpoint with the trained budget head', async () => {
-      const loaded = await loadKlBudgetPolicy(checkpoint, model.lm, c().criticHidden);
+      const loaded = await loadKlBudgetPolicy(checkpoint, model.lm, c());
       expect(Math.abs(loaded.W.dataSync()[0]!) + Math.abs(loaded.b.dataSync()[0]!)).toBeGreaterThan(0);
       loaded.dispose();
     });
