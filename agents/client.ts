@@ -245,6 +245,8 @@ export class ProtocolClient {
             for (const id of ids) { const p = this.pending.get(id)!; this.pending.delete(id); p.reject(err); }
             continue;
           }
+          // A token works once: the reply carries the next one.
+          this.tokens.set(session, r.resumeToken);
           resumed.push(session);
           for (const id of [...r.replayed, ...r.inFlight]) if (typeof id === 'number') skip.add(id);
           for (const id of r.lost ?? []) {

@@ -34,7 +34,14 @@ export class Connection implements SessionOwner {
   /** Requests accepted and not yet answered. */
   pending = 0;
   lastSeen = Date.now();
+  private pingedAt: number | null = null;
   constructor(readonly id: number, readonly ws: WebSocket, readonly log: Logger) {}
+  get probedAt(): number | null { return this.pingedAt !== null && this.lastSeen < this.pingedAt ? this.pingedAt : null; }
+  probe(now: number): void {
+    if (this.probedAt !== null || this.ws.readyState !== OPEN) return;
+    this.pingedAt = now;
+    this.ws.ping();
+  }
   send(frame: string): void {
     const ws = this.ws;
     if (ws.readyState !== OPEN) return;

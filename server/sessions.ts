@@ -5,9 +5,11 @@
  * resumed client can get the ones it lost. Requests on a session run in order through its queue.
  *
  * A resume token is single-use: every resume answers a fresh one (the old one is dead), and a
- * resume is refused (CAPACITY) while the session's owner is attached and alive, i.e. has sent a
- * frame or answered a heartbeat ping within the last two `heartbeat.intervalMs`; a client whose
- * old connection went half-open retries until it has not.
+ * resume is refused (CAPACITY) while the session's owner is attached and alive. A refused resume
+ * pings the owner at once; the owner has stopped answering heartbeats when that ping got no answer
+ * (no pong, no frame) within `min(2 s, heartbeat.intervalMs)`, or when it has been silent for two
+ * heartbeat intervals: then the next resume takes the session. A client whose old connection went
+ * half-open retries (the shipped clients do, with backoff) and gets its session a second or two later.
  *
  * What a client names in `make` kwargs goes through server/resources.ts (ids, not paths), and a
  * session whose replies would be larger than `limits.maxReplyBytes` is refused at make.
@@ -32,6 +34,10 @@ export interface SessionOwner {
   send(frame: string): void;
   /** When the connection last sent a frame or answered a heartbeat ping (ms since epoch). */
   readonly lastSeen: number;
+  /** When `probe` last pinged it (null: never, or it has answered since). */
+  readonly probedAt: number | null;
+  /** Ping now, unless a ping of this kind is already waiting for its answer. */
+  probe(now: number): void;
 }
 
 /** A queued or running request on a session. */
@@ -213,9 +219,10 @@ export class SessionManager {
       throw new ColloquyError('UNKNOWN_SESSION', why ? `session ${id} was closed (${why})` : `no session ${id.slice(0, 128)} with that token`);
     }
     if (s.owner !== owner) {
-      const alive = 2 * this.config.heartbeat.intervalMs;
-      if (s.owner !== null && now - s.owner.lastSeen <= alive) {
-        throw new ColloquyError('CAPACITY', `session ${id} is attached to a connection that is still answering; a resume is taken once that connection has been silent for ${Math.round(alive / 1000)} s`);
+      const o = s.owner;
+      if (o !== null && !this.stoppedAnswering(o, now)) {
+        o.probe(now);
+        throw new ColloquyError('CAPACITY', `session ${id} is attached to a connection that still answers; try again in a few seconds (a connection that stops answering loses its sessions to a resume)`);
       }
       if (owner.sessions.size >= this.config.limits.maxSessionsPerConnection) {
         throw new ColloquyError('CAPACITY', `this connection holds its maximum of ${this.config.limits.maxSessionsPerConnection} sessions`);
@@ -226,6 +233,13 @@ export class SessionManager {
     }
     s.rotateToken();
     return s;
+  }
+
+  /** Whether an attached owner has stopped answering heartbeats (see the top of this file). */
+  private stoppedAnswering(o: SessionOwner, now: number): boolean {
+    const hb = this.config.heartbeat;
+    if (now - o.lastSeen > 2 * hb.intervalMs) return true;
+    return o.probedAt !== null && o.lastSeen < o.probedAt && now - o.probedAt >= Math.min(2000, hb.intervalMs);
   }
 
   private attach(s: Session, owner: SessionOwner): void {

@@ -42,10 +42,13 @@ async function fileInfo(file: string): Promise<ModelFileInfo | null> {
 
 async function modelsPlugin(app: FastifyInstance, opts: { models?: Record<string, string> }): Promise<void> {
   const base = app.envContext.modelDir;
-  const dirs = (): Record<string, string> => ({ base, ...(opts.models ?? {}) });
+  // A Map: a client-chosen name (`__proto__`, `constructor`, `toString`) is only ever a key.
+  const models = new Map<string, string>([['base', base], ...Object.entries(opts.models ?? {})]);
+  const dirOf = (name: string): string | undefined => models.get(name);
+  const shown = (name: string) => (name.length > 64 ? `${name.slice(0, 64)}…` : name);
 
   async function listing(name: string): Promise<ModelListing | null> {
-    const dir = dirs()[name];
+    const dir = dirOf(name);
     if (!dir) return null;
     const files: ModelFileInfo[] = [];
     for (const f of MODEL_FILES) {
@@ -61,24 +64,24 @@ async function modelsPlugin(app: FastifyInstance, opts: { models?: Record<string
   const notFound = (what: string) => ({ ok: false, error: { code: 'NOT_FOUND', message: what } });
 
   app.get('/v1/models', async () => {
-    const models: ModelListing[] = [];
-    for (const name of Object.keys(dirs())) {
+    const listed: ModelListing[] = [];
+    for (const name of models.keys()) {
       const l = await listing(name);
-      if (l) models.push(l);
+      if (l) listed.push(l);
     }
-    return { models };
+    return { models: listed };
   });
 
   app.get<{ Params: { name: string } }>('/v1/models/:name', async (req, reply) => {
     const l = await listing(req.params.name);
-    return l ?? reply.code(404).send(notFound(`no model '${req.params.name}' (is the base model trained yet?)`));
+    return l ?? reply.code(404).send(notFound(`no model '${shown(req.params.name)}' (is the base model trained yet?)`));
   });
 
   app.get<{ Params: { name: string; file: string } }>('/v1/models/:name/files/:file', async (req, reply) => {
     const { name, file } = req.params;
-    const dir = dirs()[name];
-    if (!dir) return reply.code(404).send(notFound(`no model '${name}'`));
-    if (!(MODEL_FILES as readonly string[]).includes(file)) return reply.code(404).send(notFound(`'${file}' is not a model file (one of ${MODEL_FILES.join(', ')})`));
+    const dir = dirOf(name);
+    if (!dir) return reply.code(404).send(notFound(`no model '${shown(name)}'`));
+    if (!(MODEL_FILES as readonly string[]).includes(file)) return reply.code(404).send(notFound(`'${shown(file)}' is not a model file (one of ${MODEL_FILES.join(', ')})`));
     const full = path.join(dir, file);
     const info = await fileInfo(full);
     if (!info) return reply.code(404).send(notFound(`model '${name}' has no ${file}`));

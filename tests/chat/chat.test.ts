@@ -255,7 +255,7 @@ describe('the dashboard', () => {
     const srv = await server({ token: 'sekret', dashboard: { runsDir: runs, refreshMs: 200 } });
     expect((await fetch(`${srv.url}/dashboard`)).status).toBe(401);
     expect((await fetch(`${srv.url}/dashboard/api/state`)).status).toBe(401);
-    expect((await fetch(`${srv.url}/chat`)).status).toBe(200); // the chat page is open (chat.requireToken false)
+    expect((await fetch(`${srv.url}/chat`)).status).toBe(401); // the chat page needs the token too (chat.requireToken defaults to true)
     const page = await fetch(`${srv.url}/dashboard?token=sekret`);
     expect(page.status).toBe(200);
     expect(page.headers.get('content-security-policy')).toContain("script-src 'self'");

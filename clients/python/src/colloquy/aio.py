@@ -475,6 +475,9 @@ class AsyncClient:
                     if p and not p.future.done():
                         p.future.set_exception(e)
                 continue
+            # A token works once: the reply carries the next one.
+            if isinstance(r.get("resumeToken"), str):
+                self._tokens[session] = r["resumeToken"]
             resumed.append(session)
             for i in list(r.get("replayed", [])) + list(r.get("inFlight", [])):
                 if isinstance(i, int):
