@@ -67,6 +67,10 @@ describe('colloquy compare (tiny preset)', () => {
     expect(html).not.toMatch(/<script|https?:\/\/(?!www\.w3\.org)/); // offline: no scripts, no external resources
     const saved = JSON.parse(readFileSync(path.join(out, 'results.json'), 'utf8')) as ExperimentResults;
     expect(saved.agents.map(a => a.name)).toEqual(names);
+    // A results.json written before version 2 (no settings, histograms, short shares) still renders (--report-only).
+    const v1 = { ...saved, version: 1, settings: undefined, klHistogram: undefined } as unknown as ExperimentResults;
+    const old = await renderReport(v1);
+    expect(old).toContain('written by an older version');
 
     // Same settings again: every stage is reused and the results are the same.
     const again = await runExperiment({ config, out, dataDir: null, log: quiet });
