@@ -14,12 +14,13 @@ export function createDialogReward(nameOrPath: string, cache: EnvCache): Promise
 /**
  * Whether the reward of an exchange depends on the exchanges before it (a z-scored term's running
  * statistics): then the same seed and actions do not reproduce a trajectory once the env has
- * seen others. A config that cannot be loaded counts as such (the env's reset will say why).
+ * seen others. Frozen statistics (a run's saved `frozenStats`) do not move: no memory. A config
+ * that cannot be loaded counts as having memory (the env's reset will say why).
  */
 export function rewardHasMemory(nameOrPath: string): boolean {
   try {
     const cfg = loadRewardConfig(nameOrPath);
-    return cfg.terms.some(t => t.zscore ?? cfg.zscore);
+    return cfg.frozenStats === undefined && cfg.terms.some(t => t.zscore ?? cfg.zscore);
   } catch {
     return true;
   }

@@ -8,7 +8,8 @@
  *
  * Components: `components[name]` is the raw signal; z-scored terms add `components[name + ':z']`.
  * With z-scoring the reward depends on what this object has seen before (reset it with
- * `resetStats`, or freeze it); without, `compute` is a pure function of its context.
+ * `resetStats`, or freeze it); without, `compute` is a pure function of its context. A config with
+ * `frozenStats` (a training run's saved statistics) starts from them, frozen: a pure function again.
  */
 import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import path from 'node:path';
@@ -36,6 +37,13 @@ export const RewardTermSchema = Type.Object({
   zscore: Type.Optional(Type.Boolean({ description: 'z-score this term with running statistics (default: the config\'s zscore)' })),
 }, { additionalProperties: false });
 
+const FrozenStatSchema = Type.Object({
+  count: Type.Integer({ minimum: 0, description: 'values seen' }),
+  mean: Type.Number(),
+  std: Type.Number({ minimum: 0, description: 'sample standard deviation' }),
+}, { additionalProperties: false });
+export type FrozenStat = Static<typeof FrozenStatSchema>;
+
 export const RewardConfigSchema = Type.Object({
   name: Type.String({ minLength: 1, description: 'config name, logged with results' }),
   description: Type.String({ default: '', description: 'one line on what the reward is' }),
@@ -44,6 +52,9 @@ export const RewardConfigSchema = Type.Object({
   zscore: Type.Boolean({ default: false, description: 'z-score every term with running statistics (per-term zscore overrides)' }),
   zscoreClip: Type.Number({ default: 5, exclusiveMinimum: 0, description: 'clip z-scores to [-clip, clip]' }),
   zscoreWarmup: Type.Integer({ default: 2, minimum: 1, description: 'use 0 for a z-scored term until this many values were seen' }),
+  frozenStats: Type.Optional(Type.Record(Type.String(), FrozenStatSchema, {
+    description: 'statistics of the z-scored terms, by component name, frozen: every z-score uses them and they never move (a training run saves its own as checkpoint/reward.json, for its evaluation)',
+  })),
 }, { additionalProperties: false });
 export type RewardConfig = Static<typeof RewardConfigSchema>;
 export type RewardTerm = Static<typeof RewardTermSchema>;
@@ -59,6 +70,7 @@ export function validateRewardConfig(value: unknown, what = 'reward config'): Re
     const n = t.name ?? t.signal;
     if (names.has(n)) throw new BadConfig(`invalid ${what}: two terms named '${n}' (give one a 'name')`);
     names.add(n);
+    if (cfg.frozenStats && (t.zscore ?? cfg.zscore) && !cfg.frozenStats[n]) throw new BadConfig(`invalid ${what}: frozenStats has no statistics for the z-scored term '${n}'`);
   }
   const needsScorer = cfg.terms.some(t => t.signal.startsWith('sentiment'));
   if (needsScorer && !cfg.scorer) cfg.scorer = { name: 'vader' };
@@ -102,6 +114,17 @@ export class RunningStats {
   static fromJSON(o: { count: number; mean: number; m2: number }): RunningStats {
     const s = new RunningStats(); s.count = o.count; s.mean = o.mean; s.m2 = o.m2; return s;
   }
+  /** From a count, mean and sample standard deviation (a frozen statistic). */
+  static fromStat(o: FrozenStat): RunningStats {
+    return RunningStats.fromJSON({ count: o.count, mean: o.mean, m2: o.std * o.std * Math.max(0, o.count - 1) });
+  }
+  /** The statistics of the union of two samples (Chan et al.'s pairwise update). */
+  static merge(a: RunningStats, b: RunningStats): RunningStats {
+    const n = a.count + b.count;
+    if (n === 0) return new RunningStats();
+    const d = b.mean - a.mean;
+    return RunningStats.fromJSON({ count: n, mean: a.mean + d * b.count / n, m2: a.m2 + b.m2 + d * d * a.count * b.count / n });
+  }
 }
 
 export interface CompositeReward {
@@ -135,7 +158,9 @@ export async function createCompositeReward(config: RewardConfig | string, opts:
   const spec: ScorerSpec = cfg.scorer ?? { name: 'vader' };
   const scorer = needsScorer ? opts.scorer ?? await (opts.scorers ? opts.scorers.scorer(spec) : sharedScorer(spec)) : undefined;
   const stats = new Map<string, RunningStats>();
-  let frozen = false;
+  // Saved statistics (a run's, for its evaluation) are used as they are and never move.
+  for (const [k, st] of Object.entries(cfg.frozenStats ?? {})) stats.set(k, RunningStats.fromStat(st));
+  let frozen = cfg.frozenStats !== undefined;
   const termName = (t: RewardTerm) => t.name ?? t.signal;
   const zOf = (t: RewardTerm) => t.zscore ?? cfg.zscore;
 

@@ -30,6 +30,7 @@ import { METRICS as M } from '../metrics.ts';
 import { BudgetPolicy, mixtureOutputs, type BudgetAux } from './budget-policy.ts';
 import { RolloutCollector, asReference, type Episode } from './rollout.ts';
 import { POLICY_FORMAT, recordedReference, weightsSha256, writePolicyFile } from './policy-file.ts';
+import { writeRewardFile } from './reward-stats.ts';
 import { Budget, RunFolder, assignAll, dialogMetrics, episodeRecord, loadTensors, restoreOptimizer, saveOptimizer, saveTensors, writeAtomic, type Metrics, type TrainContext, type TrainResult } from './run.ts';
 
 interface TrainerState { update: number; seconds: number; episodes: number; agentSteps: number; envSteps?: number; stoppedBy?: 'budget' | 'minutes'; budget: number }
@@ -99,6 +100,7 @@ export async function trainKlBudget(config: KlBudgetConfig, ctx: TrainContext): 
     await saveTensors(dir, 'policy', [...actorVars, ...criticVars].map(v => ({ name: v.name, tensor: v })));
     await saveOptimizer(dir, 'optimizer-actor', actorOpt);
     await saveOptimizer(dir, 'optimizer-critic', criticOpt);
+    await writeRewardFile(dir, config.env.kwargs.reward, collector.rewardStats);
     await writePolicyFile(dir, {
       format: POLICY_FORMAT, version: 1, algo: 'kl-budget', update, baseModel: ctx.baseDir, baseModelSha256, reference: recorded,
       criticHidden: config.criticHidden, targetHorizon: config.targetHorizon, budgetAccounting: config.budgetAccounting,

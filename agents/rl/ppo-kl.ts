@@ -27,6 +27,7 @@ import { klEstimate, makeKlController, type KlControllerState } from './kl.ts';
 import { LmPolicy, sequenceBatch, type SequenceBatch } from './policy.ts';
 import { RolloutCollector, asReference, type Episode } from './rollout.ts';
 import { POLICY_FORMAT, recordedReference, weightsSha256, writePolicyFile } from './policy-file.ts';
+import { writeRewardFile } from './reward-stats.ts';
 import { Budget, RunFolder, disposeIterations, dialogMetrics, episodeRecord, loadTensors, saveTensors, writeAtomic, type Metrics, type TrainContext, type TrainResult } from './run.ts';
 
 interface TrainerState { update: number; seconds: number; kl: KlControllerState; episodes: number; agentSteps: number; envSteps?: number; stoppedBy?: 'budget' | 'minutes' }
@@ -87,6 +88,7 @@ export async function trainPpoKl(config: PpoKlConfig, ctx: TrainContext): Promis
     await saveCheckpoint(policy.lm, dir, { tokenizer: ctx.tokenizer.toJSON(), metadata: { step: update, rl: 'ppo-kl', baseModel: ctx.baseDir }, optimizer: adam });
     disposeIterations(adam);
     await saveTensors(dir, 'value', [{ name: 'value/w', tensor: policy.valueW }, { name: 'value/b', tensor: policy.valueB }]);
+    await writeRewardFile(dir, config.env.kwargs.reward, collector.rewardStats);
     await writePolicyFile(dir, { format: POLICY_FORMAT, version: 1, algo: 'ppo-kl', update, baseModel: ctx.baseDir, baseModelSha256, reference, trainLayers: config.trainLayers });
     const s: TrainerState = { update, seconds: budget.seconds, kl: kl.toJSON(), episodes: totalEpisodes, agentSteps: totalSteps, envSteps, stoppedBy: budget.stoppedBy(update, envSteps) };
     await writeAtomic(path.join(dir, 'trainer.json'), JSON.stringify(s, null, 2) + '\n');

@@ -23,6 +23,7 @@ import { BadConfig } from '../../core/errors.ts';
 import type { DialogTokenizer } from '../../env/students.ts';
 import type { TransformerLM } from '../../models/lm.ts';
 import { exactKl } from './kl.ts';
+import { RewardStatsTracker } from './reward-stats.ts';
 
 /** What the rollout needs of the KL reference's KV-cached session (an `LMSession` or a reference's session). */
 export interface ReferenceSessionLike {
@@ -171,6 +172,8 @@ export class RolloutCollector<A = unknown> {
   private nextId = 0;
   /** Policy version, stamped on episodes as they start. */
   version = 0;
+  /** The statistics of the env's z-scored reward terms, rebuilt from the infos (reward-stats.ts). */
+  readonly rewardStats = new RewardStatsTracker();
 
   constructor(
     readonly envs: VectorEnv<unknown, unknown>,
@@ -342,6 +345,7 @@ export class RolloutCollector<A = unknown> {
       const over = res.terminated[i]! || res.truncated[i]!;
       const info = (over ? res.infos[i]!.finalInfo : res.infos[i]) as Info ?? {};
       const obs = over ? res.infos[i]!.finalObservation : res.observations[i];
+      this.rewardStats.push(i, info.rewardComponents);
       const pos = ep.tokens.length;
       const now = obs !== undefined ? this.obsTokens(obs) : [...ep.tokens, a];
       const added = now.slice(pos);
@@ -398,6 +402,7 @@ export class RolloutCollector<A = unknown> {
       const ep = this.open[i]!;
       const over = res.terminated[i]! || res.truncated[i]!;
       const info = (over ? res.infos[i]!.finalInfo : res.infos[i]) as Info ?? {};
+      this.rewardStats.push(i, info.rewardComponents);
       const last = ep.actions.length - 1;
       ep.rewards[last] = res.rewards[i]!;
       ep.turnEnds[last] = true;

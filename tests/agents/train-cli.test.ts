@@ -14,7 +14,8 @@ const tmpOut = (name: string) => { const p = path.join(os.tmpdir(), `colloquy-tr
 
 beforeAll(async () => {
   dir = await buildToyModel();
-  srv = await startTestServer();
+  // The server's base model is the toy model: wire kwargs name no folder (a server takes model ids, not paths).
+  srv = await startTestServer({}, { modelDir: dir });
 });
 afterAll(async () => {
   await srv.close();
@@ -35,7 +36,9 @@ describe('colloquy train', () => {
 
   it('trains ppo-kl over WebSocket against a server', async () => {
     const out = tmpOut('ws');
-    const code = await run(['--algo', 'ppo-kl', '--server', srv.wsUrl, '--model', dir, '--kwargs', JSON.stringify(toyKwargs(dir)),
+    const { model: _, ...wire } = toyKwargs(dir);
+    void _;
+    const code = await run(['--algo', 'ppo-kl', '--server', srv.wsUrl, '--model', dir, '--kwargs', JSON.stringify(wire),
       '--steps', '96', '--num-envs', '4', '--set', 'minibatches=2', '--out', out, '--no-progress', '--backend', 'auto']);
     expect(code).toBe(0);
     const m = metrics(out);
