@@ -6,10 +6,15 @@
  *   GET /chat/config      title, consent notice, hosted agents, message limit (JSON)
  *   GET /chat/ws          the page's WebSocket (frames: see server/chat/lobby.ts)
  *
- * Open without the server token unless `chat.requireToken` (then `?token=T` on the page URL,
- * which the page passes on to its WebSocket). Every frame is checked here (size, JSON, shape)
- * before the lobby sees it; a bad frame gets an `error` frame and the connection lives on.
- * People's messages are never logged (only their length).
+ * With a server token, the page and its socket need it too (`?token=T` on the page URL, which the
+ * page passes on to its WebSocket) unless `chat.requireToken` is false. Every frame is checked
+ * here (size, JSON, shape) before the lobby sees it; a bad frame gets an `error` frame and the
+ * connection lives on. People's messages are never logged (only their length).
+ *
+ * Sockets: at most `chat.maxConnections` open at once (more get a CAPACITY `error` frame and are
+ * closed with 1013), pinged every `heartbeat.intervalMs` and dropped when silent (no pong, no
+ * frame) for `heartbeat.timeoutMs`, as /v1/env's: a person whose connection went half-open is
+ * then detached, and after `chat.resumeWindowMs` no longer holds a place under `chat.maxPeople`.
  */
 import fp from 'fastify-plugin';
 import type { FastifyInstance } from 'fastify';
@@ -78,7 +83,30 @@ async function chatPlugin(app: FastifyInstance): Promise<void> {
     wsHandler: (socket: WebSocket) => { accept(socket); },
   });
 
+  /** Open chat sockets and when each last sent a frame or a pong. */
+  const sockets = new Map<WebSocket, number>();
+  let beat: NodeJS.Timeout | null = null;
+  app.addHook('onReady', async () => {
+    const hb = app.config.heartbeat;
+    beat = setInterval(() => {
+      const now = Date.now();
+      for (const [ws, seen] of sockets) {
+        if (now - seen > hb.timeoutMs) { log.info({ silentMs: now - seen }, 'chat heartbeat timeout; dropping the connection'); ws.terminate(); } else if (ws.readyState === OPEN) ws.ping();
+      }
+    }, hb.intervalMs);
+    beat.unref();
+  });
+  app.addHook('preClose', async () => { if (beat) clearInterval(beat); });
+
   function accept(ws: WebSocket): void {
+    if (sockets.size >= c.maxConnections) {
+      ws.send(JSON.stringify({ type: 'error', code: 'CAPACITY', message: 'the chat is full right now; please try again later' }));
+      ws.close(1013, 'capacity');
+      return;
+    }
+    sockets.set(ws, Date.now());
+    const seen = () => { if (sockets.has(ws)) sockets.set(ws, Date.now()); };
+    ws.on('pong', seen);
     let person: Person | null = null;
     const link: PersonLink = {
       send: (msg: Out) => { if (ws.readyState === OPEN) ws.send(JSON.stringify(msg)); },
@@ -87,6 +115,7 @@ async function chatPlugin(app: FastifyInstance): Promise<void> {
     const fail = (code: string, message: string) => link.send({ type: 'error', code, message });
     // Attached before any await, so that no early frame is lost.
     ws.on('message', (data, isBinary) => {
+      seen();
       try {
         if (isBinary) return fail('BAD_REQUEST', 'send JSON text frames');
         const msg = parseFrame(data as Buffer, c.maxMessageChars);
@@ -111,7 +140,7 @@ async function chatPlugin(app: FastifyInstance): Promise<void> {
         if (err instanceof ColloquyError && (err.code === 'CAPACITY' || err.code === 'CLOSED') && !person) link.close(1013, err.code.toLowerCase());
       }
     });
-    ws.on('close', () => { if (person) lobby!.detach(person, link); });
+    ws.on('close', () => { sockets.delete(ws); if (person) lobby!.detach(person, link); });
     ws.on('error', () => { /* the close handler runs next */ });
   }
 
