@@ -8,8 +8,15 @@
  *   GET /dashboard/api/events      the same snapshot every `dashboard.refreshMs` (text/event-stream)
  *
  * Protected by the server token when auth is on (`/dashboard?token=T`; the page passes it on to
- * its API calls). Event streams are ended when the server closes.
+ * its API calls). Without a token the dashboard is open to anyone who can reach the server, so
+ * its views carry no session ids (a short hash labels each session instead).
+ *
+ * Live feeds: at most `dashboard.maxStreams` at once (more get 503 CAPACITY); one timer builds
+ * the state once per `refreshMs` and writes the same frame to every feed (a new feed gets the last
+ * frame), so N feeds cost one build, not N. A feed that does not read its events (more than
+ * 1 MiB unsent) is ended. Feeds are ended when the server closes.
  */
+import { createHash } from 'node:crypto';
 import path from 'node:path';
 import type { ServerResponse } from 'node:http';
 import fp from 'fastify-plugin';
@@ -34,11 +41,17 @@ export interface DashboardState {
 }
 
 const EXCERPT = 120;
+/** A live feed with more than this written and not yet sent is ended (its reader is not reading). */
+const MAX_UNSENT = 1024 * 1024;
 
 async function dashboardPlugin(app: FastifyInstance): Promise<void> {
   const cfg = app.config.dashboard;
   const runs = new RunsReader(path.resolve(PROJECT_ROOT, cfg.runsDir), cfg.maxPoints);
   const started = Date.now();
+
+  // Session ids are secrets of their clients' only with the token in front of them.
+  const showIds = app.config.token !== null;
+  const label = (id: string) => `#${createHash('sha256').update(id).digest('hex').slice(0, 8)}`;
 
   function state(): DashboardState {
     const now = Date.now();
@@ -48,7 +61,7 @@ async function dashboardPlugin(app: FastifyInstance): Promise<void> {
       time: new Date(now).toISOString(),
       uptimeSeconds: Math.round((now - started) / 1000),
       sessions: [...app.sessions.values()].map(s => ({
-        id: s.id, env: s.envId, numEnvs: s.numEnvs, attached: s.owner !== null, busy: s.busy,
+        id: showIds ? s.id : label(s.id), env: s.envId, numEnvs: s.numEnvs, attached: s.owner !== null, busy: s.busy,
         idleSeconds: Math.round((now - s.lastActive) / 1000),
         student: typeof s.vec.spec?.kwargs?.student === 'string' ? s.vec.spec.kwargs.student as string : null,
       })),
@@ -75,21 +88,38 @@ async function dashboardPlugin(app: FastifyInstance): Promise<void> {
   app.get('/dashboard/api/state', async (_req, reply) => { reply.header('cache-control', 'no-store'); return state(); });
 
   const streams = new Set<ServerResponse>();
+  let timer: NodeJS.Timeout | null = null;
+  let last: { frame: string; at: number } | null = null;
+  const frameNow = (): string => {
+    const now = Date.now();
+    if (!last || now - last.at >= cfg.refreshMs) last = { frame: `retry: ${cfg.refreshMs}\ndata: ${JSON.stringify(state())}\n\n`, at: now };
+    return last.frame;
+  };
+  const push = (res: ServerResponse, frame: string) => {
+    if (res.writableLength > MAX_UNSENT) { res.end(); streams.delete(res); return; }
+    try { res.write(frame); } catch (err) { app.log.warn({ err }, 'dashboard event failed'); }
+  };
+  const tick = () => {
+    if (!streams.size) { if (timer) clearInterval(timer); timer = null; return; }
+    let frame: string;
+    try { frame = frameNow(); } catch (err) { app.log.warn({ err }, 'dashboard state failed'); return; }
+    for (const res of streams) push(res, frame);
+  };
   app.get('/dashboard/api/events', async (req, reply) => {
+    if (streams.size >= cfg.maxStreams) {
+      return reply.code(503).send({ ok: false, error: { code: 'CAPACITY', message: `the dashboard serves at most ${cfg.maxStreams} live feeds at once` } });
+    }
     reply.hijack();
     const res = reply.raw;
     res.writeHead(200, { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-store', connection: 'keep-alive', 'x-content-type-options': 'nosniff' });
     streams.add(res);
-    const push = () => {
-      try { res.write(`retry: ${cfg.refreshMs}\ndata: ${JSON.stringify(state())}\n\n`); } catch (err) { req.log.warn({ err }, 'dashboard event failed'); }
-    };
-    push();
-    const timer = setInterval(push, cfg.refreshMs);
-    const stop = () => { clearInterval(timer); streams.delete(res); };
+    const stop = () => { streams.delete(res); };
     req.raw.on('close', stop);
     res.on('close', stop);
+    try { push(res, frameNow()); } catch (err) { req.log.warn({ err }, 'dashboard event failed'); }
+    if (!timer) { timer = setInterval(tick, cfg.refreshMs); timer.unref(); }
   });
-  app.addHook('preClose', async () => { for (const res of streams) res.end(); streams.clear(); });
+  app.addHook('preClose', async () => { if (timer) clearInterval(timer); for (const res of streams) res.end(); streams.clear(); });
 }
 
 export default fp(dashboardPlugin, {
