@@ -105,7 +105,13 @@
     el.end.disabled = !open;
     if (!open) return;
     el.hint.classList.remove('warn');
-    if (yourTurn && deadline) {
+    // No maxlength on the box: it would cut a long paste silently. The person sees it is too long instead.
+    const over = el.msg.value.length > cfg.maxChars;
+    el.msg.setAttribute('aria-invalid', over ? 'true' : 'false');
+    if (over) {
+      el.hint.textContent = `Your message is too long: ${el.msg.value.length} characters, at most ${cfg.maxChars}. Please shorten it; nothing is sent until then.`;
+      el.hint.classList.add('warn');
+    } else if (yourTurn && deadline) {
       const s = Math.max(0, Math.round((deadline - Date.now()) / 1000));
       el.hint.textContent = `Your turn — please reply within ${s} s. Enter sends, Shift+Enter starts a new line.`;
     } else if (yourTurn) {
@@ -284,11 +290,7 @@
       el.hint.classList.add('warn');
       return;
     }
-    if (text.length > cfg.maxChars) {
-      el.hint.textContent = `Your message is too long (at most ${cfg.maxChars} characters).`;
-      el.hint.classList.add('warn');
-      return;
-    }
+    if (text.length > cfg.maxChars) { updateComposer(); return; }
     const id = `m${Date.now().toString(36)}${(counter++).toString(36)}`;
     const li = addLine({ role: 'student', text, id, acked: false });
     outbox.set(id, { text, li });
@@ -300,6 +302,7 @@
   }
 
   el.form.addEventListener('submit', ev => { ev.preventDefault(); submit(); });
+  el.msg.addEventListener('input', () => { updateComposer(); });
   el.msg.addEventListener('keydown', ev => {
     if (ev.key === 'Enter' && !ev.shiftKey && !ev.isComposing) { ev.preventDefault(); submit(); }
   });
@@ -320,7 +323,6 @@
     el.title.textContent = c.title;
     document.title = `${c.title} — Colloquy`;
     if (c.consent) el.consentText.textContent = c.consent;
-    el.msg.maxLength = c.maxChars;
     el.agentList.replaceChildren(...c.agents.map(a => {
       const li = document.createElement('li');
       const b = document.createElement('button');
