@@ -2,7 +2,7 @@
  * The transformer's structure, written once: the pre-LN block
  *
  *   x ← x + Attn(LN₁(x))          Attn = out-projection ∘ causal attention ∘ qkv-projection
- *   x ← x + MLP(LN₂(x))           MLP  = proj ∘ ReLU ∘ fc
+ *   x ← x + MLP(LN₂(x))           MLP  = proj ∘ act ∘ fc   (act: ReLU, or GELU for imported models)
  *
  * and the final layer norm, over abstract steps. The full forward pass (tensor ops with
  * hand-written gradients, lm.ts) and the KV-cached single-token step (plain arrays and one-row
@@ -18,8 +18,8 @@ export const BLOCK_PARAMS = ['ln1.g', 'ln1.b', 'attn.qkv.w', 'attn.qkv.b', 'attn
 export interface BlockSteps<X> {
   /** Layer norm with parameters `<name>.g`, `<name>.b` (e.g. 'h0.ln1', 'ln_f'). */
   norm(x: X, name: string): X;
-  /** x·W + b with parameters `<name>.w` [in, out], `<name>.b`; ReLU after when `relu`. */
-  linear(x: X, name: string, relu: boolean): X;
+  /** x·W + b with parameters `<name>.w` [in, out], `<name>.b`; the MLP activation (config.activation, default ReLU) after when `mlp`. */
+  linear(x: X, name: string, mlp: boolean): X;
   /** Causal self-attention of block `layer` on its packed q | k | v rows; returns [rows, d]. */
   attend(qkv: X, layer: number): X;
   /** The residual stream plus a branch's output (`branch` 0: attention, 1: MLP; dropout goes here). */

@@ -184,9 +184,23 @@ export function layerNormRows(x: Float32Array, n: number, d: number, gamma: Floa
 }
 
 // ------------------------------------------------------------------------------------------------
-// Linear layer y = x·W + b (optionally ReLU), W stored [in, out]
+// Linear layer y = act(x·W + b), W stored [in, out]
 
-export function linear(x: tf.Tensor2D, W: tf.Tensor2D, b: tf.Tensor1D, relu = false): tf.Tensor2D {
+/**
+ * The MLP's activation: ReLU (Colloquy's own models), GPT-2's tanh-approximated GELU
+ * (transformers' `gelu_new`, also called `gelu_pytorch_tanh`), or the exact erf GELU (`gelu`).
+ */
+export type Activation = 'relu' | 'gelu_new' | 'gelu';
+export const ACTIVATIONS: readonly Activation[] = ['relu', 'gelu_new', 'gelu'];
+
+/** y = x·W + b, then `act` ('linear' or false: none; true: ReLU, as before activations were named). */
+export function linear(x: tf.Tensor2D, W: tf.Tensor2D, b: tf.Tensor1D, act: Activation | 'linear' | boolean = false): tf.Tensor2D {
+  const a = act === true ? 'relu' : act === false ? 'linear' : act;
+  if (a === 'gelu_new' || a === 'gelu') return gelu(linearRelu(x, W, b, false), a);
+  return linearRelu(x, W, b, a === 'relu');
+}
+
+function linearRelu(x: tf.Tensor2D, W: tf.Tensor2D, b: tf.Tensor1D, relu: boolean): tf.Tensor2D {
   const f = tf.customGrad((xi: tf.Tensor | Saver, wi: tf.Tensor | Saver, bi: tf.Tensor | Saver, save: tf.Tensor | Saver) => {
     const xt = xi as tf.Tensor2D, wt = wi as tf.Tensor2D;
     const y = tf.fused.matMul({ a: xt, b: wt, bias: bi as tf.Tensor, activation: relu ? 'relu' : 'linear' });
@@ -205,6 +219,66 @@ export function linear(x: tf.Tensor2D, W: tf.Tensor2D, b: tf.Tensor1D, relu = fa
     };
   });
   return f(x, W, b) as tf.Tensor2D;
+}
+
+// ------------------------------------------------------------------------------------------------
+// GELU, elementwise (the MLP activation of GPT-2-family models)
+
+/** `geluForward`'s kind codes (the native addon's too). */
+const GELU_KIND = { gelu_new: 0, gelu: 1 } as const;
+
+/** GELU of x: 'gelu_new' is ½x(1 + tanh(√(2/π)(x + 0.044715x³))), 'gelu' is x·Φ(x) (erf). */
+export function gelu(x: tf.Tensor2D, kind: 'gelu_new' | 'gelu'): tf.Tensor2D {
+  const f = tf.customGrad((xi: tf.Tensor | Saver, save: tf.Tensor | Saver) => {
+    const xt = xi as tf.Tensor2D;
+    const xs = readF32(xt), out = new Float32Array(xs.length);
+    const nn = nativeNN('gelu');
+    if (nn?.geluForward) nn.geluForward(xs, xs.length, GELU_KIND[kind], out);
+    else geluRows(xs, kind, out);
+    (save as Saver)([xt]);
+    return {
+      value: tf.tensor2d(out, xt.shape),
+      gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
+        const xv = readF32(saved[0]!), g = readF32(dy), dx = new Float32Array(xv.length);
+        if (nn?.geluBackward) nn.geluBackward(xv, g, xv.length, GELU_KIND[kind], dx);
+        else geluGradRows(xv, g, kind, dx);
+        return tf.tensor2d(dx, xt.shape);
+      },
+    };
+  });
+  return f(x) as tf.Tensor2D;
+}
+
+const SQRT_2_OVER_PI = Math.sqrt(2 / Math.PI), INV_SQRT_2PI = 1 / Math.sqrt(2 * Math.PI);
+
+/** Φ(x), the standard normal CDF, from erfc (Numerical Recipes' Chebyshev fit, relative error < 1.2e-7). */
+export function normalCdf(x: number): number {
+  const z = Math.abs(x) / Math.SQRT2, t = 1 / (1 + 0.5 * z);
+  const erfc = t * Math.exp(-z * z - 1.26551223 + t * (1.00002368 + t * (0.37409196 + t * (0.09678418 + t * (-0.18628806
+    + t * (0.27886807 + t * (-1.13520398 + t * (1.48851587 + t * (-0.82215223 + t * 0.17087277)))))))));
+  return x >= 0 ? 1 - 0.5 * erfc : 0.5 * erfc;
+}
+
+/** GELU of each element (the JS path; the native addon's `geluForward` computes the same). */
+export function geluRows(x: Float32Array, kind: 'gelu_new' | 'gelu', out: Float32Array): void {
+  if (kind === 'gelu') { for (let i = 0; i < x.length; i++) out[i] = x[i]! * normalCdf(x[i]!); return; }
+  for (let i = 0; i < x.length; i++) {
+    const v = x[i]!;
+    out[i] = 0.5 * v * (1 + Math.tanh(SQRT_2_OVER_PI * (v + 0.044715 * v * v * v)));
+  }
+}
+
+function geluGradRows(x: Float32Array, g: Float32Array, kind: 'gelu_new' | 'gelu', dx: Float32Array): void {
+  for (let i = 0; i < x.length; i++) {
+    const v = x[i]!;
+    let d: number;
+    if (kind === 'gelu') d = normalCdf(v) + v * INV_SQRT_2PI * Math.exp(-0.5 * v * v);
+    else {
+      const t = Math.tanh(SQRT_2_OVER_PI * (v + 0.044715 * v * v * v));
+      d = 0.5 * (1 + t) + 0.5 * v * (1 - t * t) * SQRT_2_OVER_PI * (1 + 3 * 0.044715 * v * v);
+    }
+    dx[i] = g[i]! * d;
+  }
 }
 
 // ------------------------------------------------------------------------------------------------

@@ -1,6 +1,6 @@
 /**
- * The base language model: a small decoder-only transformer (pre-LN, ReLU MLP, learned or
- * sinusoidal positions, optionally tied embeddings) written with TensorFlow.js. It is the base
+ * The base language model: a small decoder-only transformer (pre-LN, ReLU MLP — or GELU, for
+ * imported GPT-2-family models — learned or sinusoidal positions, optionally tied embeddings) written with TensorFlow.js. It is the base
  * policy, the student simulator and the KL prior.
  *
  * - `TransformerLM.create(config, seed)`; checkpoints: `saveCheckpoint` / `loadCheckpoint` (checkpoint.ts).
@@ -199,7 +199,7 @@ export class TransformerLM {
     const drop = this.dropping(opts), seed = opts.dropoutSeed ?? 0;
     return {
       norm: (x, name) => layerNorm(x, this.param(`${name}.g`) as tf.Tensor1D, this.param(`${name}.b`) as tf.Tensor1D, c.layerNormEps),
-      linear: (x, name, relu) => linear(x, this.param(`${name}.w`) as tf.Tensor2D, this.param(`${name}.b`) as tf.Tensor1D, relu),
+      linear: (x, name, mlp) => linear(x, this.param(`${name}.w`) as tf.Tensor2D, this.param(`${name}.b`) as tf.Tensor1D, mlp ? c.activation ?? 'relu' : 'linear'),
       attend: (qkv, layer) => attention(qkv, { B, T, H: c.nHeads, starts, ...(capture ? { capture: (a: Float32Array) => capture(layer, a) } : {}) }),
       // Seeds in the order of one pass: the embedding's, then two per block.
       residual: (x, y, layer, which) => tf.add(x, drop ? tf.dropout(y, c.dropout, undefined, seed + 1 + 2 * layer + which) : y) as tf.Tensor2D,

@@ -35,6 +35,10 @@ export interface NativeAddon {
   layerNormBackward(dy: Float32Array, xhat: Float32Array, rstd: Float32Array, g: Float32Array, n: number, d: number, dx: Float32Array, dg: Float32Array, db: Float32Array): void;
   /** A token from softmax(logProbs / temperature) with the uniform draw u (argmax when temperature ≤ 0). */
   sampleRow(logProbs: Float32Array, V: number, temperature: number, u: number): number;
+  /** GELU of n elements (kind 0: tanh approximation, 1: erf); optional: an addon built before GELU lacks it. */
+  geluForward?(x: Float32Array, n: number, kind: number, out: Float32Array): void;
+  /** dx = dy · GELU'(x). */
+  geluBackward?(x: Float32Array, dy: Float32Array, n: number, kind: number, dx: Float32Array): void;
   attendCached(qkv: Float32Array, qkvOff: number, K: Float32Array, V: Float32Array, slot: number, H: number, hd: number, C: number, out: Float32Array, outOff: number): void;
 }
 
@@ -165,7 +169,7 @@ export function installNativeWasmKernels(): { feature: string | null; why: strin
 }
 
 /** The LM ops that can be left to their JS paths one by one (`COLLOQUY_NATIVE_OFF=attention,sample`). */
-export type NativePart = 'attention' | 'crossEntropy' | 'layerNorm' | 'logSoftmax' | 'kvCache' | 'sample';
+export type NativePart = 'attention' | 'crossEntropy' | 'layerNorm' | 'logSoftmax' | 'kvCache' | 'sample' | 'gelu';
 let offCache: { raw: string; set: Set<string> } | null = null;
 function offParts(): Set<string> {
   const raw = process.env.COLLOQUY_NATIVE_OFF ?? '';

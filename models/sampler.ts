@@ -24,7 +24,7 @@
 import * as tf from '@tensorflow/tfjs';
 import type { Rng } from '../core/rng.ts';
 import type { LMConfig } from '../configs/models/schema.ts';
-import { layerNormRows, logSoftmaxRows, readF32, tidyRead, windowStart } from './lm-ops.ts';
+import { gelu, layerNormRows, logSoftmaxRows, readF32, tidyRead, windowStart } from './lm-ops.ts';
 import { block, finalNorm, type BlockSteps } from './block.ts';
 import { nativeNN } from './native.ts';
 
@@ -354,15 +354,19 @@ export class LMSession {
     const scale = 1 / Math.sqrt(hd);
     const scores = new Float32Array(C);
     const nn = nativeNN('kvCache');
+    const act = c.activation ?? 'relu';
     // The residual stream stays a JS array; matMuls run as tensors, read back where JS needs them.
     type Rows = Float32Array | tf.Tensor;
     const arr = (t: Rows): Float32Array => (t instanceof Float32Array ? t : readF32(t));
     const steps: BlockSteps<Rows> = {
       norm: (t, name) => { layerNormRows(arr(t), A, d, js.get(`${name}.g`)!, js.get(`${name}.b`)!, c.layerNormEps, hbuf); return hbuf; },
-      linear: (t, name, relu) => tf.fused.matMul({
-        a: t instanceof Float32Array ? tf.tensor2d(t, [A, t.length / A]) : t as tf.Tensor2D,
-        b: m.param(`${name}.w`) as tf.Tensor2D, bias: m.param(`${name}.b`), activation: relu ? 'relu' : 'linear',
-      }),
+      linear: (t, name, mlp) => {
+        const y = tf.fused.matMul({
+          a: t instanceof Float32Array ? tf.tensor2d(t, [A, t.length / A]) : t as tf.Tensor2D,
+          b: m.param(`${name}.w`) as tf.Tensor2D, bias: m.param(`${name}.b`), activation: mlp && act === 'relu' ? 'relu' : 'linear',
+        });
+        return mlp && act !== 'relu' ? gelu(y as tf.Tensor2D, act) : y;
+      },
       attend: (t, l) => {
         const qkv = arr(t);
         for (let a = 0; a < A; a++) {

@@ -5,7 +5,7 @@
 //     flags: 1 transA, 2 transB, 4 accumulate into C, 8 ReLU, 16 portable kernel; bias: Float32Array or null;
 //     act: 0 none, 1 relu6, 2 leaky relu (alpha), 3 sigmoid, 4 elu (after the bias).
 //   info() → { avx2: boolean }
-//   logSoftmaxRows, crossEntropyForward/Backward, attentionForward/Backward, attendCached: see nn.h
+//   logSoftmaxRows, crossEntropyForward/Backward, attentionForward/Backward, attendCached, geluForward/Backward: see nn.h
 //   (argument order in the comments above each binding below).
 #include <node_api.h>
 
@@ -289,6 +289,23 @@ napi_value LayerNormBackward(napi_env env, napi_callback_info info) {
   return nullptr;
 }
 
+// geluForward(x, n, kind, out); geluBackward(x, dy, n, kind, dx)   kind 0: tanh approximation, 1: erf
+napi_value Gelu(napi_env env, napi_callback_info info, bool backward) {
+  const int k = backward ? 1 : 0;  // geluBackward has dy after x
+  Args a(env, info, backward ? "geluBackward" : "geluForward", 4 + k);
+  const int64_t n = a.integer(1 + k), kind = a.integer(2 + k);
+  if (a.ok && kind > 1) a.fail("kind must be 0 (tanh) or 1 (erf)");
+  const float* x = a.f32(0, n);
+  const float* dy = backward ? a.f32(1, n) : nullptr;
+  float* out = a.f32(3 + k, n);
+  if (!a.ok) return nullptr;
+  if (backward) colloquy::geluBackward(x, dy, n, int(kind), out);
+  else colloquy::geluForward(x, n, int(kind), out);
+  return nullptr;
+}
+napi_value GeluForward(napi_env env, napi_callback_info info) { return Gelu(env, info, false); }
+napi_value GeluBackward(napi_env env, napi_callback_info info) { return Gelu(env, info, true); }
+
 // sampleRow(logProbs, V, temperature, u) → token id
 napi_value SampleRow(napi_env env, napi_callback_info info) {
   Args a(env, info, "sampleRow", 4);
@@ -319,7 +336,7 @@ NAPI_MODULE_INIT() {
       {"crossEntropyBackward", CrossEntropyBackward}, {"attentionForward", AttentionForward},
       {"attentionBackward", AttentionBackward}, {"attendCached", AttendCached},
       {"layerNormForward", LayerNormForward}, {"layerNormBackward", LayerNormBackward},
-      {"sampleRow", SampleRow}};
+      {"sampleRow", SampleRow}, {"geluForward", GeluForward}, {"geluBackward", GeluBackward}};
   for (const auto& f : fns) {
     napi_create_function(env, f.name, NAPI_AUTO_LENGTH, f.cb, nullptr, &fn);
     napi_set_named_property(env, exports, f.name, fn);

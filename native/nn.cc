@@ -380,3 +380,36 @@ void layerNormBackward(const float* dy, const float* xhat, const float* rstd, co
 }
 
 }  // namespace colloquy
+
+namespace colloquy {
+
+namespace {
+constexpr double kSqrt2OverPi = 0.7978845608028654, kInvSqrt2Pi = 0.3989422804014327, kInvSqrt2 = 0.7071067811865476;
+}
+
+void geluForward(const float* x, int64_t n, int kind, float* out) {
+  if (kind == 1) {
+    for (int64_t i = 0; i < n; i++) { const double v = x[i]; out[i] = float(0.5 * v * std::erfc(-v * kInvSqrt2)); }
+    return;
+  }
+  for (int64_t i = 0; i < n; i++) {
+    const double v = x[i];
+    out[i] = float(0.5 * v * (1.0 + std::tanh(kSqrt2OverPi * (v + 0.044715 * v * v * v))));
+  }
+}
+
+void geluBackward(const float* x, const float* dy, int64_t n, int kind, float* dx) {
+  for (int64_t i = 0; i < n; i++) {
+    const double v = x[i];
+    double d;
+    if (kind == 1) {
+      d = 0.5 * std::erfc(-v * kInvSqrt2) + v * kInvSqrt2Pi * std::exp(-0.5 * v * v);
+    } else {
+      const double t = std::tanh(kSqrt2OverPi * (v + 0.044715 * v * v * v));
+      d = 0.5 * (1.0 + t) + 0.5 * v * (1.0 - t * t) * kSqrt2OverPi * (1.0 + 3.0 * 0.044715 * v * v);
+    }
+    dx[i] = float(dy[i] * d);
+  }
+}
+
+}  // namespace colloquy

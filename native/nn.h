@@ -35,3 +35,10 @@ namespace colloquy {
 void layerNormForward(const float* x, int64_t n, int64_t d, const float* g, const float* b, float eps, float* xhat, float* rstd, float* out);
 void layerNormBackward(const float* dy, const float* xhat, const float* rstd, const float* g, int64_t n, int64_t d, float* dx, float* dg, float* db);
 }  // namespace colloquy
+
+namespace colloquy {
+// GELU of n elements: kind 0 the tanh approximation ½x(1 + tanh(√(2/π)(x + 0.044715x³))) (GPT-2's
+// gelu_new), kind 1 the exact x·Φ(x). Backward: dx = dy · GELU'(x).
+void geluForward(const float* x, int64_t n, int kind, float* out);
+void geluBackward(const float* x, const float* dy, int64_t n, int kind, float* dx);
+}  // namespace colloquy

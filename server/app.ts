@@ -14,6 +14,7 @@
  *   rest        /v1/envs, /health
  *   openEnv     /openenv/<ENV_ID>/{ws,health,metadata,schema}  every env as an OpenEnv server (over protocol v1)
  *   models      /v1/models[/:name[/files/:file]]  the base checkpoint (and others) for remote KL
+ *   modelsExport /v1/models/:name/hf[/:file]    the same models as Hugging Face GPT-2 folders (models/hf.ts)
  *   storage     app.store                  SQLite dialog store; records dialog sessions (before any ack)
  *   chatLobby   app.lobby                  pairs people with student:"human" dialogs (before websocket: ends seats first on close)
  *   chat        /chat, /chat/ws            the chat page; hosted agents
@@ -37,6 +38,7 @@ import envProtocolPlugin from './plugins/env-protocol.ts';
 import restPlugin from './plugins/rest.ts';
 import openEnvPlugin from './plugins/openenv.ts';
 import modelsPlugin from './plugins/models.ts';
+import modelsExportPlugin from './models-export.ts';
 import storagePlugin from './plugins/storage.ts';
 import chatLobbyPlugin from './plugins/chat-lobby.ts';
 import chatPlugin from './plugins/chat.ts';
@@ -101,6 +103,7 @@ export function buildApp(config: ServerConfig, opts: BuildAppOptions = {}): Fast
   app.register(restPlugin);
   app.register(openEnvPlugin);
   app.register(modelsPlugin, { models: config.models });
+  app.register(modelsExportPlugin, { models: config.models });
   app.register(chatPlugin);
   app.register(dashboardPlugin);
   app.register(judgePlugin);

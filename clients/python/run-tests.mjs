@@ -1,8 +1,8 @@
 #!/usr/bin/env node
 // The Python client's tests, as `npm test` runs them after vitest: makes (or reuses) the venv at
-// .venv in the project root, installs this package with its gymnasium and test extras from its own
+// .venv in the project root, installs this package with its gymnasium, test and hf extras from its own
 // pyproject.toml when that changed (PIP_RETRIES=0: offline it fails fast, with a message saying
-// why), then runs pytest on clients/python/tests. Extra arguments go to pytest.
+// why; hf is torch, transformers, safetensors, tokenizers and trl, for the Hugging Face tests), then runs pytest on clients/python/tests. Extra arguments go to pytest.
 //
 //   node clients/python/run-tests.mjs [-k check_env] [-x]
 //
@@ -43,15 +43,15 @@ const pyproject = readFileSync(path.join(here, 'pyproject.toml'));
 const want = createHash('sha256').update(pyproject).digest('hex');
 const have = existsSync(stamp) ? readFileSync(stamp, 'utf8').trim() : '';
 if (have !== want) {
-  console.log('clients/python: installing the package with its gymnasium and test extras (pip, PIP_RETRIES=0)');
-  const r = run(py, ['-m', 'pip', 'install', '--disable-pip-version-check', '-q', '-e', `${here}[gymnasium,test]`], {
+  console.log('clients/python: installing the package with its gymnasium, test and hf extras (pip, PIP_RETRIES=0)');
+  const r = run(py, ['-m', 'pip', 'install', '--disable-pip-version-check', '-q', '-e', `${here}[gymnasium,test,hf]`], {
     env: { ...process.env, PIP_RETRIES: '0' }, stdio: ['ignore', 'inherit', 'pipe'],
   });
   if (r.status !== 0) {
     const err = (r.stderr ?? '').split('\n').filter(l => !/is ignored: it is neither a file nor a directory/.test(l)).join('\n');
     const offline = /No matching distribution|Could not find a version|Failed to establish|NewConnectionError|Temporary failure in name resolution|Network is unreachable|ProxyError|ConnectTimeout|Max retries exceeded/i.test(err);
     fail(offline
-      ? `pip could not reach a package index to install websockets, numpy, gymnasium, pytest and hypothesis (see \`pip config list\`; offline, point PIP_INDEX_URL or PIP_FIND_LINKS at a local index or wheels).\n${(err.match(/^.*(ERROR|No matching distribution).*$/gm) ?? err.trim().split('\n').slice(-6)).slice(0, 6).join('\n')}`
+      ? `pip could not reach a package index to install websockets, numpy, gymnasium, pytest, hypothesis, torch, transformers and trl (see \`pip config list\`; offline, point PIP_INDEX_URL or PIP_FIND_LINKS at a local index or wheels).\n${(err.match(/^.*(ERROR|No matching distribution).*$/gm) ?? err.trim().split('\n').slice(-6)).slice(0, 6).join('\n')}`
       : `pip install failed:\n${err.trim()}`);
   }
   writeFileSync(stamp, `${want}\n`);

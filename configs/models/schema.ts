@@ -11,6 +11,7 @@ export const LMArchSchema = Type.Object({
   nLayers: Type.Integer({ minimum: 1, default: 4, description: 'Number of transformer blocks.' }),
   nHeads: Type.Integer({ minimum: 1, default: 4, description: 'Attention heads per block (must divide dModel).' }),
   dFF: Type.Integer({ minimum: 1, default: 512, description: 'Hidden width of the feed-forward (ReLU) layer.' }),
+  activation: Type.Optional(Type.Union([Type.Literal('relu'), Type.Literal('gelu_new'), Type.Literal('gelu')], { description: 'Activation of the feed-forward layer (absent: relu). gelu_new: GPT-2\'s tanh GELU; gelu: the exact erf GELU (for imported Hugging Face models).' })),
   contextLength: Type.Integer({ minimum: 2, default: 256, description: 'Longest context the model attends over; longer inputs slide (see lm.ts windowStart).' }),
   dropout: Type.Number({ minimum: 0, maximum: 0.9, default: 0, description: 'Dropout on the embeddings and on each residual branch while training.' }),
   positional: Type.Union([Type.Literal('learned'), Type.Literal('sinusoidal')], { default: 'learned', description: 'Position embeddings: a learned table or fixed sinusoids.' }),
