@@ -16,9 +16,10 @@
  *   reply follows every turn);
  * - with the project's native kernels built (native/), the same figures on the wasm backend's own
  *   kernels, as a baseline;
- * - the same architecture in PyTorch (`bench/reference/lm_reference.py`, Debian's python3-torch,
- *   installed here with apt-get when missing and running as root; skipped with a message
- *   otherwise) with 1 and `--threads` intra-op threads, and the ratios TF.js / PyTorch.
+ * - the same architecture in PyTorch 2.13 (`bench/reference/lm_reference.py`, torch 2.13.0+cpu in
+ *   the bench venv `.venv-bench`, made on first use from the machine's local package index by
+ *   bench/reference/venv.ts; skipped with a message when that fails) with 1 and `--threads`
+ *   intra-op threads, and the ratios TF.js / PyTorch.
  */
 import { parseArgs } from 'node:util';
 import { spawnSync } from 'node:child_process';
@@ -36,6 +37,7 @@ import { makeVec } from '../env/index.ts';
 import { loadDialogModel } from '../env/dialog-model.ts';
 import { defaultModelDir } from '../core/paths.ts';
 import { existsSync } from 'node:fs';
+import { benchPython } from './reference/venv.ts';
 
 const { values } = parseArgs({
   options: {
@@ -178,20 +180,10 @@ interface TorchResult { torch: string; threads: number; params: number; trainTok
 let torchRes: TorchResult | null = null;
 const torchRuns: TorchResult[] = [];
 let torchNote = '';
-function havePython(): boolean {
-  return spawnSync('/usr/bin/python3', ['-c', 'import torch'], { stdio: 'ignore' }).status === 0;
-}
 if (!values['no-torch']) {
-  if (!havePython() && process.getuid?.() === 0) {
-    log('  (installing python3-torch and libopenblas0-pthread with apt-get for the PyTorch reference...)');
-    let r = spawnSync('apt-get', ['install', '-y', 'python3-torch', 'libopenblas0-pthread'], { stdio: 'ignore' });
-    if (r.status !== 0) {
-      spawnSync('apt-get', ['update'], { stdio: 'ignore' });
-      r = spawnSync('apt-get', ['install', '-y', 'python3-torch', 'libopenblas0-pthread'], { stdio: 'ignore' });
-    }
-  }
-  if (!havePython()) {
-    torchNote = 'PyTorch reference skipped: /usr/bin/python3 cannot import torch (apt-get install python3-torch libopenblas0-pthread as root)';
+  const py = benchPython(log);
+  if ('error' in py) {
+    torchNote = `PyTorch reference skipped: ${py.error}`;
   } else {
     // Both 1 and `threads` intra-op threads: on a machine shared with other work, OpenMP threads
     // that wait for each other can make 2 threads far slower than 1; the ratios use the faster.
@@ -203,7 +195,7 @@ if (!values['no-torch']) {
           model: { ...file.model, vocabSize }, batchSize: B, seqLength: T, trainSteps: steps, warmupSteps: 2, threads: nt,
           sampleBatches, promptLength, sampleTokens,
         }));
-        const r = spawnSync('/usr/bin/python3', [path.resolve('bench/reference/lm_reference.py'), settings], {
+        const r = spawnSync(py.python, [path.resolve('bench/reference/lm_reference.py'), settings], {
           encoding: 'utf8', env: { ...process.env, OMP_NUM_THREADS: String(nt), OPENBLAS_NUM_THREADS: String(nt), MKL_NUM_THREADS: String(nt) },
         });
         if (r.status !== 0) { torchNote = `PyTorch reference failed: ${(r.stderr || '').trim().split('\n').slice(-3).join(' | ')}`; break; }

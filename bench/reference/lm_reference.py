@@ -6,7 +6,7 @@ multi-head attention (explicit q·kᵀ, mask, softmax, ·v) and a ReLU MLP, fina
 separate) output projection; Adam. Reads the model/bench settings as JSON (a file argument or
 stdin) and prints one JSON line with training tokens/s and KV-cached sampling tokens/s.
 
-  python3 bench/reference/lm_reference.py settings.json
+  .venv-bench/bin/python bench/reference/lm_reference.py settings.json   (torch 2.13, bench/reference/venv.ts)
 settings: {"model": {vocabSize, dModel, nLayers, nHeads, dFF, contextLength, positional, tieEmbeddings,
            layerNormEps}, "batchSize", "seqLength", "trainSteps", "warmupSteps", "threads",
            "sampleBatches": [1, 16], "promptLength", "sampleTokens"}
