@@ -10,8 +10,12 @@
  *   action a_t  one token of a teacher turn, the closing `\n\nStudent:` marker included
  *               (`<|endoftext|>` when the teacher ended the dialog)
  *   reward      the utterance's reward (the reward logged for the student's reply to it, `total`
- *               or one component) on *every* token of the utterance (`rewardOn: "every-token"`),
- *               or on its last token only; scaled as (r − rewardOffset)·rewardScale
+ *               or one component), normalised by this run's statistics of the logged utterance
+ *               rewards (`rewardNorm`: z-score by default, or centre; computed once from the data,
+ *               frozen, saved in config.json and the checkpoint's metadata), then (r − rewardOffset)
+ *               ·rewardScale; on *every* token of the utterance (`rewardOn: "every-token"`, Way
+ *               Off-Policy) or on its last token only. Un-centred (≈ 0.5 per token with VADER) a
+ *               reward on every token pays the agent to never hand the turn back.
  *   discount    1 between tokens of one utterance, γ from an utterance's last token to the first
  *               token of the next teacher turn (γ per turn); 0 after the end of a terminated dialog;
  *               a truncated dialog bootstraps from the state after its last student reply
@@ -28,9 +32,18 @@
  * eval`, the hosted agents and any LM tool run it unchanged.
  *
  * Target (Way Off-Policy's pessimism for actions the logs never took): a target network θ⁻
- * (Polyak averaging, τ) is run with M dropout masks; its Ψ at the next state is the minimum over
- * the M samples, per action:
- *   y_t = r_t/c + log p(a_t|s_t) + γ_t · log Σ_a' exp( min_m Ψ_θ⁻^(m)(s_{t+1}, a') )
+ * (Polyak averaging, τ) is run with M dropout masks; each sample m gives a scalar target and the
+ * target is their minimum (as Jaques et al.'s code: per sample r + γ·LSE, then min over samples):
+ *   y_t = min_m [ r_t/c + κ_t + γ_t · log Σ_a' exp Ψ_θ⁻^(m)(s_{t+1}, a') ]
+ *       = r_t/c + κ_t + γ_t · min_m log Σ_a' exp Ψ_θ⁻^(m)(s_{t+1}, a')          (γ_t ≥ 0)
+ * (not log Σ_a' exp min_m Ψ^(m)(s', a'), the minimum per action: with V = 4000 tokens, M = 5,
+ * N(0, 1) logits and logit noise σ = 0.3 that lowers every token's target by 0.37 nats below the
+ * samples' mean soft value, against 0.01 — a per-token tax that favours short turns;
+ * tests/agents/batch-kl-target.test.ts prints both).
+ * κ_t is the KL control (`klTerm`): `prior` (default) κ = log p(a_t|s_t), Ψ-learning's prior term,
+ * whose fixed point maximises E[Σ r/c] − KL(π‖p); `log-ratio` κ = log p(a_t|s_t) − log π_θ(a_t|s_t),
+ * Way Off-Policy's KL-control reward c·(log p − log q) in units of c (π_θ: the current network's
+ * policy, no gradient through it), which also charges the policy's own log-probability.
  * Loss: Huber(Ψ_θ(s_t, a_t) − y_t), averaged over the tokens of a minibatch of transcript windows.
  *
  * Long transcripts are read through the same sliding windows as the sampler (`windowStart`), so a
@@ -135,7 +148,30 @@ export interface Transition {
 export interface EncodedDialog { id: string; tokens: number[]; transitions: Transition[] }
 
 /** The token sequence of a logged dialog and its transitions (see the header for the MDP). */
-export function encodeDialog(d: LoggedDialog, tok: BpeTokenizer, cfg: Pick<BatchKlConfig, 'gamma' | 'rewardOffset' | 'rewardScale' | 'rewardOn' | 'prompt'>): EncodedDialog {
+/** A run's frozen statistics of the logged utterance rewards (`rewardNorm`). */
+export interface RewardNorm { mode: 'zscore' | 'center' | 'none'; mean: number; std: number; count: number }
+
+/**
+ * The statistics of the rewards logged for teacher utterances (one value per utterance, whatever
+ * its length) over a run's data; `apply` maps a logged reward by them.
+ */
+export function rewardNorm(dialogs: readonly LoggedDialog[], mode: RewardNorm['mode']): RewardNorm {
+  const xs: number[] = [];
+  for (const d of dialogs) d.turns.forEach((t, k) => { if (t.role === 'teacher' && d.rewards.has(k + 1)) xs.push(d.rewards.get(k + 1)!); });
+  const n = xs.length, mean = n ? xs.reduce((a, b) => a + b, 0) / n : 0;
+  const std = n > 1 ? Math.sqrt(xs.reduce((a, x) => a + (x - mean) ** 2, 0) / (n - 1)) : 0;
+  return { mode, mean, std, count: n };
+}
+
+export function applyRewardNorm(r: number, norm: RewardNorm): number {
+  if (norm.mode === 'none') return r;
+  if (norm.mode === 'center') return r - norm.mean;
+  return norm.std > 1e-8 ? (r - norm.mean) / norm.std : r - norm.mean;
+}
+
+const NO_NORM: RewardNorm = { mode: 'none', mean: 0, std: 1, count: 0 };
+
+export function encodeDialog(d: LoggedDialog, tok: BpeTokenizer, cfg: Pick<BatchKlConfig, 'gamma' | 'rewardOffset' | 'rewardScale' | 'rewardOn' | 'prompt'>, norm: RewardNorm = NO_NORM): EncodedDialog {
   const sp = tok.special;
   const tokens: number[] = [];
   const prompt = d.prompt ?? cfg.prompt;
@@ -175,7 +211,7 @@ export function encodeDialog(d: LoggedDialog, tok: BpeTokenizer, cfg: Pick<Batch
   utterances.forEach((u, ui) => {
     if (!u.positions.length) return;
     const r0 = d.rewards.get(u.turn + 1);
-    const r = r0 === undefined ? 0 : (r0 - cfg.rewardOffset) * cfg.rewardScale;
+    const r = r0 === undefined ? 0 : (applyRewardNorm(r0, norm) - cfg.rewardOffset) * cfg.rewardScale;
     const next = utterances[ui + 1];
     const nextStart = next && next.positions.length ? next.positions[0]! : -1;
     u.positions.forEach((pos, j) => {
@@ -312,6 +348,22 @@ function basePrecompute(base: TransformerLM, ds: Dataset, chunk = 16): { lse: Fl
   return { lse, logp, nextLse };
 }
 
+/**
+ * Jaques et al.'s pessimism over M dropout samples of the target network: for each of `n` rows,
+ * min_m log Σ_a exp z_m(row, a) — the minimum of the samples' scalar soft values (rows of V logits).
+ */
+export function pessimisticSoftValue(samples: readonly Float32Array[], n: number, V: number): Float64Array {
+  const out = new Float64Array(n).fill(Infinity);
+  for (const z of samples) for (let q = 0; q < n; q++) out[q] = Math.min(out[q]!, logSumExp(z, q * V, V));
+  return out;
+}
+
+/** The TD target of one token (see the header): r/c + κ + γ·V(s'), κ by `klTerm`. */
+export function tdTarget(x: { reward: number; klCoef: number; logPrior: number; logPolicy: number; discount: number; nextValue: number }, klTerm: BatchKlConfig['klTerm']): number {
+  const kappa = klTerm === 'log-ratio' ? x.logPrior - x.logPolicy : x.logPrior;
+  return x.reward / x.klCoef + kappa + x.discount * x.nextValue;
+}
+
 // ------------------------------------------------------------------------------------------------
 // Training
 
@@ -358,10 +410,13 @@ export async function trainBatchKl(config: BatchKlConfig, opts: TrainBatchKlOpti
   // ---- data
   let logged = readLoggedDialogs(cfg.data, cfg.rewardKey);
   if (cfg.maxDialogs > 0) logged = logged.slice(0, cfg.maxDialogs);
-  const encoded = logged.map(d => encodeDialog(d, tok, cfg)).filter(d => d.transitions.length > 0);
+  // The run's reward statistics: computed once from its data, frozen, saved with it.
+  const norm = rewardNorm(logged, cfg.rewardNorm);
+  await writeFile(path.join(out, 'config.json'), JSON.stringify({ algo: 'batch-kl', ...cfg, base: baseDir, rewardStats: norm }, null, 2) + '\n');
+  const encoded = logged.map(d => encodeDialog(d, tok, cfg, norm)).filter(d => d.transitions.length > 0);
   if (!encoded.length) throw new BadConfig(`batch-kl: no teacher turns in ${cfg.data}`);
   const ds = buildDataset(encoded, C);
-  log(`batch-kl: ${ds.stats.dialogs} dialogs, ${ds.stats.transitions} teacher tokens, ${ds.stats.windows} windows, mean token reward ${ds.stats.rewardMean.toFixed(3)} (base ${baseDir})`);
+  log(`batch-kl: ${ds.stats.dialogs} dialogs, ${ds.stats.transitions} teacher tokens, ${ds.stats.windows} windows, utterance reward mean ${norm.mean.toFixed(3)} s.d. ${norm.std.toFixed(3)} (${norm.count}; ${norm.mode}), mean token reward after it ${ds.stats.rewardMean.toFixed(3)} (base ${baseDir})`);
   const pre = basePrecompute(base, ds);
 
   // ---- the Q-network (a copy of the base with dropout) and its target network
@@ -392,17 +447,22 @@ export async function trainBatchKl(config: BatchKlConfig, opts: TrainBatchKlOpti
         const where = new Map(nextWins.map((w, k) => [w, k]));
         const nrows: number[] = [], slot = new Int32Array(n).fill(-1);
         nextItems.forEach((s, q) => { if (s) { slot[q] = nrows.length; nrows.push(npack.rowOf(where.get(s.win)!, s.row)); } });
-        let minZ: Float32Array | null = null;
-        for (let m = 0; m < cfg.targetSamples; m++) {
-          const z = logitsAt(target, npack, Int32Array.from(nrows), cfg.dropout > 0 ? rng.seed() : undefined);
-          if (!minZ) minZ = z; else for (let j = 0; j < z.length; j++) if (z[j]! < minZ[j]!) minZ[j] = z[j]!;
-        }
-        for (let q = 0; q < n; q++) if (slot[q]! >= 0) vNext[q] = logSumExp(minZ!, slot[q]! * V, V) - pre.nextLse[idx[q]!]!;
+        const samples: Float32Array[] = [];
+        for (let m = 0; m < cfg.targetSamples; m++) samples.push(logitsAt(target, npack, Int32Array.from(nrows), cfg.dropout > 0 ? rng.seed() : undefined));
+        // Each sample's scalar value at s', then the minimum over samples (lse0(s') is the same in all).
+        const soft = pessimisticSoftValue(samples, nrows.length, V);
+        for (let q = 0; q < n; q++) if (slot[q]! >= 0) vNext[q] = soft[slot[q]!]! - pre.nextLse[idx[q]!]!;
+      }
+      // log π_θ(a|s) of the current network (no dropout, no gradient), for the log-ratio KL term.
+      const logPolicy = new Float32Array(n);
+      if (cfg.klTerm === 'log-ratio') {
+        const z = logitsAt(online, pack, Int32Array.from(rows));
+        for (let q = 0; q < n; q++) logPolicy[q] = z[q * V + ds.items[idx[q]!]!.t.action]! - logSumExp(z, q * V, V);
       }
       let ysum = 0;
       for (let q = 0; q < n; q++) {
         const it = ds.items[idx[q]!]!;
-        y[q] = it.t.reward / cfg.klCoef + pre.logp[idx[q]!]! + it.t.discount * vNext[q]!;
+        y[q] = tdTarget({ reward: it.t.reward, klCoef: cfg.klCoef, logPrior: pre.logp[idx[q]!]!, logPolicy: logPolicy[q]!, discount: it.t.discount, nextValue: vNext[q]! }, cfg.klTerm);
         ysum += y[q]!;
       }
 
@@ -450,7 +510,7 @@ export async function trainBatchKl(config: BatchKlConfig, opts: TrainBatchKlOpti
       metadata: {
         backend: backendInfo() ? { name: backendInfo()!.name, tfBackend: backendInfo()!.tfBackend, features: backendInfo()!.features } : null,
         algo: 'batch-kl', base: baseDir, data: cfg.data, step: cfg.steps, trainSeconds: (Date.now() - t0) / 1000,
-        numParams: online.numParams, dataset: ds.stats,
+        numParams: online.numParams, dataset: ds.stats, rewardStats: norm,
         sampling: 'softmax of the logits at temperature 1 is the Ψ-policy π(a|s) ∝ exp Ψ(s,a) (see agents/batch-kl.ts)',
       },
     });

@@ -19,7 +19,7 @@ import { PROJECT_ROOT } from '../core/paths.ts';
 export const BATCH_KL_COMMAND: CommandSpec = {
   command: 'colloquy train --algo batch-kl',
   usage: '--data FILE.jsonl [options]',
-  summary: 'Offline learning from logged chats (Jaques et al. 2019, "Way Off-Policy"): token-level KL-control Q-learning to the base model (Ψ-learning; target = min over M dropout samples of a target network; the utterance\'s reward on each of its tokens; γ per turn). The result is an LM checkpoint whose softmax is the learnt policy. A --config file is read first (fields: configs/agents/batch-kl.ts); --set and the flags override it.',
+  summary: 'Offline learning from logged chats (Jaques et al. 2019, "Way Off-Policy"): token-level KL-control Q-learning to the base model (Ψ-learning; target = min over M dropout samples of each sample\'s scalar target; the utterance\'s reward, z-scored by the run\'s statistics, on each of its tokens; γ per turn). The result is an LM checkpoint whose softmax is the learnt policy. A --config file is read first (fields: configs/agents/batch-kl.ts); --set and the flags override it.',
   schema: BatchKlConfigSchema,
   set: 'rewardOn=last-token',
   flags: [
@@ -32,7 +32,9 @@ export const BATCH_KL_COMMAND: CommandSpec = {
     { name: 'kl-coef', field: 'klCoef', metavar: 'C' },
     { name: 'gamma', field: 'gamma', metavar: 'G' },
     { name: 'reward-key', field: 'rewardKey', metavar: 'K' },
+    { name: 'reward-norm', field: 'rewardNorm' },
     { name: 'reward-offset', field: 'rewardOffset' },
+    { name: 'kl-term', field: 'klTerm' },
     { name: 'lr', field: 'learningRate' },
     { name: 'samples', field: 'targetSamples', metavar: 'M' },
     { name: 'seed', field: 'seed' },

@@ -104,7 +104,7 @@ describe('batch-kl learning', () => {
     writeFileSync(data, lines.join('\n') + '\n');
     const out = path.join(dir, 'run');
     const before = tf.memory().numTensors;
-    const code = await run(['--algo', 'batch-kl', '--data', data, '--model', defaultModelDir(), '--out', out, '--steps', '60', '--lr', '1e-3', '--samples', '3', '--reward-offset', '0.5', '--set', 'logEvery=20']);
+    const code = await run(['--algo', 'batch-kl', '--data', data, '--model', defaultModelDir(), '--out', out, '--steps', '60', '--lr', '1e-3', '--samples', '3', '--set', 'logEvery=20']);
     expect(code).toBe(0);
     expect(tf.memory().numTensors).toBe(before); // every model, optimizer and tensor of the run is freed
 
@@ -112,9 +112,13 @@ describe('batch-kl learning', () => {
     expect(metrics.map(m => m.update)).toEqual([20, 40, 60]);
     expect(metrics.every(m => Number.isFinite(m['losses/td_loss']) && m['objective/kl']! > 0)).toBe(true);
 
+    // The run's reward statistics (z-score by default), computed once from its data and saved with it.
+    const runCfg = JSON.parse(readFileSync(path.join(out, 'config.json'), 'utf8')) as { rewardStats: { mode: string; mean: number; count: number } };
+    expect(runCfg.rewardStats).toMatchObject({ mode: 'zscore', count: 40 });
+    expect(runCfg.rewardStats.mean).toBeCloseTo((0.9 + 0.15) / 2, 9);
     const base = (await loadCheckpoint(defaultModelDir())).model;
     const ck = await loadCheckpoint(path.join(out, 'checkpoint'));
-    expect(ck.metadata).toMatchObject({ algo: 'batch-kl' });
+    expect(ck.metadata).toMatchObject({ algo: 'batch-kl', rewardStats: { mode: 'zscore', count: 40 } });
     const head = tok.encode(PROMPT);
     const logp = (m: typeof base, text: string) => m.sequenceLogProbs([head], [tok.encodeOrdinary(text)])[0]!.reduce((a, b) => a + b, 0);
     const gain = { happy: logp(ck.model, HAPPY) - logp(base, HAPPY), sad: logp(ck.model, SAD) - logp(base, SAD) };
