@@ -1,9 +1,14 @@
 /**
  * Hostile frames: at least 1,000 malformed or hostile frames on one connection, each answered with
  * a coded error, while a well-behaved client on another connection completes its episodes with
- * exactly the trajectories of the env in process.
+ * exactly the trajectories of the env in process. Then a property-based fuzzer (fast-check) over
+ * every op's schema: requests whose fields are valid, hostile or of the wrong type, each answered
+ * exactly once (a result or a coded error that names no server path), while a neighbour's seeded
+ * trajectory beside the attack stays bit for bit that of the env in process.
  */
+import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { PROJECT_ROOT } from '../../core/paths.ts';
 import { connectVectorEnv } from '../../agents/client.ts';
 import { ERROR_CODES, Rng, makeVec, type VectorEnv } from '../../env/index.ts';
 import { rawClient, startTestServer, type RawClient, type TReply, type TestServer } from './helpers.ts';
@@ -157,4 +162,93 @@ describe('fuzz: hostile frames', () => {
     expect((await d.call({ op: 'ping' })).ok).toBe(true);
     d.close();
   });
+});
+
+// ---- property-based: every op's schema, valid and hostile values, a neighbour beside it ----
+
+const hostileString = fc.oneof(
+  fc.string({ maxLength: 40 }),
+  fc.constantFrom('__proto__', 'constructor', 'toString', '/etc/passwd', '/dev/zero', '../../../etc/passwd', 'cohen', 'base', '', 'x'.repeat(300), 'Echo-v0', 'TeacherStudent-v0', '\u0000', '..'),
+);
+const hostileNumber = fc.oneof(
+  fc.integer({ min: -3, max: 8 }),
+  fc.constantFrom(0, -1, 1.5, 2 ** 31, 2 ** 53 + 1, 1e300, -0, 1025, 65536, Number.MAX_SAFE_INTEGER),
+);
+const leaf = fc.oneof(hostileString, hostileNumber, fc.boolean(), fc.constant(null));
+const value = fc.letrec(tie => ({
+  v: fc.oneof({ depthSize: 'small', maxDepth: 3 }, leaf, fc.array(tie('v'), { maxLength: 4 }), fc.dictionary(hostileString, tie('v'), { maxKeys: 4 })),
+})).v;
+/** A field: usually of its own type, sometimes anything. */
+const field = <T>(good: fc.Arbitrary<T>) => fc.oneof({ weight: 4, arbitrary: good }, { weight: 1, arbitrary: value });
+const maybe = <T>(a: fc.Arbitrary<T>) => fc.option(a, { nil: undefined });
+
+/** Requests of every op, shaped by its schema (protocol/v1.ts), for sessions `sessions` (the attacker's own). */
+function requests(sessions: string[]): fc.Arbitrary<Record<string, unknown>> {
+  const session = field(fc.oneof(fc.constantFrom(...sessions), hostileString));
+  const kwargs = fc.oneof(
+    fc.record({ obsSize: maybe(field(fc.integer({ min: 1, max: 600 }))), nActions: maybe(field(fc.integer({ min: 1, max: 20 }))), episodeLength: maybe(field(fc.integer({ min: 1, max: 50 }))) }, { requiredKeys: [] }),
+    fc.record({ reward: maybe(hostileString), model: maybe(hostileString), student: maybe(fc.oneof(fc.constantFrom('base', 'scripted', 'human'), fc.record({ checkpoint: hostileString }))) }, { requiredKeys: [] }),
+    fc.dictionary(hostileString, value, { maxKeys: 4 }),
+  );
+  const seed = fc.oneof(fc.nat(), fc.stringMatching(/^[0-9]{1,30}$/), fc.array(fc.oneof(fc.nat(), fc.constant(null)), { maxLength: 3 }), value);
+  const strip = (o: Record<string, unknown>) => Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined));
+  return fc.oneof(
+    fc.record({ op: fc.constant('make'), env: field(fc.constantFrom('Echo-v0', 'TeacherStudent-v0', 'Nope-v0')), kwargs: maybe(field(kwargs)), numEnvs: maybe(field(fc.oneof(fc.integer({ min: 1, max: 4 }), hostileNumber))),
+      autoresetMode: maybe(field(fc.constantFrom('next-step', 'same-step', 'disabled'))), obsEncoding: maybe(field(fc.constantFrom('json', 'f64'))) }).map(strip),
+    fc.record({ op: fc.constant('reset'), session, seed: maybe(seed), options: maybe(field(fc.dictionary(hostileString, value, { maxKeys: 3 }))) }).map(strip),
+    fc.record({ op: fc.constant('step'), session, actions: field(fc.array(fc.oneof(fc.integer({ min: -1, max: 20 }), value), { maxLength: 5 })) }),
+    fc.record({ op: fc.constantFrom('close', 'state'), session }),
+    fc.record({ op: fc.constant('ping') }),
+    fc.record({ op: fc.constant('resume'), session, token: field(hostileString), pending: maybe(field(fc.array(fc.oneof(fc.nat(), hostileString), { maxLength: 4 }))) }).map(strip),
+    fc.record({ op: fc.constant('step'), session, actions: fc.constant([0]), extra: value }),
+  );
+}
+
+describe('fuzz: property-based over every op', () => {
+  it('each request gets exactly one reply, a result or a coded error naming no server path; the neighbour\'s trajectory is unchanged', async () => {
+    const c: RawClient = await rawClient(srv.wsUrl);
+    const own: string[] = [];
+    for (const numEnvs of [1, 2]) own.push((await c.call({ op: 'make', env: 'Echo-v0', numEnvs })).result.session as string);
+    await c.call({ op: 'reset', session: own[1], seed: 1 });
+    const codes = new Map<string, number>();
+    let stop = false;
+    const attack = fc.assert(fc.asyncProperty(requests(own), async req => {
+      const before = c.received.length;
+      const r = await c.call(req, 20_000);
+      expect(c.received.length - before).toBe(1);
+      if (r.ok) {
+        if (req.op === 'make') own.push(r.result.session as string);
+        codes.set('ok', (codes.get('ok') ?? 0) + 1);
+        return;
+      }
+      expect(ERROR_CODES).toContain(r.error!.code);
+      expect(r.error!.code).not.toBe('INTERNAL');
+      expect(r.error!.message).not.toContain(PROJECT_ROOT);
+      expect(r.error!.message).not.toMatch(/root:x:/);
+      codes.set(r.error!.code, (codes.get(r.error!.code) ?? 0) + 1);
+    }), { numRuns: 400, seed: 14, endOnFailure: true }).finally(() => { stop = true; });
+    const neighbour = (async () => {
+      let steps = 0;
+      const kwargs = { episodeLength: 10 };
+      const remote = await connectVectorEnv<number[], number>(srv.wsUrl, { env: 'Echo-v0', numEnvs: 3, kwargs });
+      const local = makeVec('Echo-v0', { numEnvs: 3, kwargs }) as VectorEnv<number[], number>;
+      expect(JSON.stringify(await remote.reset({ seed: 11 }))).toBe(JSON.stringify(await local.reset({ seed: 11 })));
+      const rng = new Rng(5);
+      while (!stop || steps < 50) {
+        const actions = Array.from({ length: 3 }, () => rng.int(16));
+        expect(JSON.stringify(await remote.step(actions))).toBe(JSON.stringify(await local.step(actions)));
+        steps++;
+      }
+      await remote.close();
+      return steps;
+    })();
+    const [, steps] = await Promise.all([attack, neighbour]);
+    expect(steps).toBeGreaterThanOrEqual(50);
+    // The attack reached the env code (some requests went through) and the error paths.
+    expect(codes.get('ok') ?? 0).toBeGreaterThan(0);
+    expect(codes.size).toBeGreaterThan(4);
+    expect(Object.prototype).not.toHaveProperty('polluted');
+    expect((await c.call({ op: 'ping' })).ok).toBe(true);
+    c.close();
+  }, 120_000);
 });
