@@ -1,7 +1,7 @@
 /**
  * KL control, shared by the RL agents: per-token KL estimators, the exact KL between two
- * next-token distributions, and the KL coefficient controllers (fixed, and adaptive as in
- * Ziegler et al. 2019).
+ * next-token distributions, and the KL coefficient controllers (fixed, adaptive as in Ziegler et
+ * al. 2019, and a proportional-integral controller of log β that holds its target).
  *
  * With a token a sampled from the policy π and the base (prior) policy p, and
  * log r = log p(a) − log π(a) (Schulman, "Approximating KL divergence", 2020):
@@ -99,7 +99,7 @@ export interface KlController {
   toJSON(): KlControllerState;
 }
 
-export interface KlControllerState { kind: 'fixed' | 'adaptive'; value: number; target?: number; horizon?: number }
+export interface KlControllerState { kind: 'fixed' | 'adaptive' | 'pi'; value: number; target?: number; horizon?: number; integral?: number; error?: number }
 
 /** β stays where it is. */
 export class FixedKlController implements KlController {
@@ -129,16 +129,55 @@ export class AdaptiveKlController implements KlController {
   toJSON(): KlControllerState { return { kind: 'adaptive', value: this.value, target: this.target, horizon: this.horizon }; }
 }
 
+/**
+ * A proportional-integral controller of log β. With the error e = clip(ln(KL / target), −0.2, 1)
+ * of the batch,
+ *   I ← I + e · n / horizon,       ln β = I + kp · e
+ * with n the episodes of the batch. The integral term alone is Ziegler et al.'s rule in log space
+ * (β(1 + e·n/h) ≈ β·exp(e·n/h)) and settles where the KL meets the target; the proportional term
+ * answers a batch over the target at once, before the policy's next update spends more. The error
+ * is clipped asymmetrically: a KL below the target lowers β as slowly as Ziegler et al.'s rule (at
+ * the start the policy has not moved yet, which is no reason to stop penalising it: a symmetric
+ * ±1 dropped β threefold in the first update and overshot to 2.7× the target), a KL above it raises
+ * β up to five times as fast. The integral stops where β would leave [1e-4, 1e3] (no wind-up).
+ */
+export class PiKlController implements KlController {
+  private integral: number;
+  private error: number;
+  constructor(beta: number, readonly target: number, readonly horizon: number, readonly kp: number, saved?: { integral?: number; error?: number }) {
+    if (!(beta > 0)) throw new RangeError(`the PI KL controller needs an initial coefficient > 0, got ${beta}`);
+    if (!(target > 0)) throw new RangeError(`the PI KL controller needs a target > 0, got ${target}`);
+    if (!(horizon > 0)) throw new RangeError(`the PI KL controller needs a horizon > 0, got ${horizon}`);
+    if (!(kp >= 0)) throw new RangeError(`the PI KL controller needs kp >= 0, got ${kp}`);
+    this.error = saved?.error ?? 0;
+    this.integral = saved?.integral ?? Math.log(beta) - this.kp * this.error;
+  }
+  get value(): number { return Math.exp(this.integral + this.kp * this.error); }
+  update(currentKl: number, nSteps: number): void {
+    if (!Number.isFinite(currentKl)) return;
+    const e = Math.max(-0.2, Math.min(1, Math.log(Math.max(currentKl, 1e-12) / this.target)));
+    this.error = e;
+    this.integral = Math.max(Math.log(1e-4), Math.min(Math.log(1e3), this.integral + (e * nSteps) / this.horizon));
+  }
+  toJSON(): KlControllerState { return { kind: 'pi', value: this.value, target: this.target, horizon: this.horizon, integral: this.integral, error: this.error }; }
+}
+
 export interface KlControlConfig {
   /** Initial (or fixed) coefficient β. */
   beta: number;
-  /** Target KL per episode for the adaptive controller, or null for a fixed β. */
+  /** Target KL per episode for the adaptive controllers, or null for a fixed β. */
   target: number | null;
-  /** Horizon of the adaptive controller (in episodes). */
+  /** Horizon of the adaptive controllers (in episodes). */
   horizon: number;
+  /** 'ziegler' (Ziegler et al.'s proportional rule) or 'pi' (PiKlController); default 'ziegler'. */
+  controller?: 'ziegler' | 'pi';
+  /** Proportional gain of the PI controller. */
+  kp?: number;
 }
 
 export function makeKlController(c: KlControlConfig, state?: KlControllerState): KlController {
   const beta = state?.value ?? c.beta;
-  return c.target === null ? new FixedKlController(beta) : new AdaptiveKlController(beta, c.target, c.horizon);
+  if (c.target === null) return new FixedKlController(beta);
+  if (c.controller === 'pi') return new PiKlController(beta, c.target, c.horizon, c.kp ?? 1, state?.kind === 'pi' ? state : undefined);
+  return new AdaptiveKlController(beta, c.target, c.horizon);
 }

@@ -7,8 +7,9 @@
  * Per-token reward:  r_t = env reward_t − β·KL_t,  KL_t one of
  *   k1 = log π(a_t|s_t) − log p(a_t|s_t),  k3 = (r − 1) − log r with r = p/π,
  *   exact = KL(π(·|s_t) ‖ p(·|s_t)) from the full distributions.
- * β is fixed, or adaptive (Ziegler et al.): e = clip(KL/target − 1, ±0.2), β ← β(1 + e·n/horizon)
- * with KL the mean per-episode KL of the batch and n the episodes in it.
+ * β is fixed, or adaptive: Ziegler et al.'s e = clip(KL/target − 1, ±0.2), β ← β(1 + e·n/horizon),
+ * or a PI controller of ln β (kl.controller 'pi', kl.ts) that holds the target, with KL the mean
+ * per-episode KL of the batch (the estimator's, or the exact one: kl.measure) and n its episodes.
  * γ applies per dialog turn (between a teacher turn and the next), λ per token.
  */
 import * as tf from '@tensorflow/tfjs';
@@ -152,7 +153,8 @@ export async function trainPpoKl(config: PpoKlConfig, ctx: TrainContext): Promis
 
       // ---- adaptive β
       const meanKl = episodeKl.reduce((a, b) => a + b, 0) / Math.max(1, episodeKl.length);
-      kl.update(meanKl, episodes.length);
+      const measured = config.kl.measure === 'exact' ? mean(episodes.map(e => e.kl.reduce((a, b) => a + b, 0))) : meanKl;
+      kl.update(measured, episodes.length);
 
       // ---- metrics, samples, checkpoint
       update++;

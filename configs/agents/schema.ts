@@ -49,8 +49,11 @@ export const PpoKlConfigSchema = Type.Object({
   kl: Type.Object({
     estimator: Type.Union([Type.Literal('k1'), Type.Literal('k3'), Type.Literal('exact')], { default: 'k1', description: 'per-token KL in the reward: k1 = log π − log p, k3 = (r−1) − log r, exact = Σ π log(π/p)' }),
     beta: Type.Number({ minimum: 0, default: 0.05, description: 'KL coefficient β (initial value when adaptive)' }),
-    target: Type.Union([Type.Number({ exclusiveMinimum: 0 }), Type.Null()], { default: null, description: 'adaptive β (Ziegler et al.): target KL per episode in nats; null: fixed β' }),
-    horizon: Type.Number({ exclusiveMinimum: 0, default: 10000, description: 'adaptive β horizon, in episodes' }),
+    target: Type.Union([Type.Number({ exclusiveMinimum: 0 }), Type.Null()], { default: null, description: 'adaptive β: target KL per episode in nats; null: fixed β' }),
+    horizon: Type.Number({ exclusiveMinimum: 0, default: 10000, description: 'adaptive β horizon, in episodes (ziegler: β ← β(1 + e·n/horizon); pi: the integral term\'s time constant)' }),
+    controller: Type.Union([Type.Literal('ziegler'), Type.Literal('pi')], { default: 'ziegler', description: 'adaptive β rule: ziegler (Ziegler et al.: e = clip(KL/target − 1, ±0.2), β ← β(1 + e·n/horizon)) or pi (a PI controller of ln β on e = clip(ln(KL/target), −0.2, 1): I ← I + e·n/horizon, ln β = I + kp·e; agents/rl/kl.ts)' }),
+    kp: Type.Number({ minimum: 0, default: 1, description: 'pi controller: proportional gain on ln(KL/target)' }),
+    measure: Type.Union([Type.Literal('estimator'), Type.Literal('exact')], { default: 'estimator', description: 'the per-episode KL the adaptive rule reads: the estimator\'s (the penalised one) or the exact Σ KL(π‖p) over the agent\'s states (lower variance)' }),
   }, { additionalProperties: false, default: {} }),
 }, { additionalProperties: false });
 export type PpoKlConfig = Static<typeof PpoKlConfigSchema>;

@@ -2,7 +2,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import * as tf from '@tensorflow/tfjs';
 import { initBackend } from '../../models/backend.ts';
 import { Rng } from '../../core/rng.ts';
-import { AdaptiveKlController, FixedKlController, entropy, exactKl, k1, k2, k3, klEstimate, logSoftmax, makeKlController } from '../../agents/rl/kl.ts';
+import { AdaptiveKlController, FixedKlController, PiKlController, type KlController, entropy, exactKl, k1, k2, k3, klEstimate, logSoftmax, makeKlController } from '../../agents/rl/kl.ts';
 import { solveMixture } from '../../agents/rl/kl-mixture.ts';
 import { budgetTarget, mixtureOutputs } from '../../agents/rl/budget-policy.ts';
 import { sampleLogp } from '../../agents/rl/rollout.ts';
@@ -168,5 +168,72 @@ describe('KL-budgeted mixture', () => {
     expect(check([1.3, -0.7, 0])).toBeLessThan(2e-2);
     // The squared gap (α = 1 row only) moves the target logit τ, never the proposal.
     expect(check([0, 0, 0.4], i => i === 2 * (V + 1) - 1)).toBeLessThan(2e-2);
+  });
+});
+
+/**
+ * A plant for the adaptive KL controllers (issue 12, item 5): the policy's KL per episode moves a
+ * third of the way each update toward g/β (it spends more KL when β is lower; g doubles half-way, as
+ * when the policy finds a new way to earn reward), and each batch measures it with log-normal
+ * noise (s.d. 0.25 in log). 16 episodes per update, horizon 50 episodes, target 10 nats, β₀ = 0.1.
+ * Returns the policy's true KL per update.
+ */
+function simulateKl(controller: KlController, updates: number, seed: number): number[] {
+  const rng = new Rng(seed);
+  const normal = () => Math.sqrt(-2 * Math.log(1 - rng.random())) * Math.cos(2 * Math.PI * rng.random());
+  const trace: number[] = [];
+  let kl = 0;
+  for (let t = 0; t < updates; t++) {
+    const g = t < updates / 2 ? 2.4 : 4.8;
+    kl += (g / controller.value - kl) / 3;
+    trace.push(kl);
+    controller.update(kl * Math.exp(0.25 * normal()), 16);
+  }
+  return trace;
+}
+
+const meanOf = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
+/** |ln(mean KL / target)| over updates [from, to). */
+const offTarget = (trace: number[], from: number, to: number) => Math.abs(Math.log(meanOf(trace.slice(from, to)) / 10));
+
+describe('the PI KL controller', () => {
+  it('holds its target where Ziegler et al.\'s rule lags: less overshoot, and it follows a policy that starts spending more', () => {
+    const z = { peak: [] as number[], after: [] as number[], settled: [] as number[] }, p = { peak: [] as number[], after: [] as number[], settled: [] as number[] };
+    for (let seed = 1; seed <= 8; seed++) {
+      for (const [acc, c] of [[z, new AdaptiveKlController(0.1, 10, 50)], [p, new PiKlController(0.1, 10, 50, 1)]] as const) {
+        const tr = simulateKl(c, 80, seed);
+        acc.peak.push(Math.max(...tr));
+        acc.after.push(offTarget(tr, 40, 55));
+        acc.settled.push(offTarget(tr, 65, 80));
+      }
+    }
+    console.log(`KL controllers on the simulated plant (8 seeds; target 10 nats): peak KL ziegler ${meanOf(z.peak).toFixed(1)}, pi ${meanOf(p.peak).toFixed(1)}; |ln(mean KL/target)| in the 15 updates after the policy doubles its spending ziegler ${meanOf(z.after).toFixed(3)}, pi ${meanOf(p.after).toFixed(3)}; over the last 15 updates ziegler ${meanOf(z.settled).toFixed(3)}, pi ${meanOf(p.settled).toFixed(3)}`);
+    expect(meanOf(p.peak)).toBeLessThan(meanOf(z.peak));
+    expect(meanOf(p.after)).toBeLessThan(0.5 * meanOf(z.after));
+    expect(meanOf(p.settled)).toBeLessThan(0.1);
+  });
+
+  it('moves ln β by kp·e now and e·n/horizon for good, clips e to [−0.2, 1], ignores a non-finite KL and restores its state', () => {
+    const c = new PiKlController(0.1, 10, 50, 1);
+    c.update(20, 16);
+    const e = Math.log(2);
+    expect(Math.log(c.value)).toBeCloseTo(Math.log(0.1) + e * 16 / 50 + e, 12);
+    c.update(10, 16);
+    expect(Math.log(c.value)).toBeCloseTo(Math.log(0.1) + e * 16 / 50, 12);
+    c.update(1e6, 50);
+    expect(Math.log(c.value)).toBeCloseTo(Math.log(0.1) + e * 16 / 50 + 1 + 1, 12);
+    // Below the target (here: a policy that has not moved), β falls no faster than Ziegler et al.'s rule.
+    const high = Math.log(c.value);
+    c.update(0, 50);
+    expect(Math.log(c.value)).toBeCloseTo(high - 1 - 1 * 0.2 - 0.2, 12);
+    const v = c.value;
+    c.update(Number.NaN, 16);
+    expect(c.value).toBe(v);
+    const restored = makeKlController({ beta: 0.5, target: 10, horizon: 50, controller: 'pi', kp: 1 }, c.toJSON());
+    expect(restored).toBeInstanceOf(PiKlController);
+    expect(restored.value).toBeCloseTo(v, 12);
+    restored.update(20, 16);
+    c.update(20, 16);
+    expect(restored.value).toBeCloseTo(c.value, 12);
   });
 });
