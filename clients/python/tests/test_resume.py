@@ -106,3 +106,18 @@ def test_session_closed_during_the_drop_is_unknown(short_window: Server) -> None
         s2.reset(seed=1)
         s2.close()
         s.close()  # closing a session the server already closed is fine
+
+
+def test_resume_token_rotates_and_the_client_keeps_it(server: Server) -> None:
+    # A resume token works once (the server answers a new one each resume): a client that kept
+    # the token of `make` could not resume a second time.
+    want = reference(server.ws_url, 12)
+    with Client(server.ws_url) as c:
+        s = c.make("Echo-v0", KW, num_envs=2)
+        got = [s.reset(seed=21)]
+        for k in range(3):
+            c.drop_connection()
+            got += [s.step(a) for a in ACTIONS[4 * k:4 * k + 4]]
+        assert c.reconnects == 3
+        s.close()
+    same_results(got, want)
