@@ -14,6 +14,11 @@ import { ALGOS, KlBudgetConfigSchema, PpoKlConfigSchema, resolveAgentConfig, typ
 import { PROJECT_ROOT, defaultModelDir } from '../core/paths.ts';
 import { METRICS as M } from '../agents/metrics.ts';
 import { helpText, parseCommandLine, type CommandSpec } from './args.ts';
+import { loadCheckpoint } from '../models/checkpoint.ts';
+import type { TransformerLM } from '../models/lm.ts';
+import { ConservativeReference, ModelReference, type ReferencePolicy } from '../agents/imitation/reference.ts';
+import { loadEnsemble } from '../agents/imitation/imitators.ts';
+import type { ReferenceSpec } from '../agents/rl/policy-file.ts';
 
 /** The command line: flags of config fields take their check and help from the agent config schema. */
 export const TRAIN_COMMAND: CommandSpec = {
@@ -31,6 +36,7 @@ export const TRAIN_COMMAND: CommandSpec = {
     { name: 'token', type: 'string', metavar: 'T', describe: 'bearer token for --server (default $COLLOQUY_TOKEN)' },
     { name: 'local', type: 'boolean', describe: 'run the env in this process (the default without --server)' },
     { name: 'model', type: 'string', metavar: 'DIR', describe: 'the base model (KL prior; default: fetched from --server, else data/models/base)' },
+    { name: 'reference', type: 'string', metavar: 'SPEC', describe: 'KL reference: base (default), model:DIR (another LM checkpoint), or conservative:DIR (the conservative reference of an imitator ensemble folder; renormalised over the vocabulary for kl-budget); recorded in checkpoint/agent.json so that eval rebuilds it' },
     { name: 'out', type: 'string', metavar: 'DIR', describe: 'run folder (default runs/<algo>-<time>)' },
     { name: 'resume', type: 'boolean', describe: 'continue the run in --out from its checkpoint' },
     { name: 'steps', field: 'steps' },
@@ -65,7 +71,7 @@ export async function run(argv: string[]): Promise<number> {
   const cl = parseCommandLine(TRAIN_COMMAND, argv);
   if (cl.help) { console.log(helpText(TRAIN_COMMAND)); return 0; }
   const values = cl.values as {
-    algo?: Algo; config?: string; server?: string; token?: string; local?: boolean; model?: string; out?: string; resume?: boolean;
+    algo?: Algo; config?: string; server?: string; token?: string; local?: boolean; model?: string; reference?: string; out?: string; resume?: boolean;
     backend?: BackendChoice; 'no-progress'?: boolean; curves?: string;
   };
   if (values.curves) {
@@ -101,6 +107,8 @@ export async function run(argv: string[]): Promise<number> {
   if (!existsSync(path.join(baseDir, 'model.json'))) throw new BadConfig(`no base model at ${baseDir}; run 'colloquy pretrain' (or pass --model DIR)`);
   const { lm: base, tokenizer } = await loadDialogModel(baseDir);
 
+  const ref = await klReference(values.reference ?? 'base', config.algo);
+
   // ---- envs: N dialogs, autoreset in the same step (every step is a real step)
   let envs: VectorEnv<unknown, unknown>;
   if (values.server) {
@@ -114,7 +122,7 @@ export async function run(argv: string[]): Promise<number> {
 
   const out = path.resolve(values.out ?? path.join(PROJECT_ROOT, 'runs', `${config.algo}-${new Date().toISOString().replace(/[:.]/g, '-')}`));
   const ctx = {
-    envs, base, baseDir, tokenizer, out, resume: values.resume === true,
+    envs, base, baseDir, tokenizer, out, resume: values.resume === true, ...ref.ctx,
     progressBar: values['no-progress'] ? false : undefined,
     // The base folder may be re-pretrained later: its weights' hash says which model a run used.
     meta: { backend: info.name, server: values.server ?? null, argv, baseModelSha256: createHash('sha256').update(readFileSync(path.join(baseDir, 'weights.bin'))).digest('hex') },
@@ -130,6 +138,26 @@ export async function run(argv: string[]): Promise<number> {
     console.log(`train: ${res.updates} updates, ${res.envSteps} env steps in ${(res.seconds / 60).toFixed(1)} min${res.stoppedBy === 'minutes' ? ' (stopped by --minutes before the budget of --steps)' : ''}; last reward ${last?.[M.rewardMean]?.toFixed(3) ?? '-'}, KL ${last?.[M.klExact]?.toFixed(2) ?? '-'}; checkpoint ${res.checkpoint}`);
   } finally {
     await envs.close();
+    ref.dispose();
   }
   return 0;
+}
+
+/** The KL reference of --reference, with the description checkpoint/agent.json records. */
+async function klReference(spec: string, algo: Algo): Promise<{ ctx: { reference?: ReferencePolicy | TransformerLM; referenceSpec?: ReferenceSpec }; dispose: () => void }> {
+  const i = spec.indexOf(':');
+  const kind = i < 0 ? spec : spec.slice(0, i), dir = i < 0 ? '' : path.resolve(spec.slice(i + 1));
+  if (kind === 'base' && !dir) return { ctx: {}, dispose: () => {} };
+  if (kind === 'model' && dir) {
+    const m = (await loadCheckpoint(dir)).model;
+    const reference = new ModelReference(m, `model:${path.basename(dir)}`);
+    return { ctx: { reference, referenceSpec: { kind: 'model', dir, name: reference.name } }, dispose: () => m.dispose() };
+  }
+  if (kind === 'conservative' && dir) {
+    const ens = await loadEnsemble(dir);
+    const normalise = algo === 'kl-budget';
+    const reference = new ConservativeReference(ens.models, ens.file.plausible, undefined, { normalise });
+    return { ctx: { reference, referenceSpec: { kind: 'conservative', ensemble: dir, members: [...ens.file.plausible], normalise, name: reference.name } }, dispose: () => ens.dispose() };
+  }
+  throw new BadConfig(`--reference ${spec}: expected base, model:DIR or conservative:DIR`);
 }

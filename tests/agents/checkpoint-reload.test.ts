@@ -27,6 +27,7 @@ import { SessionPool } from '../../agents/eval/agents.ts';
 import type { RolloutPolicyAgent } from '../../agents/eval/rl-agent.ts';
 import type { Rng } from '../../core/rng.ts';
 import type { TransformerLM } from '../../models/lm.ts';
+import { run as trainCli } from '../../cli/train.ts';
 import { buildToyModel, toyKwargs } from './toy.ts';
 
 const root = path.join(os.tmpdir(), `colloquy-reload-${process.pid}`);
@@ -132,4 +133,26 @@ describe('eval checkpoint:RUN acts as the policy did in training', () => {
       expect(moved).toBeGreaterThan(0.05);
     });
   }
+});
+
+describe('colloquy train --reference', () => {
+  it('trains kl-budget against the conservative reference of an ensemble folder, which eval checkpoint:RUN rebuilds', async () => {
+    const out = path.join(root, 'cli-conservative');
+    const log = console.log;
+    console.log = () => {};
+    try {
+      expect(await trainCli(['--algo', 'kl-budget', '--local', '--model', dir, '--kwargs', JSON.stringify(toyKwargs(dir)), '--reference', `conservative:${ensDir}`,
+        '--updates', '1', '--steps', '0', '--num-envs', '2', '--set', 'criticHidden=8', '--out', out, '--no-progress'])).toBe(0);
+    } finally { console.log = log; }
+    const agentFile = JSON.parse(readFileSync(path.join(out, 'checkpoint', 'agent.json'), 'utf8')) as { reference: ReferenceSpec };
+    expect(agentFile.reference).toMatchObject({ kind: 'conservative', ensemble: ensDir, members: [0, 1], normalise: true });
+    const loaded = await loadAgent(`checkpoint:${out}`, { baseDir: path.join(root, 'nowhere'), tokenizer: model.tokenizer, maxTokens: 48 });
+    expect(((loaded.agent as RolloutPolicyAgent).base as { name?: string }).name).toBe(agentFile.reference.name);
+    loaded.dispose();
+    console.log = () => {};
+    try {
+      await expect(trainCli(['--algo', 'kl-budget', '--local', '--model', dir, '--reference', 'imitator', '--out', path.join(root, 'cli-bad')]))
+        .rejects.toMatchObject({ code: 'BAD_CONFIG', message: expect.stringMatching(/--reference imitator: expected base, model:DIR or conservative:DIR/) });
+    } finally { console.log = log; }
+  });
 });
