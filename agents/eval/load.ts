@@ -21,8 +21,18 @@ import { isEnsemble, loadEnsemble, type EnsembleFile } from '../imitation/imitat
 import { ModelAgent, type EvalAgent } from './agents.ts';
 import { loadRlAgent, readRunPolicy } from './rl-agent.ts';
 import { weightsSha256 } from '../rl/policy-file.ts';
+import { runRewardFile } from '../rl/reward-stats.ts';
 
-export interface LoadedAgent { agent: EvalAgent; dispose(): void }
+export interface LoadedAgent {
+  agent: EvalAgent;
+  dispose(): void;
+  /**
+   * An RL run's saved reward statistics (checkpoint/reward.json: its reward config with the z-score
+   * statistics frozen), for an evaluation that scores the run as it was scored in training (pass it
+   * as the env's `reward` kwarg); absent when the run's reward has no z-scored term.
+   */
+  rewardFile?: string;
+}
 
 export interface AgentContext {
   /** The env's base model folder. */
@@ -105,7 +115,8 @@ export async function loadAgent(spec: string, ctx: AgentContext, name?: string):
           }
           const base = await loadModel(baseDir);
           const agent = await loadRlAgent(dir, base, { name: label, maxTokens: ctx.maxTokens ?? 256 });
-          return { agent, dispose: () => agent.dispose() };
+          const rewardFile = runRewardFile(dir);
+          return { agent, dispose: () => agent.dispose(), ...(rewardFile ? { rewardFile } : {}) };
         }
       }
       return { agent: new ModelAgent(await loadModel(dir), label, { ...t, kind: 'rl' }), dispose: () => {} };

@@ -18,6 +18,7 @@ import { resolvePpoKlConfig } from '../../configs/agents/schema.ts';
 import { trainPpoKl } from '../../agents/rl/ppo-kl.ts';
 import { METRICS as M } from '../../agents/metrics.ts';
 import { loadRewardConfig } from '../../rewards/composite.ts';
+import { loadAgent } from '../../agents/eval/load.ts';
 import { startTestServer, type TestServer } from '../server/helpers.ts';
 import { buildToyModel, toyKwargs } from './toy.ts';
 
@@ -111,13 +112,16 @@ describe('z-scored rewards belong to one run', () => {
       expect(beside).toEqual(alone);
     });
 
-    it('saves its reward statistics with the checkpoint, frozen', () => {
+    it('saves its reward statistics with the checkpoint, frozen, and eval\'s loader hands them on', async () => {
       const file = path.join(out, 'checkpoint', 'reward.json');
       expect(existsSync(file)).toBe(true);
       const cfg = loadRewardConfig(file);
       expect(cfg.name).toBe('jaques');
       expect(cfg.frozenStats?.sentiment?.count).toBeGreaterThan(10);
       expect(cfg.frozenStats?.conversationLength).toBeUndefined();
+      const loaded = await loadAgent(`checkpoint:${out}`, { baseDir: dir, tokenizer: model.tokenizer, maxTokens: 48 });
+      expect(loaded.rewardFile).toBe(file);
+      loaded.dispose();
     });
 
     it('an env given the saved statistics scores with them and never moves them: order-independent rewards', async () => {
