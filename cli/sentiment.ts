@@ -1,7 +1,9 @@
 /**
  * `colloquy sentiment <train|eval|validate>`: train the TensorFlow.js sentiment classifier on
- * SST-2, evaluate scorers on a `label<TAB>sentence` file (accuracy and AUC), and validate them
- * against DailyDialog's emotion labels (AUC of happiness vs anger/disgust/sadness replies).
+ * SST-2 and DailyDialog's train-split emotion labels (an emotion head beside the sentiment head),
+ * evaluate scorers on any `label<TAB>sentence` file (accuracy and AUC), and validate them against
+ * DailyDialog's emotion labels (AUC of happiness vs anger/disgust/sadness replies, test and
+ * validation splits) and SST-2 dev.
  */
 import path from 'node:path';
 import { existsSync, readFileSync } from 'node:fs';
@@ -24,7 +26,7 @@ const bool = (name: string, describe: string): OptionFlag => ({ name, type: 'boo
 
 export const SENTIMENT_TRAIN: CommandSpec = {
   command: 'colloquy sentiment train',
-  summary: 'Train the neural sentiment classifier (TensorFlow.js) on SST-2, from GloVe word vectors; writes a checkpoint folder that the classifier scorer reads.',
+  summary: "Train the neural sentiment classifier (TensorFlow.js) on SST-2 and DailyDialog's train-split emotion labels, from GloVe word vectors; writes a checkpoint folder that the classifier scorer reads.",
   flags: [
     ...COMMON,
     str('train', 'FILE', 'training file (default DATA/sentiment/sst2_train.tsv)'),
@@ -86,16 +88,17 @@ export const SENTIMENT_EVAL: CommandSpec = {
 
 export const SENTIMENT_VALIDATE: CommandSpec = {
   command: 'colloquy sentiment validate',
-  summary: 'AUC of scorers separating happy from angry/disgusted/sad DailyDialog replies (emotion labels 4 vs 1, 2, 5).',
-  flags: [...EVAL_FLAGS, str('split', 'LIST', 'DailyDialog splits, comma-separated (default test,validation; the classifier trains on train only)')],
+  summary: 'AUC of scorers separating happy from angry/disgusted/sad DailyDialog replies (emotion labels 4 vs 1, 2, 5) on the test and validation splits, and their SST-2 dev accuracy.',
+  flags: [...EVAL_FLAGS, str('split', 'LIST', 'DailyDialog splits, comma-separated (default test,validation; the classifier trains on train only)'),
+    str('sst2', 'FILE', "also accuracy and AUC on this label<TAB>sentence file (default DATA/sentiment/sst2_dev.tsv when there; 'none' to skip)")],
 };
 
 const USAGE = `usage: colloquy sentiment <command> [options]
 
 commands:
-  train      train the neural sentiment classifier (TensorFlow.js) on SST-2, from GloVe word vectors
-  eval       accuracy and AUC of scorers on a label<TAB>sentence file (SST-2 dev by default)
-  validate   AUC of scorers separating happy from angry/disgusted/sad DailyDialog replies
+  train      train the neural sentiment classifier (TensorFlow.js) on SST-2 + DailyDialog emotions, from GloVe word vectors
+  eval       accuracy and AUC of scorers on any label<TAB>sentence file (SST-2 dev by default)
+  validate   AUC of scorers separating happy from angry/disgusted/sad DailyDialog replies (test, validation), SST-2 dev
 
 Run 'colloquy sentiment <command> --help' for its options (train: --epochs, --vectors, ...).`;
 
@@ -231,7 +234,7 @@ async function evaluate(argv: string[], mode: 'eval' | 'validate'): Promise<numb
   const spec = mode === 'eval' ? SENTIMENT_EVAL : SENTIMENT_VALIDATE;
   const cl = parseCommandLine(spec, argv);
   if (cl.help) { console.log(helpText(spec)); return 0; }
-  const values = cl.values as { 'data-dir'?: string; backend?: string; scorer?: string; data?: string; split?: string; model?: string; 'transformers-model'?: string; 'emotion-weights'?: string; json?: boolean };
+  const values = cl.values as { 'data-dir'?: string; backend?: string; scorer?: string; data?: string; split?: string; sst2?: string; model?: string; 'transformers-model'?: string; 'emotion-weights'?: string; json?: boolean };
   const which = values.scorer ?? 'all';
   const known = ['vader', 'classifier', 'classifier-emotion', 'transformers'];
   const names = which === 'all' ? known : which.split(',').map(s => s.trim());
@@ -264,44 +267,48 @@ async function evaluate(argv: string[], mode: 'eval' | 'validate'): Promise<numb
   if (specs.some(s => s.name === 'classifier')) await initBackend(backendOf(values.backend));
 
   const data = dataDir(values['data-dir']);
-  if (mode === 'eval') {
-    const file = values.data ?? path.join(data, 'sentiment', 'sst2_dev.tsv');
-    const items = readLabeledTsv(file);
-    const labels = items.map(i => i.label);
-    const rows: EvalRow[] = [];
-    for (const spec of specs) {
-      const scorer = await createScorer(spec);
-      const t0 = performance.now();
-      const scores = (await scorer.score(items.map(i => i.text))).map(s => s.score);
-      rows.push({ scorer: scorer.name, n: items.length, accuracy: accuracy(scores, labels), auc: rocAuc(scores, labels), seconds: (performance.now() - t0) / 1000 });
-      await disposeScorer(scorer);
-    }
-    if (values.json) console.log(JSON.stringify({ file, results: rows }, null, 2));
+  const sstDefault = path.join(data, 'sentiment', 'sst2_dev.tsv');
+  const fileFor = mode === 'eval' ? values.data ?? sstDefault : values.sst2 === 'none' ? undefined : values.sst2 ?? (existsSync(sstDefault) ? sstDefault : undefined);
+  const items = fileFor ? readLabeledTsv(fileFor) : [];
+  const splits = mode === 'eval' ? [] : (values.split ?? 'test,validation').split(',').map(s => s.trim()).filter(s => s !== '');
+  const replies = new Map(splits.map(sp => [sp, loadDailyDialogReplies(path.join(data, 'dailydialog'), sp)]));
+  const fileRows: EvalRow[] = [];
+  const splitRows = new Map<string, ValidationResult[]>(splits.map(sp => [sp, []]));
+  for (const spec of specs) {
+    const scorer = await createScorer(spec);
+    for (const sp of splits) splitRows.get(sp)!.push(await validateOnEmotions(scorer, replies.get(sp)!));
+    if (fileFor) fileRows.push(await scoreFile(scorer, items));
+    await disposeScorer(scorer);
+  }
+  const fileResult = fileFor ? { file: fileFor, results: fileRows } : undefined;
+  if (values.json) {
+    if (mode === 'eval') console.log(JSON.stringify(fileResult, null, 2));
     else {
-      console.log(`${file}: ${items.length} sentences`);
-      console.log(`${'scorer'.padEnd(20)}${'accuracy'.padStart(10)}${'AUC'.padStart(9)}${'seconds'.padStart(10)}`);
-      for (const r of rows) console.log(`${r.scorer.padEnd(20)}${(100 * r.accuracy).toFixed(2).padStart(9)}%${r.auc.toFixed(4).padStart(9)}${r.seconds.toFixed(2).padStart(10)}`);
+      const dd = splits.length === 1 ? { split: splits[0], results: splitRows.get(splits[0]!) } : { splits: Object.fromEntries(splitRows) };
+      console.log(JSON.stringify({ ...dd, ...(fileResult ? { sst2: fileResult } : {}) }, null, 2));
     }
-  } else {
-    const splits = (values.split ?? 'test,validation').split(',').map(s => s.trim()).filter(s => s !== '');
-    const replies = new Map(splits.map(sp => [sp, loadDailyDialogReplies(path.join(data, 'dailydialog'), sp)]));
-    const rows = new Map<string, ValidationResult[]>(splits.map(sp => [sp, []]));
-    for (const spec of specs) {
-      const scorer = await createScorer(spec);
-      for (const sp of splits) rows.get(sp)!.push(await validateOnEmotions(scorer, replies.get(sp)!));
-      await disposeScorer(scorer);
-    }
-    if (values.json) console.log(JSON.stringify(splits.length === 1 ? { split: splits[0], results: rows.get(splits[0]!) } : { splits: Object.fromEntries(rows) }, null, 2));
-    else {
-      for (const sp of splits) {
-        const rs = rows.get(sp)!, r0 = rs[0];
-        console.log(`DailyDialog ${sp}: ${replies.get(sp)!.length} replies; happiness (4): ${r0?.positives ?? 0} vs anger/disgust/sadness (1,2,5): ${r0?.negatives ?? 0}`);
-        console.log(`${'scorer'.padEnd(20)}${'AUC'.padStart(8)}${'acc@0.5'.padStart(10)}${'mean happy'.padStart(12)}${'mean neg'.padStart(10)}${'seconds'.padStart(10)}`);
-        for (const r of rs) console.log(`${r.scorer.padEnd(20)}${r.auc.toFixed(4).padStart(8)}${(100 * r.accuracy).toFixed(2).padStart(9)}%${r.meanPositive.toFixed(3).padStart(12)}${r.meanNegative.toFixed(3).padStart(10)}${r.seconds.toFixed(2).padStart(10)}`);
-      }
-    }
+    return 0;
+  }
+  for (const sp of splits) {
+    const rs = splitRows.get(sp)!, r0 = rs[0];
+    console.log(`DailyDialog ${sp}: ${replies.get(sp)!.length} replies; happiness (4): ${r0?.positives ?? 0} vs anger/disgust/sadness (1,2,5): ${r0?.negatives ?? 0}`);
+    console.log(`${'scorer'.padEnd(20)}${'AUC'.padStart(8)}${'acc@0.5'.padStart(10)}${'mean happy'.padStart(12)}${'mean neg'.padStart(10)}${'seconds'.padStart(10)}`);
+    for (const r of rs) console.log(`${r.scorer.padEnd(20)}${r.auc.toFixed(4).padStart(8)}${(100 * r.accuracy).toFixed(2).padStart(9)}%${r.meanPositive.toFixed(3).padStart(12)}${r.meanNegative.toFixed(3).padStart(10)}${r.seconds.toFixed(2).padStart(10)}`);
+  }
+  if (fileResult) {
+    console.log(`${fileResult.file}: ${items.length} sentences`);
+    console.log(`${'scorer'.padEnd(20)}${'accuracy'.padStart(10)}${'AUC'.padStart(9)}${'seconds'.padStart(10)}`);
+    for (const r of fileRows) console.log(`${r.scorer.padEnd(20)}${(100 * r.accuracy).toFixed(2).padStart(9)}%${r.auc.toFixed(4).padStart(9)}${r.seconds.toFixed(2).padStart(10)}`);
   }
   return 0;
+}
+
+/** Accuracy (score > 0.5) and AUC of one scorer on labelled texts. */
+async function scoreFile(scorer: SentimentScorer, items: { label: number; text: string }[]): Promise<EvalRow> {
+  const labels = items.map(i => i.label);
+  const t0 = performance.now();
+  const scores = (await scorer.score(items.map(i => i.text))).map(s => s.score);
+  return { scorer: scorer.name, n: items.length, accuracy: accuracy(scores, labels), auc: rocAuc(scores, labels), seconds: (performance.now() - t0) / 1000 };
 }
 
 /** `name=w,name=w` → a weight map (names and ranges are checked when the scorer is made). */

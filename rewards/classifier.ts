@@ -156,9 +156,26 @@ export function vaderLexicon(): Map<string, number> {
 }
 
 /** FNV-1a hash of a string, for bigram buckets. */
-function hashString(s: string): number {
+export function hashString(s: string): number {
   let h = 0x811c9dc5;
   for (let i = 0; i < s.length; i++) { h ^= s.charCodeAt(i); h = Math.imul(h, 0x01000193); }
+  return h >>> 0;
+}
+
+/** FNV-1a step over the decimal digits of a non-negative integer (as its `String` would be hashed). */
+function fnvDigits(h: number, n: number): number {
+  if (n >= 10) h = fnvDigits(h, Math.floor(n / 10));
+  h ^= 48 + (n % 10);
+  return Math.imul(h, 0x01000193);
+}
+
+/** `hashString` of the ids joined by spaces, without building the string. */
+export function hashIds(ids: readonly number[], from: number, count: number): number {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < count; i++) {
+    if (i > 0) h = Math.imul(h ^ 32, 0x01000193);
+    h = fnvDigits(h, ids[from + i]!);
+  }
   return h >>> 0;
 }
 
@@ -375,8 +392,9 @@ export class SentimentClassifier {
     const order = this.arch.ngramOrder ?? 2;
     const out = new Int32Array(Math.max(0, s.length - 1) + (order >= 3 ? Math.max(0, s.length - 2) : 0));
     let k = 0;
-    for (let t = 0; t + 1 < s.length; t++) out[k++] = hashString(`${s[t]} ${s[t + 1]}`) % B;
-    if (order >= 3) for (let t = 0; t + 2 < s.length; t++) out[k++] = hashString(`${s[t]} ${s[t + 1]} ${s[t + 2]}`) % B;
+    // (hashIds(s, t, 2) is hashString(`${s[t]} ${s[t + 1]}`), the n-gram key of earlier checkpoints.)
+    for (let t = 0; t + 1 < s.length; t++) out[k++] = hashIds(s, t, 2) % B;
+    if (order >= 3) for (let t = 0; t + 2 < s.length; t++) out[k++] = hashIds(s, t, 3) % B;
     return out;
   }
 

@@ -72,20 +72,21 @@ class FastMember {
   private products(id: number): Float32Array {
     let p = this.cache.get(id);
     if (p) return p;
-    const F = this.shape.filters, d = this.d;
+    const F = this.shape.filters, d = this.d, conv = this.w.conv;
     const x = this.features(id);
     p = new Float32Array(this.slices * F);
-    this.w.conv.forEach((c, ci) => {
+    for (let ci = 0; ci < conv.length; ci++) {
+      const c = conv[ci]!, kernel = c.kernel;
       for (let i = 0; i < c.k; i++) {
         const base = (this.firstSlice[ci]! + i) * F;
         for (let j = 0; j < d; j++) {
           const xj = x[j]!;
           if (xj === 0) continue;
           const row = (i * d + j) * F;
-          for (let f = 0; f < F; f++) p[base + f]! += xj * c.kernel[row + f]!;
+          for (let f = 0; f < F; f++) p[base + f] += xj * kernel[row + f]!;
         }
       }
-    });
+    }
     if (this.cache.size >= this.cacheWords) this.cache.clear();
     this.cache.set(id, p);
     return p;
@@ -96,51 +97,56 @@ class FastMember {
    * `ngrams` are the text's hashed n-gram buckets, `vader` its VADER compound score.
    */
   run(ids: readonly number[], ngrams: ArrayLike<number>, vader: number, emotion?: Float32Array): number {
-    const F = this.shape.filters;
+    const F = this.shape.filters, conv = this.w.conv, first = this.firstSlice;
     const n = ids.length;
-    const prods = ids.map(id => this.products(id));
-    let feat: Float32Array = new Float32Array(this.w.conv.length * F);
+    const prods: Float32Array[] = new Array(n);
+    for (let t = 0; t < n; t++) prods[t] = this.products(ids[t]!);
+    const pooled = new Float32Array(conv.length * F);
     const h = new Float32Array(F);
-    this.w.conv.forEach((c, ci) => {
-      const windows = Math.max(1, n - c.k + 1);
-      const pooled = ci * F;
+    for (let ci = 0; ci < conv.length; ci++) {
+      const c = conv[ci]!, k = c.k, bias = c.bias;
+      const windows = Math.max(1, n - k + 1), o = ci * F;
       for (let t = 0; t < windows; t++) {
-        h.set(c.bias);
-        for (let i = 0; i < c.k && t + i < n; i++) {
-          const p = prods[t + i]!, base = (this.firstSlice[ci]! + i) * F;
-          for (let f = 0; f < F; f++) h[f]! += p[base + f]!;
+        h.set(bias);
+        for (let i = 0; i < k && t + i < n; i++) {
+          const p = prods[t + i]!, base = (first[ci]! + i) * F;
+          for (let f = 0; f < F; f++) h[f] += p[base + f]!;
         }
         // Pooled values start at 0: the max of ReLU outputs is the max of the pre-activations and 0.
-        for (let f = 0; f < F; f++) if (h[f]! > feat[pooled + f]!) feat[pooled + f] = h[f]!;
+        for (let f = 0; f < F; f++) if (h[f]! > pooled[o + f]!) pooled[o + f] = h[f]!;
       }
-    });
-    if (this.w.hidden) {
-      const H = this.shape.hidden, inDim = feat.length, out = new Float32Array(H);
-      out.set(this.w.hidden.bias);
-      for (let j = 0; j < inDim; j++) {
-        const v = feat[j]!;
-        if (v === 0) continue;
-        for (let u = 0; u < H; u++) out[u]! += v * this.w.hidden.kernel[j * H + u]!;
-      }
-      for (let u = 0; u < H; u++) if (out[u]! < 0) out[u] = 0;
-      feat = out;
     }
+    const feat = this.w.hidden ? this.hiddenLayer(pooled) : pooled;
     let logit = this.w.outBias;
-    for (let j = 0; j < feat.length; j++) logit += feat[j]! * this.w.outKernel[j]!;
-    if (this.w.bigram) for (let i = 0; i < ngrams.length; i++) logit += this.w.bigram[ngrams[i]!]!;
+    const outK = this.w.outKernel;
+    for (let j = 0; j < feat.length; j++) logit += feat[j]! * outK[j]!;
+    const bigram = this.w.bigram;
+    if (bigram) for (let i = 0; i < ngrams.length; i++) logit += bigram[ngrams[i]!]!;
     if (this.w.vader !== undefined) logit += vader * this.w.vader;
     const em = this.w.emotion;
     if (emotion && em) {
-      const E = this.shape.emotions;
+      const E = this.shape.emotions, ek = em.kernel;
       emotion.set(em.bias);
       for (let j = 0; j < feat.length; j++) {
         const v = feat[j]!;
         if (v === 0) continue;
-        for (let c = 0; c < E; c++) emotion[c]! += v * em.kernel[j * E + c]!;
+        for (let c = 0; c < E; c++) emotion[c] += v * ek[j * E + c]!;
       }
-      if (em.vader) for (let c = 0; c < E; c++) emotion[c]! += vader * em.vader[c]!;
+      if (em.vader) for (let c = 0; c < E; c++) emotion[c] += vader * em.vader[c]!;
     }
     return logit;
+  }
+
+  private hiddenLayer(pooled: Float32Array): Float32Array {
+    const H = this.shape.hidden, hid = this.w.hidden!, out = new Float32Array(H);
+    out.set(hid.bias);
+    for (let j = 0; j < pooled.length; j++) {
+      const v = pooled[j]!;
+      if (v === 0) continue;
+      for (let u = 0; u < H; u++) out[u] += v * hid.kernel[j * H + u]!;
+    }
+    for (let u = 0; u < H; u++) if (out[u]! < 0) out[u] = 0;
+    return out;
   }
 }
 

@@ -1,5 +1,5 @@
 import { describe, it, expect, beforeAll, afterAll, vi } from 'vitest';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, rm, writeFile, mkdir } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -38,8 +38,11 @@ describe('colloquy sentiment', () => {
     const j = await capture(['eval', '--scorer', 'vader', '--data', file, '--json']);
     expect(JSON.parse(j.out).results[0]).toMatchObject({ scorer: 'vader', n: 4, accuracy: 1, auc: 1 });
   });
-  itWithData('validate reports DailyDialog AUC per scorer', ['dailydialog/validation'], async () => {
-    const r = await capture(['validate', '--scorer', 'vader', '--json']);
+  itWithData('validate reports DailyDialog AUC per scorer, on the test and validation splits by default', ['dailydialog/validation', 'dailydialog/test'], async () => {
+    const both = await capture(['validate', '--scorer', 'vader']);
+    expect(both.code).toBe(0);
+    expect(both.out).toMatch(/DailyDialog test: \d+ replies[\s\S]*DailyDialog validation: \d+ replies/);
+    const r = await capture(['validate', '--scorer', 'vader', '--split', 'validation', '--json']);
     expect(r.code).toBe(0);
     const res = JSON.parse(r.out).results[0];
     expect(res.scorer).toBe('vader');
@@ -57,7 +60,7 @@ describe('colloquy sentiment', () => {
     const out = path.join(dir, 'clf');
     // From scratch: tests never read the 307 MB vectors package (tests/rewards/word-vectors.test.ts uses a tiny file).
     const t = await capture(['train', '--limit', '3000', '--epochs', '1', '--vectors', 'none', '--embed-dim', '16', '--widths', 'none', '--rnn', '16',
-      '--bigram-buckets', '4096', '--dev', 'none', '--out', out, '--backend', 'wasm']);
+      '--bigram-buckets', '4096', '--dev', 'none', '--dailydialog', 'none', '--out', out, '--backend', 'wasm']);
     expect(t.code).toBe(0);
     expect(t.out).toMatch(/saved/);
     expect(existsSync(path.join(out, 'classifier.json'))).toBe(true);
@@ -67,6 +70,32 @@ describe('colloquy sentiment', () => {
     expect(rows[1].n).toBe(872);
     // A plumbing check (3,000 phrases, one epoch): better than chance.
     expect(rows[1].auc).toBeGreaterThan(0.5);
+  }, 60_000);
+  it('train with conversational labels (an emotion head); eval scores any label<TAB>sentence file in both modes', async () => {
+    // A tiny SST-2-like file and a DailyDialog-shaped folder (train split) of generated dialogs.
+    const train = path.join(dir, 'conv-train.tsv'), dd = path.join(dir, 'dd');
+    await writeFile(train, ['label\tsentence', ...Array.from({ length: 60 }, (_, i) => (i % 2 ? '1\tgreat fun film' : '0\ta dull , boring film'))].join('\n'));
+    await mkdir(path.join(dd, 'train'), { recursive: true });
+    const dialogs = Array.from({ length: 40 }, () => 'where is the bus ? __eou__ thank you , that is wonderful __eou__ i hate this , go away __eou__');
+    await writeFile(path.join(dd, 'train', 'dialogues_train.txt'), dialogs.join('\n') + '\n');
+    await writeFile(path.join(dd, 'train', 'dialogues_emotion_train.txt'), dialogs.map(() => '0 4 1').join('\n') + '\n');
+    const out = path.join(dir, 'clf-emo');
+    const t = await capture(['train', '--train', train, '--dev', 'none', '--dailydialog', dd, '--vectors', 'none', '--embed-dim', '8', '--filters', '8',
+      '--bigram-buckets', '256', '--epochs', '6', '--lr', '0.01', '--out', out, '--backend', 'wasm']);
+    expect(t.code).toBe(0);
+    expect(t.out).toMatch(/DailyDialog train .*emotion head/);
+    const file = path.join(dir, 'mine.tsv');
+    await writeFile(file, 'label\tsentence\n1\tthank you , that is wonderful\n0\ti hate this , go away\n1\tgreat fun\n0\tboring\n');
+    const e = await capture(['eval', '--model', out, '--data', file, '--json', '--backend', 'wasm']);
+    const rows = JSON.parse(e.out).results as { scorer: string; n: number; auc: number }[];
+    expect(rows.map(x => x.scorer)).toEqual(['vader', 'classifier', 'classifier-emotion']);
+    expect(rows.every(x => x.n === 4)).toBe(true);
+    expect(rows[1]!.auc).toBe(1);
+    const w = await capture(['eval', '--model', out, '--data', file, '--scorer', 'classifier-emotion', '--emotion-weights', 'happiness=1,anger=-1,none=0']);
+    expect(w.out).toMatch(/classifier-emotion\s+\d/);
+    await expect(run(['eval', '--model', out, '--data', file, '--scorer', 'classifier-emotion', '--emotion-weights', 'joy=1'])).rejects.toMatchObject({ code: 'BAD_CONFIG' });
+    await expect(run(['eval', '--model', out, '--data', file, '--scorer', 'classifier-emotion', '--emotion-weights', 'anger'])).rejects.toMatchObject({ code: 'BAD_CONFIG' });
+    await expect(run(['train', '--train', train, '--dailydialog', path.join(dir, 'no-dd'), '--out', path.join(dir, 'y')])).rejects.toMatchObject({ code: 'NOT_FOUND' });
   }, 60_000);
   it('missing word vectors are a coded error before any training', async () => {
     // A training file of its own, so that the error comes from the vectors, with or without ../shared/data.

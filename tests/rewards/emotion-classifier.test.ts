@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { initBackend } from '../../models/backend.ts';
 import { trainClassifier, DEFAULT_TRAIN, conversationLabel } from '../../rewards/train-classifier.ts';
-import { SentimentClassifier, ClassifierScorer } from '../../rewards/classifier.ts';
+import { SentimentClassifier, ClassifierScorer, hashIds, hashString } from '../../rewards/classifier.ts';
 import { createScorer } from '../../rewards/sentiment.ts';
 import { DD_EMOTIONS, DEFAULT_EMOTION_WEIGHTS, emotionTransition, emotionValence, emotionWeightVector, loadDailyDialog } from '../../rewards/emotions.ts';
 import { BAD_INPUTS, expectValidScores } from './bad-inputs.ts';
@@ -99,6 +99,13 @@ describe('classifier with an emotion head (SST-2 + DailyDialog)', () => {
     const m1slow = await model.predictAll(texts, 64, [1]);
     for (let i = 0; i < texts.length; i++) expect(m1.positive[i]).toBeCloseTo(m1slow.positive[i]!, 5);
     model.useFastPath(true);
+  });
+  it("n-gram keys hashed from the ids are the earlier checkpoints' string hashes", () => {
+    const ids = [0, 1, 9, 10, 99, 100, 12345, 4294967, 7];
+    for (let t = 0; t + 2 < ids.length; t++) {
+      expect(hashIds(ids, t, 2)).toBe(hashString(`${ids[t]} ${ids[t + 1]}`));
+      expect(hashIds(ids, t, 3)).toBe(hashString(`${ids[t]} ${ids[t + 1]} ${ids[t + 2]}`));
+    }
   });
   it('saves and loads the emotion head; a loaded checkpoint scores on the fast path', async () => {
     const out = path.join(dir, 'ckpt');
