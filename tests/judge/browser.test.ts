@@ -114,7 +114,7 @@ describe('the judge page', () => {
     expect(srv.app.judging.judgements('study1')).toHaveLength(2);
     // Unanswered questions are named, and nothing is sent either.
     await page.fill('#reason', '');
-    await page.evaluate(() => { for (const i of document.querySelectorAll<HTMLInputElement>('input[name="complex"]')) i.checked = false; });
+    await page.evaluate(() => { document.querySelectorAll<HTMLInputElement>('input[name="complex"]').forEach(i => { i.checked = false; }); });
     await page.click('#submit');
     expect(await page.textContent('#form-error')).toMatch(/Please answer: Which teacher is more complex/);
     await page.check('input[name="complex"][value="right"]');
