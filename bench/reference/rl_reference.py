@@ -206,7 +206,7 @@ def sample_students(model, contexts, limits, temperature, stops, slack, gen):
         h = model.step(cache, tok, pos)
         probs = torch.softmax((h @ model.out.t()) / temperature, -1)
         tok = torch.multinomial(probs, 1, generator=gen)[:, 0]
-        pos = pos + 1
+        pos = (pos + 1).clamp(max=model.C - 1)  # rows already finished stay in the batch; their positions stop at the context
         t = tok.tolist()
         ended = torch.isin(tok, stop).tolist()
         for i in range(n):
