@@ -21,6 +21,8 @@ const COMMANDS: Record<string, Command> = {
   eval: { describe: 'evaluate agents on N dialogs with fixed seeds: reward, exact KL to base / D, empty turns, help requests (bootstrap CIs)', load: () => import('./eval.ts') },
   compare: { describe: 'train and evaluate the "mightn\'t do" imitation baseline vs KL-controlled RL; writes report.html + results.json', load: () => import('./compare.ts') },
   train: { describe: 'train a token-level RL agent with KL control (ppo-kl | kl-budget), over WebSocket (--server) or in process', load: () => import('./train.ts') },
+  'export-model': { describe: 'write a model checkpoint in the Hugging Face format (GPT-2: config.json, model.safetensors, tokenizer)', load: () => import('./export-model.ts') },
+  'import-model': { describe: 'read a GPT-2-family Hugging Face model folder into a Colloquy checkpoint', load: () => import('./import-model.ts') },
   'judge-add': { describe: 'add pairs of two agents\' transcripts (same env seed) for people to judge on /judge', load: async () => ({ run: (await import('./judge.ts')).runAdd }) },
   'judge-export': { describe: 'write people\'s judgements as JSONL with the agents named; print win rates with 95% intervals', load: async () => ({ run: (await import('./judge.ts')).runExport }) },
 };
