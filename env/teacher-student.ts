@@ -97,7 +97,7 @@ export class TeacherStudentEnv implements Env<TokenObs | TextObs, number | strin
   private closed = false;
 
   constructor(readonly kwargs: TeacherStudentKwargs, private readonly ctx: ResolvedEnvContext = resolveEnvContext()) {
-    this.modelDir = kwargs.model ?? ctx.modelDir;
+    this.modelDir = kwargs.model !== undefined ? ctx.checkpoint(kwargs.model) : ctx.modelDir;
     this.tokenizer = loadDialogTokenizer(this.modelDir);
     const budget = new Box(0, 1, [1], 'float32');
     if (kwargs.actionMode === 'token') {
@@ -132,7 +132,7 @@ export class TeacherStudentEnv implements Env<TokenObs | TextObs, number | strin
       this.student = new HumanStudent(this.modelDir, this.ctx.humanLobby);
       return;
     }
-    const studentDir = k.student === 'base' ? this.modelDir : k.student.checkpoint;
+    const studentDir = k.student === 'base' ? this.modelDir : this.ctx.checkpoint(k.student.checkpoint);
     const m = await loadDialogModel(studentDir);
     if (m.tokenizer.vocabSize !== this.tokenizer.vocabSize) throw new BadConfig('the student model must share the base model\'s tokenizer');
     // One student per model and temperature, shared by every env of the context: its batcher then
