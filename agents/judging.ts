@@ -122,7 +122,10 @@ export function bradleyTerry(js: readonly Judgement[], agents: readonly string[]
 function bradleyTerryWithIntervals(q: readonly Judgement[], agents: readonly string[], o: { resamples: number; seed: number }): { agent: string; strength: Interval }[] {
   const point = bradleyTerry(q, agents);
   const byPair = new Map<string, Judgement[]>();
-  for (const j of q) byPair.set(j.pairId, [...(byPair.get(j.pairId) ?? []), j]);
+  for (const j of q) {
+    const g = byPair.get(j.pairId);
+    if (g) g.push(j); else byPair.set(j.pairId, [j]);
+  }
   const groups = [...byPair.values()];
   const rng = new Rng(o.seed);
   const R = Math.min(o.resamples, 400);

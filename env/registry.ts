@@ -49,6 +49,8 @@ export function register(reg: EnvRegistration): void {
 export function unregister(id: string): boolean { return entries.delete(id); }
 
 export function registeredIds(): string[] { return [...entries.keys()].sort(); }
+/** Whether an env id is registered (a Map lookup: safe for any client-chosen string). */
+export function isRegistered(id: string): boolean { return entries.has(id); }
 
 function lookup(id: string): EnvRegistration {
   const reg = entries.get(id);

@@ -322,6 +322,8 @@ export interface EnsureBaseModelOptions {
   inProcess?: boolean;
   /** With the default corpus and config, install the shipped checkpoint instead of training (default true). */
   useShipped?: boolean;
+  /** Where the shipped checkpoint is built (default models/shipped/base; tests pass a fixture). */
+  shippedDir?: string;
   log?: (line: string) => void;
 }
 
@@ -336,9 +338,10 @@ export async function ensureBaseModel(opts: EnsureBaseModelOptions = {}): Promis
   if (await isCheckpoint(dir)) return { dir, created: false };
   const corpus = opts.corpus ?? 'shipped';
   // The default first start needs no training: the shipped checkpoint (models/shipped.ts), SHA-256 checked.
-  if (corpus === 'shipped' && !opts.configFile && opts.useShipped !== false && hasShippedModel()) {
-    log(`No base language model at ${dir}: installing the shipped one (${path.relative(PROJECT_ROOT, SHIPPED_MODEL_DIR)}, SHA-256 checked; pretrain a better one with colloquy pretrain).`);
-    await installShippedModel(dir);
+  const shipped = opts.shippedDir ?? SHIPPED_MODEL_DIR;
+  if (corpus === 'shipped' && !opts.configFile && opts.useShipped !== false && hasShippedModel(shipped)) {
+    log(`No base language model at ${dir}: installing the shipped one (${path.relative(PROJECT_ROOT, shipped)}, SHA-256 checked; pretrain a better one with colloquy pretrain).`);
+    await installShippedModel(dir, shipped);
     return { dir, created: true };
   }
   const minutes = opts.minutes ?? 5;

@@ -1,9 +1,10 @@
 /**
- * The base model that ships with Colloquy (`models/shipped/base/`): pretrained on the shipped corpus
- * by `node bin/run.mjs models/shipped/build.ts` (fixed seed, one thread, a fixed number of steps, so
+ * The reproducible base model (`models/shipped/base/`): pretrained on the shipped corpus by
+ * `node bin/run.mjs models/shipped/build.ts` (fixed seed, one thread, a fixed number of steps, so
  * the same command on the same backend rebuilds it bit for bit), ≤ 10 MB without optimizer state.
- * `SHA256SUMS` (the `sha256sum` format) lists every file; `installShippedModel` checks each hash
- * before it copies the checkpoint into place, so a first `npm start` serves in seconds instead of
+ * The repository keeps only `SHA256SUMS` (the `sha256sum` format: the hashes the build must give);
+ * the checkpoint itself is a build output, git-ignored. Once built, `installShippedModel` checks
+ * each hash before it copies the checkpoint into place, so `npm start` serves in seconds instead of
  * pretraining for minutes.
  */
 import { createHash } from 'node:crypto';
@@ -43,7 +44,7 @@ export function parseSums(text: string, where: string): Map<string, string> {
   return out;
 }
 
-/** Whether the shipped checkpoint is there (a clone has it; a trimmed copy may not). */
+/** Whether the shipped checkpoint has been built here (a fresh clone has only its SHA256SUMS). */
 export function hasShippedModel(dir = SHIPPED_MODEL_DIR): boolean {
   return existsSync(path.join(dir, SHIPPED_SUMS)) && existsSync(path.join(dir, 'model.json'));
 }

@@ -28,7 +28,7 @@ import type { WebSocket } from 'ws';
 import type { ErrorCode } from '../core/errors.ts';
 import type { SpaceJSON } from '../env/spaces.ts';
 import type { EnvProtocol } from './env-protocol.ts';
-import type { MakeResult, ResetResultWire, StateResult, StepResultWire } from '../protocol/v1.ts';
+import type { MakeResult, ResetResultWire, StepResultWire } from '../protocol/v1.ts';
 import { RNG_FACTS, unsafeValue } from '../protocol/v1.ts';
 
 export const OPENENV_PREFIX = '/openenv';
@@ -214,12 +214,11 @@ export class OpenEnvConnection {
     });
   }
 
-  private async state(): Promise<void> {
-    let rng: typeof RNG_FACTS = RNG_FACTS;
-    if (this.current) rng = (await this.call<StateResult>({ op: 'state', session: this.current.session })).rng;
+  /** Everything OpenEnv's state holds is this connection's own bookkeeping (the RNG facts are the server's constants). */
+  private state(): void {
     this.sendFrame('state', {
       episode_id: this.episodeId, step_count: this.stepCount, env_id: this.envId, kwargs: this.current?.kwargs ?? null, seed: this.seed,
-      terminated: this.ended.terminated, truncated: this.ended.truncated, session: this.current?.session ?? null, rng,
+      terminated: this.ended.terminated, truncated: this.ended.truncated, session: this.current?.session ?? null, rng: RNG_FACTS,
     });
   }
 

@@ -55,10 +55,8 @@ async function judgePlugin(app: FastifyInstance): Promise<void> {
       try {
         const { study, judge } = req.query;
         if (typeof study !== 'string' || typeof judge !== 'string') throw new ColloquyError('BAD_REQUEST', 'study and judge are required query parameters');
-        const next = judging.next(study, judge);
-        if (next) return next;
-        const listing = judging.studies().find(s => s.study === study);
-        return { done: true, study, progress: { judged: listing?.pairs ?? 0, total: listing?.pairs ?? 0 } };
+        const total = judging.pairCount(study);
+        return judging.next(study, judge) ?? { done: true, study, progress: { judged: total, total } };
       } catch (err) { return fail(reply, err); }
     });
 

@@ -14,28 +14,21 @@
  */
 import fp from 'fastify-plugin';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import { NameNotFound, toErrorBody } from '../../core/errors.ts';
-import { getSpec, registeredIds } from '../../env/registry.ts';
+import { NameNotFound } from '../../core/errors.ts';
+import { getSpec, isRegistered, registeredIds } from '../../env/registry.ts';
 import { OPENENV_PREFIX, OpenEnvConnection, openEnvSchema } from '../openenv.ts';
+import { refuse } from './auth.ts';
 
 type EnvRequest = FastifyRequest<{ Params: { env: string } }>;
-
-/** Own-property lookup of a client-chosen env id (never the registry's prototype). */
-function known(id: string): boolean { return new Set(registeredIds()).has(id); }
 
 async function openEnvPlugin(app: FastifyInstance): Promise<void> {
   const limits = { maxFrameBytes: app.config.limits.maxFrameBytes, maxPending: app.config.limits.maxPendingPerConnection };
 
-  /** 404 for an unknown env id; an upgrade is refused before it happens (nothing else would close the raw socket). */
+  /** 404 for an unknown env id; an upgrade is refused before it happens. */
   async function requireEnv(req: EnvRequest, reply: FastifyReply): Promise<void> {
-    const id = req.params.env;
-    if (known(id)) return;
-    if (req.headers.upgrade?.toLowerCase() === 'websocket') {
-      reply.header('connection', 'close');
-      reply.raw.once('finish', () => req.raw.socket.destroy());
-    }
-    const body = toErrorBody(new NameNotFound(id.slice(0, 200)));
-    await reply.code(404).send({ ok: false, error: body });
+    if (isRegistered(req.params.env)) return;
+    const e = new NameNotFound(req.params.env.slice(0, 200));
+    await refuse(req, reply, 404, e.code, e.message);
   }
 
   app.get(OPENENV_PREFIX, async () => ({ envs: registeredIds().map(id => ({ id, base_url: `${OPENENV_PREFIX}/${id}` })) }));

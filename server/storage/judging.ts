@@ -14,7 +14,7 @@
  * Errors: an unknown pair is NOT_FOUND; anything malformed is BAD_REQUEST (ColloquyError).
  */
 import { createHash, randomUUID } from 'node:crypto';
-import type { Database as Db } from 'better-sqlite3';
+import type { Database as Db, Statement } from 'better-sqlite3';
 import { ColloquyError } from '../../core/errors.ts';
 
 export interface JudgeQuestion { id: string; text: string }
@@ -121,13 +121,31 @@ function pairOf(r: PairRow): PairRecord {
 }
 
 export class JudgeStore {
-  constructor(private readonly db: Db, private readonly now: () => Date = () => new Date()) {}
+  private readonly s: { insertPair: Statement; insertJudgement: Statement; pair: Statement; candidates: Statement; total: Statement; studies: Statement; judgements: Statement };
+
+  constructor(private readonly db: Db, private readonly now: () => Date = () => new Date()) {
+    // Prepared once: every request of the page runs one or two of these.
+    const prep = (sql: string): Statement => db.prepare(sql);
+    this.s = {
+      insertPair: prep(`INSERT INTO judge_pairs (id, study, prompt_key, agent_a, agent_b, prompt, transcript_a, transcript_b, questions, source, created_at)
+        VALUES (@id, @study, @prompt_key, @agent_a, @agent_b, @prompt, @transcript_a, @transcript_b, @questions, @source, @created_at)
+        ON CONFLICT (study, agent_a, agent_b, prompt_key) DO NOTHING`),
+      insertJudgement: prep(`INSERT INTO judgements (pair_id, judge, question, choice, shown_left, reason, created_at)
+        VALUES (@pair_id, @judge, @question, @choice, @shown_left, @reason, @created_at) ON CONFLICT (pair_id, judge, question) DO NOTHING`),
+      pair: prep('SELECT * FROM judge_pairs WHERE id = ?'),
+      candidates: prep(`SELECT p.id AS id, (SELECT COUNT(DISTINCT judge) FROM judgements j WHERE j.pair_id = p.id) AS n
+        FROM judge_pairs p WHERE p.study = ? AND NOT EXISTS (SELECT 1 FROM judgements j WHERE j.pair_id = p.id AND j.judge = ?)`),
+      total: prep('SELECT COUNT(*) AS n FROM judge_pairs WHERE study = ?'),
+      studies: prep(`SELECT p.study AS study, COUNT(DISTINCT p.id) AS pairs, COUNT(j.id) AS judgements, COUNT(DISTINCT j.judge) AS judges
+        FROM judge_pairs p LEFT JOIN judgements j ON j.pair_id = p.id GROUP BY p.study ORDER BY p.study`),
+      judgements: prep(`SELECT j.id, j.pair_id, p.study, p.prompt_key, p.agent_a, p.agent_b, j.judge, j.question, j.choice, j.shown_left, j.reason, j.created_at
+        FROM judgements j JOIN judge_pairs p ON p.id = j.pair_id WHERE (@study IS NULL OR p.study = @study) ORDER BY j.id`),
+    };
+  }
 
   /** Add pairs (in one transaction); a pair already there (same study, agents and prompt key) is kept as it was. Returns the ids added. */
   addPairs(pairs: readonly NewPair[]): string[] {
-    const ins = this.db.prepare(`INSERT INTO judge_pairs (id, study, prompt_key, agent_a, agent_b, prompt, transcript_a, transcript_b, questions, source, created_at)
-      VALUES (@id, @study, @prompt_key, @agent_a, @agent_b, @prompt, @transcript_a, @transcript_b, @questions, @source, @created_at)
-      ON CONFLICT (study, agent_a, agent_b, prompt_key) DO NOTHING`);
+    const ins = this.s.insertPair;
     const rows = pairs.map(p => {
       const agentA = str(p.agentA, 'agentA', LIMITS.agentChars), agentB = str(p.agentB, 'agentB', LIMITS.agentChars);
       if (agentA === agentB) throw bad(`a pair compares two different agents (both are '${agentA}')`);
@@ -143,22 +161,23 @@ export class JudgeStore {
   }
 
   studies(): StudyListing[] {
-    return this.db.prepare(`SELECT p.study AS study, COUNT(DISTINCT p.id) AS pairs, COUNT(j.id) AS judgements, COUNT(DISTINCT j.judge) AS judges
-      FROM judge_pairs p LEFT JOIN judgements j ON j.pair_id = p.id GROUP BY p.study ORDER BY p.study`).all() as StudyListing[];
+    return this.s.studies.all() as StudyListing[];
   }
 
   pair(id: string): PairRecord | undefined {
-    const r = this.db.prepare('SELECT * FROM judge_pairs WHERE id = ?').get(id) as PairRow | undefined;
+    const r = this.s.pair.get(id) as PairRow | undefined;
     return r ? pairOf(r) : undefined;
   }
+
+  /** Pairs in a study. */
+  pairCount(study: string): number { return (this.s.total.get(study) as { n: number }).n; }
 
   /** The next pair this judge has not judged in a study (fewest judges first), as the judge sees it; null when none is left. */
   next(study: string, judge: string): BlindPair | null {
     str(study, 'study', LIMITS.studyChars, STUDY_ID);
     str(judge, 'judge', 64, JUDGE_ID);
-    const candidates = this.db.prepare(`SELECT p.id AS id, (SELECT COUNT(DISTINCT judge) FROM judgements j WHERE j.pair_id = p.id) AS n
-      FROM judge_pairs p WHERE p.study = ? AND NOT EXISTS (SELECT 1 FROM judgements j WHERE j.pair_id = p.id AND j.judge = ?)`).all(study, judge) as { id: string; n: number }[];
-    const total = (this.db.prepare('SELECT COUNT(*) AS n FROM judge_pairs WHERE study = ?').get(study) as { n: number }).n;
+    const candidates = this.s.candidates.all(study, judge) as { id: string; n: number }[];
+    const total = this.pairCount(study);
     if (candidates.length === 0) return null;
     const least = Math.min(...candidates.map(c => c.n));
     const pick = candidates.filter(c => c.n === least).map(c => ({ id: c.id, k: orderKey(c.id, judge) })).sort((x, y) => (x.k < y.k ? -1 : 1))[0]!;
@@ -198,16 +217,14 @@ export class JudgeStore {
       if (a !== 'left' && a !== 'right' && a !== 'tie') throw bad(`answers.${q} must be "left", "right" or "tie"`);
       return { pair_id: p.id, judge, question: q, choice: a === 'tie' ? 'tie' : a === 'left' ? left : right, shown_left: left, reason, created_at: this.now().toISOString() };
     });
-    const ins = this.db.prepare(`INSERT INTO judgements (pair_id, judge, question, choice, shown_left, reason, created_at)
-      VALUES (@pair_id, @judge, @question, @choice, @shown_left, @reason, @created_at) ON CONFLICT (pair_id, judge, question) DO NOTHING`);
+    const ins = this.s.insertJudgement;
     const saved = this.db.transaction(() => rows.reduce((n, r) => n + ins.run(r).changes, 0)).immediate();
     return { saved, already: saved === 0 };
   }
 
   /** Every judgement (of one study), oldest first, with the agents named. */
   judgements(study?: string): JudgementRecord[] {
-    const rows = this.db.prepare(`SELECT j.id, j.pair_id, p.study, p.prompt_key, p.agent_a, p.agent_b, j.judge, j.question, j.choice, j.shown_left, j.reason, j.created_at
-      FROM judgements j JOIN judge_pairs p ON p.id = j.pair_id WHERE (@study IS NULL OR p.study = @study) ORDER BY j.id`).all({ study: study ?? null }) as {
+    const rows = this.s.judgements.all({ study: study ?? null }) as {
       id: number; pair_id: string; study: string; prompt_key: string; agent_a: string; agent_b: string; judge: string; question: string;
       choice: Choice; shown_left: Side; reason: string | null; created_at: string;
     }[];
