@@ -83,7 +83,10 @@ export async function run(argv: string[]): Promise<number> {
   try {
     const results = await evalAgents({
       runs, references, baseDir, demonstrator, episodes, seed,
-      openEnv: () => openVecEnv({ env: envId, kwargs, numEnvs, server: values.server ?? undefined, token: values.token ?? process.env.COLLOQUY_TOKEN }),
+      // An RL run with saved reward statistics is scored with them, unless --kwargs names the reward
+      // for every agent (over the wire, the server must allow that file: its reward roots).
+      runReward: kwargs.reward === undefined,
+      openEnv: reward => openVecEnv({ env: envId, kwargs: reward ? { ...kwargs, reward } : kwargs, numEnvs, server: values.server ?? undefined, token: values.token ?? process.env.COLLOQUY_TOKEN }),
       agentContext: { helpMode, alpha, temperature: values.temperature ?? undefined, maxTokens: typeof kwargs.maxTokens === 'number' ? kwargs.maxTokens : 256 },
       out, transcripts: values.transcripts, shortTurnTokens: values.shortTurnTokens, ngramMax: values.ngramMax,
       log: line => console.log(line),

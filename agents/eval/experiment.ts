@@ -259,6 +259,10 @@ export async function runExperiment(opts: CompareOptions): Promise<{ results: Ex
               envs, base: imitator, baseDir: imitatorDir, tokenizer, out: dir, progressBar: false, log,
               meta: { experiment: path.basename(out), requestedReference: reference },
               reference: refObj(reference, s.algo),
+              // What rebuilds this reference (checkpoint/agent.json), so `eval checkpoint:DIR` runs the policy as trained.
+              ...(reference === 'conservative' ? {
+                referenceSpec: { kind: 'conservative' as const, ensemble: ensDir, members: [...ens.file.plausible], normalise: s.algo === 'kl-budget', name: (refObj(reference, s.algo) as ReferencePolicy).name },
+              } : {}),
             };
             const { trainPpoKl } = await import('../rl/ppo-kl.ts');
             const { trainKlBudget } = await import('../rl/kl-budget.ts');
@@ -324,7 +328,7 @@ export async function runExperiment(opts: CompareOptions): Promise<{ results: Ex
     if (st.value) results.push(st.value);
     else {
       const rows = readFileSync(rowsFile, 'utf8').split('\n').filter(Boolean).map(l => JSON.parse(l) as DialogRow);
-      results.push({ name: e.name, rows, summary: { ...summarize(rows), agent: e.name, seconds: 0 } });
+      results.push({ name: e.name, rows, summary: { ...summarize(rows), agent: e.name, seconds: 0, rewardConfig: null } });
     }
   }
 

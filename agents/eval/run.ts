@@ -41,7 +41,12 @@ export interface AgentRun {
   meta?: Record<string, unknown>;
 }
 
-export interface AgentResult { name: string; rows: DialogRow[]; summary: EvalSummary & { meta?: Record<string, unknown>; seconds: number } }
+export interface AgentResult {
+  name: string;
+  rows: DialogRow[];
+  /** `rewardConfig`: the reward file the agent was scored with (its run's frozen statistics), else null (the env's kwargs). */
+  summary: EvalSummary & { meta?: Record<string, unknown>; seconds: number; rewardConfig: string | null };
+}
 
 export interface EvalAgentsOptions {
   runs: AgentRun[];
@@ -50,7 +55,14 @@ export interface EvalAgentsOptions {
   demonstrator: TransformerLM | null;
   episodes: number;
   seed: number;
-  openEnv: () => Promise<VectorEnv>;
+  /**
+   * Opens the env one agent runs on. `reward`: the reward config (a path) the agent is to be scored
+   * with — an RL run's saved, frozen statistics (checkpoint/reward.json) — to pass as the env's
+   * `reward` kwarg; undefined: the env's own.
+   */
+  openEnv: (reward?: string) => Promise<VectorEnv>;
+  /** Score an RL run with its saved reward statistics when it has them (default true). */
+  runReward?: boolean;
   agentContext?: Partial<AgentContext>;
   /** Folder for `<agent>.jsonl`, `<agent>.csv`, `<agent>.help.jsonl` (none: nothing written). */
   out?: string;
@@ -81,7 +93,11 @@ export async function evalAgents(o: EvalAgentsOptions): Promise<AgentResult[]> {
       }, run.name);
     const name = run.name ?? loaded.agent.name;
     if (o.out) { helpFile = path.join(o.out, `${slug(name)}.help.jsonl`); writeFileSync(helpFile, ''); }
-    const env = await o.openEnv();
+    // A run trained on a z-scored reward is scored with the statistics it was trained with, frozen:
+    // its rewards then depend on nothing else the env has scored (issue 12, item 4).
+    const rewardConfig = (o.runReward ?? true) && 'rewardFile' in loaded && loaded.rewardFile ? loaded.rewardFile : null;
+    if (rewardConfig) log(`eval: ${name} is scored with its run's frozen reward statistics (${rewardConfig})`);
+    const env = await o.openEnv(rewardConfig ?? undefined);
     let rows: DialogRow[];
     try {
       log(`eval: ${name} on ${o.episodes} dialogs (seed ${o.seed}, ${env.numEnvs} at once)`);
@@ -96,7 +112,7 @@ export async function evalAgents(o: EvalAgentsOptions): Promise<AgentResult[]> {
       loaded.dispose();
     }
     for (const r of rows) r.agent = name;
-    const summary = { ...summarize(rows), agent: name, seconds: (Date.now() - t0) / 1000, ...(run.meta ? { meta: run.meta } : {}) };
+    const summary = { ...summarize(rows), agent: name, seconds: (Date.now() - t0) / 1000, rewardConfig, ...(run.meta ? { meta: run.meta } : {}) };
     if (o.out) {
       writeFileSync(path.join(o.out, `${slug(name)}.jsonl`), rows.map(r => JSON.stringify(r)).join('\n') + '\n');
       writeFileSync(path.join(o.out, `${slug(name)}.csv`), rowsToCsv(rows));

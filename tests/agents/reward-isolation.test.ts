@@ -19,6 +19,7 @@ import { trainPpoKl } from '../../agents/rl/ppo-kl.ts';
 import { METRICS as M } from '../../agents/metrics.ts';
 import { loadRewardConfig } from '../../rewards/composite.ts';
 import { loadAgent } from '../../agents/eval/load.ts';
+import { evalAgents } from '../../agents/eval/run.ts';
 import { startTestServer, type TestServer } from '../server/helpers.ts';
 import { buildToyModel, toyKwargs } from './toy.ts';
 
@@ -122,6 +123,29 @@ describe('z-scored rewards belong to one run', () => {
       const loaded = await loadAgent(`checkpoint:${out}`, { baseDir: dir, tokenizer: model.tokenizer, maxTokens: 48 });
       expect(loaded.rewardFile).toBe(file);
       loaded.dispose();
+    });
+
+    it('eval scores the run with its saved statistics (not the running ones), and --kwargs reward overrides them', async () => {
+      const file = path.join(out, 'checkpoint', 'reward.json');
+      const asked: (string | undefined)[] = [];
+      const evalRun = async (reward: string | null, runReward = true) => {
+        const [r] = await evalAgents({
+          runs: [{ spec: `checkpoint:${out}` }], references: [], baseDir: dir, demonstrator: null, episodes: 4, seed: 300, runReward,
+          openEnv: async rw => { asked.push(rw); return makeVec('TeacherStudent-v0', { numEnvs: 2, kwargs: kwargs(rw ?? reward ?? 'jaques'), autoresetMode: 'disabled' }); },
+          agentContext: { maxTokens: 48 }, transcripts: false,
+        });
+        return r!;
+      };
+      const own = await evalRun(null);
+      expect(asked).toEqual([file]);
+      expect(own.summary.rewardConfig).toBe(file);
+      // The same as an env told to use that file, and not what the running statistics give.
+      const explicit = await evalRun(file, false);
+      expect(explicit.summary.rewardConfig).toBeNull();
+      expect(explicit.rows.map(r => r.reward)).toEqual(own.rows.map(r => r.reward));
+      const running = await evalRun('jaques', false);
+      expect(asked.slice(1)).toEqual([undefined, undefined]);
+      expect(running.rows.map(r => r.reward)).not.toEqual(own.rows.map(r => r.reward));
     });
 
     it('an env given the saved statistics scores with them and never moves them: order-independent rewards', async () => {

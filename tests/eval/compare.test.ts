@@ -9,6 +9,7 @@ import { runExperiment, type ExperimentResults } from '../../agents/eval/experim
 import { renderReport } from '../../agents/report/report.ts';
 import { parseSet } from '../../cli/compare.ts';
 import { PROJECT_ROOT, defaultModelDir } from '../../core/paths.ts';
+import { readPolicyFile } from '../../agents/rl/policy-file.ts';
 
 const out = mkdtempSync(path.join(os.tmpdir(), 'colloquy-compare-'));
 afterAll(() => rmSync(out, { recursive: true, force: true }));
@@ -39,6 +40,12 @@ describe('colloquy compare (tiny preset)', () => {
     expect(results.rl).toHaveLength(12);
     expect(new Set(results.curves.map(c => c.run)).size).toBe(12);
     expect(results.transcripts.length).toBe(15);
+    // Each run's checkpoint records the reference it was trained against, so `eval checkpoint:DIR` rebuilds it.
+    for (const r of results.rl) {
+      const pf = readPolicyFile(path.join(r.dir, 'checkpoint'))!;
+      if (r.reference === 'imitator') expect(pf.reference.kind).toBe('base');
+      else expect(pf.reference).toMatchObject({ kind: 'conservative', ensemble: path.join(out, 'models', 'imitators'), normalise: r.algo === 'kl-budget', members: results.models.imitators.plausible });
+    }
     // Every setting over its three seeds: the over-seeds reward is the mean of the seeds' means, inside its interval.
     expect(results.settings.map(s => s.name)).toEqual(rl);
     for (const st of results.settings) {
