@@ -25,8 +25,10 @@ export const METRICS = {
   episodeTokens: 'env/episode_tokens',
   agentTokens: 'env/agent_tokens',
   terminatedShare: 'env/terminated_share',
-  /** Share of teacher turns of at most EMPTY_TURN_TOKENS tokens (Cohen et al.). */
+  /** Share of teacher turns with no word before the marker (`empty`, agents/eval/turns.ts). */
   emptyTeacherTurnShare: 'env/empty_teacher_turn_share',
+  /** Share of teacher turns of at most 4 content tokens, the marker not counted (`short`). */
+  shortTeacherTurnShare: 'env/short_teacher_turn_share',
   teacherTurnTokens: 'env/teacher_turn_tokens',
   studentTurnTokens: 'env/student_turn_tokens',
 

@@ -10,7 +10,7 @@ import { CONFIG, renderSvg } from '../report/figures.ts';
 import { METRICS as M, UPDATE_KEY } from '../metrics.ts';
 
 export const CURVE_KEYS = [
-  M.rewardMean, M.replyRewardMean, M.klExact, M.emptyTeacherTurnShare,
+  M.rewardMean, M.replyRewardMean, M.klExact, M.emptyTeacherTurnShare, M.shortTeacherTurnShare,
   M.turnsMean, M.teacherTurnTokens, M.studentTurnTokens, M.policyEntropy,
 ] as const;
 
@@ -23,7 +23,7 @@ export function readMetrics(runDir: string): MetricLine[] {
 /** A fixed-width table of the curves (one row per update). */
 export function curveTable(lines: readonly MetricLine[], keys: readonly string[] = CURVE_KEYS): string {
   const names: Record<string, string> = {
-    [M.rewardMean]: 'return', [M.replyRewardMean]: 'reply_reward', [M.klExact]: 'kl_exact', [M.emptyTeacherTurnShare]: 'empty_share',
+    [M.rewardMean]: 'return', [M.replyRewardMean]: 'reply_reward', [M.klExact]: 'kl_exact', [M.emptyTeacherTurnShare]: 'empty_share', [M.shortTeacherTurnShare]: 'short_share',
     [M.turnsMean]: 'turns', [M.teacherTurnTokens]: 'teacher_tok', [M.studentTurnTokens]: 'student_tok', [M.policyEntropy]: 'entropy',
   };
   const short = keys.map(k => names[k] ?? k.split('/').pop()!.slice(0, 12));

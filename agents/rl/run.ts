@@ -13,6 +13,7 @@ import type { VectorEnv } from '../../env/core.ts';
 import { BadConfig } from '../../core/errors.ts';
 import { mean } from '../../core/arrays.ts';
 import { METRICS as M, UPDATE_KEY } from '../metrics.ts';
+import { isEmptyTurn, isShortTurn } from '../eval/turns.ts';
 import type { BpeTokenizer } from '../../models/tokenizer.ts';
 import type { TransformerLM } from '../../models/lm.ts';
 import type { Episode, KlReference } from './rollout.ts';
@@ -62,13 +63,10 @@ export interface TrainResult {
   checkpoint: string;
 }
 
-/** A teacher turn of at most this many tokens counts as empty (Cohen et al.). */
-export const EMPTY_TURN_TOKENS = 4;
-
 /**
  * Dialog metrics of finished episodes: returns (`env/reward_mean` is the mean episode return, the
- * sum of the student's rewards), the mean reward per completed student reply, turns, the share of empty
- * teacher turns (≤ 4 tokens), teacher / student turn lengths, and the exact KL to the base policy
+ * sum of the student's rewards), the mean reward per completed student reply, turns, the shares of
+ * empty teacher turns (no word) and short ones (≤ 4 content tokens; both as `eval` counts them), teacher / student turn lengths, and the exact KL to the base policy
  * (the sum over the agent's tokens of KL(π‖p) at each state).
  */
 export function dialogMetrics(episodes: readonly Episode<unknown>[]): Metrics {
@@ -86,7 +84,8 @@ export function dialogMetrics(episodes: readonly Episode<unknown>[]): Metrics {
     [M.episodeTokens]: mean(episodes.map(e => e.tokens.length)),
     [M.agentTokens]: mean(episodes.map(e => e.actions.length)),
     [M.terminatedShare]: mean(episodes.map(e => (e.terminated ? 1 : 0))),
-    [M.emptyTeacherTurnShare]: mean(teacherLens.map(n => (n <= EMPTY_TURN_TOKENS ? 1 : 0))),
+    [M.emptyTeacherTurnShare]: mean(turns.map(t => (isEmptyTurn(t.teacher) ? 1 : 0))),
+    [M.shortTeacherTurnShare]: mean(teacherLens.map(n => (isShortTurn(n) ? 1 : 0))),
     [M.teacherTurnTokens]: mean(teacherLens),
     [M.studentTurnTokens]: mean(studentLens),
     [M.klExact]: mean(klSums),
@@ -184,7 +183,7 @@ export class RunFolder {
     const reward = (m[M.rewardMean] ?? NaN).toFixed(3), kl = (m[M.klExact] ?? NaN).toFixed(2), sps = (m[M.sps] ?? NaN).toFixed(0);
     this.barValue = Math.round(progress * 1000);
     if (this.bar) this.bar.update(this.barValue, { update, reward, kl, sps });
-    else this.log(`update ${update} | reward ${reward} | reply ${(m[M.replyRewardMean] ?? NaN).toFixed(3)} | kl ${kl} | empty ${(m[M.emptyTeacherTurnShare] ?? NaN).toFixed(2)} | ${sps} steps/s | ${(progress * 100).toFixed(0)}%`);
+    else this.log(`update ${update} | reward ${reward} | reply ${(m[M.replyRewardMean] ?? NaN).toFixed(3)} | kl ${kl} | empty ${(m[M.emptyTeacherTurnShare] ?? NaN).toFixed(2)} short ${(m[M.shortTeacherTurnShare] ?? NaN).toFixed(2)} | ${sps} steps/s | ${(progress * 100).toFixed(0)}%`);
   }
 
   samples(update: number, records: Record<string, unknown>[]): void {

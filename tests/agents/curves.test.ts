@@ -45,7 +45,7 @@ describe('learning curves', () => {
     const table = await writeCurves(dir);
     expect(table).toBe(curveTable(LINES));
     expect(table.split('\n')[0]).toMatch(/^\s+update\s+return\s+reply_reward\s+kl_exact\s+empty_share/);
-    expect(table.split('\n')[2]).toBe(['2', '0.250', '-', '2.500', '0.500', '-', '-', '-', '-'].map(v => v.padStart(13)).join(''));
+    expect(table.split('\n')[2]).toBe(['2', '0.250', '-', '2.500', '0.500', '-', '-', '-', '-', '-'].map(v => v.padStart(13)).join(''));
     const svg = readFileSync(path.join(dir, 'learning-curves.svg'), 'utf8');
     expect(svg).toContain(`Title text '${path.basename(dir)}'`);
     expect(points(svg)).toEqual(points(await curveSvg(LINES, CURVE_KEYS, path.basename(dir))));

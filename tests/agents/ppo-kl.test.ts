@@ -77,7 +77,7 @@ describe('ppo-kl', () => {
     it('logs the TRL/CleanRL metrics to metrics.jsonl, one finite line per update', () => {
       expect(lines).toHaveLength(20);
       for (const key of ['objective/kl', 'objective/non_score_reward', 'env/reward_mean', 'policy/approxkl', 'policy/clipfrac', 'policy/entropy', 'charts/sps',
-        'env/empty_teacher_turn_share', 'env/teacher_turn_tokens', 'env/student_turn_tokens']) {
+        'env/empty_teacher_turn_share', 'env/short_teacher_turn_share', 'env/teacher_turn_tokens', 'env/student_turn_tokens']) {
         expect(lines[19]).toHaveProperty([key]);
         expect(Number.isFinite(lines[19]![key]), key).toBe(true);
       }

@@ -9,6 +9,9 @@ import { loadDialogTokenizer } from '../../env/dialog-model.ts';
 import type { AgentDecision, EvalAgent } from '../../agents/eval/agents.ts';
 import { evaluate, type DialogRow } from '../../agents/eval/evaluate.ts';
 import { summarize } from '../../agents/eval/summary.ts';
+import { dialogMetrics } from '../../agents/rl/run.ts';
+import type { Episode } from '../../agents/rl/rollout.ts';
+import { METRICS as M } from '../../agents/metrics.ts';
 import { isEmptyTurn, ngramRepetition, ngramWords, packF32, unpackF32 } from '../../agents/eval/turns.ts';
 
 const tok = loadDialogTokenizer(defaultModelDir());
@@ -120,5 +123,16 @@ describe('repetition as Cohen et al. count it, and packed per-token values', () 
     expect(back[3]).toBeNaN();
     expect(back[4]).toBeCloseTo(1e-7, 12);
     expect(() => unpackF32('AAA')).toThrow(/float32/);
+  });
+});
+
+describe('training metrics count turns as eval does', () => {
+  it('env/empty_teacher_turn_share is the no-word measure and env/short_teacher_turn_share the ≤ 4-token one', () => {
+    const ex = (teacher: string, teacherTokens: number) => ({ teacher, student: ' ok', reward: 0, teacherTokens, studentTokens: 1 });
+    // " Yes." and " OK?" are short, not empty (the old ≤ 4-token count called them empty); " ..." is both.
+    const ep = { exchanges: [ex(' Yes.', 2), ex(' OK?', 2), ex(' ...', 1), ex(' Let us look at the second step together', 9)], kl: [0], return: 0, tokens: [], actions: [], terminated: false };
+    const m = dialogMetrics([ep as unknown as Episode<unknown>]);
+    expect(m[M.emptyTeacherTurnShare]).toBeCloseTo(1 / 4, 12);
+    expect(m[M.shortTeacherTurnShare]).toBeCloseTo(3 / 4, 12);
   });
 });
