@@ -42,6 +42,7 @@ import type { EvalReference, DialogRow } from './evaluate.ts';
 import type { EvalSummary, SeedsSummary } from './summary.ts';
 import { summarize, summarizeOverSeeds } from './summary.ts';
 import { unpackF32 } from './turns.ts';
+import { bootstrapOverSeeds, type Interval } from './stats.ts';
 import { PROJECT_ROOT } from '../../core/paths.ts';
 import { METRICS as M, UPDATE_KEY } from '../metrics.ts';
 
@@ -94,6 +95,12 @@ export interface SettingEntry {
   agents: string[];
   /** Intervals over seeds (seeds resampled, then dialogs within each). */
   overSeeds: SeedsSummary;
+  /**
+   * The mightn't-do bound (Cohen, Hutter & Nanda): KL per episode to D minus KL per episode to the
+   * reference the setting was constrained to (imitator, or the conservative ℓ with θ on help), over
+   * seeds. ≤ 0: the constraint bounds the KL to D; > 0: it does not.
+   */
+  boundGap: Interval;
 }
 
 /** Bin edges (nats) of the per-token KL histograms; the last bin is open. */
@@ -221,6 +228,7 @@ export async function runExperiment(opts: CompareOptions): Promise<{ results: Ex
       model: { contextLength: Math.max(maxTokens, 64), ...c.imitators.model }, train: { seqLength: maxTokens, ...c.imitators.train },
       settings: { alpha: c.imitators.alpha, posteriorScale: c.imitators.posteriorScale },
       tokenizer: { json: tokJson, vocabSize: tokenizer.vocabSize, bos: tokenizer.special.endOfText }, demonstrator, log,
+      ...(c.imitators.includeDemonstrator ? { demonstratorDir: demoDir } : {}),
     }, trainT, heldT);
   }, log);
   const ens: LoadedEnsemble = await loadEnsemble(ensDir, { alpha: c.imitators.alpha, posteriorScale: c.imitators.posteriorScale });
@@ -355,6 +363,10 @@ export async function runExperiment(opts: CompareOptions): Promise<{ results: Ex
       settingsOut.push({
         name: runs[0]!.name.replace(/ s-?\d+$/, ''), algo: s.algo, reference, coef: s.coef, seeds: runs.map(r => r.seed), agents: runs.map(r => r.name),
         overSeeds: summarizeOverSeeds(runs.map(r => byName.get(r.name)!.rows)),
+        boundGap: bootstrapOverSeeds(runs.map(r => {
+          const rows = byName.get(r.name)!.rows;
+          return { num: rows.map(d => (d.kl.demonstrator ?? NaN) - (d.kl[reference] ?? NaN)), den: rows.map(() => 1) };
+        }), { resamples: 2000, seed: 0 }),
       });
     }
   }

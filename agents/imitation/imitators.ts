@@ -11,7 +11,7 @@
  * Folder: `ensemble.json` (members, NLLs, weights, plausible set, settings) and `member-<k>/`
  * checkpoints (each with the shared tokenizer, so any of them loads on its own as a model).
  */
-import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { copyFile, mkdir, readFile, readdir, writeFile } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { BadConfig } from '../../core/errors.ts';
@@ -31,6 +31,8 @@ export interface ImitatorMember {
   heldOutNll: number;
   steps: number;
   seconds: number;
+  /** This member is D itself (the realizable case: `ImitatorSpec.demonstratorDir`). */
+  demonstrator?: boolean;
 }
 
 export interface EnsembleFile {
@@ -65,6 +67,12 @@ export interface ImitatorSpec {
   tokenizer: { json: unknown; vocabSize: number; bos: number };
   /** D, to record its own held-out NLL beside the members'. */
   demonstrator?: TransformerLM;
+  /**
+   * D's checkpoint folder: D joins the ensemble as its last member (`member-d`, its held-out NLL
+   * its weight) — the realizable case of Cohen, Hutter & Nanda, in which D is one of the models
+   * the posterior ranges over. Needs `demonstrator`.
+   */
+  demonstratorDir?: string;
   log?: (line: string) => void;
 }
 
@@ -90,11 +98,23 @@ export async function trainImitators(spec: ImitatorSpec, train: readonly MaskedT
     model.dispose();
     members.push({ dir: `member-${k}`, seed, bootstrap: boot, heldOutNll: fit.heldOutNll, steps: fit.steps, seconds: fit.seconds });
   }
+  const demonstratorNll = spec.demonstrator ? maskedNll(spec.demonstrator, heldOut).nll : undefined;
+  if (spec.demonstratorDir) {
+    if (demonstratorNll === undefined) throw new BadConfig('imitators: demonstratorDir needs the demonstrator model');
+    const dir = path.join(spec.out, 'member-d');
+    await mkdir(dir, { recursive: true });
+    // The checkpoint without optimizer state: what loadCheckpoint reads.
+    for (const f of await readdir(spec.demonstratorDir)) {
+      if (!f.startsWith('optimizer')) await copyFile(path.join(spec.demonstratorDir, f), path.join(dir, f));
+    }
+    members.push({ dir: 'member-d', seed: -1, bootstrap: false, heldOutNll: demonstratorNll, steps: 0, seconds: 0, demonstrator: true });
+    log(`imitators: D itself joins the ensemble as member ${members.length - 1} (held-out NLL ${demonstratorNll.toFixed(3)})`);
+  }
   const { weights, members: plausible } = ensemblePosterior(members.map(m => m.heldOutNll), spec.settings);
   const file: EnsembleFile = {
     format: ENSEMBLE_FORMAT, version: 1, members, settings: spec.settings, weights, plausible, single: 0,
     trainTranscripts: train.length, heldOutTranscripts: heldOut.length,
-    ...(spec.demonstrator ? { demonstratorHeldOutNll: maskedNll(spec.demonstrator, heldOut).nll } : {}),
+    ...(demonstratorNll !== undefined ? { demonstratorHeldOutNll: demonstratorNll } : {}),
   };
   await writeFile(path.join(spec.out, 'ensemble.json'), JSON.stringify(file, null, 2) + '\n');
   log(`imitators: held-out NLL ${members.map(m => m.heldOutNll.toFixed(3)).join(', ')}${file.demonstratorHeldOutNll !== undefined ? ` (D itself: ${file.demonstratorHeldOutNll.toFixed(3)})` : ''}; ` +

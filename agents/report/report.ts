@@ -87,6 +87,21 @@ function seedsTable(r: ExperimentResults): string {
   return `<div class="scroll"><table class="metrics">${head}\n${body}</table></div>`;
 }
 
+/** The mightn't-do bound per setting: KL to D against KL to the reference it was constrained to. */
+function boundTable(r: ExperimentResults): string {
+  const settings = (r.settings ?? []).filter(st => st.boundGap);
+  if (!settings.length) return '<p class="na">No bound gaps in this results.json (written by an older version).</p>';
+  const realizable = r.config.imitators.includeDemonstrator;
+  const head = '<tr><th>setting</th><th>constrained to</th><th>KL/episode to that reference</th><th>KL/episode to D</th><th>gap: KL to D − KL to the reference</th><th>bounded?</th></tr>';
+  const body = settings.map(st => {
+    const g = st.boundGap;
+    const verdict = g.hi <= 0 ? 'yes (whole interval ≤ 0)' : g.lo > 0 ? 'no (whole interval > 0)' : 'undecided (interval spans 0)';
+    return `<tr><td class="agent">${escapeHtml(st.name)}</td><td>${escapeHtml(st.reference)}</td><td>${iv(st.overSeeds.klPerEpisode[st.reference], 1)}</td><td>${iv(st.overSeeds.klPerEpisode.demonstrator, 1)}</td><td><b>${iv(g, 1)}</b></td><td>${verdict}</td></tr>`;
+  }).join('\n');
+  return `<p>Cohen, Hutter &amp; Nanda's claim: a KL constraint to the single imitator does not bound the KL to the demonstrator D; a constraint to the conservative reference does (up to the help it asks for). Where ℓ ≤ D at every token — D among the plausible models — KL(π‖D) ≤ KL(π‖ℓ) for every policy π. ${realizable ? 'This run is the <b>realizable</b> case: D itself is a member of the ensemble (<code>imitators.includeDemonstrator</code>).' : 'This run is the <b>learned</b> case: the ensemble holds only imitators trained on D\'s dialogs, so ℓ ≤ D is not guaranteed.'} Intervals over seeds (seeds, then dialogs).</p>
+<div class="scroll"><table class="metrics">${head}\n${body}</table></div>`;
+}
+
 function transcriptsHtml(r: ExperimentResults): string {
   const dialogs = [...new Set(r.transcripts.map(t => t.dialog))].sort((a, b) => a - b);
   return dialogs.map(d => {
@@ -148,6 +163,9 @@ ${ignored.length ? `<p class="warn">${ignored.length} run(s) asked for the conse
 
 <h2>Reward–KL frontier</h2>
 <figure>${frontier}<figcaption>Mean episode reward against the exact KL per episode (Σ over the agent's tokens of KL(π(·|s) ‖ ref(·|s)) on its own dialogs) to the single imitator (left) and to the demonstrator D (right). The demonstrator sits at KL 0 on the right; the imitator at 0 on the left. Bars: 95% percentile-bootstrap intervals over dialogs.</figcaption></figure>
+
+<h2>The mightn't-do bound</h2>
+${boundTable(r)}
 
 <h2>Empty teacher turns</h2>
 <figure>${ecdfSvg}<figcaption>Empirical CDF over dialogs of the share of the agent's completed teacher turns that are <b>empty</b>: no word (letter or digit) before the marker that ends the turn — Cohen et al.'s "empty response" (their ≤ 4 tokens include their multi-token <code>\n\nStudent:</code> marker). Dialogs without a completed teacher turn have no share and are left out. A curve that rises late (to the right) has more empty turns. The tables also give the <b>short</b> measure (≤ ${shortN} content tokens, the marker not counted).</figcaption></figure>

@@ -45,6 +45,7 @@ export const ExperimentSchema = Type.Object({
     alpha: Type.Number({ exclusiveMinimum: 0, maximum: 1, default: 0.1, description: 'plausible set: models with w_k ≥ α·max w' }),
     posteriorScale: Type.Number({ minimum: 0, default: 1, description: 's in w_k ∝ exp(−s·NLL_k), NLL_k per held-out D-token' }),
     helpMode: Type.Union([Type.Literal('token'), Type.Literal('turn')], { default: 'turn', description: 'on a help request D writes the token, or the rest of the teacher turn' }),
+    includeDemonstrator: Type.Boolean({ default: false, description: 'D itself joins the ensemble as a last member (the realizable case, in which the mightn\'t-do bound is a theorem); the single imitator stays member 0' }),
   }, { additionalProperties: false, default: {} }),
   rl: Type.Object({
     seeds: Type.Array(Type.Integer(), { minItems: 1, default: [1, 2, 3], description: 'training seeds (one run per seed and setting; at least 3 for an interval over seeds: the report flags fewer)' }),

@@ -67,7 +67,7 @@ describe('colloquy compare (tiny preset)', () => {
     const html = await renderReport(results);
     expect((html.match(/<svg/g) ?? []).length).toBeGreaterThanOrEqual(3);
     expect((html.match(/<svg/g) ?? []).length).toBeGreaterThanOrEqual(6);
-    for (const section of ['Reward–KL frontier', 'Empty teacher turns', 'KL as Cohen et al. draw it', 'Learning curves', 'RL settings over seeds', 'All metrics', 'Sample transcripts']) expect(html).toContain(section);
+    for (const section of ['Reward–KL frontier', 'The mightn\'t-do bound', 'Empty teacher turns', 'KL as Cohen et al. draw it', 'Learning curves', 'RL settings over seeds', 'All metrics', 'Sample transcripts']) expect(html).toContain(section);
     expect(html).toContain('over 3 seeds');
     expect(html).toContain('short-turn share (≤ 4 tokens');
     for (const n of names) expect(html).toContain(n.replace(/&/g, '&amp;'));
@@ -84,5 +84,28 @@ describe('colloquy compare (tiny preset)', () => {
     expect(Object.entries(again.results.stages).filter(([, v]) => !v.reused).map(([k]) => k)).toEqual([]);
     expect(again.results.agents.map(a => a.summary.reward.mean)).toEqual(results.agents.map(a => a.summary.reward.mean));
     expect(existsSync(path.join(out, 'eval', 'conservative.jsonl'))).toBe(true);
+  });
+
+  // Study 2 (issue 13): the direction of Cohen, Hutter & Nanda's claim. With D among the models the
+  // posterior ranges over (realizable), ℓ ≤ D at every token, so a policy's KL to D is at most its
+  // KL to the conservative reference; the single imitator bounds nothing (imperfect: far from D).
+  it('the mightn\'t-do bound: KL to the conservative reference bounds KL to D in the realizable case, KL to the imitator does not', async () => {
+    const out2 = path.join(out, 'realizable');
+    const config = loadExperimentConfig(path.join(PROJECT_ROOT, 'configs', 'experiments', 'tiny.json'), parseSet([`base.dir=${defaultModelDir()}`, 'imitators.includeDemonstrator=true']));
+    const { results } = await runExperiment({ config, out: out2, dataDir: null, log: () => {} });
+    const ensemble = JSON.parse(readFileSync(path.join(out2, 'models', 'imitators', 'ensemble.json'), 'utf8')) as { members: { dir: string; demonstrator?: boolean }[]; plausible: number[] };
+    expect(ensemble.members.at(-1)).toMatchObject({ dir: 'member-d', demonstrator: true });
+    expect(ensemble.plausible).toContain(ensemble.members.length - 1);
+    expect(results.settings).toHaveLength(4);
+    for (const st of results.settings) {
+      expect(st.boundGap.lo).toBeLessThanOrEqual(st.boundGap.mean);
+      expect(st.boundGap.mean).toBeLessThanOrEqual(st.boundGap.hi);
+      if (st.reference === 'conservative') expect(st.boundGap.hi).toBeLessThanOrEqual(1e-3);
+      else expect(st.boundGap.lo).toBeGreaterThan(0);
+    }
+    const html = await renderReport(results);
+    expect(html).toContain('the <b>realizable</b> case');
+    expect(html).toContain('yes (whole interval ≤ 0)');
+    expect(html).toContain('no (whole interval > 0)');
   });
 });
