@@ -5,13 +5,13 @@
  * optimizer state). Also exports `ensureBaseModel`, which `npm start` calls.
  *
  * Without a data dir (no --data-dir, no $COLLOQUY_DATA_DIR, no ../shared/data) the corpora of the
- * config that need one (mathdial, dailydialog) are left out and it trains on the shipped corpus,
+ * config that need one (mathdial, dailydialog, bridge) are left out and it trains on the shipped corpus,
  * saying so; a corpus asked for by name (--corpus, --set train.corpus) is never dropped.
  */
 import path from 'node:path';
 import { existsSync, readFileSync } from 'node:fs';
 import { initBackend, BACKENDS, type BackendChoice } from '../models/backend.ts';
-import { resolveDataDir } from '../corpora/readers.ts';
+import { corpusNeedsDataDir, resolveDataDir } from '../corpora/readers.ts';
 import { pretrain, readModelFile, DEFAULT_MODEL_CONFIG, type PretrainOptions } from '../models/pretrain.ts';
 import { DEFAULT_MODEL_DIR } from '../core/paths.ts';
 import { ModelFileSchema } from '../configs/models/schema.ts';
@@ -46,7 +46,7 @@ export const PRETRAIN_COMMAND: CommandSpec = {
 };
 
 /** Corpora read from the data dir (the others are shipped or named files). */
-const needsDataDir = (name: string): boolean => name === 'mathdial' || name.startsWith('dailydialog');
+const needsDataDir = corpusNeedsDataDir;
 
 /** A corpus list without the corpora that need a data dir (`shipped` when none is left); null when nothing is dropped. */
 export function corpusWithoutDataDir(spec: string): string | null {

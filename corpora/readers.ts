@@ -1,5 +1,5 @@
 /**
- * Dialog corpora: loaders for MathDial, DailyDialog, a plain chat-messages JSONL format and the
+ * Dialog corpora: loaders for MathDial, DailyDialog, Bridge, a plain chat-messages JSONL format and the
  * corpus that ships with the project; a deterministic held-out split; and the transcript format
  * the language model is trained on:
  *
@@ -29,7 +29,7 @@ export interface Turn {
 export interface Dialog {
   /** Unique within its corpus (e.g. `mathdial-6000025-0`, `dailydialog-train-17`). */
   id: string;
-  /** Which corpus: `mathdial`, `dailydialog`, `shipped`, or a chat-JSONL file's own `source`/name. */
+  /** Which corpus: `mathdial`, `dailydialog`, `bridge`, `shipped`, or a chat-JSONL file's own `source`/name. */
   source: string;
   turns: Turn[];
   /**
@@ -223,6 +223,74 @@ export function detokenize(s: string): string {
 }
 
 // ---------------------------------------------------------------------------------------------
+// Bridge
+
+export type BridgeSplit = 'train' | 'validation' | 'test';
+
+interface BridgeMessage { user?: unknown; text?: unknown }
+interface BridgeRecord {
+  c_id?: unknown; lesson_topic?: unknown; c_h?: unknown; c_r?: unknown; c_r_?: unknown;
+  e?: unknown; z_what?: unknown; z_why?: unknown;
+}
+
+const BRIDGE_ROLES: Readonly<Record<string, Role>> = { tutor: 'teacher', student: 'student' };
+
+/**
+ * Bridge (Wang et al. 2024), one split: `dir/<split>.json`, a JSON array of chat-tutoring
+ * snippets. Each snippet's history `c_h` (messages of `tutor` or `student`) becomes the dialog,
+ * consecutive messages of one speaker joined into one turn (with a space; an empty message adds
+ * nothing to its speaker's turn, or is an empty turn, as a student's picture is), and the expert
+ * tutor's reply `c_r_` is the teacher's last turn. Dialog meta: `novice`
+ * (the novice tutor's reply `c_r`, joined), `lessonTopic`, `error` (`e`), `strategy` (`z_what`),
+ * `intention` (`z_why`), `cId`; `group` is the conversation (the part of `c_id` before `_`), so that
+ * `splitDialogs` keeps snippets of one conversation (and the data set's repeated snippets, which
+ * carry different expert replies) on one side. Ids are `bridge-<split>-<index>` (`c_id` repeats).
+ */
+export function loadBridge(dir: string, split: BridgeSplit | string): Dialog[] {
+  const file = path.join(dir, `${split}.json`);
+  let records: unknown;
+  try { records = JSON.parse(readText(file, 'Bridge')); } catch (err) {
+    if (err instanceof BadConfig) throw err;
+    throw new BadConfig(`Bridge: ${file}: bad JSON: ${(err as Error).message}`);
+  }
+  if (!Array.isArray(records)) throw new BadConfig(`Bridge: ${file}: expected a JSON array of snippets`);
+  return records.map((value, i) => {
+    const r = value as BridgeRecord;
+    const where = `Bridge: ${file}: snippet ${i}`;
+    if (!r || typeof r.c_id !== 'string' || !Array.isArray(r.c_h) || !Array.isArray(r.c_r_)) {
+      throw new BadConfig(`${where}: expected fields 'c_id' (string), 'c_h' and 'c_r_' (arrays)`);
+    }
+    const turns: Turn[] = [];
+    const messages = (field: string, list: unknown[]) => list.map((m, k) => {
+      const { user, text } = (m ?? {}) as BridgeMessage;
+      const role = typeof user === 'string' ? BRIDGE_ROLES[user] : undefined;
+      if (!role || typeof text !== 'string') throw new BadConfig(`${where}: ${field}[${k}] needs 'user' (tutor or student) and a string 'text'`);
+      return { role, text: text.trim() };
+    });
+    for (const m of messages('c_h', r.c_h)) {
+      const last = turns[turns.length - 1];
+      if (last && last.role === m.role) last.text = [last.text, m.text].filter(Boolean).join(' ');
+      else turns.push({ role: m.role, text: m.text });
+    }
+    const expert = messages('c_r_', r.c_r_);
+    if (expert.some(m => m.role !== 'teacher')) throw new BadConfig(`${where}: the expert reply 'c_r_' has a student message`);
+    const joined = (ms: { text: string }[]) => ms.map(m => m.text).filter(Boolean).join(' ');
+    turns.push({ role: 'teacher', text: joined(expert) });
+    const novice = Array.isArray(r.c_r) ? joined(messages('c_r', r.c_r)) : undefined;
+    const str = (v: unknown) => (typeof v === 'string' ? v : undefined);
+    return {
+      id: `bridge-${split}-${i}`,
+      source: 'bridge',
+      turns,
+      meta: {
+        group: `bridge-${r.c_id.split('_')[0]}`, cId: r.c_id, split, index: i,
+        novice, lessonTopic: str(r.lesson_topic), error: str(r.e), strategy: str(r.z_what), intention: str(r.z_why),
+      },
+    };
+  });
+}
+
+// ---------------------------------------------------------------------------------------------
 // Chat-messages JSONL
 
 export interface ChatMessage { role: string; content: string }
@@ -281,20 +349,39 @@ export function loadShippedCorpus(): Dialog[] {
 // ---------------------------------------------------------------------------------------------
 // Named corpora (for `--corpus` flags)
 
-export const CORPUS_NAMES = ['shipped', 'mathdial', 'dailydialog', 'dailydialog:train', 'dailydialog:validation', 'dailydialog:test'] as const;
+export const CORPUS_NAMES = ['shipped', 'mathdial', 'dailydialog', 'dailydialog:train', 'dailydialog:validation', 'dailydialog:test', 'bridge', 'bridge:train', 'bridge:validation', 'bridge:test'] as const;
+
+/** The corpora with train / validation / test splits (`NAME` alone is its train split). */
+const SPLIT_CORPORA = ['dailydialog', 'bridge'] as const;
+
+/** Whether a corpus name is read from the data dir (mathdial, dailydialog[:split], bridge[:split]). */
+export function corpusNeedsDataDir(spec: string): boolean {
+  return spec === 'mathdial' || SPLIT_CORPORA.some(c => spec === c || spec.startsWith(c + ':'));
+}
 
 /**
- * Load a corpus by name: `shipped`, `mathdial`, `dailydialog` (= train), `dailydialog:<split>`, or
- * a path to a chat-messages `.jsonl` file. The real data sets need a data dir.
+ * The corpus's own validation split when `spec` names the train split of a corpus that has one
+ * (`dailydialog`, `dailydialog:train`, `bridge`, `bridge:train` → `NAME:validation`); else null.
+ */
+export function validationSplitOf(spec: string): string | null {
+  for (const c of SPLIT_CORPORA) if (spec === c || spec === `${c}:train`) return `${c}:validation`;
+  return null;
+}
+
+/**
+ * Load a corpus by name: `shipped`, `mathdial`, `dailydialog` (= train), `dailydialog:<split>`,
+ * `bridge` (= train), `bridge:<split>`, or a path to a chat-messages `.jsonl` file. The real data
+ * sets need a data dir.
  */
 export function loadCorpus(spec: string, dataDir: string | null): Dialog[] {
   if (spec === 'shipped') return loadShippedCorpus();
-  if (spec === 'mathdial' || spec.startsWith('dailydialog')) {
+  if (corpusNeedsDataDir(spec)) {
     if (!dataDir) throw new BadConfig(`corpus '${spec}' needs a data dir (--data-dir or COLLOQUY_DATA_DIR); only 'shipped' works without one`);
     if (spec === 'mathdial') return loadMathDial(path.join(dataDir, 'mathdial', 'test.jsonl'));
-    const split = spec === 'dailydialog' ? 'train' : spec.slice('dailydialog:'.length);
-    if (!['train', 'validation', 'test'].includes(split)) throw new BadConfig(`unknown DailyDialog split '${split}'`);
-    return loadDailyDialog(path.join(dataDir, 'dailydialog'), split);
+    const [name, rest] = spec.split(/:(.*)/s) as [string, string | undefined];
+    const split = rest ?? 'train';
+    if (!['train', 'validation', 'test'].includes(split)) throw new BadConfig(`unknown ${name === 'bridge' ? 'Bridge' : 'DailyDialog'} split '${split}'`);
+    return name === 'bridge' ? loadBridge(path.join(dataDir, 'bridge'), split) : loadDailyDialog(path.join(dataDir, 'dailydialog'), split);
   }
   if (/\.jsonl?$/.test(spec)) return loadChatJsonl(spec);
   throw new BadConfig(`unknown corpus '${spec}' (one of ${CORPUS_NAMES.join(', ')}, or a chat-messages .jsonl file)`);

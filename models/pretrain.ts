@@ -16,7 +16,7 @@ import { Rng } from '../core/rng.ts';
 import { BadConfig, ColloquyError, ERROR_CODES, type ErrorCode } from '../core/errors.ts';
 import { loadConfig, deepMerge, validateConfig } from '../core/config.ts';
 import { ModelFileSchema, type ModelFile, type TrainConfig } from '../configs/models/schema.ts';
-import { formatTranscript, loadChatJsonl, loadCorpus, splitDialogs, type Dialog } from '../corpora/readers.ts';
+import { formatTranscript, loadChatJsonl, loadCorpus, splitDialogs, validationSplitOf, type Dialog } from '../corpora/readers.ts';
 import { BpeTokenizer } from './tokenizer.ts';
 import { backendInfo, type BackendChoice } from './backend.ts';
 import { GradientWorkers } from './parallel.ts';
@@ -59,7 +59,7 @@ export interface PretrainResult {
 // ------------------------------------------------------------------------------------------------
 // Data
 
-/** Load each comma-separated corpus spec: shipped, mathdial, dailydialog[:split], chat:FILE or FILE.jsonl. */
+/** Load each comma-separated corpus spec: shipped, mathdial, dailydialog[:split], bridge[:split], chat:FILE or FILE.jsonl. */
 export function loadCorpora(spec: string, dataDir: string | null): { name: string; dialogs: Dialog[] }[] {
   const names = spec.split(',').map(s => s.trim()).filter(Boolean);
   if (names.length === 0) throw new BadConfig('no corpus given');
@@ -157,7 +157,12 @@ export async function pretrain(opts: PretrainOptions): Promise<PretrainResult> {
 
   // Corpora and the held-out split (per corpus, so each has its own validation perplexity).
   const corpora = loadCorpora(cfg.corpus, opts.dataDir);
-  const splits = corpora.map(c => ({ name: c.name, ...splitDialogs(c.dialogs, { heldOut: cfg.heldOut, seed: cfg.splitSeed }) }));
+  // With heldOutSplits, a data set's own validation split is its held-out side (e.g. DailyDialog's).
+  const splits = corpora.map(c => {
+    const own = cfg.heldOutSplits ? validationSplitOf(c.name) : null;
+    return own ? { name: c.name, train: c.dialogs, heldOut: loadCorpus(own, opts.dataDir) }
+      : { name: c.name, ...splitDialogs(c.dialogs, { heldOut: cfg.heldOut, seed: cfg.splitSeed }) };
+  });
   const trainDialogs = splits.flatMap(s => s.train);
   log(`pretrain: corpora ${splits.map(s => `${s.name} (${s.train.length} train / ${s.heldOut.length} held-out dialogs)`).join(', ')}`);
 

@@ -29,8 +29,9 @@ export const TokenizerConfigSchema = Type.Object({
 export type TokenizerConfig = Static<typeof TokenizerConfigSchema>;
 
 export const TrainConfigSchema = Type.Object({
-  corpus: Type.String({ default: 'mathdial,shipped', description: 'Comma-separated corpora: shipped, mathdial, dailydialog[:split], chat:FILE.jsonl.' }),
+  corpus: Type.String({ default: 'mathdial,shipped', description: 'Comma-separated corpora: shipped, mathdial, dailydialog[:split], bridge[:split], chat:FILE.jsonl.' }),
   heldOut: Type.Number({ minimum: 0, maximum: 0.5, default: 0.1, description: 'Fraction of each corpus held out for validation perplexity.' }),
+  heldOutSplits: Type.Boolean({ default: false, description: "Where a corpus is the train split of a data set with its own validation split (dailydialog, bridge), train on all of it and validate on that split instead of holding out a fraction." }),
   splitSeed: Type.Integer({ default: 0, description: 'Seed of the train / held-out split.' }),
   seed: Type.Integer({ default: 1, description: 'Seed of initialisation, batch order and dropout.' }),
   batchSize: Type.Integer({ minimum: 1, default: 16, description: 'Sequences per optimiser step.' }),
