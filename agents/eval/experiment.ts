@@ -136,6 +136,15 @@ export interface ExperimentResults {
   referenceNames: string[];
 }
 
+/** The base model folder: `preferred` when it holds a checkpoint, else `dir` (relative to the project root). */
+export async function selectBase(base: ExperimentConfig['base']): Promise<{ dir: string; preferred: boolean }> {
+  if (base.preferred) {
+    const dir = path.resolve(PROJECT_ROOT, base.preferred);
+    if (await isCheckpoint(dir)) return { dir, preferred: true };
+  }
+  return { dir: path.resolve(PROJECT_ROOT, base.dir), preferred: false };
+}
+
 function hash(x: unknown): string {
   return createHash('sha256').update(JSON.stringify(x)).digest('hex').slice(0, 16);
 }
@@ -180,8 +189,9 @@ export async function runExperiment(opts: CompareOptions): Promise<{ results: Ex
   const t0 = Date.now();
   const since = () => `${((Date.now() - t0) / 60000).toFixed(1)} min`;
 
-  // ---- 1. base model
-  const baseDir = path.resolve(PROJECT_ROOT, c.base.dir);
+  // ---- 1. base model (base.preferred, e.g. data/models/dialog, when it holds a checkpoint)
+  const { dir: baseDir, preferred } = await selectBase(c.base);
+  if (preferred) log(`compare: base model ${baseDir} (base.preferred)`);
   if (!(await isCheckpoint(baseDir))) {
     log(`compare: no base model at ${baseDir}: pretraining one on ${c.base.corpus} (${c.base.minutes} min)`);
     const tb = Date.now(), cb = process.cpuUsage();
@@ -226,6 +236,7 @@ export async function runExperiment(opts: CompareOptions): Promise<{ results: Ex
     await trainImitators({
       out: ensDir, k: c.imitators.k, bootstrap: c.imitators.bootstrap, seed: c.imitators.seed,
       model: { contextLength: Math.max(maxTokens, 64), ...c.imitators.model }, train: { seqLength: maxTokens, ...c.imitators.train },
+      ...(c.imitators.init === 'base' || (c.imitators.init === 'preferred-base' && preferred) ? { initDir: baseDir } : {}),
       settings: { alpha: c.imitators.alpha, posteriorScale: c.imitators.posteriorScale },
       tokenizer: { json: tokJson, vocabSize: tokenizer.vocabSize, bos: tokenizer.special.endOfText }, demonstrator, log,
       ...(c.imitators.includeDemonstrator ? { demonstratorDir: demoDir } : {}),

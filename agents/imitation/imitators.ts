@@ -59,8 +59,10 @@ export interface ImitatorSpec {
   bootstrap: boolean;
   /** Seed of member 0; member k uses seed + k. */
   seed: number;
-  /** Architecture (vocabulary and BOS from the tokenizer). */
+  /** Architecture (vocabulary and BOS from the tokenizer); ignored with `initDir`. */
   model: Partial<LMConfig>;
+  /** A checkpoint (of the shared tokenizer's vocabulary) every member starts from instead of a fresh `model`. */
+  initDir?: string;
   train: Partial<TrainConfig>;
   settings: EnsembleSettings;
   /** Shared tokenizer (the tokenizer.json object) and its vocabulary / BOS. */
@@ -86,9 +88,14 @@ export async function trainImitators(spec: ImitatorSpec, train: readonly MaskedT
     const seed = spec.seed + k;
     const boot = spec.bootstrap && k > 0;
     const data = boot ? bootstrapResample(train, seed * 1009 + 7) : train;
-    const model = TransformerLM.create({ ...spec.model, vocabSize: spec.tokenizer.vocabSize, bosTokenId: spec.tokenizer.bos }, seed);
+    const model = spec.initDir ? (await loadCheckpoint(spec.initDir)).model
+      : TransformerLM.create({ ...spec.model, vocabSize: spec.tokenizer.vocabSize, bosTokenId: spec.tokenizer.bos }, seed);
+    if (model.config.vocabSize !== spec.tokenizer.vocabSize) {
+      model.dispose();
+      throw new BadConfig(`imitators: ${spec.initDir} has a vocabulary of ${model.config.vocabSize}, the shared tokenizer ${spec.tokenizer.vocabSize}`);
+    }
     const name = `imitator ${k}${boot ? ' (bootstrap)' : ''}`;
-    log(`${name}: ${model.numParams.toLocaleString('en')} parameters, ${data.length} transcripts, seed ${seed}`);
+    log(`${name}: ${model.numParams.toLocaleString('en')} parameters${spec.initDir ? ` from ${spec.initDir}` : ''}, ${data.length} transcripts, seed ${seed}`);
     const fit = await fitMasked(model, data, { train: { ...spec.train, seed }, heldOut, log, name });
     const dir = path.join(spec.out, `member-${k}`);
     await saveCheckpoint(model, dir, {

@@ -24,6 +24,7 @@ export const ExperimentSchema = Type.Object({
     config: Type.Optional(Type.String({ description: 'model config file used to pretrain it when the folder holds no checkpoint' })),
     corpus: Type.String({ default: 'mathdial,shipped', description: 'corpora when it must be pretrained' }),
     minutes: Type.Number({ minimum: 0, default: 10, description: 'pretraining budget when it must be pretrained' }),
+    preferred: Type.Optional(Type.String({ description: 'a stronger base checkpoint (e.g. data/models/dialog, from `colloquy pretrain --config configs/models/dialog.json --out data/models/dialog`) used instead of `dir` when it holds one: the env\'s model, the shared tokenizer, D\'s init, and the imitators\' with imitators.init "preferred-base"' })),
   }, { additionalProperties: false, default: {} }),
   demonstrator: Type.Object({
     init: Type.Union([Type.Literal('scratch'), Type.Literal('base')], { default: 'base', description: 'D starts from the base\'s weights and trains longer on its corpus ("longer-trained"), or from scratch with `model` ("larger")' }),
@@ -40,6 +41,7 @@ export const ExperimentSchema = Type.Object({
     k: Type.Integer({ minimum: 1, maximum: 32, default: 4, description: 'ensemble size K (member 0 is the single imitator)' }),
     bootstrap: Type.Boolean({ default: true, description: 'members 1…K−1 train on bootstrap resamples of D\'s transcripts' }),
     seed: Type.Integer({ default: 11, description: 'seed of member 0 (member k: seed + k)' }),
+    init: Type.Union([Type.Literal('scratch'), Type.Literal('base'), Type.Literal('preferred-base')], { default: 'scratch', description: 'members start from scratch with `model`, from the base model\'s weights ("base"; `model` ignored), or from them only when base.preferred is in use ("preferred-base")' }),
     model: Overrides('imitator architecture (vocabulary from the tokenizer); contextLength must cover env maxTokens'),
     train: Overrides('fitting settings (batchSize, learningRate, warmupSteps, epochs, minutes, …; the pretraining schema)'),
     alpha: Type.Number({ exclusiveMinimum: 0, maximum: 1, default: 0.1, description: 'plausible set: models with w_k ≥ α·max w' }),
