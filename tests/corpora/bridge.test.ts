@@ -9,6 +9,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CORPUS_NAMES, corpusNeedsDataDir, loadBridge, loadCorpus, splitDialogs, validationSplitOf } from '../../corpora/readers.ts';
 import { pretrain } from '../../models/pretrain.ts';
+import { corpusWithoutDataDir } from '../../cli/pretrain.ts';
 import { dataPath, itWithData } from '../helpers/data.ts';
 
 const BRIDGE = ['bridge/train.json', 'bridge/validation.json', 'bridge/test.json'];
@@ -80,6 +81,9 @@ describe('loadBridge on a fixture', () => {
     expect(() => loadCorpus('bridge', null)).toThrow(/needs a data dir/);
     expect(() => loadCorpus('bridge:dev', tmp)).toThrow(/unknown Bridge split 'dev'/);
     expect(() => loadCorpus('bridge:test', tmp)).toThrow(/cannot read/);
+    // Without a data dir, `pretrain --config configs/models/dialog.json` drops bridge with the others.
+    expect(corpusWithoutDataDir('dailydialog,mathdial,bridge,shipped')).toBe('shipped');
+    expect(corpusWithoutDataDir('bridge:test,chat:x.jsonl')).toBe('chat:x.jsonl');
     expect(validationSplitOf('bridge')).toBe('bridge:validation');
     expect(validationSplitOf('dailydialog:train')).toBe('dailydialog:validation');
     expect(validationSplitOf('dailydialog:test')).toBeNull();
