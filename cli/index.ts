@@ -19,6 +19,7 @@ const COMMANDS: Record<string, Command> = {
   export: { describe: 'write stored dialogs as chat-format JSONL (filter by date, env, agent)', load: () => import('./export.ts') },
   pretrain: { describe: 'train the tokenizer and the base language model; writes a checkpoint (data/models/base)', load: () => import('./pretrain.ts') },
   eval: { describe: 'evaluate agents on N dialogs with fixed seeds: reward, exact KL to base / D, empty turns, help requests (bootstrap CIs)', load: () => import('./eval.ts') },
+  study: { describe: 'a paper\'s study from one config (silence under a KL budget): trains, evaluates, tests its claims; writes report.html + results.json', load: () => import('./study.ts') },
   compare: { describe: 'train and evaluate the "mightn\'t do" imitation baseline vs KL-controlled RL; writes report.html + results.json', load: () => import('./compare.ts') },
   train: { describe: 'train a token-level RL agent with KL control (ppo-kl | kl-budget), over WebSocket (--server) or in process', load: () => import('./train.ts') },
   'export-model': { describe: 'write a model checkpoint in the Hugging Face format (GPT-2: config.json, model.safetensors, tokenizer)', load: () => import('./export-model.ts') },

@@ -18,7 +18,6 @@
  * Each stage writes into the output folder and records a hash of the settings it depends on
  * (`stages.json`); a rerun reuses every stage whose settings did not change (`fresh` redoes all).
  */
-import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -43,6 +42,7 @@ import type { EvalSummary, SeedsSummary } from './summary.ts';
 import { summarize, summarizeOverSeeds } from './summary.ts';
 import { unpackF32 } from './turns.ts';
 import { bootstrapOverSeeds, type Interval } from './stats.ts';
+import { Stages, deepMergeAll, hash, jsonNumbers, readJson, readMeta } from './stages.ts';
 import { PROJECT_ROOT } from '../../core/paths.ts';
 import { METRICS as M, UPDATE_KEY } from '../metrics.ts';
 
@@ -145,39 +145,7 @@ export async function selectBase(base: ExperimentConfig['base']): Promise<{ dir:
   return { dir: path.resolve(PROJECT_ROOT, base.dir), preferred: false };
 }
 
-function hash(x: unknown): string {
-  return createHash('sha256').update(JSON.stringify(x)).digest('hex').slice(0, 16);
-}
 
-class Stages {
-  private readonly file: string;
-  private readonly state: Record<string, string>;
-  readonly timing: Record<string, { seconds: number; cpuSeconds: number; reused: boolean }> = {};
-  constructor(dir: string, private readonly fresh: boolean) {
-    this.file = path.join(dir, 'stages.json');
-    this.state = existsSync(this.file) && !fresh ? JSON.parse(readFileSync(this.file, 'utf8')) as Record<string, string> : {};
-  }
-  /** Run `fn` unless the stage was done with the same settings and `done()` still holds. */
-  async run<T>(name: string, settings: unknown, done: () => boolean, fn: () => Promise<T>, log: (l: string) => void): Promise<{ reused: boolean; value: T | null }> {
-    const h = hash(settings);
-    const t0 = Date.now(), c0 = process.cpuUsage();
-    if (!this.fresh && this.state[name] === h && done()) {
-      log(`compare: ${name}: reusing (settings unchanged)`);
-      this.timing[name] = { seconds: 0, cpuSeconds: 0, reused: true };
-      return { reused: true, value: null };
-    }
-    delete this.state[name];
-    this.save();
-    const value = await fn();
-    this.state[name] = h;
-    this.save();
-    const cpu = process.cpuUsage(c0);
-    this.timing[name] = { seconds: (Date.now() - t0) / 1000, cpuSeconds: (cpu.user + cpu.system) / 1e6, reused: false };
-    log(`compare: ${name}: done in ${((Date.now() - t0) / 1000).toFixed(0)} s (CPU ${this.timing[name]!.cpuSeconds.toFixed(0)} s, load average ${os.loadavg()[0]!.toFixed(1)})`);
-    return { reused: false, value };
-  }
-  private save(): void { writeFileSync(this.file, JSON.stringify(this.state, null, 2) + '\n'); }
-}
 
 export async function runExperiment(opts: CompareOptions): Promise<{ results: ExperimentResults; out: string }> {
   const c = opts.config;
@@ -452,26 +420,8 @@ function withoutModel(kwargs: Record<string, unknown>): Record<string, unknown> 
   return rest;
 }
 
-function readMeta(dir: string): unknown {
-  const f = dir.endsWith('.json') ? dir : path.join(dir, 'metadata.json');
-  return readJson(f) ?? readJson(path.join(dir, 'demonstrator.json'));
-}
 
-function readJson(file: string): unknown {
-  try { return JSON.parse(readFileSync(file, 'utf8')); } catch { return null; }
-}
 
 function num(x: number | null | undefined): number { return typeof x === 'number' && Number.isFinite(x) ? x : NaN; }
 
-/** JSON cannot hold NaN / ±Infinity: write null. */
-function jsonNumbers(_k: string, v: unknown): unknown { return typeof v === 'number' && !Number.isFinite(v) ? null : v; }
 
-function deepMergeAll(a: Record<string, unknown>, b: Record<string, unknown>): Record<string, unknown> {
-  const out: Record<string, unknown> = { ...a };
-  for (const [k, v] of Object.entries(b)) {
-    const av = out[k];
-    out[k] = av && typeof av === 'object' && !Array.isArray(av) && v && typeof v === 'object' && !Array.isArray(v)
-      ? deepMergeAll(av as Record<string, unknown>, v as Record<string, unknown>) : v;
-  }
-  return out;
-}

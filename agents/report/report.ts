@@ -18,7 +18,7 @@ export function escapeHtml(s: string): string {
   return s.replace(/[&<>"']/g, c => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]!);
 }
 
-function iv(i: Interval | undefined | null, digits = 3): string {
+export function iv(i: Interval | undefined | null, digits = 3): string {
   if (!i || i.mean === null || !Number.isFinite(i.mean)) return '<span class="na">–</span>';
   const f = (x: number | null) => (x === null || !Number.isFinite(x) ? '–' : x.toFixed(digits));
   return `${f(i.mean)} <span class="ci">[${f(i.lo)}, ${f(i.hi)}]</span>`;
@@ -115,7 +115,7 @@ function transcriptsHtml(r: ExperimentResults): string {
   }).join('\n');
 }
 
-const CSS = `
+export const CSS = `
 body { font: 14px/1.45 system-ui, -apple-system, Segoe UI, Helvetica, Arial, sans-serif; margin: 24px auto; max-width: 1400px; padding: 0 16px; color: #222; }
 h1 { font-size: 22px; } h2 { font-size: 18px; margin-top: 32px; border-bottom: 1px solid #ddd; padding-bottom: 4px; } h3 { font-size: 15px; }
 table { border-collapse: collapse; font-size: 12.5px; } th, td { border: 1px solid #ddd; padding: 4px 6px; text-align: left; vertical-align: top; }
