@@ -28,14 +28,19 @@ vector env (``colloquy.gym.ColloquyVectorEnv``, same-step autoreset, N sub-envs 
 
 Runs on CPU; ``--device cuda`` (the default picks it when there is one) for a GPU.
 
-Documented run (this machine, 2 CPU cores; server ``node bin/colloquy.mjs serve --port 8899`` on
-the shipped base, data/models/base; the default env, student "world")::
+Documented run (2 shared CPU cores; server ``COLLOQUY_DB=:memory: node bin/colloquy.mjs serve --port
+8899`` on the shipped base, data/models/base; the default env: TeacherStudent-v0, student "world")::
 
-    python examples/python/ppo_kl_torch.py --url ws://127.0.0.1:8899/v1/env --seed 1 \\
-        --total-steps 24000 --eval-episodes 96 --eval-seed 1000 --metrics runs/ppo-kl-torch/metrics.jsonl \\
-        --out runs/ppo-kl-torch/policy
+    .venv/bin/python examples/python/ppo_kl_torch.py --url ws://127.0.0.1:8899/v1/env --seed 1 --threads 1 \\
+        --total-steps 12000 --eval-episodes 64 --eval-seed 1000 \\
+        --metrics runs/ppo-kl-torch/metrics.jsonl --out runs/ppo-kl-torch/policy
 
-FIGURES
+gave 10 updates of 16 dialogs (12,688 env steps; 4.4 min of this process's CPU, 14.6 min wall on a
+machine loaded by other jobs). Training return per dialog 3.19 (update 1) → 7.06 (update 10), KL to
+the base 39 nats per dialog (0.56 per token) at the end with β 0.05 fixed; the torch and env KLs never
+differed by more than 5e-6 per token. Evaluation, one sampled dialog per seed 1000..1063, mean
+return with 95% bootstrap intervals: base 2.79 [2.51, 3.06], trained 6.93 [6.46, 7.39], paired
+difference +4.14 [3.60, 4.68].
 """
 
 from __future__ import annotations
