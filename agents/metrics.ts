@@ -40,6 +40,8 @@ export const METRICS = {
   klCoef: 'objective/kl_coef',
   nonScoreReward: 'objective/non_score_reward',
   rlhfReward: 'objective/rlhf_reward',
+  /** Mean episode gold reward (the env's kwargs.goldReward: a scorer the agent never optimises), when one is configured. */
+  goldReward: 'objective/gold_reward',
   /** Sampled entropy of the agent's tokens per episode (−Σ log π). */
   entropy: 'objective/entropy',
   /** kl-budget: the budget of this update (it ramps up), its mean over episodes, KL spent, worst overspend. */

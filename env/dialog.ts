@@ -38,6 +38,8 @@ export interface DialogInfo {
   studentReply?: string;
   /** The reward's components for that reply (raw signals; `name:z` for z-scored terms). */
   rewardComponents?: Record<string, number>;
+  /** The gold reward of that reply (kwargs.goldReward): a second scorer the agent is measured by but never rewarded with. */
+  goldReward?: number;
   /** A student reply cut by the token limit or a timeout (not rewarded). */
   partialReply?: string;
   /** Who ended the dialog (the step is terminated). */
@@ -66,6 +68,7 @@ export function dialogStepInfo(info: Info): DialogInfo {
   const out: DialogInfo = {};
   if (typeof info.turn === 'number') out.turn = info.turn;
   if (typeof info.tokensLeft === 'number') out.tokensLeft = info.tokensLeft;
+  if (typeof info.goldReward === 'number') out.goldReward = info.goldReward;
   const fields = ['teacherUtterance', 'studentReply', 'partialReply', 'endedBy', 'truncatedBy', 'humanTimeout'] as const;
   for (const k of fields) { const v = str(info[k]); if (v !== undefined) out[k] = v; }
   const components = numbers(info.rewardComponents);

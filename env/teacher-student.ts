@@ -67,6 +67,7 @@ export const TeacherStudentKwargs = Type.Object({
   scripted: Type.Optional(ScriptedRules),
   maxTokens: Type.Integer({ minimum: 8, maximum: 8192, default: 256, description: 'episode token budget, prompt included' }),
   reward: Type.String({ default: 'cohen', description: 'reward config: a name in configs/rewards/ or a path' }),
+  goldReward: Type.Optional(Type.String({ description: 'a second reward config (name or path) that scores every rewarded reply beside the reward, for measuring over-optimisation: its value is in info.goldReward and never in the reward' })),
   baseLogProbs: Type.Boolean({ default: false, description: 'put the base policy\'s next-token log-probabilities in info (token mode)' }),
 }, { additionalProperties: false });
 export type TeacherStudentKwargs = Static<typeof TeacherStudentKwargs>;
@@ -86,6 +87,8 @@ export class TeacherStudentEnv implements Env<TokenObs | TextObs, number | strin
   private model: DialogModel | null = null;
   private student: Student | null = null;
   private reward: CompositeReward | null = null;
+  /** kwargs.goldReward's scorer: reported in info, never rewarded. */
+  private gold: CompositeReward | null = null;
   /** Whether this env holds a use of its context's cache (released on close). */
   private usesCache = false;
   private rng = new Rng(entropySeed());
@@ -118,6 +121,7 @@ export class TeacherStudentEnv implements Env<TokenObs | TextObs, number | strin
     const cache = this.ctx.cache;
     if (!this.usesCache) { cache.retain(); this.usesCache = true; }
     if (!this.reward) this.reward = await createDialogReward(this.kwargs.reward, cache);
+    if (!this.gold && this.kwargs.goldReward) this.gold = await createDialogReward(this.kwargs.goldReward, cache);
     if (this.student) return;
     const k = this.kwargs;
     if (k.student === 'scripted') {
@@ -222,8 +226,9 @@ export class TeacherStudentEnv implements Env<TokenObs | TextObs, number | strin
     if (!handedBack && !left) {
       if (this.tokens.length >= this.kwargs.maxTokens) {
         if (this.kwargs.scoreCutReply && body.length > 0) {
-          const cut = await this.reward!.compute({ reply: replyText, agentUtterance: teacherUtterance, history, turnIndex: this.exchange });
-          return this.result(cut.total, false, true, { truncatedBy: 'token-limit', teacherUtterance, partialReply: replyText, rewardComponents: cut.components });
+          const input = { reply: replyText, agentUtterance: teacherUtterance, history, turnIndex: this.exchange };
+          const cut = await this.reward!.compute(input);
+          return this.result(cut.total, false, true, { truncatedBy: 'token-limit', teacherUtterance, partialReply: replyText, rewardComponents: cut.components, ...await this.goldOf(input) });
         }
         return this.result(0, false, true, { truncatedBy: 'token-limit', teacherUtterance, partialReply: replyText });
       }
@@ -232,15 +237,22 @@ export class TeacherStudentEnv implements Env<TokenObs | TextObs, number | strin
       ids = [...ids, sp.teacher];
     }
     this.turns.push({ role: 'student', text: replyText, tokens: body.length });
-    const r = await this.reward!.compute({ reply: replyText, agentUtterance: teacherUtterance, history, turnIndex: this.exchange });
+    const input = { reply: replyText, agentUtterance: teacherUtterance, history, turnIndex: this.exchange };
+    const r = await this.reward!.compute(input);
+    const gold = await this.goldOf(input);
     this.exchange++;
     this.teacherStart = this.tokens.length;
-    const info: Info & DialogInfo = { teacherUtterance, studentReply: replyText, rewardComponents: r.components, ...(reply.detail ?? {}) };
+    const info: Info & DialogInfo = { teacherUtterance, studentReply: replyText, rewardComponents: r.components, ...gold, ...(reply.detail ?? {}) };
     if (left) return this.result(r.total, true, false, { ...info, endedBy: 'student' });
     const full = this.tokens.length >= this.kwargs.maxTokens;
     if (full) return this.result(r.total, false, true, { ...info, truncatedBy: 'token-limit' });
     await this.addBaseLogProbs(info);
     return this.result(r.total, false, false, info);
+  }
+
+  /** The gold reward of a rewarded reply (`info.goldReward`), when kwargs.goldReward names one. */
+  private async goldOf(input: Parameters<CompositeReward['compute']>[0]): Promise<{ goldReward?: number }> {
+    return this.gold ? { goldReward: (await this.gold.compute(input)).total } : {};
   }
 
   private teacherText(end: number): string {
@@ -341,6 +353,6 @@ register({
   description: 'Cohen et al. (2024): the agent is the teacher, one token per step after "Teacher: Do you"; the student (default: the tutoring world\'s rule-driven student, corpora/world.ts; student "base": the base model at temperature 0.05) replies; reward = (s+1)/2 for the sentiment s of the reply; 256 tokens including the prompt.',
   // A person in the student's seat (student: "human") cannot be replayed from a seed, and a reward
   // with running z-score statistics gives the same exchange a different reward later.
-  deterministic: kwargs => kwargs.student !== 'human' && !rewardHasMemory(kwargs.reward as string),
+  deterministic: kwargs => kwargs.student !== 'human' && !rewardHasMemory(kwargs.reward as string) && !(typeof kwargs.goldReward === 'string' && rewardHasMemory(kwargs.goldReward)),
   dialog: kwargs => teacherStudentDialogSpec(kwargs as TeacherStudentKwargs),
 });

@@ -49,6 +49,7 @@ export class RemoteResources {
   check(kwargs: Record<string, unknown> | undefined): void {
     if (!kwargs) return;
     if (typeof kwargs.reward === 'string') this.checkReward(kwargs.reward);
+    if (typeof kwargs.goldReward === 'string') this.checkReward(kwargs.goldReward, 'kwargs.goldReward');
     if (typeof kwargs.model === 'string') this.checkpoint(kwargs.model, 'kwargs.model');
     const student = kwargs.student;
     if (typeof student === 'object' && student !== null && !Array.isArray(student)) {
@@ -66,10 +67,10 @@ export class RemoteResources {
     throw new BadConfig(`${what}: no checkpoint ${shown(name)} on this server; name one by id (${[...this.checkpoints.keys()].join(', ')})${this.checkpointRoots.length ? ' or by the absolute path of a folder under the roots it allows' : ''}`);
   }
 
-  private checkReward(name: string): void {
+  private checkReward(name: string, what = 'kwargs.reward'): void {
     if (ID.test(name) && !name.endsWith('.json') && listRewardConfigs().includes(name)) return;
     const refuse = (): never => {
-      throw new BadConfig(`kwargs.reward: no reward ${shown(name)} on this server; name one by id (${listRewardConfigs().join(', ')})${this.rewardRoots.length ? ' or by the absolute path of a .json file under the roots it allows' : ''}`);
+      throw new BadConfig(`${what}: no reward ${shown(name)} on this server; name one by id (${listRewardConfigs().join(', ')})${this.rewardRoots.length ? ' or by the absolute path of a .json file under the roots it allows' : ''}`);
     };
     const real = this.rewardRoots.length ? underRoot(name, this.rewardRoots) : null;
     if (real === null || !real.endsWith('.json')) return refuse();
@@ -77,8 +78,8 @@ export class RemoteResources {
     try { st = statSync(real); } catch { return refuse(); }
     if (!st.isFile() || st.size > this.maxRewardBytes) return refuse();
     let value: unknown;
-    try { value = JSON.parse(readFileSync(real, 'utf8')); } catch { throw new BadConfig('kwargs.reward: that reward file is not valid JSON'); }
-    validateRewardConfig(value, 'kwargs.reward file');
+    try { value = JSON.parse(readFileSync(real, 'utf8')); } catch { throw new BadConfig(`${what}: that reward file is not valid JSON`); }
+    validateRewardConfig(value, `${what} file`);
   }
 }
 

@@ -42,6 +42,8 @@ export interface DialogRow {
   envSeed: number;
   /** Episode return (sum of rewards, γ = 1). */
   reward: number;
+  /** Sum of the env's gold reward (`info.goldReward`, kwargs.goldReward: scored, never rewarded); NaN when the env reports none. */
+  goldReward: number;
   /** Completed exchanges (teacher turn + student reply). */
   exchanges: number;
   terminated: boolean;
@@ -168,7 +170,7 @@ export async function evaluate(opts: EvaluateOptions): Promise<DialogRow[]> {
       dialog, filler: dialog >= episodes, k, rng: new Rng(mixSeed(seed, dialog, 0x5eed)), ctx, curTurn: [], positions: [], helpedPositions: [],
       curKl: refs.map(() => 0), tokKl: refs.map(() => []),
       acc: {
-        agent: agent.name, kind: agent.kind, dialog, envSeed: seed + dialog, reward: 0, exchanges: 0, terminated: false, truncated: false, endedBy: '',
+        agent: agent.name, kind: agent.kind, dialog, envSeed: seed + dialog, reward: 0, goldReward: NaN, exchanges: 0, terminated: false, truncated: false, endedBy: '',
         agentTokens: 0, helpedTokens: 0, decisions: 0, helpRequests: 0, teacherTurns: 0, emptyTurns: 0, shortTurns: 0, shortTurnTokens: shortMax,
         emptyShare: NaN, shortShare: NaN,
         teacherTurnTokens: [], turnEmpty: [], turnKl: Object.fromEntries(refs.map(r => [r.name, []])), klTokens: {}, repetition: [], studentTurnTokens: [],
@@ -247,6 +249,7 @@ export async function evaluate(opts: EvaluateOptions): Promise<DialogRow[]> {
         s.ctx = contextOf(res.observations[i]);
         a.reward += res.rewards[i]!;
         const info = res.infos[i] ?? {};
+        if (typeof info.goldReward === 'number') a.goldReward = (Number.isNaN(a.goldReward) ? 0 : a.goldReward) + info.goldReward;
         if (turnEnd.has(action)) {
           const text = tokenizer.decode(s.curTurn);
           const empty = isEmptyTurn(text);

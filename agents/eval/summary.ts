@@ -16,6 +16,8 @@ export interface EvalSummary {
   episodes: number;
   /** Mean episode return. */
   reward: Interval;
+  /** Mean episode gold reward (kwargs.goldReward), over dialogs that report one. */
+  goldReward: Interval;
   /** KL per agent token (Σ KL / Σ tokens) and per episode (mean of Σ KL), by reference. */
   klPerToken: Record<string, Interval>;
   klPerEpisode: Record<string, Interval>;
@@ -92,6 +94,7 @@ export function summarize(rows: readonly DialogRow[], opts: BootstrapOptions = {
     kind: rows[0]!.kind,
     episodes: rows.length,
     reward: bootstrapMean(col(r => r.reward), b),
+    goldReward: bootstrapMean(col(r => r.goldReward ?? NaN).filter(Number.isFinite), b),
     klPerToken: Object.fromEntries(refs.map(k => [k, bootstrapRatio(col(r => r.kl[k]!), col(r => r.scoredTokens), b)])),
     klPerEpisode: Object.fromEntries(refs.map(k => [k, bootstrapMean(col(r => r.kl[k]!), b)])),
     perplexity: Object.fromEntries(refs.map(k => [k, expI(bootstrapRatio(col(r => r.nll[k]!), col(r => r.agentTokens), b))])),
@@ -126,6 +129,8 @@ export function summarize(rows: readonly DialogRow[], opts: BootstrapOptions = {
 export interface SeedsSummary {
   seeds: number;
   reward: Interval;
+  /** Episode gold reward (kwargs.goldReward) over the dialogs that report one. */
+  goldReward: Interval;
   klPerEpisode: Record<string, Interval>;
   klPerToken: Record<string, Interval>;
   /** Per-dialog means over the dialogs with a completed teacher turn, averaged over seeds. */
@@ -149,6 +154,7 @@ export function summarizeOverSeeds(rowsBySeed: readonly (readonly DialogRow[])[]
   return {
     seeds: rowsBySeed.filter(r => r.length).length,
     reward: over(r => r.reward),
+    goldReward: over(r => r.goldReward ?? NaN),
     klPerEpisode: Object.fromEntries(refs.map(k => [k, over(r => r.kl[k]!)])),
     klPerToken: Object.fromEntries(refs.map(k => [k, over(r => r.kl[k]!, r => r.scoredTokens)])),
     emptyTurnShare: over(r => r.emptyShare ?? NaN),

@@ -57,6 +57,8 @@ export interface Exchange {
   studentTokens: number;
   /** The reply was cut by the end of the episode (unrewarded). */
   partial?: boolean;
+  /** The env's gold reward of the reply (`info.goldReward`, kwargs.goldReward): measured, never optimised. */
+  gold?: number;
 }
 
 /** A finished (or running) dialog from the agent's side. Per-action arrays are aligned. */
@@ -309,6 +311,7 @@ export class RolloutCollector<A = unknown> {
       student: complete ? info.studentReply as string : (typeof info.partialReply === 'string' ? info.partialReply : null),
       reward, teacherTokens: Math.max(0, teacherTokens), studentTokens,
       ...(complete ? {} : { partial: true }),
+      ...(typeof info.goldReward === 'number' ? { gold: info.goldReward } : {}),
     });
   }
 

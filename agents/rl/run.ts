@@ -89,6 +89,8 @@ export function dialogMetrics(episodes: readonly Episode<unknown>[]): Metrics {
     [M.teacherTurnTokens]: mean(teacherLens),
     [M.studentTurnTokens]: mean(studentLens),
     [M.klExact]: mean(klSums),
+    // Only when the env reports a gold reward (kwargs.goldReward).
+    ...(turns.some(t => t.gold !== undefined) ? { [M.goldReward]: mean(episodes.map(e => e.exchanges.reduce((a, x) => a + (x.gold ?? 0), 0))) } : {}),
   };
 }
 

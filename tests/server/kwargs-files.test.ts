@@ -47,6 +47,16 @@ describe('kwargs name files by id only (items 1, 2)', () => {
     expect(replies[0]).toContain('cohen');
   });
 
+  it('kwargs.goldReward is checked as kwargs.reward is: ids taken, paths refused', async () => {
+    for (const goldReward of ['/etc/passwd', secretJson, '../../../../etc/passwd']) {
+      const r = await make({ goldReward });
+      expect(r.ok, goldReward).toBe(false);
+      expect(r.error).toMatchObject({ code: 'BAD_CONFIG', message: expect.stringMatching(/^kwargs\.goldReward: no reward \(a path\)/) });
+      expectNoLeak(r.error!.message);
+    }
+    expect((await make({ goldReward: 'cohen' })).ok).toBe(true);
+  });
+
   it('model and student checkpoint paths are refused; ids are taken', async () => {
     const msgs = [];
     for (const kwargs of [{ model: '/etc' }, { model: tmp }, { model: '/no/such/dir' }, { student: { checkpoint: '/etc' } }, { student: { checkpoint: tmp } }]) {
