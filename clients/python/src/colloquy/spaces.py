@@ -176,9 +176,15 @@ class Box(Space):
         return out
 
 
+_INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
+
+
 def _int(value: Any, what: str) -> int:
     if isinstance(value, bool) or not isinstance(value, int):
         raise _fail(f"{what} is not an integer", value)
+    # The server's integers are int64 (and JSON's safe range is narrower): anything wider is malformed.
+    if not _INT64_MIN <= value <= _INT64_MAX:
+        raise _fail(f"{what} is outside the 64-bit integer range", value)
     return value
 
 
