@@ -46,13 +46,21 @@ async function person(srv: ChatServer, join: Record<string, unknown> | null = { 
   if (join) p.send(join);
   return p;
 }
-/** The agent writes `text` token by token; the last step (the turn marker) is returned unawaited. */
-async function teacherSays(env: RemoteVectorEnv, text: string) {
-  for (const id of tok.encode(text)) {
-    const r = await env.step([id]);
-    expect(r.terminated[0] || r.truncated[0]).toBe(false);
-  }
-  return env.step([tok.special.student]);
+/**
+ * The agent writes `text` token by token; the last step (the turn marker) is returned unawaited.
+ * A test that fails while this runs closes the env under it: the rejection is then the test's (it
+ * awaits the promise, or has already failed), never an unhandled one that kills the test worker.
+ */
+function teacherSays(env: RemoteVectorEnv, text: string) {
+  const p = (async () => {
+    for (const id of tok.encode(text)) {
+      const r = await env.step([id]);
+      expect(r.terminated[0] || r.truncated[0]).toBe(false);
+    }
+    return env.step([tok.special.student]);
+  })();
+  p.catch(() => {});
+  return p;
 }
 
 describe('a person in the student\'s seat', () => {
