@@ -171,7 +171,8 @@ export function toHfGpt2(model: TransformerLM, tokenizer: BpeTokenizer, source: 
   };
   const generation = {
     bos_token_id: c.bosTokenId, eos_token_id: sp.endOfText, pad_token_id: sp.pad,
-    do_sample: true, temperature: 1.0, top_k: 0, top_p: 1.0, max_length: c.contextLength,
+    // No max_length: callers give max_new_tokens (TRL does), and transformers warns on every generate when both are set.
+    do_sample: true, temperature: 1.0, top_k: 0, top_p: 1.0,
   };
   const json = (o: unknown) => Buffer.from(JSON.stringify(o, null, 2) + '\n');
   return new Map<HfFile, Buffer>([
