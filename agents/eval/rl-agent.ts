@@ -17,7 +17,7 @@ import { ConservativeReference, ModelReference, klToReference, type ReferencePol
 import { loadEnsemble } from '../imitation/imitators.ts';
 import { loadCheckpoint } from '../../models/checkpoint.ts';
 import { POLICY_FORMAT, readPolicyFile, type PolicyFile, type ReferenceSpec } from '../rl/policy-file.ts';
-import type { Episode, RolloutPolicy, RowContext } from '../rl/rollout.ts';
+import { sampleLogp, type Episode, type RolloutPolicy, type RowContext } from '../rl/rollout.ts';
 import type { AgentDecision, EvalAgent, SessionPool } from './agents.ts';
 
 function newEpisode<A>(env: number, tokens: number[]): Episode<A> {
@@ -29,15 +29,6 @@ function newEpisode<A>(env: number, tokens: number[]): Episode<A> {
 }
 
 /** Draw an index from log-probabilities with the dialog's own stream. */
-function sampleLogp(logp: ArrayLike<number>, rng: Rng): number {
-  const V = logp.length;
-  let m = -Infinity;
-  for (let j = 0; j < V; j++) if (logp[j]! > m) m = logp[j]!;
-  const w = new Float64Array(V);
-  for (let j = 0; j < V; j++) w[j] = Math.exp(logp[j]! - m);
-  return rng.categorical(w);
-}
-
 export class RolloutPolicyAgent<A = unknown> implements EvalAgent {
   readonly kind: string;
   private started = false;
