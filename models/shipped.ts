@@ -2,10 +2,10 @@
  * The reproducible base model (`models/shipped/base/`): pretrained on the shipped corpus by
  * `node bin/run.mjs models/shipped/build.ts` (fixed seed, one thread, a fixed number of steps, so
  * the same command on the same backend rebuilds it bit for bit), ≤ 10 MB without optimizer state.
- * The repository ships the checkpoint (4.6 MB) with its `SHA256SUMS` (the `sha256sum` format: the
- * hashes the build must give; `build.ts --check` rebuilds it and compares). `installShippedModel`
- * checks each hash before and after it copies the checkpoint into place, so a fresh clone's
- * `npm start` serves in seconds instead of pretraining for minutes.
+ * The repository keeps only `SHA256SUMS` (the `sha256sum` format: the hashes the build must give);
+ * the checkpoint itself is a build output, git-ignored. Once built, `installShippedModel` checks
+ * each hash before it copies the checkpoint into place, so `npm start` serves in seconds instead of
+ * pretraining for minutes.
  */
 import { createHash } from 'node:crypto';
 import { copyFile, mkdir, readFile, rename, rm } from 'node:fs/promises';

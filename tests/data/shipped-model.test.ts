@@ -9,6 +9,8 @@ import { loadCheckpoint } from '../../models/checkpoint.ts';
 const tmp = mkdtempSync(path.join(os.tmpdir(), 'colloquy-shipped-model-'));
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 
+/** The checkpoint is a build output (node bin/run.mjs models/shipped/build.ts); a fresh clone has only SHA256SUMS. */
+const built = hasShippedModel();
 
 /** A shipped-model folder made from the tests' tiny base model, with its SHA256SUMS: what the install and its checks work on. */
 async function fixture(name: string): Promise<string> {
@@ -24,13 +26,12 @@ async function fixture(name: string): Promise<string> {
 }
 
 describe('the shipped base model (models/shipped/base)', () => {
-  it('keeps its checkpoint and hashes in the repository', () => {
-    expect(hasShippedModel()).toBe(true);
+  it('keeps its hashes in the repository', () => {
     const sums = parseSums(readFileSync(path.join(SHIPPED_MODEL_DIR, SHIPPED_SUMS), 'utf8'), 'sums');
     expect([...sums.keys()].sort()).toEqual([...SHIPPED_FILES].sort());
   });
 
-  it('is shipped: is at most 10 MB, without optimizer state, and every file matches SHA256SUMS', async () => {
+  it.skipIf(!built)('once built: is at most 10 MB, without optimizer state, and every file matches SHA256SUMS', async () => {
     const files = readdirSync(SHIPPED_MODEL_DIR).sort();
     expect(files).toEqual([...SHIPPED_FILES, SHIPPED_SUMS].sort());
     const bytes = files.reduce((n, f) => n + statSync(path.join(SHIPPED_MODEL_DIR, f)).size, 0);
@@ -43,7 +44,7 @@ describe('the shipped base model (models/shipped/base)', () => {
     expect(meta.trainSeconds).toBeUndefined();
   });
 
-  it('loads as a checkpoint with the transcript markers in its tokenizer', async () => {
+  it.skipIf(!built)('once built: loads as a checkpoint with the transcript markers in its tokenizer', async () => {
     const ck = await loadCheckpoint(SHIPPED_MODEL_DIR);
     expect(ck.model.numParams).toBeGreaterThan(500_000);
     expect(JSON.stringify(ck.tokenizer)).toContain('\\n\\nStudent:');
