@@ -32,7 +32,7 @@ import { loadModel } from './load.ts';
 import { loadRlAgent } from './rl-agent.ts';
 import { evalAgents, openVecEnv, slug, type AgentRun } from './run.ts';
 import { Stages, deepMergeAll, jsonNumbers, readMeta, type StageTiming } from './stages.ts';
-import { bootstrapOverSeeds, ecdf, type Interval, type SeedGroup } from './stats.ts';
+import { bootstrapOverSeeds, ecdfOnUnit, type Interval, type SeedGroup } from './stats.ts';
 import { summarizeOverSeeds, type SeedsSummary } from './summary.ts';
 import { unpackF32 } from './turns.ts';
 
@@ -123,12 +123,6 @@ const BOOT = { resamples: 2000, seed: 0 };
 const groups = (bySeed: readonly (readonly DialogRow[])[], num: (r: DialogRow) => number, den: (r: DialogRow) => number): SeedGroup[] =>
   bySeed.map(rows => ({ num: rows.map(num), den: rows.map(den) }));
 
-/** ECDF points of per-dialog empty shares, padded to span [0, 1] (dialogs without a completed turn dropped). */
-function ecdfPoints(rows: readonly DialogRow[]): { x: number; p: number }[] {
-  const pts = ecdf(rows.map(r => r.emptyShare));
-  if (!pts.length) return [];
-  return [...(pts[0]!.x > 0 ? [{ x: 0, p: 0 }] : []), ...pts, ...(pts[pts.length - 1]!.x < 1 ? [{ x: 1, p: 1 }] : [])];
-}
 
 export async function runSilenceStudy(opts: SilenceOptions): Promise<{ results: SilenceResults; out: string }> {
   const c = opts.config;
@@ -171,17 +165,18 @@ export async function runSilenceStudy(opts: SilenceOptions): Promise<{ results: 
   const rowsOf = new Map<string, DialogRow[]>();
   const evalDir = path.join(out, 'eval');
   for (const T of c.episodeTokens) {
-    const agents: { name: string; make: () => Promise<AgentRun>; key: unknown }[] = [
-      { name: `base T=${T}`, key: baseKey, make: async () => ({ agent: new ModelAgent(base, `base T=${T}`, { kind: 'base' }) }) },
+    // make(): the agent and what frees it (the base model is shared: nothing to free).
+    const agents: { name: string; make: () => Promise<{ run: AgentRun; dispose: () => void }>; key: unknown }[] = [
+      { name: `base T=${T}`, key: baseKey, make: async () => ({ run: { agent: new ModelAgent(base, `base T=${T}`, { kind: 'base' }) }, dispose: () => {} }) },
       ...c.budgets.flatMap(B => c.seeds.map(seed => {
         const dir = runDir(B, T, seed), name = `kl-budget B=${B} T=${T} s${seed}`;
-        return { name, key: [dir, readMeta(path.join(dir, 'checkpoint', 'trainer.json'))], make: async () => ({ agent: await loadRlAgent(dir, base, { name, maxTokens: T }) }) };
+        return { name, key: [dir, readMeta(path.join(dir, 'checkpoint', 'trainer.json'))], make: async () => { const agent = await loadRlAgent(dir, base, { name, maxTokens: T }); return { run: { agent }, dispose: () => agent.dispose() }; } };
       })),
     ];
     for (const a of agents) {
       const file = path.join(evalDir, `${slug(a.name)}.jsonl`);
       const st = await stages.run(`eval/${slug(a.name)}`, { key: a.key, e: c.eval, kwargs: kwargsFor(T) }, () => existsSync(file), async () => {
-        const run = await a.make();
+        const { run, dispose } = await a.make();
         try {
           const [res] = await evalAgents({
             runs: [{ ...run, name: a.name }], references: [{ name: 'base', ref: base }], baseDir, demonstrator: null,
@@ -189,7 +184,7 @@ export async function runSilenceStudy(opts: SilenceOptions): Promise<{ results: 
             openEnv: () => openVecEnv({ env: c.env.id, kwargs: kwargsFor(T), numEnvs: c.eval.numEnvs }),
           });
           return res!.rows;
-        } finally { if (run.agent !== undefined && a.name.startsWith('kl-budget')) run.agent.dispose?.(); }
+        } finally { dispose(); }
       }, log);
       rowsOf.set(a.name, st.value ?? readFileSync(file, 'utf8').split('\n').filter(Boolean).map(l => JSON.parse(l) as DialogRow));
     }
@@ -203,12 +198,12 @@ export async function runSilenceStudy(opts: SilenceOptions): Promise<{ results: 
   const settings: SilenceSetting[] = [];
   const ecdfOut: SilenceResults['ecdf'] = [];
   for (const T of c.episodeTokens) {
-    for (const p of ecdfPoints(rowsOf.get(`base T=${T}`)!)) ecdfOut.push({ agent: `base T=${T}`, episodeTokens: T, ...p });
+    for (const p of ecdfOnUnit(rowsOf.get(`base T=${T}`)!.map(r => r.emptyShare))) ecdfOut.push({ agent: `base T=${T}`, episodeTokens: T, ...p });
     for (const B of c.budgets) {
       const runs = c.seeds.map(s => `kl-budget B=${B} T=${T} s${s}`);
       const bySeed = runs.map(n => rowsOf.get(n)!);
       const name = `kl-budget B=${B} T=${T}`;
-      for (const p of ecdfPoints(bySeed.flat())) ecdfOut.push({ agent: name, episodeTokens: T, ...p });
+      for (const p of ecdfOnUnit(bySeed.flat().map(r => r.emptyShare))) ecdfOut.push({ agent: name, episodeTokens: T, ...p });
       settings.push({
         name, budget: B, episodeTokens: T, seeds: [...c.seeds], runs,
         perSeed: bySeed.map((rows, k) => ({
@@ -218,7 +213,7 @@ export async function runSilenceStudy(opts: SilenceOptions): Promise<{ results: 
         })),
         overSeeds: summarizeOverSeeds(bySeed, BOOT),
         klPerResponse: bootstrapOverSeeds(groups(bySeed, r => (r.turnKl.base ?? []).reduce((a, x) => a + x, 0), r => (r.turnKl.base ?? []).length), BOOT),
-        earlyKlShare: bootstrapOverSeeds(groups(bySeed, r => klHalves(r).early, r => klHalves(r).total), BOOT),
+        earlyKlShare: bootstrapOverSeeds(bySeed.map(rows => { const h = rows.map(klHalves); return { num: h.map(x => x.early), den: h.map(x => x.total) }; }), BOOT),
         klProfile: klProfile(bySeed.flat()),
       });
     }

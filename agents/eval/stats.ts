@@ -130,6 +130,13 @@ export function ecdf(xs: readonly number[]): { x: number; p: number }[] {
   return out;
 }
 
+/** `ecdf` of shares in [0, 1], padded to start at (0, 0) and end at (1, 1) so every step function spans [0, 1] (empty: no points). */
+export function ecdfOnUnit(xs: readonly number[]): { x: number; p: number }[] {
+  const pts = ecdf(xs);
+  if (!pts.length) return [];
+  return [...(pts[0]!.x > 0 ? [{ x: 0, p: 0 }] : []), ...pts, ...(pts[pts.length - 1]!.x < 1 ? [{ x: 1, p: 1 }] : [])];
+}
+
 /** A 32-bit seed mixed from several integers (for per-dialog random streams). */
 export function mixSeed(...xs: number[]): number {
   let h = 0x811c9dc5;

@@ -5,7 +5,7 @@
 import * as vega from 'vega';
 import * as vl from 'vega-lite';
 import type { ExperimentResults } from '../eval/experiment.ts';
-import { ecdf } from '../eval/stats.ts';
+import { ecdfOnUnit } from '../eval/stats.ts';
 
 /** Render a Vega-Lite spec (its data inline) to an SVG string. */
 export async function renderSvg(spec: vl.TopLevelSpec): Promise<string> {
@@ -147,11 +147,7 @@ export function emptyEcdfSpec(r: ExperimentResults): vl.TopLevelSpec {
   for (const a of r.agents) {
     // Dialogs without a completed teacher turn have no share (null in results.json): ecdf drops them.
     const xs = r.dialogs.filter(d => d.agent === a.name).map(d => d.emptyShare ?? NaN);
-    const pts = ecdf(xs);
-    // Start at (0, P(X ≤ 0)) and end at 1 so that every step function spans [0, 1].
-    if (pts.length && pts[0]!.x > 0) values.push({ agent: a.name, group: groupOf.get(a.name)!, x: 0, p: 0 });
-    for (const p of pts) values.push({ agent: a.name, group: groupOf.get(a.name)!, x: p.x, p: p.p });
-    if (pts.length && pts[pts.length - 1]!.x < 1) values.push({ agent: a.name, group: groupOf.get(a.name)!, x: 1, p: 1 });
+    for (const p of ecdfOnUnit(xs)) values.push({ agent: a.name, group: groupOf.get(a.name)!, x: p.x, p: p.p });
   }
   return {
     $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
