@@ -1,20 +1,26 @@
 #!/bin/bash
 # How long a fresh clone's `npm start` takes to serve (README "The two commands"): clones this
 # checkout's HEAD into a temporary folder with no ../shared beside it, links this checkout's
-# node_modules and copies the native addon build (what `npm ci` would make) and the built shipped
-# model if there is one (models/shipped/build.ts), then times
-# `npm start` until GET /health answers.
-#   bash bench/first-start.sh [PORT]
+# node_modules and copies the native addon build (what `npm ci` would make), then times
+# `npm start` until GET /health answers. A fresh clone pretrains the first-start model
+# (configs/models/first-start.json); with --with-built the clone gets the built shipped reference
+# model (models/shipped/build.ts) too, and its first start installs that instead.
+#   bash bench/first-start.sh [--with-built] [PORT]
 set -e
 root=$(cd "$(dirname "$0")/.." && pwd)
+built=0
+if [ "$1" = --with-built ]; then built=1; shift; fi
 port=${1:-8899}
 tmp=$(mktemp -d /tmp/colloquy-first-start-XXXXXX)
 git clone -q "$root" "$tmp/clone"
 cd "$tmp/clone"
 ln -s "$root/node_modules" node_modules
 [ -d "$root/native/build" ] && cp -r "$root/native/build" native/build
-# The reproducible base model is a build output (git-ignored): bring it along when it has been built.
-[ -f "$root/models/shipped/base/model.json" ] && cp "$root"/models/shipped/base/* models/shipped/base/
+# The reproducible reference model is a build output (git-ignored): brought along only when asked.
+if [ $built = 1 ]; then
+  [ -f "$root/models/shipped/base/model.json" ] || { echo "no built model in $root/models/shipped/base: node bin/run.mjs models/shipped/build.ts"; exit 2; }
+  cp "$root"/models/shipped/base/* models/shipped/base/
+fi
 if curl -s "http://127.0.0.1:$port/health" > /dev/null 2>&1; then echo "port $port is taken: bash bench/first-start.sh PORT"; exit 2; fi
 t0=$(date +%s.%N)
 # Its own process group, so that npm and the server it starts stop together.

@@ -26,6 +26,8 @@ import { CONFIG_DIR, DEFAULT_MODEL_DIR, PROJECT_ROOT } from '../core/paths.ts';
 import { SHIPPED_MODEL_DIR, hasShippedModel, installShippedModel } from './shipped.ts';
 
 export const DEFAULT_MODEL_CONFIG = path.join(CONFIG_DIR, 'models', 'base.json');
+/** What a first start pretrains on the shipped corpus when the shipped reference model has not been built (about 40 s). */
+export const FIRST_START_MODEL_CONFIG = path.join(CONFIG_DIR, 'models', 'first-start.json');
 
 export interface PretrainOptions {
   /** Checkpoint folder to write (and to resume from). */
@@ -350,12 +352,17 @@ export async function ensureBaseModel(opts: EnsureBaseModelOptions = {}): Promis
     return { dir, created: true };
   }
   const minutes = opts.minutes ?? 5;
-  log(`No base language model at ${dir}: pretraining one on '${corpus}' (about ${minutes} min, once; later starts reuse it).`);
+  // Without the built reference, the default first start trains the small first-start model (under a minute).
+  const configFile = opts.configFile ?? (corpus === 'shipped' ? FIRST_START_MODEL_CONFIG : undefined);
+  const about = configFile === FIRST_START_MODEL_CONFIG
+    ? `the first-start model, about 40 s; node bin/run.mjs models/shipped/build.ts builds the reference model the README's figures use`
+    : `about ${minutes} min`;
+  log(`No base language model at ${dir}: pretraining one on '${corpus}' (${about}; once, later starts reuse it).`);
   if (opts.inProcess) {
-    await pretrain({ out: dir, configFile: opts.configFile, dataDir: opts.dataDir ?? null, overrides: { train: { corpus, minutes } }, log });
+    await pretrain({ out: dir, configFile, dataDir: opts.dataDir ?? null, overrides: { train: { corpus, minutes } }, log });
   } else {
     const args = [path.join(PROJECT_ROOT, 'bin', 'colloquy.mjs'), 'pretrain', '--out', dir, '--corpus', corpus, '--minutes', String(minutes)];
-    if (opts.configFile) args.push('--config', opts.configFile);
+    if (configFile) args.push('--config', configFile);
     if (opts.dataDir) args.push('--data-dir', opts.dataDir);
     await new Promise<void>((resolve, reject) => {
       // The child writes its failure line (`error CODE: message`) to fd 3, not to the terminal: it
