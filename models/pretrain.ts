@@ -26,7 +26,7 @@ import { CONFIG_DIR, DEFAULT_MODEL_DIR, PROJECT_ROOT } from '../core/paths.ts';
 import { SHIPPED_MODEL_DIR, hasShippedModel, installShippedModel } from './shipped.ts';
 
 export const DEFAULT_MODEL_CONFIG = path.join(CONFIG_DIR, 'models', 'base.json');
-/** What a first start pretrains on the shipped corpus when the shipped reference model has not been built (about 40 s). */
+/** What a first start pretrains on the shipped corpus when the shipped reference model has not been built (about 30 s). */
 export const FIRST_START_MODEL_CONFIG = path.join(CONFIG_DIR, 'models', 'first-start.json');
 
 export interface PretrainOptions {
@@ -355,7 +355,7 @@ export async function ensureBaseModel(opts: EnsureBaseModelOptions = {}): Promis
   // Without the built reference, the default first start trains the small first-start model (under a minute).
   const configFile = opts.configFile ?? (corpus === 'shipped' ? FIRST_START_MODEL_CONFIG : undefined);
   const about = configFile === FIRST_START_MODEL_CONFIG
-    ? `the first-start model, about 40 s; node bin/run.mjs models/shipped/build.ts builds the reference model the README's figures use`
+    ? `the first-start model, about 30 s; node bin/run.mjs models/shipped/build.ts builds the reference model the README's figures use`
     : `about ${minutes} min`;
   log(`No base language model at ${dir}: pretraining one on '${corpus}' (${about}; once, later starts reuse it).`);
   if (opts.inProcess) {
