@@ -79,4 +79,19 @@ describe('the shipped base model (models/shipped/base)', () => {
     // The second start reuses it.
     expect(await ensureBaseModel({ dir, shippedDir, log: () => {} })).toEqual({ dir, created: false });
   });
+
+  it('without a built reference, the first start pretrains the first-start model (configs/models/first-start.json)', async () => {
+    const dir = path.join(tmp, 'fresh-clone', 'base');
+    const logs: string[] = [];
+    const r = await ensureBaseModel({ dir, shippedDir: path.join(tmp, 'not-built'), inProcess: true, log: s => logs.push(s) });
+    expect(r).toEqual({ dir, created: true });
+    expect(logs.join('\n')).toMatch(/pretraining one on 'shipped' \(the first-start model/);
+    const cfg = JSON.parse(readFileSync(path.join(dir, 'config.json'), 'utf8')) as { model: { nLayers: number; dModel: number }; train: { epochs: number; threads: number; corpus: string } };
+    expect(cfg.model).toMatchObject({ nLayers: 2, dModel: 128 });
+    expect(cfg.train).toMatchObject({ epochs: 2, threads: 2, corpus: 'shipped' });
+    const meta = JSON.parse(readFileSync(path.join(dir, 'metadata.json'), 'utf8')) as { step: number; valPerplexity: number };
+    // Two epochs of the shipped corpus's 60 steps, ended by the step count (no time budget), and it learnt.
+    expect(meta.step).toBe(120);
+    expect(meta.valPerplexity).toBeLessThan(30);
+  }, 180_000);
 });
