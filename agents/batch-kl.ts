@@ -426,6 +426,16 @@ export async function trainBatchKl(config: BatchKlConfig, opts: TrainBatchKlOpti
   const rng = new Rng(cfg.seed);
   let last: BatchKlMetrics | null = null;
   const usable = ds.byWindow.map((ix, w) => (ix.length ? w : -1)).filter(w => w >= 0);
+  const save = (dir: string, step: number) => saveCheckpoint(online, dir, {
+    tokenizer: loaded.tokenizer,
+    trainConfig: { algo: 'batch-kl', ...cfg, base: baseDir },
+    metadata: {
+      backend: backendInfo() ? { name: backendInfo()!.name, tfBackend: backendInfo()!.tfBackend, features: backendInfo()!.features } : null,
+      algo: 'batch-kl', base: baseDir, data: cfg.data, step, trainSeconds: (Date.now() - t0) / 1000,
+      numParams: online.numParams, dataset: ds.stats, rewardStats: norm,
+      sampling: 'softmax of the logits at temperature 1 is the Ψ-policy π(a|s) ∝ exp Ψ(s,a) (see agents/batch-kl.ts)',
+    },
+  });
 
   try {
     for (let step = 1; step <= cfg.steps; step++) {
@@ -500,20 +510,13 @@ export async function trainBatchKl(config: BatchKlConfig, opts: TrainBatchKlOpti
         await appendFile(metricsFile, JSON.stringify(last) + '\n');
         opts.onMetrics?.(last);
       }
+      // Points along training (checkpointEvery): the policy after this step, as checkpoint-STEP/.
+      if (cfg.checkpointEvery > 0 && step % cfg.checkpointEvery === 0) await save(path.join(out, `checkpoint-${step}`), step);
     }
 
     // ---- the result: the Q-network, read as a language model, is the Ψ-policy.
     const checkpoint = path.join(out, 'checkpoint');
-    await saveCheckpoint(online, checkpoint, {
-      tokenizer: loaded.tokenizer,
-      trainConfig: { algo: 'batch-kl', ...cfg, base: baseDir },
-      metadata: {
-        backend: backendInfo() ? { name: backendInfo()!.name, tfBackend: backendInfo()!.tfBackend, features: backendInfo()!.features } : null,
-        algo: 'batch-kl', base: baseDir, data: cfg.data, step: cfg.steps, trainSeconds: (Date.now() - t0) / 1000,
-        numParams: online.numParams, dataset: ds.stats, rewardStats: norm,
-        sampling: 'softmax of the logits at temperature 1 is the Ψ-policy π(a|s) ∝ exp Ψ(s,a) (see agents/batch-kl.ts)',
-      },
-    });
+    await save(checkpoint, cfg.steps);
     return { out, checkpoint, steps: cfg.steps, seconds: (Date.now() - t0) / 1000, stats: ds.stats, last };
   } finally {
     optimizer.dispose();

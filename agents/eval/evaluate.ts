@@ -76,6 +76,8 @@ export interface DialogRow {
   /** Repeated n-grams of the teacher's turns, n = 1…ngramMax (turns.ts). */
   repetition: NgramRepetition[];
   studentTurnTokens: number[];
+  /** The env's reward at each student reply (the step the reply came in), in order: a logged dialog's per-turn rewards. */
+  replyRewards: number[];
   /** Σ over the agent's tokens of KL(π(·|s) ‖ ref(·|s)), by reference name (NaN when unknown). */
   kl: Record<string, number>;
   /** Σ over the agent's tokens of −log ref(a|s), by reference name. */
@@ -173,7 +175,7 @@ export async function evaluate(opts: EvaluateOptions): Promise<DialogRow[]> {
         agent: agent.name, kind: agent.kind, dialog, envSeed: seed + dialog, reward: 0, goldReward: NaN, exchanges: 0, terminated: false, truncated: false, endedBy: '',
         agentTokens: 0, helpedTokens: 0, decisions: 0, helpRequests: 0, teacherTurns: 0, emptyTurns: 0, shortTurns: 0, shortTurnTokens: shortMax,
         emptyShare: NaN, shortShare: NaN,
-        teacherTurnTokens: [], turnEmpty: [], turnKl: Object.fromEntries(refs.map(r => [r.name, []])), klTokens: {}, repetition: [], studentTurnTokens: [],
+        teacherTurnTokens: [], turnEmpty: [], turnKl: Object.fromEntries(refs.map(r => [r.name, []])), klTokens: {}, repetition: [], studentTurnTokens: [], replyRewards: [],
         kl: Object.fromEntries(refs.map(r => [r.name, 0])), nll: Object.fromEntries(refs.map(r => [r.name, 0])), scoredTokens: 0,
         sentiment: NaN, distinct1: 0, distinct2: 0, teacherTexts: [], studentTexts: [],
       },
@@ -267,6 +269,7 @@ export async function evaluate(opts: EvaluateOptions): Promise<DialogRow[]> {
         if (typeof info.studentReply === 'string') {
           a.exchanges++;
           a.studentTexts.push(info.studentReply);
+          a.replyRewards.push(res.rewards[i]!);
           const added = s.ctx.slice(before + 1);
           const last = added[added.length - 1];
           a.studentTurnTokens.push(last === sp.teacher || last === sp.endOfText ? added.length - 1 : added.length);

@@ -116,10 +116,10 @@ function policyFromConfig(cfg: RlRunConfig, fallbackBase: string): PolicyFile {
 }
 
 /** The policy description of a run folder: checkpoint/agent.json, else its config.json. */
-export async function readRunPolicy(runDir: string): Promise<PolicyFile> {
+export async function readRunPolicy(runDir: string, checkpoint = 'checkpoint'): Promise<PolicyFile> {
   const cfg = JSON.parse(await readFile(path.join(runDir, 'config.json'), 'utf8')) as RlRunConfig;
   if (cfg.algo !== 'ppo-kl' && cfg.algo !== 'kl-budget') throw new BadConfig(`${runDir}/config.json: unknown algo '${String(cfg.algo)}'`);
-  return readPolicyFile(path.join(runDir, 'checkpoint')) ?? policyFromConfig(cfg, '');
+  return readPolicyFile(path.join(runDir, checkpoint)) ?? policyFromConfig(cfg, '');
 }
 
 /** Rebuild the KL reference a checkpoint records (see agents/rl/policy-file.ts). */
@@ -149,9 +149,10 @@ async function rebuildReference(spec: ReferenceSpec, base: TransformerLM, runDir
  * actions do not depend on the reference, so a ppo-kl run whose reference is unrecorded loads
  * against its base.
  */
-export async function loadRlAgent(runDir: string, base: TransformerLM, opts: { name: string; maxTokens: number; reference?: ReferencePolicy | TransformerLM }): Promise<RolloutPolicyAgent> {
-  const pf = await readRunPolicy(runDir);
-  const ck = path.join(runDir, 'checkpoint');
+export async function loadRlAgent(runDir: string, base: TransformerLM, opts: { name: string; maxTokens: number; reference?: ReferencePolicy | TransformerLM; checkpoint?: string }): Promise<RolloutPolicyAgent> {
+  // opts.checkpoint: the run's checkpoint folder (default checkpoint/, the latest; checkpoint-UPDATE/ with keepCheckpoints).
+  const pf = await readRunPolicy(runDir, opts.checkpoint);
+  const ck = path.join(runDir, opts.checkpoint ?? 'checkpoint');
   const spec: ReferenceSpec = pf.algo === 'ppo-kl' && pf.reference.kind === 'unrecorded' ? { kind: 'base', name: 'base' } : pf.reference;
   const reference = opts.reference ? { ref: opts.reference, dispose: () => {} } : await rebuildReference(spec, base, runDir);
   if (pf.algo === 'ppo-kl') {

@@ -17,21 +17,19 @@
  * Every training run and evaluation is a stage (agents/eval/stages.ts): rerunning the command
  * reuses what is finished, and an interrupted run resumes at the first unfinished stage.
  */
-import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { makeVec } from '../../env/index.ts';
-import { loadDialogTokenizer } from '../../env/dialog-model.ts';
 import { resolveKlBudgetConfig } from '../../configs/agents/schema.ts';
 import type { SilenceStudyConfig } from '../../configs/experiments/silence-schema.ts';
 import { PROJECT_ROOT } from '../../core/paths.ts';
 import { backendInfo } from '../../models/backend.ts';
 import { ModelAgent } from './agents.ts';
 import type { DialogRow } from './evaluate.ts';
-import { loadModel } from './load.ts';
 import { loadRlAgent } from './rl-agent.ts';
 import { evalAgents, openVecEnv, slug, type AgentRun } from './run.ts';
-import { Stages, deepMergeAll, jsonNumbers, readMeta, type StageTiming } from './stages.ts';
+import { openStudy, deepMergeAll, jsonNumbers, readMeta, type StageTiming } from './stages.ts';
 import { bootstrapOverSeeds, ecdfOnUnit, type Interval, type SeedGroup } from './stats.ts';
 import { summarizeOverSeeds, type SeedsSummary } from './summary.ts';
 import { unpackF32 } from './turns.ts';
@@ -126,14 +124,7 @@ const groups = (bySeed: readonly (readonly DialogRow[])[], num: (r: DialogRow) =
 
 export async function runSilenceStudy(opts: SilenceOptions): Promise<{ results: SilenceResults; out: string }> {
   const c = opts.config;
-  const log = opts.log ?? (line => console.log(line));
-  const out = path.resolve(PROJECT_ROOT, opts.out ?? c.out);
-  mkdirSync(out, { recursive: true });
-  const stages = new Stages(out, opts.fresh ?? false, 'study');
-  const baseDir = path.resolve(PROJECT_ROOT, c.base);
-  const base = await loadModel(baseDir);
-  const tokenizer = loadDialogTokenizer(baseDir);
-  const baseKey = { baseDir, meta: readMeta(baseDir) };
+  const { out, stages, baseDir, base, tokenizer, baseKey, log } = await openStudy(opts, c);
   const kwargsFor = (T: number): Record<string, unknown> => ({ ...c.env.kwargs, model: baseDir, actionMode: 'token', maxTokens: T });
   const t0 = Date.now();
 

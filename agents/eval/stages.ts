@@ -5,9 +5,12 @@
  * and small JSON helpers.
  */
 import { createHash } from 'node:crypto';
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { loadDialogTokenizer } from '../../env/dialog-model.ts';
+import { PROJECT_ROOT } from '../../core/paths.ts';
+import { loadModel } from './load.ts';
 
 export interface StageTiming { seconds: number; cpuSeconds: number; reused: boolean }
 
@@ -66,4 +69,17 @@ export function deepMergeAll(a: Record<string, unknown>, b: Record<string, unkno
       ? deepMergeAll(av as Record<string, unknown>, v as Record<string, unknown>) : v;
   }
   return out;
+}
+
+/** What a `colloquy study` runner starts from: its output folder and stages, the base model, its tokenizer and what identifies it. */
+export async function openStudy(o: { out?: string; fresh?: boolean; log?: (line: string) => void }, c: { out: string; base: string }) {
+  const out = path.resolve(PROJECT_ROOT, o.out ?? c.out);
+  mkdirSync(out, { recursive: true });
+  const baseDir = path.resolve(PROJECT_ROOT, c.base);
+  return {
+    out, baseDir, log: o.log ?? ((line: string) => console.log(line)),
+    stages: new Stages(out, o.fresh ?? false, 'study'),
+    base: await loadModel(baseDir), tokenizer: loadDialogTokenizer(baseDir),
+    baseKey: { baseDir, meta: readMeta(baseDir) },
+  };
 }

@@ -220,9 +220,10 @@ export async function trainKlBudget(config: KlBudgetConfig, ctx: TrainContext): 
       ctx.onUpdate?.(m);
       if (update % config.logEvery === 0) run.metrics(update, m, budget.progress(update, envSteps));
       if (config.samples > 0 && update % config.samplesEvery === 0) run.samples(update, episodes.slice(0, config.samples).map(e => ({ ...episodeRecord(e, ctx.tokenizer), budget: e.state.budget })));
-      if (update % config.checkpointEvery === 0) await saveAll();
+      if (update % config.checkpointEvery === 0) { await saveAll(); if (config.keepCheckpoints) run.keep(update); }
     }
     await saveAll();
+    if (config.keepCheckpoints) run.keep(update);
   } finally {
     run.close();
   }

@@ -4,7 +4,7 @@
  * files (`config.json`, `metrics.jsonl`, `samples.jsonl`, `checkpoint/`), named-tensor files for
  * checkpoints, and the progress display (a bar on a terminal, log lines otherwise).
  */
-import { appendFileSync, existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { appendFileSync, cpSync, existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
@@ -194,6 +194,14 @@ export class RunFolder {
 
   info(line: string): void {
     if (this.bar) { this.bar.stop(); this.log(line); this.bar.start(1000, this.barValue); } else this.log(line);
+  }
+
+  /** Keep a copy of the checkpoint just written as checkpoint-UPDATE/ (`keepCheckpoints`); its path. */
+  keep(update: number): string {
+    const dir = `${this.checkpointDir}-${update}`;
+    rmSync(dir, { recursive: true, force: true });
+    cpSync(this.checkpointDir, dir, { recursive: true });
+    return dir;
   }
 
   close(): void { this.bar?.stop(); this.bar = null; }

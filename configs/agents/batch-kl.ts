@@ -30,6 +30,7 @@ export const BatchKlConfigSchema = Type.Object({
   seed: Type.Integer({ default: 1, description: 'minibatch order and dropout masks' }),
   maxDialogs: Type.Integer({ minimum: 0, default: 0, description: 'use at most this many dialogs (0: all)' }),
   logEvery: Type.Integer({ minimum: 1, default: 25, description: 'metrics line every N steps' }),
+  checkpointEvery: Type.Integer({ minimum: 0, default: 0, description: 'also save the policy every N gradient steps as checkpoint-STEP/ beside the final checkpoint/ (0: only the final): points along training for a reward–KL curve' }),
 }, { additionalProperties: false });
 export type BatchKlConfig = Static<typeof BatchKlConfigSchema>;
 

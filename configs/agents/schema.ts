@@ -27,6 +27,7 @@ const Run = {
   samplesEvery: Type.Integer({ minimum: 1, default: 5, description: 'write sample transcripts every N updates' }),
   samples: Type.Integer({ minimum: 0, default: 2, description: 'transcripts written each time' }),
   checkpointEvery: Type.Integer({ minimum: 1, default: 10, description: 'write a checkpoint every N updates (and at the end)' }),
+  keepCheckpoints: Type.Boolean({ default: false, description: 'also keep a copy of each checkpoint written along training in checkpoint-UPDATE/ (checkpoint/ is always the latest): points along training for a reward–KL curve' }),
 };
 
 export const PpoKlConfigSchema = Type.Object({
