@@ -21,7 +21,7 @@
  *   2. over-optimisation: per family, the gold reward rises with KL and then falls — its peak lies
  *      above the base policy's and above the gold of the family's highest-KL point.
  * A comparison is "reproduced" when the intervals are disjoint in the claimed direction,
- * "contradicted" when disjoint the other way, "undecided" otherwise (silence.ts `compareIntervals`).
+ * "contradicted" when disjoint the other way, "undecided" otherwise (stats.ts `compareIntervals`).
  */
 import { existsSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
@@ -38,9 +38,9 @@ import type { DialogRow } from './evaluate.ts';
 import { loadModel } from './load.ts';
 import { loadRlAgent } from './rl-agent.ts';
 import { evalAgents, openVecEnv, slug, type AgentRun } from './run.ts';
-import { compareIntervals, type SilenceClaim } from './silence.ts';
+import type { SilenceClaim } from './silence.ts';
 import { openStudy, deepMergeAll, jsonNumbers, readMeta, type StageTiming } from './stages.ts';
-import { bootstrapOverSeeds, type Interval } from './stats.ts';
+import { bootstrapOverSeeds, compareIntervals, type Interval } from './stats.ts';
 
 export const FAMILIES = ['ppo-kl', 'kl-budget', 'batch-kl'] as const;
 export type Family = (typeof FAMILIES)[number];
@@ -209,7 +209,9 @@ export async function runOnlineOfflineStudy(opts: OnlineOfflineOptions): Promise
     return rest;
   };
   const runDir = (f: Family, s: number) => path.join(out, 'rl', `${f}-s${s}`);
-  const finished = (f: Family, s: number) => existsSync(path.join(runDir(f, s), 'checkpoint', f === 'batch-kl' ? 'metadata.json' : 'trainer.json'));
+  // The file a finished checkpoint of the family holds last (batch-kl has no trainer state).
+  const doneFile = (f: Family) => (f === 'batch-kl' ? 'metadata.json' : 'trainer.json');
+  const finished = (f: Family, s: number) => existsSync(path.join(runDir(f, s), 'checkpoint', doneFile(f)));
   const loggedKey = { n: loggedRows.length, e: c.logged, baseKey };
   for (const f of FAMILIES) {
     for (const seed of c.seeds) {
@@ -250,7 +252,7 @@ export async function runOnlineOfflineStudy(opts: OnlineOfflineOptions): Promise
       const bySeed: DialogRow[][] = [];
       for (const seed of c.seeds) {
         const dir = runDir(f, seed), ck = `checkpoint-${step}`;
-        const key = [dir, ck, readMeta(path.join(dir, ck, f === 'batch-kl' ? 'metadata.json' : 'trainer.json'))];
+        const key = [dir, ck, readMeta(path.join(dir, ck, doneFile(f)))];
         bySeed.push(await evalStage(`eval/${f}-s${seed}-${step}`, key, c.eval, path.join(evalDir, `${slug(`${f}-s${seed}-${step}`)}.jsonl`), false, async () => {
           if (f === 'batch-kl') {
             const m = await loadModel(path.join(dir, ck));

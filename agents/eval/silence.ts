@@ -30,7 +30,7 @@ import type { DialogRow } from './evaluate.ts';
 import { loadRlAgent } from './rl-agent.ts';
 import { evalAgents, openVecEnv, slug, type AgentRun } from './run.ts';
 import { openStudy, deepMergeAll, jsonNumbers, readMeta, type StageTiming } from './stages.ts';
-import { bootstrapOverSeeds, ecdfOnUnit, type Interval, type SeedGroup } from './stats.ts';
+import { bootstrapOverSeeds, compareIntervals, ecdfOnUnit, type Interval, type SeedGroup, type Verdict } from './stats.ts';
 import { summarizeOverSeeds, type SeedsSummary } from './summary.ts';
 import { unpackF32 } from './turns.ts';
 
@@ -56,7 +56,6 @@ export interface SilenceSetting {
 
 export interface SilenceBase { episodeTokens: number; overDialogs: SeedsSummary; klProfile: number[] }
 
-export type Verdict = 'reproduced' | 'contradicted' | 'undecided';
 
 export interface SilenceClaim {
   claim: string;
@@ -89,14 +88,6 @@ export interface SilenceOptions {
   log?: (line: string) => void;
 }
 
-/** Larger-than verdict of two intervals (a claimed above b). */
-export function compareIntervals(a: Interval, b: Interval | number): Verdict {
-  const bLo = typeof b === 'number' ? b : b.lo, bHi = typeof b === 'number' ? b : b.hi;
-  if (!(Number.isFinite(a.lo) && Number.isFinite(bHi))) return 'undecided';
-  if (a.lo > bHi) return 'reproduced';
-  if (a.hi < bLo) return 'contradicted';
-  return 'undecided';
-}
 
 /** Per-dialog KL in the first half of the agent's tokens, and in total. */
 function klHalves(row: DialogRow): { early: number; total: number } {

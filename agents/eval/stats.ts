@@ -146,3 +146,15 @@ export function mixSeed(...xs: number[]): number {
   }
   return h >>> 0;
 }
+
+/** A paper claim's verdict from two intervals (a above b: reproduced). */
+export type Verdict = 'reproduced' | 'contradicted' | 'undecided';
+
+/** Larger-than verdict of two intervals (a claimed above b). */
+export function compareIntervals(a: Interval, b: Interval | number): Verdict {
+  const bLo = typeof b === 'number' ? b : b.lo, bHi = typeof b === 'number' ? b : b.hi;
+  if (!(Number.isFinite(a.lo) && Number.isFinite(bHi))) return 'undecided';
+  if (a.lo > bHi) return 'reproduced';
+  if (a.hi < bLo) return 'contradicted';
+  return 'undecided';
+}

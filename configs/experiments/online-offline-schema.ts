@@ -9,18 +9,16 @@
 import { Type, type Static } from '@sinclair/typebox';
 import { BadConfig } from '../../core/errors.ts';
 import { loadConfig, validateConfig } from '../../core/config.ts';
+import { StudyBackend, StudyEnv, StudyEval, checkStudyEnv } from './study-schema.ts';
 
 const Settings = (what: string) => Type.Record(Type.String(), Type.Unknown(), { default: {}, description: `${what} settings over its shipped config (configs/agents/): steps, checkpointEvery, learning rates, …` });
 
 export const OnlineOfflineStudySchema = Type.Object({
   description: Type.Optional(Type.String()),
   study: Type.Literal('online-offline', { description: 'which study this config runs' }),
-  backend: Type.Union(['auto', 'tensorflow-gpu', 'tensorflow', 'wasm', 'cpu'].map(b => Type.Literal(b)), { default: 'auto', description: 'TensorFlow.js backend (auto: GPU, native, wasm, cpu — the first that works)' }),
+  backend: StudyBackend,
   out: Type.String({ default: 'runs/online-offline', description: 'output folder (relative to the project root): logged dialogs, runs, eval rows, results.json, report.html' }),
-  env: Type.Object({
-    id: Type.String({ default: 'TeacherStudent-v0', description: 'dialog env id (token mode)' }),
-    kwargs: Type.Record(Type.String(), Type.Unknown(), { default: {}, description: 'env kwargs of every run, log and evaluation (maxTokens comes from episodeTokens, goldReward from gold); kwargs.reward is the proxy' }),
-  }, { additionalProperties: false, default: {} }),
+  env: StudyEnv('env kwargs of every run, log and evaluation (maxTokens comes from episodeTokens, goldReward from gold); kwargs.reward is the proxy'),
   base: Type.String({ default: 'data/models/base', description: 'the base model folder: the KL reference, the policies\' initialisation, the logging policy and the env\'s student model' }),
   gold: Type.String({ default: 'gold-classifier', description: 'the gold reward: a reward config (a name in configs/rewards/ or a path) that scores every reply beside the proxy and that no agent is trained on (env kwargs.goldReward)' }),
   episodeTokens: Type.Integer({ minimum: 16, default: 256, description: 'episode length in tokens (the env\'s maxTokens), prompt included' }),
@@ -33,19 +31,14 @@ export const OnlineOfflineStudySchema = Type.Object({
     episodes: Type.Integer({ minimum: 1, default: 400, description: 'dialogs of the base policy logged for batch-kl (its whole data set)' }),
     seed: Type.Integer({ minimum: 0, default: 2000000, description: 'first env seed of the logged dialogs (apart from the evaluation seeds)' }),
   }, { additionalProperties: false, default: {} }),
-  eval: Type.Object({
-    episodes: Type.Integer({ minimum: 1, default: 100, description: 'evaluation dialogs per checkpoint' }),
-    seed: Type.Integer({ minimum: 0, default: 1000000, description: 'first env seed of the evaluation dialogs (the same for every checkpoint)' }),
-    numEnvs: Type.Integer({ minimum: 1, default: 16, description: 'dialogs at once' }),
-  }, { additionalProperties: false, default: {} }),
+  eval: StudyEval(100, 'evaluation dialogs per checkpoint', 'first env seed of the evaluation dialogs (the same for every checkpoint)'),
   title: Type.String({ default: 'Online against offline at matched KL (Tang et al. 2024), with a gold reward (Gao et al. 2023)', description: 'report title' }),
 }, { additionalProperties: false });
 export type OnlineOfflineStudyConfig = Static<typeof OnlineOfflineStudySchema>;
 
 export function resolveOnlineOfflineStudy(value: unknown, what = 'online-offline study config'): OnlineOfflineStudyConfig {
   const c = validateConfig(OnlineOfflineStudySchema, value, what);
-  if ((c.env.kwargs.actionMode ?? 'token') !== 'token') throw new BadConfig(`${what}: env.kwargs.actionMode must be "token"`);
-  if (c.env.kwargs.maxTokens !== undefined) throw new BadConfig(`${what}: set the episode length in episodeTokens, not env.kwargs.maxTokens`);
+  checkStudyEnv(c.env.kwargs, what);
   if (c.env.kwargs.goldReward !== undefined) throw new BadConfig(`${what}: set the gold reward in gold, not env.kwargs.goldReward`);
   for (const [k, s] of [['ppoKl', c.ppoKl], ['klBudget', c.klBudget], ['batchKl', c.batchKl]] as const) {
     for (const key of ['seed', 'env', 'numEnvs', 'data', 'base', 'out', 'keepCheckpoints']) {

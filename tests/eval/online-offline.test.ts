@@ -8,7 +8,7 @@ import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { loadOnlineOfflineStudy } from '../../configs/experiments/online-offline-schema.ts';
 import { FAMILIES, keptCheckpoints, loggedChat, onlineOfflineClaims, runOnlineOfflineStudy, type CurvePoint, type OnlineOfflineResults } from '../../agents/eval/online-offline.ts';
-import { compareIntervals } from '../../agents/eval/silence.ts';
+import { compareIntervals } from '../../agents/eval/stats.ts';
 import { renderOnlineOfflineReport } from '../../agents/report/online-offline-report.ts';
 import { readLoggedDialogs } from '../../agents/batch-kl.ts';
 import { loadDialogTokenizer } from '../../env/dialog-model.ts';
