@@ -5,11 +5,14 @@
 # `npm start` until GET /health answers. A fresh clone pretrains the first-start model
 # (configs/models/first-start.json); with --with-built the clone gets the built shipped reference
 # model (models/shipped/build.ts) too, and its first start installs that instead.
-#   bash bench/first-start.sh [--with-built] [PORT]
+# --keep-model DIR copies the model the first start made (data/models/base) to DIR.
+#   bash bench/first-start.sh [--with-built] [--keep-model DIR] [PORT]
 set -e
 root=$(cd "$(dirname "$0")/.." && pwd)
 built=0
+keep=""
 if [ "$1" = --with-built ]; then built=1; shift; fi
+if [ "$1" = --keep-model ]; then keep=$(realpath -m "$2"); shift 2; fi
 port=${1:-8899}
 tmp=$(mktemp -d /tmp/colloquy-first-start-XXXXXX)
 git clone -q "$root" "$tmp/clone"
@@ -37,4 +40,5 @@ kill -TERM -- -$pid 2>/dev/null || true
 wait $pid 2>/dev/null || true
 if [ $ok = 1 ]; then echo "first start: serving after $(echo "$t1 - $t0" | bc) s (load average $(cut -d' ' -f1-3 /proc/loadavg))"; else echo "first start: not serving; log in $tmp/start.log"; exit 1; fi
 grep -o '"msg":"[^"]*"' "$tmp/start.log" | head -4
+if [ -n "$keep" ]; then rm -rf "$keep"; mkdir -p "$(dirname "$keep")"; cp -r data/models/base "$keep"; echo "model kept in $keep"; fi
 rm -rf "$tmp"
