@@ -143,7 +143,12 @@ function bradleyTerryWithIntervals(q: readonly Judgement[], agents: readonly str
 }
 
 /** The fields of an evaluation row (agents/eval/evaluate.ts DialogRow) that a judged transcript needs. */
-export interface RowForJudging { agent: string; envSeed: number; teacherTexts: string[]; studentTexts: string[] }
+export interface RowForJudging { agent: string; envSeed: number; teacherTexts: string[]; studentTexts: string[]; prompt?: string }
+
+/** The prompt a pair of rows shares (the same env seed): the first row's, absent when neither row has one (rows written before eval kept it). */
+export function pairPrompt(a: RowForJudging, b: RowForJudging): string | undefined {
+  return a.prompt ?? b.prompt;
+}
 
 /** A dialog as turns, teacher first (the teacher opens every turn; a cut-off last reply is dropped with its turn's reply absent). */
 export function rowTurns(r: RowForJudging): { role: 'teacher' | 'student'; text: string }[] {

@@ -16,7 +16,7 @@ import path from 'node:path';
 import { BadConfig } from '../core/errors.ts';
 import { DEFAULT_DB_PATH, openStore } from '../server/storage/db.ts';
 import { DEFAULT_QUESTIONS, JudgeStore, type JudgeQuestion } from '../server/storage/judging.ts';
-import { pairRowsBySeed, rowTurns, summariseJudgements, type QuestionSummary, type RowForJudging } from '../agents/judging.ts';
+import { pairPrompt, pairRowsBySeed, rowTurns, summariseJudgements, type QuestionSummary, type RowForJudging } from '../agents/judging.ts';
 import { helpText, parseCommandLine, type CommandSpec } from './args.ts';
 
 const DB_FLAG = { name: 'db', type: 'string', metavar: 'FILE', describe: `the database (default: ${path.relative(process.cwd(), DEFAULT_DB_PATH) || DEFAULT_DB_PATH}; a running server's $COLLOQUY_DB)` } as const;
@@ -89,7 +89,7 @@ export async function runAdd(argv: string[]): Promise<number> {
   const store = openStore(v.db ?? process.env.COLLOQUY_DB ?? DEFAULT_DB_PATH);
   try {
     const added = new JudgeStore(store.db).addPairs(matched.map(m => ({
-      study: v.study!, promptKey: `seed:${m.seed}`, agentA, agentB, transcriptA: rowTurns(m.a), transcriptB: rowTurns(m.b), questions,
+      study: v.study!, promptKey: `seed:${m.seed}`, agentA, agentB, prompt: pairPrompt(m.a, m.b), transcriptA: rowTurns(m.a), transcriptB: rowTurns(m.b), questions,
       source: { a: path.basename(v.a!), b: path.basename(v.b!), seed: m.seed },
     })));
     console.error(`judge-add: ${added.length} pairs added to study '${v.study}' (${matched.length - added.length} were there already): ${agentA} vs ${agentB}, questions ${questions.map(q => q.id).join(', ')}`);

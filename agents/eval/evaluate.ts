@@ -90,6 +90,8 @@ export interface DialogRow {
   distinct2: number;
   teacherTexts: string[];
   studentTexts: string[];
+  /** The env's prompt: the dialog's text before the teacher's first token (what a judge reads first). */
+  prompt: string;
   /** The whole transcript (prompt included) when asked for, with its token ids and the positions of the agent's tokens. */
   transcript?: string;
   tokens?: number[];
@@ -177,7 +179,7 @@ export async function evaluate(opts: EvaluateOptions): Promise<DialogRow[]> {
         emptyShare: NaN, shortShare: NaN,
         teacherTurnTokens: [], turnEmpty: [], turnKl: Object.fromEntries(refs.map(r => [r.name, []])), klTokens: {}, repetition: [], studentTurnTokens: [], replyRewards: [],
         kl: Object.fromEntries(refs.map(r => [r.name, 0])), nll: Object.fromEntries(refs.map(r => [r.name, 0])), scoredTokens: 0,
-        sentiment: NaN, distinct1: 0, distinct2: 0, teacherTexts: [], studentTexts: [],
+        sentiment: NaN, distinct1: 0, distinct2: 0, teacherTexts: [], studentTexts: [], prompt: tokenizer.decode(ctx),
       },
     };
   };

@@ -43,6 +43,11 @@ describe('colloquy eval: evaluate()', () => {
     expect(a.map(r => r.envSeed)).toEqual([5, 6, 7, 8, 9]);
     expect(b).toEqual(a);
     expect(new Set(a.map(r => r.transcript)).size).toBeGreaterThan(1);
+    // Each row keeps the env's prompt: the transcript's text before the teacher's first token.
+    for (const r of a) {
+      expect(r.prompt.length).toBeGreaterThan(0);
+      expect(r.transcript!.startsWith(r.prompt + r.teacherTexts[0]!)).toBe(true);
+    }
     // A dialog does not depend on how dialogs are spread over sub-envs.
     const c = await run(() => new ModelAgent(base, 'base'), 5, 2, 1);
     expect(c.map(r => r.transcript)).toEqual(a.slice(0, 2).map(r => r.transcript));

@@ -170,7 +170,7 @@ describe('the judge API over HTTP', () => {
 describe('colloquy judge-add and judge-export', () => {
   it('pairs two agents\' eval rows by seed, and exports judgements with the agents named and a summary', () => {
     const db = path.join(tmp, 'cli.db');
-    const rows = (agent: string) => [5, 6, 7].map(envSeed => JSON.stringify({ agent, envSeed, teacherTexts: [` ${agent} says`], studentTexts: [' ok'] })).join('\n');
+    const rows = (agent: string) => [5, 6, 7].map(envSeed => JSON.stringify({ agent, envSeed, prompt: `Student: prompt ${envSeed}\n\nTeacher: Do you`, teacherTexts: [` ${agent} says`], studentTexts: [' ok'] })).join('\n');
     writeFileSync(path.join(tmp, 'a.jsonl'), rows('alpha'));
     writeFileSync(path.join(tmp, 'b.jsonl'), rows('beta'));
     const cli = (...args: string[]) => spawnSync(process.execPath, [path.join(PROJECT_ROOT, 'bin/colloquy.mjs'), ...args], { encoding: 'utf8', cwd: PROJECT_ROOT });
@@ -181,6 +181,8 @@ describe('colloquy judge-add and judge-export', () => {
     const j = new JudgeStore(store.db);
     for (const judge of ['judgeone1', 'judgetwo2']) {
       const n = j.next('cli', judge)!;
+      // The judge reads the env's prompt first (eval rows keep it), so a teacher turn that continues it makes sense.
+      expect(n.prompt).toMatch(/^Student: prompt [56]\n\nTeacher: Do you$/);
       const alphaLeft = n.left[0]!.text.includes('alpha');
       j.judge({ pair: n.pair, judge, answers: { better: alphaLeft ? 'left' : 'right' } });
     }
