@@ -355,7 +355,7 @@ export async function ensureBaseModel(opts: EnsureBaseModelOptions = {}): Promis
   // Without the built reference, the default first start trains the small first-start model (under a minute).
   const configFile = opts.configFile ?? (corpus === 'shipped' ? FIRST_START_MODEL_CONFIG : undefined);
   const about = configFile === FIRST_START_MODEL_CONFIG
-    ? `the first-start model, about 30 s; node bin/run.mjs models/shipped/build.ts builds the reference model the README's figures use`
+    ? `the first-start model, about 45 s; node bin/run.mjs models/shipped/build.ts builds the reference model the README's figures use`
     : `about ${minutes} min`;
   log(`No base language model at ${dir}: pretraining one on '${corpus}' (${about}; once, later starts reuse it).`);
   if (opts.inProcess) {
