@@ -18,6 +18,8 @@ import { DEFAULT_DB_PATH, openStore } from '../server/storage/db.ts';
 import { DEFAULT_QUESTIONS, JudgeStore, type JudgeQuestion } from '../server/storage/judging.ts';
 import { pairPrompt, pairRowsBySeed, rowTurns, summariseJudgements, type QuestionSummary, type RowForJudging } from '../agents/judging.ts';
 import { helpText, parseCommandLine, type CommandSpec } from './args.ts';
+import type { StudyJudging } from '../agents/report/judge-section.ts';
+import type { StudyJudgeConfig } from '../configs/experiments/study-schema.ts';
 
 const DB_FLAG = { name: 'db', type: 'string', metavar: 'FILE', describe: `the database (default: ${path.relative(process.cwd(), DEFAULT_DB_PATH) || DEFAULT_DB_PATH}; a running server's $COLLOQUY_DB)` } as const;
 
@@ -67,9 +69,56 @@ function questionsFlag(ids: string | undefined): JudgeQuestion[] {
   if (ids === undefined) return [...DEFAULT_QUESTIONS];
   return ids.split(',').map(s => s.trim()).filter(Boolean).map(id => {
     const q = DEFAULT_QUESTIONS.find(x => x.id === id);
-    if (!q) throw new BadConfig(`--questions: unknown question '${id}' (one of ${DEFAULT_QUESTIONS.map(x => x.id).join(', ')})`);
+    if (!q) throw new BadConfig(`unknown question '${id}' (one of ${DEFAULT_QUESTIONS.map(x => x.id).join(', ')})`);
     return q;
   });
+}
+
+/**
+ * Pair two agents' evaluation rows by env seed (at most `max` pairs, in seed order) and store them
+ * as pairs of `study` (judge-add, and `colloquy study` with a "judge" block). Pairs already there
+ * are not added twice.
+ */
+export function addRowPairs(store: JudgeStore, o: { study: string; fileA: string; fileB: string; max: number; questions: readonly JudgeQuestion[] }): { added: number; matched: number; agentA: string; agentB: string } {
+  const a = readRows(o.fileA), b = readRows(o.fileB);
+  const agentA = a[0]?.agent, agentB = b[0]?.agent;
+  if (!agentA || !agentB) throw new BadConfig('both row files need at least one dialog');
+  if (agentA === agentB) throw new BadConfig(`both files are of agent '${agentA}'`);
+  const matched = pairRowsBySeed(a, b, o.max);
+  if (!matched.length) throw new BadConfig(`no env seed is in both files (${o.fileA}, ${o.fileB}): evaluate both agents with the same --seed`);
+  const added = store.addPairs(matched.map(m => ({
+    study: o.study, promptKey: `seed:${m.seed}`, agentA, agentB, prompt: pairPrompt(m.a, m.b), transcriptA: rowTurns(m.a), transcriptB: rowTurns(m.b), questions: [...o.questions],
+    source: { a: path.basename(o.fileA), b: path.basename(o.fileB), seed: m.seed },
+  })));
+  return { added: added.length, matched: matched.length, agentA, agentB };
+}
+
+/**
+ * A study config's "judge" block (configs/experiments/study-schema.ts StudyJudge): add its agent
+ * pairs from the rows files in the study's output folder (each path must stay inside it), then
+ * read back what people have judged so far, for the report.
+ */
+export function judgeStudy(j: StudyJudgeConfig, outDir: string, log: (line: string) => void): StudyJudging {
+  const questions = questionsFlag(j.questions.join(','));
+  const inside = (rel: string) => {
+    const f = path.resolve(outDir, rel);
+    if (path.relative(outDir, f).startsWith('..') || path.isAbsolute(path.relative(outDir, f))) throw new BadConfig(`judge.pairs: '${rel}' is outside the study's folder ${outDir}`);
+    return f;
+  };
+  const files = j.pairs.map(p => ({ a: inside(p.a), b: inside(p.b) }));
+  const store = openStore(j.db ?? process.env.COLLOQUY_DB ?? DEFAULT_DB_PATH);
+  try {
+    const js = new JudgeStore(store.db);
+    for (const f of files) {
+      const r = addRowPairs(js, { study: j.study, fileA: f.a, fileB: f.b, max: j.count, questions });
+      log(`judge: ${r.agentA} vs ${r.agentB}: ${r.added} pairs added to study '${j.study}' (${r.matched - r.added} were there already)`);
+    }
+    const judged = js.judgements(j.study);
+    const pairs = js.studies().find(s => s.study === j.study)?.pairs ?? 0;
+    return { study: j.study, pairs, judgements: judged.length, questions: summariseJudgements(judged) };
+  } finally {
+    store.close();
+  }
 }
 
 export async function runAdd(argv: string[]): Promise<number> {
@@ -79,20 +128,11 @@ export async function runAdd(argv: string[]): Promise<number> {
   if (!v.study || !v.a || !v.b) throw new BadConfig('--study, --a and --b are required; see colloquy judge-add --help');
   const max = v.pairs === undefined ? Infinity : Number(v.pairs);
   if (!(Number.isInteger(max) && max > 0) && max !== Infinity) throw new BadConfig('--pairs must be a positive integer');
-  const a = readRows(v.a), b = readRows(v.b);
-  const agentA = a[0]?.agent, agentB = b[0]?.agent;
-  if (!agentA || !agentB) throw new BadConfig('both row files need at least one dialog');
-  if (agentA === agentB) throw new BadConfig(`both files are of agent '${agentA}'`);
-  const matched = pairRowsBySeed(a, b, max);
-  if (!matched.length) throw new BadConfig(`no env seed is in both files (${v.a}, ${v.b}): evaluate both agents with the same --seed`);
   const questions = questionsFlag(v.questions);
   const store = openStore(v.db ?? process.env.COLLOQUY_DB ?? DEFAULT_DB_PATH);
   try {
-    const added = new JudgeStore(store.db).addPairs(matched.map(m => ({
-      study: v.study!, promptKey: `seed:${m.seed}`, agentA, agentB, prompt: pairPrompt(m.a, m.b), transcriptA: rowTurns(m.a), transcriptB: rowTurns(m.b), questions,
-      source: { a: path.basename(v.a!), b: path.basename(v.b!), seed: m.seed },
-    })));
-    console.error(`judge-add: ${added.length} pairs added to study '${v.study}' (${matched.length - added.length} were there already): ${agentA} vs ${agentB}, questions ${questions.map(q => q.id).join(', ')}`);
+    const r = addRowPairs(new JudgeStore(store.db), { study: v.study, fileA: v.a, fileB: v.b, max, questions });
+    console.error(`judge-add: ${r.added} pairs added to study '${v.study}' (${r.matched - r.added} were there already): ${r.agentA} vs ${r.agentB}, questions ${questions.map(q => q.id).join(', ')}`);
     return 0;
   } finally {
     store.close();

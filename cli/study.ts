@@ -16,6 +16,7 @@ import type { Interval } from '../agents/eval/stats.ts';
 import { PROJECT_ROOT } from '../core/paths.ts';
 import { helpText, parseCommandLine, UsageError, type CommandSpec } from './args.ts';
 import { COMPARE_COMMAND } from './compare.ts';
+import type { StudyJudgeConfig } from '../configs/experiments/study-schema.ts';
 
 export const STUDY_COMMAND: CommandSpec = {
   command: 'colloquy study',
@@ -48,14 +49,14 @@ interface StudyFlags { config?: string; out?: string; fresh?: boolean; 'report-o
 type Claimed = { claims: { verdict: string; claim: string; comparison: string; a: Interval; b: Interval | number }[] };
 
 /** The `colloquy study` steps every study shares: backend, stages, report.html, the claims printed (or, with --report-only, the report redrawn). */
-async function runStudy<R extends Claimed, C extends { out: string; backend: string } = { out: string; backend: string }>(
+async function runStudy<R extends Claimed, C extends { out: string; backend: string; judge?: StudyJudgeConfig } = { out: string; backend: string; judge?: StudyJudgeConfig }>(
   config: C, values: StudyFlags, render: (r: R) => Promise<string>,
   runner: (o: { config: C; out: string; fresh: boolean; log: (line: string) => void }) => Promise<{ results: R; out: string }>,
   summary: (r: R) => string[]): Promise<number> {
   const outDir = path.resolve(PROJECT_ROOT, values.out ?? config.out);
   if (values['report-only']) {
     const results = JSON.parse(readFileSync(path.join(outDir, 'results.json'), 'utf8')) as R;
-    writeFileSync(path.join(outDir, 'report.html'), await render(results));
+    writeFileSync(path.join(outDir, 'report.html'), await withJudging(config, outDir, await render(results), line => console.log(line)));
     console.log(`study: wrote ${path.join(outDir, 'report.html')}`);
     return 0;
   }
@@ -63,7 +64,7 @@ async function runStudy<R extends Claimed, C extends { out: string; backend: str
   console.log(`study: TensorFlow.js backend ${info.name} (${info.tfBackend})`);
   const t0 = Date.now();
   const { results, out } = await runner({ config, out: outDir, fresh: values.fresh === true, log: line => console.log(line) });
-  writeFileSync(path.join(out, 'report.html'), await render(results));
+  writeFileSync(path.join(out, 'report.html'), await withJudging(config, out, await render(results), line => console.log(line)));
   console.log('');
   for (const x of results.claims) {
     console.log(`${x.verdict.padEnd(12)} ${x.claim}: ${x.comparison}: ${fmtInterval(x.a, 3)} vs ${typeof x.b === 'number' ? x.b : fmtInterval(x.b, 3)}`);
@@ -71,6 +72,20 @@ async function runStudy<R extends Claimed, C extends { out: string; backend: str
   for (const line of summary(results)) console.log(line);
   console.log(`\nstudy: done in ${((Date.now() - t0) / 60000).toFixed(1)} min; ${path.relative(PROJECT_ROOT, path.join(out, 'report.html'))}, ${path.relative(PROJECT_ROOT, path.join(out, 'results.json'))}`);
   return 0;
+}
+
+/**
+ * With a "judge" block: add its agent pairs for /judge (none twice), write what people judged so far
+ * to judging.json and add the "People as judges" section to the report.
+ */
+async function withJudging(config: { judge?: StudyJudgeConfig }, out: string, html: string, log: (line: string) => void): Promise<string> {
+  if (!config.judge) return html;
+  const { judgeStudy } = await import('./judge.ts');
+  const { withJudgeSection } = await import('../agents/report/judge-section.ts');
+  const j = judgeStudy(config.judge, out, log);
+  writeFileSync(path.join(out, 'judging.json'), `${JSON.stringify(j, null, 2)}\n`);
+  log(`study: ${j.judgements} judgements so far of ${j.pairs} pairs on /judge?study=${j.study}`);
+  return withJudgeSection(html, j);
 }
 
 /** The config's "study" field (null when unreadable: the schema's loader then says why). */

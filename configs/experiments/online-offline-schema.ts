@@ -9,7 +9,7 @@
 import { Type, type Static } from '@sinclair/typebox';
 import { BadConfig } from '../../core/errors.ts';
 import { loadConfig, validateConfig } from '../../core/config.ts';
-import { StudyBackend, StudyEnv, StudyEval, checkStudyEnv } from './study-schema.ts';
+import { StudyBackend, StudyEnv, StudyEval, StudyJudge, checkStudyEnv } from './study-schema.ts';
 
 const Settings = (what: string) => Type.Record(Type.String(), Type.Unknown(), { default: {}, description: `${what} settings over its shipped config (configs/agents/): steps, checkpointEvery, learning rates, …` });
 
@@ -32,6 +32,7 @@ export const OnlineOfflineStudySchema = Type.Object({
     seed: Type.Integer({ minimum: 0, default: 2000000, description: 'first env seed of the logged dialogs (apart from the evaluation seeds)' }),
   }, { additionalProperties: false, default: {} }),
   eval: StudyEval(100, 'evaluation dialogs per checkpoint', 'first env seed of the evaluation dialogs (the same for every checkpoint)'),
+  judge: Type.Optional(StudyJudge),
   title: Type.String({ default: 'Online against offline at matched KL (Tang et al. 2024), with a gold reward (Gao et al. 2023)', description: 'report title' }),
 }, { additionalProperties: false });
 export type OnlineOfflineStudyConfig = Static<typeof OnlineOfflineStudySchema>;

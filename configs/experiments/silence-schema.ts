@@ -5,7 +5,7 @@
  */
 import { Type, type Static } from '@sinclair/typebox';
 import { loadConfig, validateConfig } from '../../core/config.ts';
-import { StudyBackend, StudyEnv, StudyEval, checkStudyEnv } from './study-schema.ts';
+import { StudyBackend, StudyEnv, StudyEval, StudyJudge, checkStudyEnv } from './study-schema.ts';
 
 export const SilenceStudySchema = Type.Object({
   description: Type.Optional(Type.String()),
@@ -20,6 +20,7 @@ export const SilenceStudySchema = Type.Object({
   numEnvs: Type.Integer({ minimum: 1, default: 16, description: 'dialogs per rollout' }),
   klBudget: Type.Record(Type.String(), Type.Unknown(), { default: {}, description: 'kl-budget settings (configs/agents/schema.ts): steps, learning rates, …' }),
   eval: StudyEval(200, 'evaluation dialogs per agent and episode length', 'first env seed of the evaluation dialogs (the same for every agent)'),
+  judge: Type.Optional(StudyJudge),
   title: Type.String({ default: 'Silence under a KL budget (Cohen, Hutter, Bengio & Russell 2024)', description: 'report title' }),
 }, { additionalProperties: false });
 export type SilenceStudyConfig = Static<typeof SilenceStudySchema>;
