@@ -17,6 +17,7 @@ import WebSocket from 'ws';
 import type { AutoresetMode, Env, EnvSpec, ResetArgs, ResetResult, StepResult, VectorEnv, VectorResetArgs, VectorResetResult, VectorStepResult } from '../env/core.ts';
 import { BadConfig, ColloquyError, EnvClosed, ERROR_CODES, InvalidAction, NameNotFound, ResetNeeded, type ErrorBody, type ErrorCode } from '../core/errors.ts';
 import { spaceFromJSON, type Space } from '../env/spaces.ts';
+import { binaryStepFrame, replyFromBinary } from '../protocol/binary.ts';
 import { isPacked, unpackF64, type MakeResult, type ObsEncoding, type Op, type Reply, type Request, type ResultOf, type ResumeResult, type StateResult } from '../protocol/v1.ts';
 
 // ---- errors ----
@@ -68,7 +69,8 @@ interface Pending {
   id: number;
   op: Op;
   session: string | undefined;
-  frame: string;
+  /** The frame as sent (a Buffer: a binary frame). */
+  frame: string | Buffer;
   t0: number;
   /** Re-sent after a reconnect (internal resume requests are not). */
   resend: boolean;
@@ -136,7 +138,7 @@ export class ProtocolClient {
   private attach(ws: WebSocket): void {
     this.ws = ws;
     this.lastHeard = Date.now();
-    ws.on('message', data => this.onMessage(data as Buffer));
+    ws.on('message', (data, isBinary) => this.onMessage(data as Buffer, isBinary));
     ws.on('pong', () => { this.lastHeard = Date.now(); });
     ws.on('error', () => { /* 'close' follows */ });
     ws.on('close', () => this.onClose(ws));
@@ -169,10 +171,10 @@ export class ProtocolClient {
     }
   }
 
-  private onMessage(data: Buffer): void {
+  private onMessage(data: Buffer, isBinary = false): void {
     this.lastHeard = Date.now();
     let msg: Reply;
-    try { msg = JSON.parse(data.toString()) as Reply; } catch { return; }
+    try { msg = (isBinary ? replyFromBinary(data) : JSON.parse(data.toString())) as Reply; } catch { return; }
     const p = typeof msg.id === 'number' ? this.pending.get(msg.id) : undefined;
     if (!p) return; // a reply we gave up on, or an error without an id
     this.pending.delete(p.id);
@@ -186,12 +188,16 @@ export class ProtocolClient {
     }
   }
 
-  /** Send a request; resolves with its result or rejects with the typed error. */
-  request<K extends Op>(body: RequestBody<K> & { op: K }): Promise<ResultOf[K]> {
+  /**
+   * Send a request; resolves with its result or rejects with the typed error. `binary`: a step
+   * goes as a binary frame (protocol/binary.ts) when its actions are numbers or flat rows of them.
+   */
+  request<K extends Op>(body: RequestBody<K> & { op: K }, binary = false): Promise<ResultOf[K]> {
     if (this.closing) return Promise.reject(new EnvClosed('client is closed'));
     if (this.dead) return Promise.reject(this.dead);
     const id = this.nextId++;
-    const frame = JSON.stringify({ id, ...body });
+    const step = binary && body.op === 'step' ? body as unknown as RequestBody<'step'> : null;
+    const frame = (step && binaryStepFrame(id, step.session, step.actions)) || JSON.stringify({ id, ...body });
     const session = (body as { session?: string }).session;
     return new Promise<ResultOf[K]>((resolve, reject) => {
       const p: Pending = { id, op: body.op, session, frame, t0: performance.now(), resend: body.op !== 'resume', resolve: resolve as (v: unknown) => void, reject };
@@ -317,7 +323,8 @@ export interface ConnectVectorEnvOptions extends ClientOptions {
   autoresetMode?: AutoresetMode;
   /**
    * `f64` (Box observation spaces): observations travel packed as exact float64 (much cheaper to
-   * encode and decode than JSON numbers); the env returns the same arrays either way.
+   * encode and decode than JSON numbers); `binary`: reset and step replies, and steps, travel as
+   * binary frames of typed arrays (cheaper still). The env returns the same arrays either way.
    */
   obsEncoding?: ObsEncoding;
   /** Share an existing connection (several sessions on one socket) instead of opening one. */
@@ -332,10 +339,13 @@ export class RemoteVectorEnv<O = unknown, A = unknown> implements VectorEnv<O, A
   readonly autoresetMode: AutoresetMode;
   spec: EnvSpec | null;
   readonly session: string;
+  /** obsEncoding 'binary': steps go as binary frames. */
+  private readonly binary: boolean;
   private closed = false;
 
   constructor(readonly client: ProtocolClient, made: MakeResult, private readonly ownsClient: boolean) {
     this.session = made.session;
+    this.binary = made.obsEncoding === 'binary';
     this.numEnvs = made.numEnvs;
     this.autoresetMode = made.autoresetMode;
     this.spec = made.spec;
@@ -354,7 +364,7 @@ export class RemoteVectorEnv<O = unknown, A = unknown> implements VectorEnv<O, A
 
   async step(actions: A[]): Promise<VectorStepResult<O>> {
     if (this.closed) throw new EnvClosed();
-    return unpacked(await this.client.request({ op: 'step', session: this.session, actions })) as VectorStepResult<O>;
+    return unpacked(await this.client.request({ op: 'step', session: this.session, actions }, this.binary)) as VectorStepResult<O>;
   }
 
   /** The session's state on the server: episodes, steps, seeds, how the server's RNG reads seeds. */

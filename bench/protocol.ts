@@ -5,10 +5,13 @@
  * that answers each frame with a canned frame as long as the protocol's reply: no parsing, no env),
  * i.e. the transport's limit. The cost ratio is (time per protocol step) / (time per raw round trip).
  *
- *   node bin/run.mjs bench/protocol.ts [--seconds 1] [--rounds 5] [--cases 1:json,64:json,64:f64]
+ *   node bin/run.mjs bench/protocol.ts [--seconds 1] [--rounds 5] [--cases 1:json,64:json,64:f64,64:bin]
  *
  * Cases `N:json` send observations as JSON arrays (the default); `N:f64` as packed float64
- * (obsEncoding 'f64', opt-in for Box observation spaces).
+ * (obsEncoding 'f64', opt-in for Box observation spaces); `N:bin` binary frames both ways
+ * (obsEncoding 'binary': typed arrays for actions, observations, rewards and flags). The raw round
+ * trip of a case sends the same frames (binary ones as binary frames).
+ * `node --cpu-prof bin/run.mjs bench/protocol.ts ...` profiles the client and the server child.
  *
  * Server and raw server run in a child process (so that client and server use separate cores, as
  * in a real deployment); rounds alternate protocol and raw runs; rates are medians over rounds and
@@ -27,6 +30,7 @@ import WebSocket, { WebSocketServer } from 'ws';
 import { resolveServerConfig } from '../configs/server.ts';
 import { makeVec } from '../env/index.ts';
 import type { ObsEncoding } from '../protocol/v1.ts';
+import { binaryStepFrame } from '../protocol/binary.ts';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 
@@ -37,10 +41,10 @@ async function child(): Promise<void> {
   await app.listen({ host: '127.0.0.1', port: 0 });
   const wss = new WebSocketServer({ host: '127.0.0.1', port: 0, perMessageDeflate: false });
   wss.on('connection', ws => {
-    let canned: Buffer | null = null;
-    ws.on('message', (data: Buffer) => {
-      if (canned === null) { canned = Buffer.from(data); return; } // first frame: the reply to send back
-      ws.send(canned, { binary: false });
+    let canned: Buffer | null = null, cannedBinary = false;
+    ws.on('message', (data: Buffer, isBinary: boolean) => {
+      if (canned === null) { canned = Buffer.from(data); cannedBinary = isBinary; return; } // first frame: the reply to send back
+      ws.send(canned, { binary: cannedBinary });
     });
   });
   await once(wss, 'listening');
@@ -53,31 +57,45 @@ async function child(): Promise<void> {
 
 interface Figures { steps: number; seconds: number }
 
-async function protocolRun(url: string, numEnvs: number, obsEncoding: ObsEncoding, seconds: number): Promise<Figures & { reqBytes: number; replyBytes: number; reply: string; req: string }> {
+/** A frame as it travels: text, or (a Buffer) binary. */
+type Frame = string | Buffer;
+const frameBytes = (f: Frame) => (typeof f === 'string' ? Buffer.byteLength(f) : f.length);
+
+async function protocolRun(url: string, numEnvs: number, obsEncoding: ObsEncoding, seconds: number): Promise<Figures & { reqBytes: number; replyBytes: number; reply: Frame; req: Frame }> {
   const { env, actions, steps, seconds: elapsed } = await timeEchoSteps(url, numEnvs, obsEncoding, seconds);
   // The frames of one step exactly as they travel (a bare client sees the reply before unpacking).
-  const req = JSON.stringify({ id: 123456, op: 'step', session: env.session, actions });
+  const req = stepFrame(env.session, actions, obsEncoding);
   const reply = await rawStepReply(url, numEnvs, obsEncoding, actions);
   await env.close();
-  return { steps, seconds: elapsed, reqBytes: Buffer.byteLength(req), replyBytes: Buffer.byteLength(reply), reply, req };
+  return { steps, seconds: elapsed, reqBytes: frameBytes(req), replyBytes: frameBytes(reply), reply, req };
 }
 
-async function rawStepReply(url: string, numEnvs: number, obsEncoding: ObsEncoding, actions: number[]): Promise<string> {
+function stepFrame(session: string, actions: number[], obsEncoding: ObsEncoding): Frame {
+  return (obsEncoding === 'binary' ? binaryStepFrame(123456, session, actions) : null) ?? JSON.stringify({ id: 123456, op: 'step', session, actions });
+}
+
+async function rawStepReply(url: string, numEnvs: number, obsEncoding: ObsEncoding, actions: number[]): Promise<Frame> {
   const ws = new WebSocket(url, { perMessageDeflate: false });
-  const frames: string[] = [];
-  ws.on('message', (d: Buffer) => frames.push(d.toString()));
+  const frames: Frame[] = [];
+  ws.on('message', (d: Buffer, isBinary: boolean) => frames.push(isBinary ? Buffer.from(d) : d.toString()));
   await once(ws, 'open');
-  const call = async (msg: object) => { const n = frames.length; ws.send(JSON.stringify(msg)); while (frames.length === n) await new Promise(r => setTimeout(r, 1)); return frames[n]!; };
-  const session = (JSON.parse(await call({ id: 1, op: 'make', env: 'Echo-v0', numEnvs, obsEncoding })) as { result: { session: string } }).result.session;
+  const call = async (msg: Frame | object) => {
+    const n = frames.length;
+    ws.send(typeof msg === 'string' || Buffer.isBuffer(msg) ? msg : JSON.stringify(msg));
+    while (frames.length === n) await new Promise(r => setTimeout(r, 1));
+    return frames[n]!;
+  };
+  const session = (JSON.parse(String(await call({ id: 1, op: 'make', env: 'Echo-v0', numEnvs, obsEncoding }))) as { result: { session: string } }).result.session;
   await call({ id: 2, op: 'reset', session, seed: 1 });
-  for (let i = 0; i < 5; i++) await call({ id: 123456, op: 'step', session, actions });
-  const reply = await call({ id: 123456, op: 'step', session, actions });
+  const req = stepFrame(session, actions, obsEncoding);
+  for (let i = 0; i < 5; i++) await call(req);
+  const reply = await call(req);
   await call({ id: 3, op: 'close', session });
   ws.close();
   return reply;
 }
 
-async function rawRun(rawUrl: string, req: string, reply: string, seconds: number): Promise<Figures> {
+async function rawRun(rawUrl: string, req: Frame, reply: Frame, seconds: number): Promise<Figures> {
   const ws = new WebSocket(rawUrl, { perMessageDeflate: false });
   await once(ws, 'open');
   ws.send(reply);
@@ -109,12 +127,13 @@ function median(xs: number[]): number { const s = [...xs].sort((a, b) => a - b);
 const fmt = (n: number) => Math.round(n).toLocaleString('en-US');
 
 async function main(): Promise<void> {
-  const { values } = parseArgs({ options: { child: { type: 'boolean' }, seconds: { type: 'string', default: '1' }, rounds: { type: 'string', default: '5' }, cases: { type: 'string', default: '1:json,64:json,64:f64' } } });
+  const { values } = parseArgs({ options: { child: { type: 'boolean' }, seconds: { type: 'string', default: '1' }, rounds: { type: 'string', default: '5' }, cases: { type: 'string', default: '1:json,64:json,64:f64,64:bin' } } });
   if (values.child) return child();
   const seconds = Number(values.seconds), rounds = Number(values.rounds);
-  const cases = values.cases!.split(',').map(c => { const [n, enc] = c.split(':'); return { n: Number(n), enc: (enc ?? 'json') as ObsEncoding }; });
+  const cases = values.cases!.split(',').map(c => { const [n, enc] = c.split(':'); return { n: Number(n), enc: (enc === 'bin' ? 'binary' : enc ?? 'json') as ObsEncoding }; });
 
-  const proc = spawn(process.execPath, [path.join(ROOT, 'bin/run.mjs'), path.join(ROOT, 'bench/protocol.ts'), '--child'], { stdio: ['pipe', 'pipe', 'inherit'] });
+  // The child gets this process's node flags (`node --cpu-prof bin/run.mjs bench/protocol.ts` profiles both sides).
+  const proc = spawn(process.execPath, [...process.execArgv, path.join(ROOT, 'bin/run.mjs'), path.join(ROOT, 'bench/protocol.ts'), '--child'], { stdio: ['pipe', 'pipe', 'inherit'] });
   const [line] = await new Promise<string[]>(resolve => {
     let buf = '';
     proc.stdout.on('data', (c: Buffer) => { buf += c.toString(); if (buf.includes('\n')) resolve(buf.split('\n')); });
@@ -151,7 +170,8 @@ async function main(): Promise<void> {
   for (const r of rows) console.log(r.map((c, i) => c.padStart(widths[i]!)).join('  '));
   console.log(`target >= 100,000 env-steps/s at 64 envs (JSON): ${pass ? 'met' : 'NOT met'}; target ratio <= 1.5 at 64 envs: ${summary.join('; ')}`);
   console.log(`load average during the run: ${loadavg().map(x => x.toFixed(2)).join(' ')} on ${cpus().length} cores`);
-  proc.stdin.end();
+  proc.stdin.end(); // the child exits (writing its profile, under --cpu-prof)
+  await Promise.race([once(proc, 'exit'), new Promise(r => setTimeout(r, 5000))]);
   proc.kill();
 }
 

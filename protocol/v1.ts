@@ -3,7 +3,8 @@
  * compiled validators. Each schema is both what the server validates every frame against and the
  * TypeScript type of the request, so the two cannot drift. The client imports the types from here.
  *
- * Frames are JSON text. Every request carries an `id` (a finite number or a string of at most 256
+ * Frames are JSON text (a session made with obsEncoding 'binary' also uses binary frames:
+ * protocol/binary.ts). Every request carries an `id` (a finite number or a string of at most 256
  * characters); the reply carries the same `id` and either `ok: true, result` or `ok: false,
  * error: {code, message}`. Requests may be pipelined; those on one session are processed in order.
  */
@@ -47,9 +48,12 @@ export const MakeRequest = Type.Object({
   /**
    * How `observations` travel in reset/step results: `json` (default) as arrays; `f64` (Box
    * observation spaces only) as one PackedArray — exact float64 values, base64, much cheaper to
-   * encode and decode than JSON numbers when observations are many floats.
+   * encode and decode than JSON numbers when observations are many floats; `binary` (any space):
+   * reset and step replies come as binary frames (protocol/binary.ts: observations, rewards,
+   * terminated, truncated as little-endian typed arrays, the same numbers), and the client may
+   * send steps as binary frames too.
    */
-  obsEncoding: Type.Optional(Type.Union([Type.Literal('json'), Type.Literal('f64')])),
+  obsEncoding: Type.Optional(Type.Union([Type.Literal('json'), Type.Literal('f64'), Type.Literal('binary')])),
 }, { additionalProperties: false });
 
 export const ResetRequest = Type.Object({
@@ -116,7 +120,7 @@ export const OPS = Object.keys(SCHEMAS) as Op[];
 
 // ---- results ----
 
-export type ObsEncoding = 'json' | 'f64';
+export type ObsEncoding = 'json' | 'f64' | 'binary';
 
 /** N flat float64 rows, little-endian, base64: `observations` of a session made with obsEncoding 'f64'. */
 export interface PackedArray { dtype: 'float64'; shape: [number, number]; data: string }
@@ -294,7 +298,8 @@ function boolsJson(a: unknown): string {
   return `${s}]`;
 }
 
-function infosJson(a: unknown[]): string {
+/** The JSON of a result's infos (empty objects, the common case, from a cache). */
+export function infosJson(a: unknown[]): string {
   if (!Array.isArray(a)) return JSON.stringify(a);
   for (let i = 0; i < a.length; i++) {
     const o: unknown = a[i];

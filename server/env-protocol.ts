@@ -8,6 +8,9 @@
  * Hot path (a `step`): size check → UTF-8 check → JSON.parse → compiled validator → action check →
  * `vec.step` → reply built around one JSON.stringify of the result. No logging above debug, no
  * per-request timer (one sweep finds timed-out requests), metrics are prom-client children resolved once.
+ * A binary frame (protocol/binary.ts: a step with packed actions) is read into the request it
+ * stands for and then goes the same way; sessions made with obsEncoding 'binary' get their reset
+ * and step replies as binary frames.
  */
 import { isUtf8 } from 'node:buffer';
 import type { Logger } from 'pino';
@@ -17,13 +20,17 @@ import type { ServerConfig } from '../configs/server.ts';
 import type { Counter, CounterChild, Histogram, MetricsRegistry } from './metrics.ts';
 import { LATENCY_BUCKETS } from './metrics.ts';
 import {
-  OPS, RNG_FACTS, describeSchemaError, errorFrame, idOf, idToJson, okFrame, RawJson, sniffId, unsafeValue, validatorFor, vectorResultJson, wireSeed,
+  OPS, RNG_FACTS, describeSchemaError, errorFrame, idOf, idToJson, infosJson, okFrame, RawJson, sniffId, unsafeValue, validatorFor, vectorResultJson, wireSeed,
   type CloseResult, type MakeRequest, type Op, type PingRequest, type Request, type ResetRequest, type ResumeRequest, type ResumeResult, type SessionRequest, type StateResult,
 } from '../protocol/v1.ts';
 import type { Job, Session, SessionManager, SessionOwner } from './sessions.ts';
 import { EpisodeTracker } from './episodes.ts';
 import { scrubBody } from './resources.ts';
 import type { VectorSeed } from '../env/core.ts';
+import { binaryResultFrame, requestFromBinary } from '../protocol/binary.ts';
+
+/** A reset/step result of a binary session (pump builds its binary frame). */
+class BinaryResult { constructor(readonly r: Record<string, unknown>) {} }
 
 /** A slow reader's send buffer above this gets its connection dropped. */
 const MAX_BUFFERED_BYTES = 64 * 1024 * 1024;
@@ -42,7 +49,7 @@ export class Connection implements SessionOwner {
     this.pingedAt = now;
     this.ws.ping();
   }
-  send(frame: string): void {
+  send(frame: string | Buffer): void {
     const ws = this.ws;
     if (ws.readyState !== OPEN) return;
     ws.send(frame);
@@ -127,14 +134,20 @@ export class EnvProtocol {
   private onFrame(conn: Connection, data: Buffer, isBinary: boolean): void {
     const t0 = performance.now();
     conn.lastSeen = Date.now();
-    if (isBinary) return this.reply(conn, 'null', 'BAD_REQUEST', 'binary frames are not supported; send JSON text frames');
     const max = this.config.limits.maxFrameBytes;
     if (data.length > max) {
-      return this.reply(conn, idToJson(sniffId(data.toString('latin1', 0, 400))), 'PAYLOAD_TOO_LARGE', `frame of ${data.length} bytes is above the limit of ${max} bytes`);
+      // (A binary frame's header, with the id first, starts after its 4-byte length.)
+      return this.reply(conn, idToJson(sniffId(data.toString('latin1', isBinary ? 4 : 0, 400))), 'PAYLOAD_TOO_LARGE', `frame of ${data.length} bytes is above the limit of ${max} bytes`);
     }
-    if (!isUtf8(data)) return this.reply(conn, 'null', 'BAD_JSON', 'frame is not valid UTF-8');
     let msg: unknown;
-    try { msg = JSON.parse(data.toString()); } catch { return this.reply(conn, 'null', 'BAD_JSON', 'frame is not valid JSON'); }
+    if (isBinary) {
+      try { msg = requestFromBinary(data); } catch (err) {
+        return conn.send(this.errorFrameFor(idToJson(idOf((err as { header?: unknown }).header)), err, conn.log));
+      }
+    } else {
+      if (!isUtf8(data)) return this.reply(conn, 'null', 'BAD_JSON', 'frame is not valid UTF-8');
+      try { msg = JSON.parse(data.toString()); } catch { return this.reply(conn, 'null', 'BAD_JSON', 'frame is not valid JSON'); }
+    }
     if (typeof msg !== 'object' || msg === null || Array.isArray(msg)) return this.reply(conn, 'null', 'BAD_REQUEST', 'a request must be a JSON object');
     const idJson = idToJson(idOf(msg));
     const op = (msg as { op?: unknown }).op;
@@ -200,7 +213,7 @@ export class EnvProtocol {
     const replayed: ResumeResult['replayed'] = [];
     const inFlight: ResumeResult['inFlight'] = [];
     const lost: ResumeResult['lost'] = [];
-    const frames: string[] = [];
+    const frames: (string | Buffer)[] = [];
     for (const id of req.pending ?? []) {
       const f = s.storedReply(id);
       if (f !== undefined) { replayed.push(id); frames.push(f); } else if (s.hasJob(id)) inFlight.push(id);
@@ -236,9 +249,10 @@ export class EnvProtocol {
     while ((job = s.queue.shift()) !== undefined) {
       s.current = job;
       const owner = s.owner;
-      let frame: string;
+      let frame: string | Buffer;
       try {
-        frame = okFrame(job.idJson, await this.exec(s, job.req));
+        const result = await this.exec(s, job.req);
+        frame = result instanceof BinaryResult ? binaryResultFrame(job.idJson, result.r, s.packSize, infosJson) : okFrame(job.idJson, result);
         // Make refused sessions whose replies would be too large; texts can still outgrow the limit.
         if (frame.length > this.config.limits.maxReplyBytes) {
           if (job.req.op === 'step' || job.req.op === 'reset') s.needsReset = true;
@@ -294,7 +308,7 @@ export class EnvProtocol {
         const r = await s.vec.step(actions);
         episodes.onStep(r);
         this.mEnvSteps.inc(n);
-        return new RawJson(vectorResultJson(r, s.packSize));
+        return s.binary ? new BinaryResult(r as unknown as Record<string, unknown>) : new RawJson(vectorResultJson(r, s.packSize));
       }
       case 'reset': {
         const why = req.options === undefined ? null : unsafeValue(req.options);
@@ -306,7 +320,7 @@ export class EnvProtocol {
         const mask = req.options?.resetMask;
         this.tracker(s).onReset(Array.from({ length: n }, (_, i) => seed === undefined ? undefined : typeof seed === 'number' ? seed + i : seed[i] ?? undefined),
           Array.isArray(mask) ? mask as boolean[] : null);
-        return new RawJson(vectorResultJson(r, s.packSize));
+        return s.binary ? new BinaryResult(r as unknown as Record<string, unknown>) : new RawJson(vectorResultJson(r, s.packSize));
       }
       case 'state': {
         const t = this.tracker(s);

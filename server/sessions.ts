@@ -30,8 +30,8 @@ import { PROTOCOL_VERSION, type MakeResult, type ObsEncoding, type RequestId, ty
 /** The connection side of a session (implemented by the protocol's Connection). */
 export interface SessionOwner {
   readonly sessions: Set<Session>;
-  /** Send a text frame if the connection is still open. */
-  send(frame: string): void;
+  /** Send a frame (text, or binary for a Buffer) if the connection is still open. */
+  send(frame: string | Buffer): void;
   /** When the connection last sent a frame or answered a heartbeat ping (ms since epoch). */
   readonly lastSeen: number;
   /** When `probe` last pinged it (null: never, or it has answered since). */
@@ -68,17 +68,20 @@ export class Session {
   /** The largest numeric request id queued on this session (to tell lost replies from unseen requests on resume). */
   maxNumericId = -Infinity;
   private readonly ringIds: (RequestId | undefined)[];
-  private readonly ringFrames: (string | undefined)[];
+  private readonly ringFrames: (string | Buffer | undefined)[];
   private ringPos = 0;
 
   readonly log: Logger;
-  /** With obsEncoding 'f64': the length of one (flat) observation, else null. */
+  /** With obsEncoding 'f64' or 'binary' and a Box observation space: the length of one (flat) observation, else null. */
   readonly packSize: number | null;
+  /** obsEncoding 'binary': reset and step replies are binary frames (protocol/binary.ts). */
+  readonly binary: boolean;
 
   constructor(readonly id: string, readonly envId: string, readonly vec: VectorEnv, parentLog: Logger, replayBuffer: number, readonly obsEncoding: ObsEncoding = 'json') {
     this.log = parentLog.child({ session: this.id, env: envId });
     const space = vec.singleObservationSpace;
-    this.packSize = obsEncoding === 'f64' && space instanceof Box ? space.size : null;
+    this.packSize = obsEncoding !== 'json' && space instanceof Box ? space.size : null;
+    this.binary = obsEncoding === 'binary';
     this.ringIds = new Array(replayBuffer);
     this.ringFrames = new Array(replayBuffer);
   }
@@ -87,12 +90,12 @@ export class Session {
   get busy(): boolean { return this.current !== null || this.queue.length > 0; }
 
   /** Keep a reply for replay on resume (the last `replayBuffer` ones). */
-  remember(id: RequestId, frame: string): void {
+  remember(id: RequestId, frame: string | Buffer): void {
     this.ringIds[this.ringPos] = id;
     this.ringFrames[this.ringPos] = frame;
     this.ringPos = (this.ringPos + 1) % this.ringIds.length;
   }
-  storedReply(id: RequestId): string | undefined {
+  storedReply(id: RequestId): string | Buffer | undefined {
     const i = this.ringIds.indexOf(id);
     return i < 0 ? undefined : this.ringFrames[i];
   }
@@ -178,6 +181,10 @@ export class SessionManager {
       void vec.close();
       throw new ColloquyError('BAD_REQUEST', `obsEncoding 'f64' needs a Box observation space (${args.env} has ${vec.singleObservationSpace.type})`);
     }
+    if (args.obsEncoding === 'binary' && endianness() !== 'LE') {
+      void vec.close();
+      throw new ColloquyError('BAD_REQUEST', "obsEncoding 'binary' needs a little-endian server");
+    }
     if (numEnvs === 1) this.checkReplySize(vec.singleObservationSpace, 1, args.obsEncoding, () => void vec.close());
     const s = new Session(id, args.env, vec, this.log, this.config.sessions.replayBuffer, args.obsEncoding);
     this.sessions.set(s.id, s);
@@ -189,7 +196,8 @@ export class SessionManager {
   /** CAPACITY (after `cleanup`) when replies of `numEnvs` observations of `space` would be above `limits.maxReplyBytes`. */
   private checkReplySize(space: Space, numEnvs: number, enc: ObsEncoding | undefined, cleanup: () => void): void {
     const max = this.config.limits.maxReplyBytes;
-    const bytes = replyBytesEstimate(space, numEnvs, enc === 'f64' && space instanceof Box);
+    // (A binary reply's observations take fewer bytes than the base64 of 'f64': its estimate bounds them.)
+    const bytes = replyBytesEstimate(space, numEnvs, (enc === 'f64' || enc === 'binary') && space instanceof Box);
     if (bytes <= max) return;
     cleanup();
     const mib = (b: number) => `${(b / 1048576).toFixed(1)} MiB`;

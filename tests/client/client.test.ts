@@ -3,7 +3,10 @@ import { connectEnv, connectVectorEnv, ProtocolClient, SingleEnvAdapter } from '
 import {
   ColloquyError, Discrete, register, type Env, type EnvSpec, type ResetArgs, InvalidAction, NameNotFound, ResetNeeded, Rng, checkEnv, makeVec, registeredIds, type AutoresetMode, type VectorEnv,
 } from '../../env/index.ts';
-import type { ObsEncoding } from '../../protocol/v1.ts';
+import { infosJson, type ObsEncoding } from '../../protocol/v1.ts';
+import { binaryResultFrame, binaryStepFrame, decodeBinaryFrame, replyFromBinary } from '../../protocol/binary.ts';
+import WebSocket from 'ws';
+import { once } from 'node:events';
 import { rawClient, startTestServer, type TestServer } from '../server/helpers.ts';
 
 /** A tiny env with a Discrete observation space (not packable). */
@@ -49,7 +52,7 @@ async function trajectory(env: VectorEnv, seed: number, steps: number, resets: n
 }
 
 describe('RemoteVectorEnv', () => {
-  it.each<[AutoresetMode, ObsEncoding]>([['next-step', 'json'], ['same-step', 'json'], ['disabled', 'json'], ['next-step', 'f64'], ['same-step', 'f64']])('gives the same trajectories as the env in process (%s, %s)', async (mode, obsEncoding) => {
+  it.each<[AutoresetMode, ObsEncoding]>([['next-step', 'json'], ['same-step', 'json'], ['disabled', 'json'], ['next-step', 'f64'], ['same-step', 'f64'], ['next-step', 'binary'], ['same-step', 'binary'], ['disabled', 'binary']])('gives the same trajectories as the env in process (%s, %s)', async (mode, obsEncoding) => {
     const kwargs = { obsSize: 5, episodeLength: 7 };
     const remote = await connectVectorEnv(srv.wsUrl, { env: 'Echo-v0', numEnvs: 4, kwargs, autoresetMode: mode, obsEncoding });
     expect(remote.numEnvs).toBe(4);
@@ -75,6 +78,66 @@ describe('RemoteVectorEnv', () => {
     c.close();
     const bad = await connectVectorEnv(srv.wsUrl, { env: 'DiscreteObs-v0', obsEncoding: 'f64' }).catch(e => e);
     expect(bad).toMatchObject({ code: 'BAD_REQUEST', message: expect.stringMatching(/Box/) });
+  });
+
+  it("speaks binary frames with obsEncoding 'binary': typed arrays both ways, the numbers of the JSON session", async () => {
+    const ws = new WebSocket(srv.wsUrl, { perMessageDeflate: false });
+    const frames: { data: Buffer; isBinary: boolean }[] = [];
+    ws.on('message', (data: Buffer, isBinary: boolean) => frames.push({ data: Buffer.from(data), isBinary }));
+    await once(ws, 'open');
+    const call = async (msg: string | Buffer) => {
+      const n = frames.length;
+      ws.send(msg);
+      while (frames.length === n) await new Promise(r => setTimeout(r, 1));
+      return frames[n]!;
+    };
+    const text = async (msg: object) => JSON.parse((await call(JSON.stringify(msg))).data.toString());
+    const kwargs = { obsSize: 6, episodeLength: 4 };
+    const bin = (await text({ id: 1, op: 'make', env: 'Echo-v0', numEnvs: 3, kwargs, obsEncoding: 'binary' })).result;
+    expect(bin.obsEncoding).toBe('binary');
+    const json = (await text({ id: 2, op: 'make', env: 'Echo-v0', numEnvs: 3, kwargs })).result;
+    const reset = await call(JSON.stringify({ id: 3, op: 'reset', session: bin.session, seed: 5 }));
+    expect(reset.isBinary).toBe(true);
+    expect(decodeBinaryFrame(reset.data).header).toMatchObject({ id: 3, ok: true, emptyInfos: 3, arrays: [['observations', 'float32', [3, 6]]] });
+    expect(replyFromBinary(reset.data)).toEqual(await text({ id: 3, op: 'reset', session: json.session, seed: 5 }));
+    const rng = new Rng(3);
+    for (let t = 0; t < 10; t++) {
+      const actions = [rng.int(16), rng.int(16), rng.int(16)];
+      const step = await call(binaryStepFrame(10 + t, bin.session, actions)!);
+      expect(step.isBinary).toBe(true);
+      expect(decodeBinaryFrame(step.data).header.arrays).toEqual([['observations', 'float32', [3, 6]], ['rewards', 'float64', [3]], ['terminated', 'bool', [3]], ['truncated', 'bool', [3]]]);
+      // Key for key and bit for bit what the JSON session answers to the same step as a text frame.
+      expect(JSON.stringify(replyFromBinary(step.data))).toBe(JSON.stringify(await text({ id: 10 + t, op: 'step', session: json.session, actions })));
+    }
+    // A binary step on a JSON session gets a text reply; errors on a binary session are text frames with the request's id.
+    const onJson = await call(binaryStepFrame(40, json.session, [0, 1, 2])!);
+    expect(onJson.isBinary).toBe(false);
+    expect(JSON.parse(onJson.data.toString())).toMatchObject({ id: 40, ok: true });
+    const badAction = await call(binaryStepFrame(41, bin.session, [0, 1, 99])!);
+    expect(badAction.isBinary).toBe(false);
+    expect(JSON.parse(badAction.data.toString())).toMatchObject({ id: 41, ok: false, error: { code: 'INVALID_ACTION' } });
+    const whole = binaryStepFrame(42, bin.session, [0, 1, 2])!;
+    const truncated = await call(whole.subarray(0, whole.length - 2));
+    expect(JSON.parse(truncated.data.toString())).toMatchObject({ id: 42, ok: false, error: { code: 'BAD_REQUEST', message: expect.stringMatching(/^binary frame: array 'actions' .* needs 12 bytes/) } });
+    // (The header unread, the reply has no id.)
+    expect(JSON.parse((await call(whole.subarray(0, 30))).data.toString())).toMatchObject({ id: null, ok: false, error: { code: 'BAD_REQUEST' } });
+    for (const s of [bin, json]) await text({ id: 50, op: 'close', session: s.session });
+    ws.close();
+  });
+
+  it("keeps what does not pack in the binary header: observations of a Discrete space, non-empty infos", async () => {
+    const remote = await connectVectorEnv(srv.wsUrl, { env: 'DiscreteObs-v0', numEnvs: 3, obsEncoding: 'binary' });
+    const local = makeVec('DiscreteObs-v0', { numEnvs: 3 });
+    expect(await trajectory(remote, 4, 12)).toEqual(await trajectory(local, 4, 12));
+    await remote.close();
+    const r = { observations: ['a', 'b'], rewards: [0.1, -0], terminated: [false, true], truncated: [false, false], infos: [{ x: 1 }, {}] };
+    const frame = binaryResultFrame('7', r, null, infosJson);
+    expect(decodeBinaryFrame(frame).header.result).toEqual({ observations: ['a', 'b'], infos: [{ x: 1 }, {}] });
+    expect(JSON.stringify(replyFromBinary(frame))).toBe(JSON.stringify({ id: 7, ok: true, result: JSON.parse(JSON.stringify(r)) }));
+    // float32 only where float32 holds the values exactly; -0 as JSON has it.
+    const f64 = binaryResultFrame('8', { observations: [[0.1, 1], [2, -0]], infos: [{}, {}] }, 2, infosJson);
+    expect(decodeBinaryFrame(f64).header.arrays).toEqual([['observations', 'float64', [2, 2]]]);
+    expect(JSON.stringify(replyFromBinary(f64).result)).toBe('{"observations":[[0.1,1],[2,0]],"infos":[{},{}]}');
   });
 
   it('turns errors back into the typed classes', async () => {
@@ -130,10 +193,11 @@ const envSteps = metric('colloquy_env_steps_total ');
 const resumes = metric('colloquy_requests_total{op="resume"} ');
 
 describe('reconnect and resume', () => {
-  it('resumes its session after a dropped connection; the trajectory is unchanged', async () => {
+  it.each<ObsEncoding>(['json', 'binary'])('resumes its session after a dropped connection; the trajectory is unchanged (%s frames)', async obsEncoding => {
     let reconnects = 0;
+    // (binary: the replies the server keeps for replay, and the steps the client re-sends, are binary frames.)
     const remote = await connectVectorEnv<number[], number>(srv.wsUrl, {
-      env: 'Echo-v0', numEnvs: 3, reconnect: { initialDelayMs: 5 }, onReconnect: () => { reconnects++; },
+      env: 'Echo-v0', numEnvs: 3, obsEncoding, reconnect: { initialDelayMs: 5 }, onReconnect: () => { reconnects++; },
     });
     const local = makeVec('Echo-v0', { numEnvs: 3 }) as VectorEnv<number[], number>;
     const rng = new Rng(9);

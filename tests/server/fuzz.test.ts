@@ -11,6 +11,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { PROJECT_ROOT } from '../../core/paths.ts';
 import { connectVectorEnv } from '../../agents/client.ts';
 import { ERROR_CODES, Rng, makeVec, type VectorEnv } from '../../env/index.ts';
+import { binaryStepFrame } from '../../protocol/binary.ts';
+import type { ObsEncoding } from '../../protocol/v1.ts';
 import { rawClient, startTestServer, type RawClient, type TReply, type TestServer } from './helpers.ts';
 
 const MAX_FRAME = 64 * 1024;
@@ -89,7 +91,7 @@ function* hostile(rng: Rng, fresh: string, live: string): Generator<Case> {
         break;
       }
       case 15: yield { name: 'oversized frame', frame: `{"id":${id},"op":"step","session":"${live}","actions":[${'0,'.repeat(MAX_FRAME / 2 + rng.int(100_000))}0]}`, expect: ['PAYLOAD_TOO_LARGE'] }; break;
-      case 16: yield { name: 'binary frame', frame: Buffer.from(JSON.stringify({ id, op: 'ping' })), binary: true, expect: ['BAD_REQUEST'] }; break;
+      case 16: yield { name: 'binary frame', ...hostileBinary(rng, id, live), binary: true }; break;
       case 17: yield { name: 'bad kwargs', frame: JSON.stringify({ id, op: 'make', env: 'Echo-v0', kwargs: pick([{ obsSize: 2 }, { nope: 1 }, { obsSize: 'big' }, { episodeLength: 1e12 }]) }), expect: ['BAD_CONFIG'] }; break;
       case 18: yield { name: 'resume with a wrong token', frame: JSON.stringify({ id, op: 'resume', session: pick([live, 'nope']), token: 'not-the-token' }), expect: ['UNKNOWN_SESSION'] }; break;
       case 19: yield { name: 'extra fields', frame: JSON.stringify({ id, op: pick(ops), session: live, [pick(['sesion', 'action', 'x', 'seed2'])]: 1 }), expect: ['BAD_REQUEST'] }; break;
@@ -97,9 +99,56 @@ function* hostile(rng: Rng, fresh: string, live: string): Generator<Case> {
   }
 }
 
-async function wellBehaved(episodes: number): Promise<number> {
+/** Malformed or hostile binary frames (protocol/binary.ts), each with the codes it deserves. */
+function hostileBinary(rng: Rng, id: number, live: string): { frame: Buffer; expect: string[] } {
+  const good = binaryStepFrame(id, live, [0, 1])!;
+  const withHeader = (header: string | Buffer, tail: Buffer = Buffer.alloc(0)) => {
+    const h = Buffer.from(header);
+    const len = Buffer.alloc(4);
+    len.writeUInt32LE(h.length);
+    return Buffer.concat([len, h, tail]);
+  };
+  const i32 = (xs: number[], pad: number) => Buffer.concat([Buffer.alloc(pad), Buffer.from(new Int32Array(xs).buffer)]);
+  const f64 = (xs: number[], pad: number) => Buffer.concat([Buffer.alloc(pad), Buffer.from(new Float64Array(xs).buffer)]);
+  // A header of 4 + h bytes is followed by (8 - (4 + h) % 8) % 8 padding bytes.
+  const stepHeader = (arrays: string, extra = '') => `{"id":${id},"op":"step","session":"${live}"${extra},"arrays":${arrays}}`;
+  const padFor = (header: string) => (8 - ((4 + Buffer.byteLength(header)) % 8)) % 8;
+  const framed = (header: string, body: (pad: number) => Buffer) => withHeader(header, body(padFor(header)));
+  const cases: [() => Buffer, string[]][] = [
+    [() => Buffer.from([1, 2, 3].slice(0, rng.int(4))), ['BAD_REQUEST']],
+    [() => Buffer.from(JSON.stringify({ id, op: 'ping' })), ['BAD_REQUEST']], // no length prefix: the length is beyond the frame
+    [() => withHeader('{"id":1,"op":'), ['BAD_JSON']],
+    [() => withHeader(Buffer.from([0x7b, 0xff, 0xfe, 0x7d])), ['BAD_JSON']], // not UTF-8
+    [() => withHeader('[1,2]'), ['BAD_REQUEST']],
+    [() => withHeader(`{"id":${id},"op":"ping","arrays":[]}`), ['BAD_REQUEST']],
+    [() => withHeader(stepHeader('"actions"')), ['BAD_REQUEST']],
+    [() => framed(stepHeader('[["actions","int64",[2]]]'), pad => i32([0, 1, 0, 0], pad)), ['BAD_REQUEST']],
+    [() => framed(stepHeader('[["actions","bool",[2]]]'), pad => Buffer.alloc(pad + 2)), ['BAD_REQUEST']],
+    [() => framed(stepHeader('[["actions","int32",[2,3,4]]]'), pad => i32([0, 1], pad)), ['BAD_REQUEST']],
+    [() => framed(stepHeader('[["actions","int32",[2147483647,2147483647]]]'), pad => i32([0, 1], pad)), ['BAD_REQUEST']],
+    [() => framed(stepHeader('[["actions","int32",[-2]]]'), pad => i32([0, 1], pad)), ['BAD_REQUEST']],
+    [() => good.subarray(0, good.length - 1 - rng.int(4)), ['BAD_REQUEST']],
+    [() => Buffer.concat([good, Buffer.alloc(1 + rng.int(8))]), ['BAD_REQUEST']],
+    [() => framed(stepHeader('[["actions","int32",[2]]]'), pad => { const b = i32([0, 1], pad); if (pad) b[0] = 7; else b.writeInt32LE(99, 0); return b; }), ['BAD_REQUEST', 'INVALID_ACTION']],
+    [() => framed(stepHeader('[["actions","float64",[2]]]'), pad => f64([pick([NaN, Infinity, -Infinity]), 0], pad)), ['BAD_REQUEST']],
+    [() => framed(stepHeader('[["actions","float64",[2]]]'), pad => f64([0.5, 1], pad)), ['INVALID_ACTION']],
+    [() => framed(stepHeader('[["actions","int32",[2]]]'), pad => i32([0, 16], pad)), ['INVALID_ACTION']],
+    [() => framed(stepHeader('[["actions","int32",[3]]]'), pad => i32([0, 1, 2], pad)), ['INVALID_ACTION']],
+    [() => framed(stepHeader('[["actions","int32",[2]]]', ',"actions":[0,1]'), pad => i32([0, 1], pad)), ['BAD_REQUEST']],
+    [() => framed(stepHeader('[["actions","int32",[2]],["actions","int32",[2]]]'), pad => Buffer.concat([i32([0, 1], pad), i32([0, 1], 0)])), ['BAD_REQUEST']],
+    [() => framed(stepHeader('[["actions","int32",[2]]]', ',"extra":1'), pad => i32([0, 1], pad)), ['BAD_REQUEST']],
+    [() => framed(stepHeader('[["actions","int32",[2]]]').replace(live, 'nope'), pad => i32([0, 1], pad)), ['UNKNOWN_SESSION']],
+    [() => Buffer.concat([good, Buffer.alloc(MAX_FRAME)]), ['PAYLOAD_TOO_LARGE']],
+  ];
+  function pick<T>(xs: T[]): T { return xs[rng.int(xs.length)]!; }
+  // In turn (the stream holds one binary frame in 20: every kind comes at least twice in 1,200).
+  const [make, expect] = cases[Math.floor(id / 20) % cases.length]!;
+  return { frame: make(), expect };
+}
+
+async function wellBehaved(episodes: number, obsEncoding: ObsEncoding = 'json'): Promise<number> {
   const kwargs = { episodeLength: 10 };
-  const remote = await connectVectorEnv<number[], number>(srv.wsUrl, { env: 'Echo-v0', numEnvs: 4, kwargs });
+  const remote = await connectVectorEnv<number[], number>(srv.wsUrl, { env: 'Echo-v0', numEnvs: 4, kwargs, obsEncoding });
   const local = makeVec('Echo-v0', { numEnvs: 4, kwargs }) as VectorEnv<number[], number>;
   expect(JSON.stringify(await remote.reset({ seed: 3 }))).toBe(JSON.stringify(await local.reset({ seed: 3 })));
   const rng = new Rng(77);
@@ -142,8 +191,10 @@ describe('fuzz: hostile frames', () => {
       expect(c.received.length - before).toBe(200);
       for (const r of c.received.slice(before)) expect(ERROR_CODES).toContain(r.error?.code);
     };
-    const [, episodes] = await Promise.all([fuzz(), wellBehaved(60)]);
+    // Beside the attack, a client on JSON frames and one on binary frames (obsEncoding 'binary').
+    const [, episodes, binaryEpisodes] = await Promise.all([fuzz(), wellBehaved(60), wellBehaved(40, 'binary')]);
     expect(episodes).toBeGreaterThanOrEqual(60);
+    expect(binaryEpisodes).toBeGreaterThanOrEqual(40);
     expect(seen.size).toBe(20);
     expect(({} as Record<string, unknown>).polluted).toBeUndefined();
     expect(Object.prototype).not.toHaveProperty('polluted');

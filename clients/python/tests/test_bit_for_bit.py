@@ -50,7 +50,10 @@ CASES = [
     ("Echo-v0", {"obsSize": 6, "episodeLength": 5}, "json", "next-step"),
     ("Echo-v0", {"obsSize": 6, "episodeLength": 5}, "f64", "same-step"),
     ("Echo-v0", {"nActions": 7, "episodeLength": 3}, "f64", "next-step"),
+    ("Echo-v0", {"obsSize": 6, "episodeLength": 5}, "binary", "same-step"),
+    ("Echo-v0", {"nActions": 7, "episodeLength": 3}, "binary", "next-step"),
     ("TeacherStudent-v0", {"maxTokens": 150}, "json", "next-step"),
+    ("TeacherStudent-v0", {"maxTokens": 150}, "binary", "next-step"),
     ("TeacherStudent-v0", {"actionMode": "utterance", "maxTokens": 300}, "json", "next-step"),
 ]
 

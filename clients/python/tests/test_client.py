@@ -77,6 +77,48 @@ def test_pipelined_requests_match_by_id(client: Client) -> None:
     b.close()
 
 
+def test_binary_frames_carry_the_json_values(client: Client) -> None:
+    """obs_encoding="binary": steps go as binary frames and replies come as binary frames; the
+    trajectory is that of a JSON session, bit for bit, and a malformed frame gets a coded error."""
+    from colloquy.frames import decode_frame, reply_from_frame, step_frame
+
+    sent: list[Any] = []
+    aio = client.aio
+    put = aio._out.put_nowait
+    aio._out.put_nowait = lambda item: (sent.append(item[1] if item else None), put(item))[1]  # type: ignore[method-assign]
+    try:
+        j = client.make("Echo-v0", {"obsSize": 5, "episodeLength": 6}, num_envs=3, autoreset_mode="same-step")
+        b = client.make("Echo-v0", {"obsSize": 5, "episodeLength": 6}, num_envs=3, autoreset_mode="same-step", obs_encoding="binary")
+        assert b.info.obs_encoding == "binary"
+        x, y = j.reset(seed=4), b.reset(seed=4)
+        assert x.observations.dtype == y.observations.dtype == np.float32
+        assert x.observations.tobytes() == y.observations.tobytes() and x.infos == y.infos
+        rng = np.random.default_rng(2)
+        for _ in range(15):
+            a = rng.integers(0, 16, 3)
+            sent.clear()
+            p, q = j.step(a), b.step(a)
+            assert isinstance(sent[0], str) and isinstance(sent[1], bytes)  # the JSON session's step, then the binary one's
+            assert decode_frame(sent[1])[1][0][1].dtype == np.dtype("<i4")
+            assert p.observations.tobytes() == q.observations.tobytes()
+            assert p.rewards.tobytes() == q.rewards.tobytes() and q.rewards.dtype == np.float64
+            assert p.terminated.tolist() == q.terminated.tolist() and p.truncated.tolist() == q.truncated.tolist()
+            assert p.infos == q.infos
+        with pytest.raises(colloquy.InvalidAction):
+            b.step([0, 1, 99])
+        j.close()
+        b.close()
+    finally:
+        aio._out.put_nowait = put  # type: ignore[method-assign]
+    frame = step_frame(7, "s", [1, 2])
+    assert frame is not None and step_frame(7, "s", ["a"]) is None and step_frame(7, "s", [float("nan")]) is None
+    header, arrays = decode_frame(frame)
+    assert header == {"id": 7, "op": "step", "session": "s"} and arrays[0][1].tolist() == [1, 2]
+    for broken in (frame[:-1], frame + b"\0", frame[:3], b"\xff\xff\xff\x7f{}"):
+        with pytest.raises(colloquy.ProtocolError):
+            reply_from_frame(broken)
+
+
 def test_f64_observations_are_the_json_values(client: Client) -> None:
     j = client.make("Echo-v0", {"obsSize": 33}, num_envs=4)
     f = client.make("Echo-v0", {"obsSize": 33}, num_envs=4, obs_encoding="f64")

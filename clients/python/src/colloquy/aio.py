@@ -35,6 +35,7 @@ from .errors import (
     BadRequest, Closed, ColloquyError, ProtocolError, RequestTimeout, Unauthorized, UnknownSession,
     error_from_body,
 )
+from .frames import reply_from_frame, step_frame
 from .spaces import Space, space_from_json
 
 __all__ = ["AsyncClient", "AsyncSession", "MakeInfo", "ResetResult", "StepResult", "PROTOCOL_VERSION", "normalize_seed"]
@@ -47,7 +48,7 @@ class _Pending:
     id: int
     op: str
     session: str | None
-    frame: str
+    frame: str | bytes  # bytes: a binary frame (colloquy.frames)
     future: asyncio.Future[Any]
     t0: float
     # Re-sent after a reconnect (the client's own resume requests are not).
@@ -145,6 +146,7 @@ class AsyncSession:
         if not isinstance(r, Mapping):
             raise ProtocolError("reset/step result is not an object")
         n = self.num_envs
+        # (A binary reply's arrays come as ndarrays: the same numbers as the JSON lists.)
         obs = self.observation_space.decode_batch(r.get("observations"), n)
         infos = r.get("infos")
         # Type checks by set of types: a few C calls per list, not a Python call per element.
@@ -154,7 +156,10 @@ class AsyncSession:
             return ResetResult(obs, infos)
         rewards, term, trunc = r.get("rewards"), r.get("terminated"), r.get("truncated")
         for name, v, kinds in (("rewards", rewards, _NUMBER), ("terminated", term, _BOOL), ("truncated", trunc, _BOOL)):
-            if not isinstance(v, list) or len(v) != n or not set(map(type, v)) <= kinds:
+            if isinstance(v, np.ndarray):
+                if v.shape != (n,) or (v.dtype.kind == "b") != (kinds is _BOOL):
+                    raise ProtocolError(f"expected {n} {name}")
+            elif not isinstance(v, list) or len(v) != n or not set(map(type, v)) <= kinds:
                 raise ProtocolError(f"expected {n} {name}")
         return StepResult(obs, np.array(rewards, dtype=np.float64), np.array(term, dtype=np.bool_), np.array(trunc, dtype=np.bool_), infos)
 
@@ -171,7 +176,8 @@ class AsyncSession:
     def step_nowait(self, actions: Any) -> "asyncio.Future[StepResult]":
         """Send a step now (``actions``: a batch, or a sequence of ``num_envs`` actions)."""
         encoded = self.action_space.encode_batch(actions, self.num_envs)
-        return self._then(self.client.request("step", session=self.id, actions=encoded), step=True)
+        binary = self.info.obs_encoding == "binary"
+        return self._then(self.client.request("step", session=self.id, actions=encoded, _binary=binary), step=True)
 
     def _then(self, fut: "asyncio.Future[Any]", step: bool) -> "asyncio.Future[Any]":
         out: asyncio.Future[Any] = fut.get_loop().create_future()
@@ -257,7 +263,7 @@ class AsyncClient:
         self._next_id = 1
         self._pending: dict[int, _Pending] = {}
         self._tokens: dict[str, str] = {}
-        self._out: asyncio.Queue[tuple[ClientConnection, str] | None] = asyncio.Queue()
+        self._out: asyncio.Queue[tuple[ClientConnection, str | bytes] | None] = asyncio.Queue()
         self._closing = False
         self._dead: ColloquyError | None = None
         self._holding = False
@@ -316,14 +322,18 @@ class AsyncClient:
         if self._dead is not None:
             fut.set_exception(self._dead)
             return fut
-        return self._send(op, fields, fut, resend=True)
+        binary = bool(fields.pop("_binary", False))
+        return self._send(op, fields, fut, resend=True, binary=binary)
 
-    def _send(self, op: str, fields: Mapping[str, Any], fut: "asyncio.Future[Any]", resend: bool) -> "asyncio.Future[Any]":
+    def _send(self, op: str, fields: Mapping[str, Any], fut: "asyncio.Future[Any]", resend: bool, binary: bool = False) -> "asyncio.Future[Any]":
         rid = self._next_id
         self._next_id += 1
         try:
+            # binary: a step as a binary frame when its actions are numbers (else JSON, as always).
+            frame: str | bytes | None = step_frame(rid, fields["session"], fields["actions"]) if binary and op == "step" else None
             # The id first: the server can answer a frame too large to parse with its id.
-            frame = json.dumps({"id": rid, "op": op, **fields}, separators=(",", ":"), allow_nan=False)
+            if frame is None:
+                frame = json.dumps({"id": rid, "op": op, **fields}, separators=(",", ":"), allow_nan=False)
         except (TypeError, ValueError) as e:
             fut.set_exception(BadRequest(f"request is not JSON: {e}"))
             return fut
@@ -357,8 +367,8 @@ class AsyncClient:
 
     def _on_message(self, data: str | bytes) -> None:
         try:
-            msg = json.loads(data)
-        except ValueError:
+            msg = reply_from_frame(data) if isinstance(data, bytes) else json.loads(data)
+        except (ValueError, ProtocolError):
             return
         if not isinstance(msg, dict):
             return
@@ -509,7 +519,7 @@ class AsyncClient:
         self, env: str, kwargs: Mapping[str, Any] | None = None, *, num_envs: int = 1,
         autoreset_mode: str | None = None, obs_encoding: str | None = None,
     ) -> AsyncSession:
-        """Make a vector env session (``obs_encoding="f64"``: Box observations travel packed)."""
+        """Make a vector env session (``obs_encoding="f64"``: Box observations travel packed; ``"binary"``: replies and steps as binary frames, colloquy.frames)."""
         body: dict[str, Any] = {"env": env, "numEnvs": int(num_envs)}
         if kwargs is not None:
             body["kwargs"] = dict(kwargs)

@@ -144,6 +144,10 @@ class Box(Space):
             a = unpack_f64(values)
             if a.shape != (n, self.size):
                 raise _fail(f"packed observations of shape {list(a.shape)} are not {n}x{self.size}", values.get("shape"))
+        elif isinstance(values, np.ndarray):  # a binary frame's array (colloquy.frames): float32 or float64 rows
+            if values.shape != (n, self.size) or values.dtype.kind not in "fi":
+                raise _fail(f"binary observations of shape {list(values.shape)} are not {n}x{self.size}", list(values.shape))
+            a = values.astype(np.float64)
         else:
             if not isinstance(values, list) or len(values) != n:
                 raise _fail(f"expected {n} observations", values)
