@@ -9,8 +9,8 @@
  *
  * Cases `N:json` send observations as JSON arrays (the default); `N:f64` as packed float64
  * (obsEncoding 'f64', opt-in for Box observation spaces); `N:bin` binary frames both ways
- * (obsEncoding 'binary': typed arrays for actions, observations, rewards and flags). The raw round
- * trip of a case sends the same frames (binary ones as binary frames).
+ * (obsEncoding 'binary': replies with typed arrays for observations, rewards and flags; Echo's
+ * integer actions go as JSON, as the client sends them). The raw round trip of a case sends the same frames (binary ones as binary frames).
  * `node --cpu-prof bin/run.mjs bench/protocol.ts ...` profiles the client and the server child.
  *
  * Server and raw server run in a child process (so that client and server use separate cores, as

@@ -295,11 +295,16 @@ export function replyFromBinary(data: Buffer): { id?: unknown; ok?: unknown; res
 
 // ---- step requests ----
 
-/** A step request as a binary frame (its actions packed), or null when the actions are not numbers or flat rows of numbers (send JSON). */
-export function binaryStepFrame(id: number, session: string, actions: readonly unknown[]): Buffer | null {
+/**
+ * A step request as a binary frame (its actions packed), or null when the actions are not numbers
+ * or flat rows of numbers (send JSON). Integer actions (int32) pack only with `ints`: for a few
+ * small integers a JSON frame is smaller and, measured end to end (bench/protocol.ts, 64 Discrete
+ * actions), cheaper; the clients send those as JSON and floats as binary.
+ */
+export function binaryStepFrame(id: number, session: string, actions: readonly unknown[], opts: { ints?: boolean } = {}): Buffer | null {
   const k = Array.isArray(actions[0]) ? (actions[0] as unknown[]).length : null;
   const dtype = packableAs(actions, k, { ints: true });
-  if (!dtype) return null;
+  if (!dtype || (dtype === 'int32' && opts.ints !== true)) return null;
   return writeFrame(`{"id":${id},"op":"step","session":${JSON.stringify(session)}`, [numbersArray('actions', actions, k, dtype)]);
 }
 

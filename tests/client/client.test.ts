@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { connectEnv, connectVectorEnv, ProtocolClient, SingleEnvAdapter } from '../../agents/client.ts';
 import {
-  ColloquyError, Discrete, register, type Env, type EnvSpec, type ResetArgs, InvalidAction, NameNotFound, ResetNeeded, Rng, checkEnv, makeVec, registeredIds, type AutoresetMode, type VectorEnv,
+  Box, ColloquyError, Discrete, register, type Env, type EnvSpec, type ResetArgs, InvalidAction, NameNotFound, ResetNeeded, Rng, checkEnv, makeVec, registeredIds, type AutoresetMode, type VectorEnv,
 } from '../../env/index.ts';
 import { infosJson, type ObsEncoding } from '../../protocol/v1.ts';
 import { binaryResultFrame, binaryStepFrame, decodeBinaryFrame, replyFromBinary } from '../../protocol/binary.ts';
@@ -25,6 +25,17 @@ class CoinEnv implements Env<number, number> {
   }
   async close() {}
 }
+/** A tiny env with float (Box) actions: the observation is the last action and a step count. */
+class NudgeEnv implements Env<number[], number[]> {
+  readonly observationSpace = new Box(-10, 10, [3], 'float64');
+  readonly actionSpace = new Box(-1, 1, [2], 'float64');
+  spec: EnvSpec | null = null;
+  private t = 0;
+  async reset() { this.t = 0; return { observation: [0, 0, 0], info: {} }; }
+  async step(a: number[]) { this.t++; return { observation: [a[0]!, a[1]!, this.t / 3], reward: a[0]! * a[1]!, terminated: this.t >= 4, truncated: false, info: {} }; }
+  async close() {}
+}
+register({ id: 'BoxAct-v0', entryPoint: () => new NudgeEnv(), maxEpisodeSteps: 100, description: 'test env with Box actions' });
 register({ id: 'DiscreteObs-v0', entryPoint: () => new CoinEnv(), maxEpisodeSteps: 100, description: 'test env with a Discrete observation space' });
 
 let srv: TestServer;
@@ -103,26 +114,39 @@ describe('RemoteVectorEnv', () => {
     const rng = new Rng(3);
     for (let t = 0; t < 10; t++) {
       const actions = [rng.int(16), rng.int(16), rng.int(16)];
-      const step = await call(binaryStepFrame(10 + t, bin.session, actions)!);
+      const step = await call(binaryStepFrame(10 + t, bin.session, actions, { ints: true })!);
       expect(step.isBinary).toBe(true);
       expect(decodeBinaryFrame(step.data).header.arrays).toEqual([['observations', 'float32', [3, 6]], ['rewards', 'float64', [3]], ['terminated', 'bool', [3]], ['truncated', 'bool', [3]]]);
       // Key for key and bit for bit what the JSON session answers to the same step as a text frame.
       expect(JSON.stringify(replyFromBinary(step.data))).toBe(JSON.stringify(await text({ id: 10 + t, op: 'step', session: json.session, actions })));
     }
     // A binary step on a JSON session gets a text reply; errors on a binary session are text frames with the request's id.
-    const onJson = await call(binaryStepFrame(40, json.session, [0, 1, 2])!);
+    const onJson = await call(binaryStepFrame(40, json.session, [0, 1, 2], { ints: true })!);
     expect(onJson.isBinary).toBe(false);
     expect(JSON.parse(onJson.data.toString())).toMatchObject({ id: 40, ok: true });
-    const badAction = await call(binaryStepFrame(41, bin.session, [0, 1, 99])!);
+    const badAction = await call(binaryStepFrame(41, bin.session, [0, 1, 99], { ints: true })!);
     expect(badAction.isBinary).toBe(false);
     expect(JSON.parse(badAction.data.toString())).toMatchObject({ id: 41, ok: false, error: { code: 'INVALID_ACTION' } });
-    const whole = binaryStepFrame(42, bin.session, [0, 1, 2])!;
+    const whole = binaryStepFrame(42, bin.session, [0, 1, 2], { ints: true })!;
     const truncated = await call(whole.subarray(0, whole.length - 2));
     expect(JSON.parse(truncated.data.toString())).toMatchObject({ id: 42, ok: false, error: { code: 'BAD_REQUEST', message: expect.stringMatching(/^binary frame: array 'actions' .* needs 12 bytes/) } });
     // (The header unread, the reply has no id.)
     expect(JSON.parse((await call(whole.subarray(0, 30))).data.toString())).toMatchObject({ id: null, ok: false, error: { code: 'BAD_REQUEST' } });
     for (const s of [bin, json]) await text({ id: 50, op: 'close', session: s.session });
     ws.close();
+  });
+
+  it('sends float actions as binary frames on a binary session; the trajectory is that of the env in process', async () => {
+    const remote = await connectVectorEnv(srv.wsUrl, { env: 'BoxAct-v0', numEnvs: 3, obsEncoding: 'binary' });
+    const sent: boolean[] = [];
+    const ws = (remote.client as unknown as { ws: WebSocket }).ws;
+    const send = ws.send.bind(ws);
+    ws.send = ((data: unknown, ...rest: unknown[]) => { sent.push(Buffer.isBuffer(data)); return (send as (...a: unknown[]) => void)(data, ...rest); }) as typeof ws.send;
+    const local = makeVec('BoxAct-v0', { numEnvs: 3 });
+    expect(await trajectory(remote, 6, 12)).toEqual(await trajectory(local, 6, 12));
+    expect(sent.filter(Boolean).length).toBe(12); // the 12 steps (resets go as JSON)
+    expect(binaryStepFrame(1, 's', [1, 2])).toBeNull(); // integers go as JSON unless asked
+    await remote.close();
   });
 
   it("keeps what does not pack in the binary header: observations of a Discrete space, non-empty infos", async () => {

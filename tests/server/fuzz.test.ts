@@ -101,7 +101,7 @@ function* hostile(rng: Rng, fresh: string, live: string): Generator<Case> {
 
 /** Malformed or hostile binary frames (protocol/binary.ts), each with the codes it deserves. */
 function hostileBinary(rng: Rng, id: number, live: string): { frame: Buffer; expect: string[] } {
-  const good = binaryStepFrame(id, live, [0, 1])!;
+  const good = binaryStepFrame(id, live, [0, 1], { ints: true })!;
   const withHeader = (header: string | Buffer, tail: Buffer = Buffer.alloc(0)) => {
     const h = Buffer.from(header);
     const len = Buffer.alloc(4);

@@ -98,20 +98,30 @@ def test_binary_frames_carry_the_json_values(client: Client) -> None:
             a = rng.integers(0, 16, 3)
             sent.clear()
             p, q = j.step(a), b.step(a)
-            assert isinstance(sent[0], str) and isinstance(sent[1], bytes)  # the JSON session's step, then the binary one's
-            assert decode_frame(sent[1])[1][0][1].dtype == np.dtype("<i4")
+            assert isinstance(sent[0], str) and isinstance(sent[1], str)  # integer actions go as JSON on either session
             assert p.observations.tobytes() == q.observations.tobytes()
             assert p.rewards.tobytes() == q.rewards.tobytes() and q.rewards.dtype == np.float64
             assert p.terminated.tolist() == q.terminated.tolist() and p.truncated.tolist() == q.truncated.tolist()
             assert p.infos == q.infos
         with pytest.raises(colloquy.InvalidAction):
             b.step([0, 1, 99])
+        # Float actions go as a binary frame (float64); Echo's Discrete space takes 1.0 as 1.
+        sent.clear()
+
+        async def float_step() -> Any:
+            return await aio.request("step", session=b.id, actions=[1.0, 2.0, 3.0], _binary=True)
+
+        got = client._call(float_step())
+        assert isinstance(sent[0], bytes) and decode_frame(sent[0])[1][0][1].dtype == np.dtype("<f8")
+        want = j.step([1, 2, 3])
+        assert got["observations"].tobytes() == want.observations.tobytes() and got["rewards"].tobytes() == want.rewards.tobytes()
         j.close()
         b.close()
     finally:
         aio._out.put_nowait = put  # type: ignore[method-assign]
-    frame = step_frame(7, "s", [1, 2])
-    assert frame is not None and step_frame(7, "s", ["a"]) is None and step_frame(7, "s", [float("nan")]) is None
+    frame = step_frame(7, "s", [1, 2], ints=True)
+    assert frame is not None and step_frame(7, "s", [1, 2]) is None
+    assert step_frame(7, "s", ["a"]) is None and step_frame(7, "s", [float("nan")]) is None
     header, arrays = decode_frame(frame)
     assert header == {"id": 7, "op": "step", "session": "s"} and arrays[0][1].tolist() == [1, 2]
     for broken in (frame[:-1], frame + b"\0", frame[:3], b"\xff\xff\xff\x7f{}"):

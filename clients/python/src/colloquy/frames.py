@@ -45,9 +45,10 @@ def encode_frame(header: dict[str, Any], arrays: list[tuple[str, np.ndarray]]) -
     return b"".join(parts)
 
 
-def step_frame(rid: int, session: str, actions: list[Any]) -> bytes | None:
+def step_frame(rid: int, session: str, actions: list[Any], ints: bool = False) -> bytes | None:
     """A step request as a binary frame, or None when the actions (JSON values, as ``encode_batch``
-    gives them) are not numbers or equal rows of numbers (the request then goes as JSON)."""
+    gives them) are not numbers or equal rows of numbers (the request then goes as JSON). Integer
+    actions pack (int32) only with ``ints``: for a few small integers JSON is smaller and cheaper."""
     try:
         a = np.asarray(actions)
     except (TypeError, ValueError):
@@ -59,6 +60,8 @@ def step_frame(rid: int, session: str, actions: list[Any]) -> bytes | None:
             a = a.astype(np.float64)
             if not np.all(np.isfinite(a)) or np.any(np.abs(a) > 2**53):
                 return None  # beyond float64's exact integers: JSON keeps them exact
+        elif not ints:
+            return None
         else:
             a = a.astype("<i4")
     if a.dtype.kind == "f":
