@@ -9,11 +9,10 @@ import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { BpeTokenizer } from '../models/tokenizer.ts';
 import { loadCheckpoint } from '../models/checkpoint.ts';
-import { sampleToken } from '../models/sampler.ts';
+import { SessionPool, canPool, sampleSessionRows, type SampleRowsOptions } from '../models/session-pool.ts';
 import type { TransformerLM } from '../models/lm.ts';
 import { BadConfig, ColloquyError } from '../core/errors.ts';
 import { Batcher } from './batcher.ts';
-import type { Rng } from '../core/rng.ts';
 import type { TokenSampler } from './students.ts';
 
 export interface DialogModel {
@@ -41,31 +40,29 @@ export function loadDialogTokenizer(dir: string): BpeTokenizer {
 }
 
 /** Sample continuations with one random stream per row, so a row's tokens do not depend on its batch. */
-export function sampleRows(lm: TransformerLM, contexts: number[][], opts: { maxTokens: number[]; temperature: number; stopTokens: number[]; rngs: Rng[] }): number[][] {
-  const n = contexts.length;
-  const out: number[][] = contexts.map(() => []);
-  if (!n) return out;
+export function sampleRows(lm: TransformerLM, contexts: number[][], opts: SampleRowsOptions): number[][] {
+  if (!contexts.length) return [];
   const session = lm.startSession(contexts);
   try {
-    const active = new Set<number>();
-    for (let i = 0; i < n; i++) if (opts.maxTokens[i]! > 0) active.add(i);
-    const stop = new Set(opts.stopTokens);
-    while (active.size) {
-      const rows = [...active];
-      const lps = session.nextLogProbs(rows);
-      const next: (number | null)[] = new Array(n).fill(null);
-      rows.forEach((row, k) => {
-        const tok = sampleToken(lps[k]!, { temperature: opts.temperature, rng: opts.rngs[row]! });
-        out[row]!.push(tok);
-        if (stop.has(tok) || out[row]!.length >= opts.maxTokens[row]!) active.delete(row);
-        else next[row] = tok;
-      });
-      if (active.size) session.append(next);
-    }
+    return sampleSessionRows(session, contexts.map((_, i) => i), opts);
   } finally {
     session.dispose();
   }
-  return out;
+}
+
+/** KV-cache memory a model's student pool may hold (its rows live between turns). */
+const POOL_BYTES = 128 * 2 ** 20;
+
+/**
+ * The student's sampler: with the native decoding step, a pool of rows that keeps each dialog's
+ * cache from one turn to the next (models/session-pool.ts; the same tokens as a fresh session);
+ * otherwise a fresh session per batch.
+ */
+function dialogSampler(lm: TransformerLM): TokenSampler {
+  const c = lm.config;
+  const rowBytes = 2 * c.nLayers * c.contextLength * c.dModel * 4;
+  const pool = new SessionPool(lm, Math.max(16, Math.floor(POOL_BYTES / rowBytes)));
+  return { sampleBatch: async (contexts, opts) => (canPool() ? pool.sample(contexts, opts) : sampleRows(lm, contexts, opts)) };
 }
 
 export function loadDialogModel(dir: string): Promise<DialogModel> {
@@ -81,7 +78,7 @@ export function loadDialogModel(dir: string): Promise<DialogModel> {
         throw new ColloquyError('BAD_CONFIG', `cannot load the model at ${key}: ${(err as Error).message}`);
       }
       const logProbBatcher = new Batcher<number[], Float32Array>(async ctxs => lm.nextTokenLogProbs(ctxs), 64);
-      const sampler: TokenSampler = { sampleBatch: async (contexts, opts) => sampleRows(lm, contexts, opts) };
+      const sampler = dialogSampler(lm);
       return {
         dir: key, tokenizer, lm, sampler,
         nextTokenLogProbs: (contexts: number[][]) => Promise.all(contexts.map(c => logProbBatcher.request(c))),

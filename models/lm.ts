@@ -26,7 +26,7 @@ import { LMArchSchema, type LMConfig } from '../configs/models/schema.ts';
 import { attention, embed, layerNorm, linear, logSoftmaxRows, matMulTransposedB, outputCrossEntropy, readF32, tidyRead, windowStart } from './lm-ops.ts';
 export { windowStart } from './lm-ops.ts';
 import { BLOCK_PARAMS, blocks, finalNorm, type BlockSteps } from './block.ts';
-import { LMSession, generate, type GenerateOptions, type GenerateResult } from './sampler.ts';
+import { LMSession, generate, type GenerateOptions, type GenerateResult, type InferenceCache } from './sampler.ts';
 
 export type { LMConfig } from '../configs/models/schema.ts';
 
@@ -327,9 +327,10 @@ export class TransformerLM {
   /**
    * What the KV-cached session reads on every step, cached while the weights stay the same (any
    * `assign` to a variable gives it a new dataId, which invalidates this): the output matrix
-   * transposed [d, V] as a tensor, and JS copies of the embeddings and layer-norm parameters.
+   * transposed [d, V] as a tensor, JS copies of the embeddings and layer-norm parameters, and (made
+   * on first use) every weight packed in the order the native decoding step reads (native/decode.h).
    */
-  inferenceCache(): { outT: tf.Tensor2D; js: Map<string, Float32Array> } {
+  inferenceCache(): InferenceCache {
     this.assertLive();
     const key = [...this.params.values()].map(v => v.dataId);
     const c = this.cache;
@@ -340,10 +341,26 @@ export class TransformerLM {
     js.set('pos', readF32(this.positionTable()));
     for (const [name, v] of this.params) if (/(^|\.)ln(1|2|_f)\.[gb]$/.test(name)) js.set(name, readF32(v));
     const outT = tf.keep(tf.tidy(() => tf.transpose(this.outputMatrix()) as tf.Tensor2D));
-    this.cache = { key, outT, js };
+    let packed: Float32Array | null = null;
+    const pack = (): Float32Array => {
+      if (packed) return packed;
+      const parts: Float32Array[] = [];
+      for (let l = 0; l < this.config.nLayers; l++) {
+        for (const n of BLOCK_PARAMS) {
+          const v = this.param(`h${l}.${n}`);
+          parts.push(v.shape.length === 2 ? packPanels(readF32(v), v.shape[0]!, v.shape[1]!) : readF32(v));
+        }
+      }
+      parts.push(js.get('ln_f.g')!, js.get('ln_f.b')!, js.get('tok_emb')!, js.get('pos')!, packPanels(readF32(outT), outT.shape[0], outT.shape[1]));
+      packed = new Float32Array(parts.reduce((a, p) => a + p.length, 0));
+      let o = 0;
+      for (const p of parts) { packed.set(p, o); o += p.length; }
+      return packed;
+    };
+    this.cache = { key, outT, js, packed: pack };
     return this.cache;
   }
-  private cache: { key: object[]; outT: tf.Tensor2D; js: Map<string, Float32Array> } | null = null;
+  private cache: (InferenceCache & { key: object[] }) | null = null;
 
   /** Weight values by name (copies). */
   weightValues(): Map<string, Float32Array> {
@@ -391,4 +408,17 @@ export function sinusoids(C: number, d: number): Float32Array {
     }
   }
   return a;
+}
+
+/** Panel width of native/gemm.h's packed weights. */
+const PANEL = 16;
+
+/** B [K, N] as native/gemm.h's panels: 16 columns at a time, k-major inside a panel, zero-padded. */
+export function packPanels(b: Float32Array, K: number, N: number): Float32Array {
+  const panels = Math.ceil(N / PANEL), out = new Float32Array(panels * PANEL * K);
+  for (let p = 0; p < panels; p++) {
+    const j0 = p * PANEL, w = Math.min(PANEL, N - j0), o = p * PANEL * K;
+    for (let k = 0; k < K; k++) out.set(b.subarray(k * N + j0, k * N + j0 + w), o + k * PANEL);
+  }
+  return out;
 }

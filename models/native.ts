@@ -27,6 +27,12 @@ export interface NativeAddon {
   /** dh, dE of `scale`·Σ w·NLL from the forward pass's P (overwritten). */
   crossEntropyBackward(h: Float32Array, E: Float32Array, P: Float32Array, targets: Int32Array, weights: Float32Array | null,
     n: number, V: number, d: number, scale: number, dh: Float32Array, dE: Float32Array): void;
+  /** The policy's log π(a) and entropy per row of h [n, d] under softmax(h·Eᵀ) into out [n, 2]; P, logP [n, V] and ent [n] kept for backward. Optional: older addons lack it. */
+  policyLogProbsForward?(h: Float32Array, E: Float32Array, actions: Int32Array, n: number, V: number, d: number,
+    P: Float32Array, logP: Float32Array, ent: Float64Array, out: Float32Array): void;
+  /** dh (and dE unless null) of g [n, 2]·(log π(a), H) from the forward pass's P (overwritten), logP, ent. */
+  policyLogProbsBackward?(h: Float32Array, E: Float32Array, P: Float32Array, logP: Float32Array, ent: Float64Array,
+    actions: Int32Array, g: Float32Array, n: number, V: number, d: number, dh: Float32Array, dE: Float32Array | null): void;
   /** Causal attention on packed q|k|v [B·T, 3d] → out [B·T, d]; P [B·H, T, T] gets the weights. */
   attentionForward(qkv: Float32Array, B: number, T: number, H: number, hd: number, starts: Int32Array | null, out: Float32Array, P: Float32Array): void;
   attentionBackward(qkv: Float32Array, dout: Float32Array, P: Float32Array, B: number, T: number, H: number, hd: number, starts: Int32Array | null, dqkv: Float32Array): void;
@@ -40,6 +46,14 @@ export interface NativeAddon {
   /** dx = dy · GELU'(x). */
   geluBackward?(x: Float32Array, dy: Float32Array, n: number, kind: number, dx: Float32Array): void;
   attendCached(qkv: Float32Array, qkvOff: number, K: Float32Array, V: Float32Array, slot: number, H: number, hd: number, C: number, out: Float32Array, outOff: number): void;
+  /**
+   * A tokens through the whole model against KV caches (native/decode.h): W the packed weights
+   * (`InferenceCache.packed`), dims [L, d, H, F, V, C, act], each entry's token, position and cache
+   * ([L][K, V][H, C, hd]; a dialog's several new tokens share its cache, in slot order); writes
+   * logp [nOut·V] (log-softmaxed) and hidden [nOut·d] for the entries `outRows`. Optional: an addon
+   * built before it lacks it.
+   */
+  decodeStep?(W: Float32Array, dims: Int32Array, tokens: Int32Array, slots: Int32Array, caches: Float32Array[], outRows: Int32Array, logp: Float32Array, hidden: Float32Array, eps: number): void;
 }
 
 /** `gemm` flags. */
@@ -169,7 +183,7 @@ export function installNativeWasmKernels(): { feature: string | null; why: strin
 }
 
 /** The LM ops that can be left to their JS paths one by one (`COLLOQUY_NATIVE_OFF=attention,sample`). */
-export type NativePart = 'attention' | 'crossEntropy' | 'layerNorm' | 'logSoftmax' | 'kvCache' | 'sample' | 'gelu';
+export type NativePart = 'attention' | 'crossEntropy' | 'layerNorm' | 'logSoftmax' | 'kvCache' | 'sample' | 'gelu' | 'decode' | 'policy';
 let offCache: { raw: string; set: Set<string> } | null = null;
 function offParts(): Set<string> {
   const raw = process.env.COLLOQUY_NATIVE_OFF ?? '';

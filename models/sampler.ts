@@ -2,9 +2,9 @@
  * KV-cached, batched incremental decoding for `TransformerLM`.
  *
  * An `LMSession` holds one row per dialog. It is lazy: `append(tokens)` only records tokens, and
- * `nextLogProbs()` brings every row up to date in as few forward passes as it can (one batched
- * prefill for rows that need their cache (re)built, then one batched single-token step per pending
- * token), so an env that feeds one agent token per step and samples the student many tokens at a
+ * `nextLogProbs()` brings every row up to date in as few forward passes as it can (natively one
+ * call for all pending tokens; otherwise one batched prefill for rows that need their cache
+ * (re)built, then one batched single-token step per pending token), so an env that feeds one agent token per step and samples the student many tokens at a
  * time pays one small step per token. Rows may have different lengths: each row has its own cache
  * length and positions. A row longer than the context length slides by `windowStart` (the cache is
  * rebuilt from the last half of the window), exactly as the full forward pass reads it.
@@ -15,8 +15,12 @@
  * Each row also keeps the final hidden state its next-token distribution came from (`hidden`), so
  * that features of the model's state cost no second forward pass (the kl-budget agent reads them).
  *
- * The single-token step runs the block structure of block.ts with plain arrays and a one-row
- * attention over the cache; the prefill is the model's own full forward pass.
+ * With the native addon, every cache is filled by one native call per catch-up (native/decode.cc:
+ * a dialog's new tokens in order, each attending to the cache before it; logits only for the last),
+ * so a row's numbers are the same bits whether its tokens came one at a time, in chunks, or as one
+ * prefill (models/session-pool.ts relies on it). Without it, the single-token step runs the block
+ * structure of block.ts with plain arrays and a one-row attention over the cache, and the prefill
+ * is the model's own full forward pass (equal to the steps to float rounding).
  *
  * A session snapshots nothing itself but reads the model's `inferenceCache()`: if the model's
  * weights change in the middle of a session, rows already cached keep the old keys and values.
@@ -26,17 +30,31 @@ import type { Rng } from '../core/rng.ts';
 import type { LMConfig } from '../configs/models/schema.ts';
 import { gelu, layerNormRows, logSoftmaxRows, readF32, tidyRead, windowStart } from './lm-ops.ts';
 import { block, finalNorm, type BlockSteps } from './block.ts';
-import { nativeNN } from './native.ts';
+import { nativeNN, type NativeAddon } from './native.ts';
+
+/** The native decoding step's activation codes (native/decode.h). */
+const ACT_CODE = { relu: 0, gelu_new: 1, gelu: 2 } as const;
+/** Most tokens per native catch-up call (a dialog's new tokens are never split). */
+const CATCH_UP_TOKENS = 2048;
 
 /** What a session needs of its model (`TransformerLM` is one; lm.ts starts sessions, this file never imports it). */
 export interface SessionModel {
   readonly config: LMConfig;
   readonly isDisposed: boolean;
   param(name: string): tf.Tensor;
-  /** The output matrix transposed [d, V], and JS copies of the embeddings ('tok_emb', 'pos') and layer norms. */
-  inferenceCache(): { outT: tf.Tensor2D; js: Map<string, Float32Array> };
+  inferenceCache(): InferenceCache;
   /** The full forward pass to the final hidden states [B·T, d]. */
   hidden(ids: Int32Array, B: number, T: number, opts: { starts?: Int32Array | null; capture?: (layer: number, qkv: Float32Array) => void }): tf.Tensor2D;
+}
+
+/** What a session reads of its model on every step (cached by the model while its weights stay the same). */
+export interface InferenceCache {
+  /** The output matrix transposed [d, V]. */
+  outT: tf.Tensor2D;
+  /** JS copies of the embeddings ('tok_emb', 'pos') and the layer norms' parameters. */
+  js: Map<string, Float32Array>;
+  /** Every weight packed for the native decoding step (native/decode.h), made on first call. */
+  packed(): Float32Array;
 }
 
 export interface SampleOptions {
@@ -131,9 +149,10 @@ interface RowState {
   next: Float32Array | null;
   /** The final hidden state `next` came from (set and cleared with it). */
   hidden: Float32Array | null;
-  /** Per layer: K and V [H, C, hd]. Allocated on first use. */
+  /** Per layer: K and V [H, C, hd], views of `cache` ([L][K, V][H, C, hd]). Allocated on first use. */
   K: Float32Array[];
   V: Float32Array[];
+  cache: Float32Array | null;
 }
 
 export class LMSession {
@@ -176,8 +195,19 @@ export class LMSession {
 
   /** Append several tokens to one row. */
   extend(row: number, tokens: readonly number[]): void {
-    const none = new Array<number | null>(this.rowsState.length).fill(null);
-    for (const t of tokens) { none[row] = t; this.append(none); }
+    this.assertOpen();
+    const r = this.row(row), V = this.model.config.vocabSize;
+    for (const t of tokens) if (!Number.isInteger(t) || t < 0 || t >= V) throw new RangeError(`append: token ${t} outside the vocabulary [0, ${V})`);
+    if (!tokens.length) return;
+    r.tokens.push(...tokens);
+    r.next = null; r.hidden = null;
+  }
+
+  /** A new row with this prefix; returns its index. */
+  addRow(prefix: number[]): number {
+    this.assertOpen();
+    this.rowsState.push(this.newRow(prefix));
+    return this.rowsState.length - 1;
   }
 
   /**
@@ -245,7 +275,7 @@ export class LMSession {
   /** Free the caches. Further use throws. */
   dispose(): void {
     this.closed = true;
-    for (const r of this.rowsState) { r.K = []; r.V = []; r.next = null; r.hidden = null; }
+    for (const r of this.rowsState) { r.K = []; r.V = []; r.cache = null; r.next = null; r.hidden = null; }
   }
 
   // ---------------------------------------------------------------------------------- internals
@@ -253,7 +283,7 @@ export class LMSession {
   private newRow(prefix: number[]): RowState {
     const V = this.model.config.vocabSize;
     for (const t of prefix) if (!Number.isInteger(t) || t < 0 || t >= V) throw new RangeError(`token ${t} outside the vocabulary [0, ${V})`);
-    return { tokens: prefix.length ? [...prefix] : [this.model.config.bosTokenId], start: 0, cached: 0, next: null, hidden: null, K: [], V: [] };
+    return { tokens: prefix.length ? [...prefix] : [this.model.config.bosTokenId], start: 0, cached: 0, next: null, hidden: null, K: [], V: [], cache: null };
   }
 
   private row(i: number): RowState {
@@ -278,12 +308,20 @@ export class LMSession {
       // The cache can be extended token by token when it covers [w, w + cached) of the new window.
       if (w !== r.start || r.cached === 0 || r.cached > n - w) refill.push(i);
     }
+    const nn = nativeNN('decode');
+    if (nn?.decodeStep && nativeNN('kvCache')) {
+      // Natively a refill is a catch-up from the window's start: every cache is then filled by the
+      // same code, so a row's numbers do not depend on how its tokens arrived.
+      for (const i of refill) { const r = this.rowsState[i]!; r.start = windowStart(r.tokens.length, C); r.cached = 0; }
+      this.catchUpNative(rows, nn.decodeStep.bind(nn));
+      return;
+    }
     if (refill.length) this.prefill(refill);
     // Single-token steps, batched across rows, until every row is current.
     for (;;) {
       const stepRows = rows.filter(i => { const r = this.rowsState[i]!; return !r.next && r.cached < r.tokens.length - r.start; });
       if (stepRows.length === 0) break;
-      this.advance(stepRows);
+      this.advanceSteps(stepRows);
     }
   }
 
@@ -291,7 +329,8 @@ export class LMSession {
     const c = this.model.config;
     if (r.K.length) return;
     const size = c.contextLength * c.dModel;
-    for (let l = 0; l < c.nLayers; l++) { r.K.push(new Float32Array(size)); r.V.push(new Float32Array(size)); }
+    r.cache = new Float32Array(2 * c.nLayers * size);
+    for (let l = 0; l < c.nLayers; l++) { r.K.push(r.cache.subarray(2 * l * size, (2 * l + 1) * size)); r.V.push(r.cache.subarray((2 * l + 1) * size, (2 * l + 2) * size)); }
   }
 
   /** Rebuild the caches of `rows` from their windows with one left-padded forward pass. */
@@ -337,8 +376,65 @@ export class LMSession {
     }
   }
 
-  /** One token for each of `rows` (each has its cache valid up to the token before). */
-  private advance(rows: number[]): void {
+  /**
+   * Every token `rows` still lack in their caches, in native calls of up to CATCH_UP_TOKENS tokens
+   * (native/decode.cc): a dialog's new tokens go in one call, in order, and only its last token's
+   * logits are computed. The same bits as stepping them one by one (advanceSteps).
+   */
+  private catchUpNative(rows: readonly number[], decodeStep: NonNullable<NativeAddon['decodeStep']>): void {
+    const c = this.model.config, d = c.dModel, V = c.vocabSize;
+    const pending = rows.filter(i => { const r = this.rowsState[i]!; return !r.next && r.cached < r.tokens.length - r.start; });
+    if (!pending.length) return;
+    const W = this.model.inferenceCache().packed();
+    const dims = new Int32Array([c.nLayers, d, c.nHeads, c.dFF, V, c.contextLength, ACT_CODE[c.activation ?? 'relu']]);
+    let q = 0;
+    while (q < pending.length) {
+      const group: number[] = [];
+      let n = 0;
+      while (q < pending.length) {
+        const r = this.rowsState[pending[q]!]!, k = r.tokens.length - r.start - r.cached;
+        if (group.length && n + k > CATCH_UP_TOKENS) break;
+        group.push(pending[q++]!);
+        n += k;
+      }
+      const tokens = new Int32Array(n), slots = new Int32Array(n), outRows = new Int32Array(group.length), caches: Float32Array[] = [];
+      let e = 0;
+      group.forEach((i, g) => {
+        const r = this.rowsState[i]!;
+        this.ensureCache(r);
+        for (let slot = r.cached; slot < r.tokens.length - r.start; slot++, e++) {
+          tokens[e] = r.tokens[r.start + slot]!;
+          slots[e] = slot;
+          caches.push(r.cache!);
+        }
+        outRows[g] = e - 1;
+      });
+      const logits = new Float32Array(group.length * V), hf = new Float32Array(group.length * d);
+      decodeStep(W, dims, tokens, slots, caches, outRows, logits, hf, c.layerNormEps);
+      group.forEach((i, g) => {
+        const r = this.rowsState[i]!;
+        r.cached = r.tokens.length - r.start;
+        r.next = logits.slice(g * V, (g + 1) * V);
+        r.hidden = hf.slice(g * d, (g + 1) * d);
+      });
+    }
+  }
+
+  /** The rows' new log-probabilities and hidden states, where a row is now current. */
+  private finishStep(rows: number[], logits: Float32Array, hf: Float32Array): void {
+    const d = this.model.config.dModel, V = this.model.config.vocabSize;
+    rows.forEach((i, a) => {
+      const r = this.rowsState[i]!;
+      r.cached++;
+      if (r.cached === r.tokens.length - r.start) {
+        r.next = logits.slice(a * V, (a + 1) * V);
+        r.hidden = hf.slice(a * d, (a + 1) * d);
+      }
+    });
+  }
+
+  /** One token for each of `rows` as block.ts's steps: TF.js matMuls, JS arrays for the residual stream. */
+  private advanceSteps(rows: number[]): void {
     const m = this.model, c = m.config, C = c.contextLength, d = c.dModel, H = c.nHeads, hd = d / H, V = c.vocabSize;
     const A = rows.length;
     const { outT, js } = m.inferenceCache();
@@ -387,14 +483,7 @@ export class LMSession {
     const hf = arr(finalNorm(steps, stream));
     const logits = tidyRead(() => tf.matMul(tf.tensor2d(hf, [A, d]), outT));
     logSoftmaxRows(logits, V);
-    rows.forEach((i, a) => {
-      const r = this.rowsState[i]!;
-      r.cached++;
-      if (r.cached === r.tokens.length - r.start) {
-        r.next = logits.slice(a * V, (a + 1) * V);
-        r.hidden = hf.slice(a * d, (a + 1) * d);
-      }
-    });
+    this.finishStep(rows, logits, hf);
   }
 }
 

@@ -6,13 +6,16 @@
 //     act: 0 none, 1 relu6, 2 leaky relu (alpha), 3 sigmoid, 4 elu (after the bias).
 //   info() → { avx2: boolean }
 //   logSoftmaxRows, crossEntropyForward/Backward, attentionForward/Backward, attendCached, geluForward/Backward: see nn.h
+//   decodeStep: see decode.h
 //   (argument order in the comments above each binding below).
 #include <node_api.h>
 
 #include <cmath>
 #include <cstdint>
 #include <string>
+#include <vector>
 
+#include "decode.h"
 #include "gemm.h"
 #include "nn.h"
 
@@ -145,7 +148,7 @@ struct Args {
     napi_value ab;
     if (napi_is_typedarray(env, argv[i], &is) != napi_ok || !is ||
         napi_get_typedarray_info(env, argv[i], &type, &length, &ptr, &ab, &offset) != napi_ok || type != want) {
-      fail("argument " + std::to_string(i) + (want == napi_float32_array ? " must be a Float32Array" : " must be an Int32Array"));
+      fail("argument " + std::to_string(i) + (want == napi_float32_array ? " must be a Float32Array" : want == napi_float64_array ? " must be a Float64Array" : " must be an Int32Array"));
       return nullptr;
     }
     if (int64_t(length) < need) { fail("argument " + std::to_string(i) + " is too short for the shapes given"); return nullptr; }
@@ -153,6 +156,7 @@ struct Args {
   }
   float* f32(size_t i, int64_t need, bool nullable = false) { return typed<float>(i, napi_float32_array, need, nullable); }
   int32_t* i32(size_t i, int64_t need, bool nullable = false) { return typed<int32_t>(i, napi_int32_array, need, nullable); }
+  double* f64(size_t i, int64_t need, bool nullable = false) { return typed<double>(i, napi_float64_array, need, nullable); }
   int64_t integer(size_t i) {
     if (!ok) return 0;
     double d = 0;
@@ -196,6 +200,42 @@ napi_value CrossEntropyForward(napi_env env, napi_callback_info info) {
   if (!a.ok) return nullptr;
   for (int64_t i = 0; i < n; i++) if (y[i] < 0 || y[i] >= V) { a.fail("target outside the vocabulary"); return nullptr; }
   return number(env, colloquy::crossEntropyForward(h, E, y, w, n, V, d, P));
+}
+
+// policyLogProbsForward(h, E, actions: Int32Array, n, V, d, P, logP, ent: Float64Array, out)
+napi_value PolicyLogProbsForward(napi_env env, napi_callback_info info) {
+  Args a(env, info, "policyLogProbsForward", 10);
+  const int64_t n = a.integer(3), V = a.integer(4), d = a.integer(5);
+  const float* h = a.f32(0, n * d);
+  const float* E = a.f32(1, V * d);
+  const int32_t* y = a.i32(2, n);
+  float* P = a.f32(6, n * V);
+  float* logP = a.f32(7, n * V);
+  double* ent = a.f64(8, n);
+  float* out = a.f32(9, n * 2);
+  if (!a.ok) return nullptr;
+  for (int64_t i = 0; i < n; i++) if (y[i] < 0 || y[i] >= V) { a.fail("action outside the vocabulary"); return nullptr; }
+  colloquy::policyLogProbsForward(h, E, y, n, V, d, P, logP, ent, out);
+  return nullptr;
+}
+
+// policyLogProbsBackward(h, E, P, logP, ent, actions, g, n, V, d, dh, dE | null)
+napi_value PolicyLogProbsBackward(napi_env env, napi_callback_info info) {
+  Args a(env, info, "policyLogProbsBackward", 12);
+  const int64_t n = a.integer(7), V = a.integer(8), d = a.integer(9);
+  const float* h = a.f32(0, n * d);
+  const float* E = a.f32(1, V * d);
+  float* P = a.f32(2, n * V);
+  const float* logP = a.f32(3, n * V);
+  const double* ent = a.f64(4, n);
+  const int32_t* y = a.i32(5, n);
+  const float* g = a.f32(6, n * 2);
+  float* dh = a.f32(10, n * d);
+  float* dE = a.f32(11, V * d, true);
+  if (!a.ok) return nullptr;
+  for (int64_t i = 0; i < n; i++) if (y[i] < 0 || y[i] >= V) { a.fail("action outside the vocabulary"); return nullptr; }
+  colloquy::policyLogProbsBackward(h, E, P, logP, ent, y, g, n, V, d, dh, dE);
+  return nullptr;
 }
 
 // crossEntropyBackward(h, E, P, targets, weights | null, n, V, d, scale, dh, dE)
@@ -317,6 +357,65 @@ napi_value SampleRow(napi_env env, napi_callback_info info) {
   return number(env, colloquy::sampleRow(lp, V, temperature, u));
 }
 
+// decodeStep(W, dims, tokens, slots, caches, outRows, logp, hidden, eps)
+//   W: the packed weights (decode.h); dims: Int32Array [L, d, H, F, V, C, act]; tokens, slots: Int32Array [A];
+//   caches: an Array of A Float32Arrays of L·2·C·d floats each (one array may appear several times);
+//   outRows: Int32Array [nOut] of entries in [0, A); logp [nOut·V], hidden [nOut·d] are written.
+napi_value DecodeStep(napi_env env, napi_callback_info info) {
+  Args a(env, info, "decodeStep", 9);
+  const int32_t* dims = a.i32(1, 7);
+  if (!a.ok) return nullptr;
+  colloquy::DecodeDims D{dims[0], dims[1], dims[2], dims[3], dims[4], dims[5], dims[6], 0.0};
+  if (D.L < 1 || D.d < 1 || D.H < 1 || D.d % D.H != 0 || D.F < 1 || D.V < 1 || D.C < 1 || D.act < 0 || D.act > 2) {
+    a.fail("dims must be [L, d, H, F, V, C, act] with d a multiple of H and act 0-2");
+    return nullptr;
+  }
+  D.eps = a.number(8);
+  uint32_t A = 0;
+  bool isArray = false;
+  if (a.ok && (napi_is_array(env, a.argv[4], &isArray) != napi_ok || !isArray || napi_get_array_length(env, a.argv[4], &A) != napi_ok)) a.fail("caches must be an Array");
+  if (a.ok && (A < 1 || A > 8192)) a.fail("needs 1 to 8192 entries");
+  const float* W = a.f32(0, colloquy::decodeWeightCount(D));
+  const int32_t* tokens = a.i32(2, A);
+  const int32_t* slots = a.i32(3, A);
+  size_t nOut = 0;
+  if (a.ok) {
+    napi_typedarray_type type;
+    void* ptr = nullptr;
+    napi_value ab;
+    size_t offset = 0;
+    bool is = false;
+    if (napi_is_typedarray(env, a.argv[5], &is) != napi_ok || !is ||
+        napi_get_typedarray_info(env, a.argv[5], &type, &nOut, &ptr, &ab, &offset) != napi_ok || type != napi_int32_array) a.fail("outRows must be an Int32Array");
+  }
+  const int32_t* outRows = a.i32(5, int64_t(nOut));
+  float* logp = a.f32(6, int64_t(nOut) * D.V);
+  float* hidden = a.f32(7, int64_t(nOut) * D.d);
+  if (!a.ok) return nullptr;
+  for (size_t o = 0; o < nOut; o++) if (outRows[o] < 0 || uint32_t(outRows[o]) >= A) { a.fail("outRows must lie in [0, A)"); return nullptr; }
+  const int64_t cacheLen = int64_t(D.L) * 2 * D.C * D.d;
+  std::vector<float*> caches(A);
+  for (uint32_t r = 0; r < A; r++) {
+    if (tokens[r] < 0 || tokens[r] >= D.V) { a.fail("token outside the vocabulary"); return nullptr; }
+    if (slots[r] < 0 || slots[r] >= D.C) { a.fail("slot must lie in [0, C)"); return nullptr; }
+    napi_value el;
+    bool is = false;
+    napi_typedarray_type type;
+    size_t length = 0, offset = 0;
+    void* ptr = nullptr;
+    napi_value ab;
+    if (napi_get_element(env, a.argv[4], r, &el) != napi_ok || napi_is_typedarray(env, el, &is) != napi_ok || !is ||
+        napi_get_typedarray_info(env, el, &type, &length, &ptr, &ab, &offset) != napi_ok || type != napi_float32_array) {
+      a.fail("each cache must be a Float32Array");
+      return nullptr;
+    }
+    if (int64_t(length) < cacheLen) { a.fail("a cache is shorter than L·2·C·d"); return nullptr; }
+    caches[r] = static_cast<float*>(ptr);
+  }
+  colloquy::decodeStep(W, D, int(A), tokens, slots, caches.data(), int(nOut), outRows, logp, hidden);
+  return nullptr;
+}
+
 napi_value Info(napi_env env, napi_callback_info) {
   napi_value obj, avx2;
   napi_create_object(env, &obj);
@@ -333,10 +432,11 @@ NAPI_MODULE_INIT() {
   napi_set_named_property(env, exports, "gemm", fn);
   const struct { const char* name; napi_callback cb; } fns[] = {
       {"info", Info}, {"logSoftmaxRows", LogSoftmaxRows}, {"crossEntropyForward", CrossEntropyForward},
+      {"policyLogProbsForward", PolicyLogProbsForward}, {"policyLogProbsBackward", PolicyLogProbsBackward},
       {"crossEntropyBackward", CrossEntropyBackward}, {"attentionForward", AttentionForward},
       {"attentionBackward", AttentionBackward}, {"attendCached", AttendCached},
       {"layerNormForward", LayerNormForward}, {"layerNormBackward", LayerNormBackward},
-      {"sampleRow", SampleRow}, {"geluForward", GeluForward}, {"geluBackward", GeluBackward}};
+      {"sampleRow", SampleRow}, {"geluForward", GeluForward}, {"geluBackward", GeluBackward}, {"decodeStep", DecodeStep}};
   for (const auto& f : fns) {
     napi_create_function(env, f.name, NAPI_AUTO_LENGTH, f.cb, nullptr, &fn);
     napi_set_named_property(env, exports, f.name, fn);

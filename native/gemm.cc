@@ -306,6 +306,36 @@ void gemmOne(const View& A, const View& B, float* C, int64_t ldc, int64_t M, int
 
 bool gemmUsesAvx2() { return cpuHasAvx2(); }
 
+void gemmPanels(const float* A, int64_t M, int64_t K, const float* Bp, int64_t N, float* C, const float* bias, bool relu) {
+  static_assert(kPanel == NR, "panels are the micro-kernel's width");
+  if (M == 0 || N == 0) return;
+  if (K == 0) {
+    for (int64_t i = 0; i < M; i++) std::memset(C + i * N, 0, N * sizeof(float));
+  } else {
+    const Kernel kernel = cpuHasAvx2() ? kernelAvx2 : kernelGeneric;
+    thread_local std::vector<float> pa;
+    const int64_t tiles = (M + MR - 1) / MR;
+    pa.resize(size_t(tiles) * MR * K);
+    const View Av{A, K, 1};
+    for (int64_t t = 0; t < tiles; t++) packA(Av, t * MR, int(std::min<int64_t>(MR, M - t * MR)), 0, int(K), pa.data() + t * MR * K);
+    for (int64_t j = 0; j < N; j += NR) {
+      const int nr = int(std::min<int64_t>(NR, N - j));
+      const float* b = Bp + j * K;
+      for (int64_t t = 0; t < tiles; t++) {
+        const int mr = int(std::min<int64_t>(MR, M - t * MR));
+        kernel(int(K), pa.data() + t * MR * K, b, C + t * MR * N + j, N, mr, nr, false);
+      }
+    }
+  }
+  if (bias || relu) {
+    for (int64_t i = 0; i < M; i++) {
+      float* cr = C + i * N;
+      if (bias) for (int64_t j = 0; j < N; j++) cr[j] += bias[j];
+      if (relu) for (int64_t j = 0; j < N; j++) cr[j] = cr[j] > 0.0f ? cr[j] : 0.0f;
+    }
+  }
+}
+
 void gemm(const GemmArgs& g) {
   const bool avx2 = cpuHasAvx2() && !g.portable;
   const int64_t lda = g.lda ? g.lda : (g.transA ? g.M : g.K);

@@ -25,4 +25,12 @@ struct GemmArgs {
 void gemm(const GemmArgs& g);
 bool gemmUsesAvx2();
 
+// Weights packed once for many products (the decoding step's): B [K, N] as panels of 16 columns,
+// k-major inside a panel (element (k, 16p + c) at p·16K + 16k + c), the last panel zero-padded.
+constexpr int64_t kPanel = 16;
+inline int64_t panelFloats(int64_t K, int64_t N) { return (N + kPanel - 1) / kPanel * kPanel * K; }
+// C [M, N] = A [M, K] · B (+ bias [N], then ReLU), B packed as above. Each element of C is the
+// same chain of multiply-adds over k in order as gemm's, so the two give the same bits.
+void gemmPanels(const float* A, int64_t M, int64_t K, const float* Bp, int64_t N, float* C, const float* bias, bool relu);
+
 }  // namespace colloquy

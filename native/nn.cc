@@ -141,6 +141,42 @@ void crossEntropyBackward(const float* h, const float* E, float* P, const int32_
   mm(P, h, dE, V, d, n, true, false);
 }
 
+void policyLogProbsForward(const float* h, const float* E, const int32_t* actions, int64_t n, int64_t V, int64_t d,
+                           float* P, float* logP, double* ent, float* out) {
+  mm(h, E, logP, n, V, d, false, true);
+  for (int64_t i = 0; i < n; i++) {
+    float* l = logP + i * V;
+    float* p = P + i * V;
+    std::memcpy(p, l, V * sizeof(float));
+    float m;
+    const double s = expShift(p, V, &m);
+    const float shift = float(double(m) + std::log(s));
+    const float inv = float(1.0 / s);
+    double H = 0;
+    for (int64_t j = 0; j < V; j++) {
+      l[j] -= shift;
+      p[j] *= inv;
+      H -= double(p[j]) * double(l[j]);
+    }
+    ent[i] = H;
+    out[2 * i] = l[actions[i]];
+    out[2 * i + 1] = float(H);
+  }
+}
+
+void policyLogProbsBackward(const float* h, const float* E, float* P, const float* logP, const double* ent,
+                            const int32_t* actions, const float* g, int64_t n, int64_t V, int64_t d, float* dh, float* dE) {
+  for (int64_t i = 0; i < n; i++) {
+    float* p = P + i * V;
+    const float* l = logP + i * V;
+    const float gl = g[2 * i], gh = g[2 * i + 1], H = float(ent[i]);
+    for (int64_t j = 0; j < V; j++) p[j] = -gl * p[j] - gh * p[j] * (l[j] + H);
+    p[actions[i]] += gl;
+  }
+  mm(P, E, dh, n, d, V, false, false);
+  if (dE) mm(P, h, dE, V, d, n, true, false);
+}
+
 namespace {
 
 // Head h of sequence b as contiguous T×hd blocks (Q scaled), or their transposes.
@@ -254,30 +290,82 @@ void attentionBackward(const float* qkv, const float* dout, const float* P, int 
 
 namespace {
 
+// out[h] += Σ_t p_h[t]·V_h[t] for G heads at once (G·NV independent multiply-add chains, each in t
+// order, as one head at a time would run them).
+template <int NV, int G>
+__attribute__((target("avx2,fma"), always_inline)) inline
+void weightedValues(const float* Vc, const float* s, const float* inv, int slot, int C, int h0, int stride, float* out) {
+  constexpr int hd = 8 * NV;
+  __m256 o[G][NV];
+  for (int g = 0; g < G; g++) for (int v = 0; v < NV; v++) o[g][v] = _mm256_setzero_ps();
+  for (int t = 0; t <= slot; t++) {
+    for (int g = 0; g < G; g++) {
+      const __m256 p = _mm256_set1_ps(s[(h0 + g) * stride + t] * inv[h0 + g]);
+      const float* vr = Vc + (int64_t(h0 + g) * C + t) * hd;
+      for (int v = 0; v < NV; v++) o[g][v] = _mm256_fmadd_ps(p, _mm256_loadu_ps(vr + 8 * v), o[g][v]);
+    }
+  }
+  for (int g = 0; g < G; g++) for (int v = 0; v < NV; v++) _mm256_storeu_ps(out + (h0 + g) * hd + 8 * v, o[g][v]);
+}
+
+template <int NV>
 __attribute__((target("avx2,fma")))
-void attendCachedAvx2(const float* qkv, const float* Kc, const float* Vc, int slot, int H, int hd, int C, float* out, float* s) {
+void valuesAvx2(const float* Vc, const float* s, const float* inv, int slot, int H, int C, int stride, float* out) {
+  constexpr int G = NV >= 8 ? 1 : 8 / NV;
+  int h = 0;
+  for (; h + G <= H; h += G) weightedValues<NV, G>(Vc, s, inv, slot, C, h, stride, out);
+  for (; h < H; h++) weightedValues<NV, 1>(Vc, s, inv, slot, C, h, stride, out);
+}
+
+__attribute__((target("avx2,fma")))
+void attendCachedAvx2(const float* qkv, const float* Kc, const float* Vc, int slot, int H, int hd, int C, float* out, float* scores) {
+  const int stride = C + 1;
+  float inv[64];
   const int nv = hd / 8;
   const float scale = 1.0f / std::sqrt(float(hd));
   for (int h = 0; h < H; h++) {
     const float* K = Kc + int64_t(h) * C * hd;
-    const float* V = Vc + int64_t(h) * C * hd;
     const float* q = qkv + h * hd;
-    for (int t = 0; t <= slot; t++) {
+    float* s = scores + h * stride;
+    int t = 0;
+    // Four slots at a time: the same products and the same float64 sums per slot as hsum8 below,
+    // with the four slots in the lanes of the sums (independent chains instead of one at a time).
+    for (; t + 4 <= slot + 1; t += 4) {
+      const float* k = K + int64_t(t) * hd;
+      __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+      for (int v = 0; v < nv; v++) {
+        const __m256 qv = _mm256_loadu_ps(q + 8 * v);
+        a0 = _mm256_fmadd_ps(qv, _mm256_loadu_ps(k + 8 * v), a0);
+        a1 = _mm256_fmadd_ps(qv, _mm256_loadu_ps(k + hd + 8 * v), a1);
+        a2 = _mm256_fmadd_ps(qv, _mm256_loadu_ps(k + 2 * hd + 8 * v), a2);
+        a3 = _mm256_fmadd_ps(qv, _mm256_loadu_ps(k + 3 * hd + 8 * v), a3);
+      }
+      __m128 l0 = _mm256_castps256_ps128(a0), l1 = _mm256_castps256_ps128(a1), l2 = _mm256_castps256_ps128(a2), l3 = _mm256_castps256_ps128(a3);
+      __m128 h0 = _mm256_extractf128_ps(a0, 1), h1 = _mm256_extractf128_ps(a1, 1), h2 = _mm256_extractf128_ps(a2, 1), h3 = _mm256_extractf128_ps(a3, 1);
+      _MM_TRANSPOSE4_PS(l0, l1, l2, l3);
+      _MM_TRANSPOSE4_PS(h0, h1, h2, h3);
+      const __m256d lo = _mm256_add_pd(_mm256_add_pd(_mm256_add_pd(_mm256_cvtps_pd(l0), _mm256_cvtps_pd(l1)), _mm256_cvtps_pd(l2)), _mm256_cvtps_pd(l3));
+      const __m256d hi = _mm256_add_pd(_mm256_add_pd(_mm256_add_pd(_mm256_cvtps_pd(h0), _mm256_cvtps_pd(h1)), _mm256_cvtps_pd(h2)), _mm256_cvtps_pd(h3));
+      _mm_storeu_ps(s + t, _mm_mul_ps(_mm256_cvtpd_ps(_mm256_add_pd(lo, hi)), _mm_set1_ps(scale)));
+    }
+    for (; t <= slot; t++) {
       const float* k = K + int64_t(t) * hd;
       __m256 acc = _mm256_setzero_ps();
       for (int v = 0; v < nv; v++) acc = _mm256_fmadd_ps(_mm256_loadu_ps(q + 8 * v), _mm256_loadu_ps(k + 8 * v), acc);
       s[t] = float(hsum8(acc)) * scale;
     }
     float m;
-    const float inv = float(1.0 / expShift(s, slot + 1, &m));
-    __m256 o[8];
-    for (int v = 0; v < nv; v++) o[v] = _mm256_setzero_ps();
-    for (int t = 0; t <= slot; t++) {
-      const __m256 p = _mm256_set1_ps(s[t] * inv);
-      const float* vr = V + int64_t(t) * hd;
-      for (int v = 0; v < nv; v++) o[v] = _mm256_fmadd_ps(p, _mm256_loadu_ps(vr + 8 * v), o[v]);
-    }
-    for (int v = 0; v < nv; v++) _mm256_storeu_ps(out + h * hd + 8 * v, o[v]);
+    inv[h] = float(1.0 / expShift(s, slot + 1, &m));
+  }
+  switch (nv) {
+    case 1: valuesAvx2<1>(Vc, scores, inv, slot, H, C, stride, out); break;
+    case 2: valuesAvx2<2>(Vc, scores, inv, slot, H, C, stride, out); break;
+    case 3: valuesAvx2<3>(Vc, scores, inv, slot, H, C, stride, out); break;
+    case 4: valuesAvx2<4>(Vc, scores, inv, slot, H, C, stride, out); break;
+    case 5: valuesAvx2<5>(Vc, scores, inv, slot, H, C, stride, out); break;
+    case 6: valuesAvx2<6>(Vc, scores, inv, slot, H, C, stride, out); break;
+    case 7: valuesAvx2<7>(Vc, scores, inv, slot, H, C, stride, out); break;
+    default: valuesAvx2<8>(Vc, scores, inv, slot, H, C, stride, out); break;
   }
 }
 
@@ -285,13 +373,13 @@ void attendCachedAvx2(const float* qkv, const float* Kc, const float* Vc, int sl
 
 void attendCached(const float* qkv, float* Kc, float* Vc, int slot, int H, int hd, int C, float* out) {
   thread_local std::vector<float> s;
-  s.resize(size_t(C) + 1);
+  s.resize(size_t(H) * (C + 1));
   const int d = H * hd;
   for (int h = 0; h < H; h++) {  // the new token's k and v into each head's cache
     std::memcpy(Kc + (int64_t(h) * C + slot) * hd, qkv + d + h * hd, hd * sizeof(float));
     std::memcpy(Vc + (int64_t(h) * C + slot) * hd, qkv + 2 * d + h * hd, hd * sizeof(float));
   }
-  if (hasAvx2() && hd % 8 == 0 && hd <= 64) {
+  if (hasAvx2() && hd % 8 == 0 && hd <= 64 && H <= 64) {
     attendCachedAvx2(qkv, Kc, Vc, slot, H, hd, C, out, s.data());
     return;
   }

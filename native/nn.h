@@ -14,6 +14,15 @@ double crossEntropyForward(const float* h, const float* E, const int32_t* target
 void crossEntropyBackward(const float* h, const float* E, float* P, const int32_t* targets, const float* weights,
                           int64_t n, int64_t V, int64_t d, float scale, float* dh, float* dE);
 
+// The policy's per-action terms (agents/rl/policy.ts actionLogProbs): z = h·Eᵀ [n, V], and for each
+// row the log-probability of actions[i] and the entropy: out [n, 2]. P [n, V] and logP [n, V]
+// receive the probabilities and log-probabilities, ent [n] the entropies (float64), for backward.
+void policyLogProbsForward(const float* h, const float* E, const int32_t* actions, int64_t n, int64_t V, int64_t d,
+                           float* P, float* logP, double* ent, float* out);
+// From g [n, 2] (∂/∂logπ(a), ∂/∂H): dz = g₀(onehot(a) − p) − g₁ p (log p + H), written over P; then
+// dh = dz·E [n, d] and, when dE is not null, dE = dzᵀ·h [V, d].
+void policyLogProbsBackward(const float* h, const float* E, float* P, const float* logP, const double* ent,
+                            const int32_t* actions, const float* g, int64_t n, int64_t V, int64_t d, float* dh, float* dE);
 // Causal multi-head attention on packed q|k|v rows [B·T, 3·H·hd] → out [B·T, H·hd]; P [B·H, T, T]
 // receives the attention weights. starts[b] = left padding of sequence b (or null).
 void attentionForward(const float* qkv, int B, int T, int H, int hd, const int32_t* starts, float* out, float* P);

@@ -14,6 +14,7 @@ import type { TransformerLM } from '../../models/lm.ts';
 import type { LMSession } from '../../models/sampler.ts';
 import { linear, readF32, selectRows } from '../../models/lm-ops.ts';
 import { BadConfig } from '../../core/errors.ts';
+import { nativeNN, type NativeAddon } from '../../models/native.ts';
 import type { Episode, RolloutPolicy } from './rollout.ts';
 
 type Saver = tf.GradSaveFunc;
@@ -31,6 +32,12 @@ export function actionLogProbs(h: tf.Tensor2D, E: tf.Tensor2D, actions: Int32Arr
   const [N, d] = h.shape;
   const V = E.shape[0];
   if (actions.length !== N) throw new RangeError(`actionLogProbs: ${actions.length} actions for ${N} rows`);
+  for (let i = 0; i < N; i++) {
+    const a = actions[i]!;
+    if (a < 0 || a >= V) throw new RangeError(`action ${a} outside the vocabulary [0, ${V})`);
+  }
+  const nn = nativeNN('policy');
+  if (nn?.policyLogProbsForward && nn.policyLogProbsBackward) return nativeActionLogProbs(nn, h, E, actions, trainE);
   const forward = (ht: tf.Tensor2D, et: tf.Tensor2D) => {
     const z = readF32(tf.tidy(() => tf.matMul(ht, tf.transpose(et))));
     const logp = new Float32Array(N * V);
@@ -45,9 +52,7 @@ export function actionLogProbs(h: tf.Tensor2D, E: tf.Tensor2D, actions: Int32Arr
       const lse = m + Math.log(s);
       let H = 0;
       for (let j = 0; j < V; j++) { const l = z[o + j]! - lse; logp[o + j] = l; H -= Math.exp(l) * l; }
-      const a = actions[i]!;
-      if (a < 0 || a >= V) throw new RangeError(`action ${a} outside the vocabulary [0, ${V})`);
-      out[2 * i] = logp[o + a]!;
+      out[2 * i] = logp[o + actions[i]!]!;
       out[2 * i + 1] = H;
       ent[i] = H;
     }
@@ -94,6 +99,45 @@ export function actionLogProbs(h: tf.Tensor2D, E: tf.Tensor2D, actions: Int32Arr
     };
   });
   void d;
+  return f(h) as tf.Tensor2D;
+}
+
+/**
+ * actionLogProbs on the native kernels: the logits, log-softmax, entropy and their gradients in two
+ * calls (nn.cc policyLogProbsForward/Backward) instead of the JS loops over [N, V] above. Its
+ * figures agree with the JS path's to float rounding (the softmax sums differ in order).
+ */
+function nativeActionLogProbs(nn: NativeAddon, h: tf.Tensor2D, E: tf.Tensor2D, actions: Int32Array, trainE: boolean): tf.Tensor2D {
+  const [N, d] = h.shape;
+  const V = E.shape[0];
+  const forward = (hd: Float32Array, ed: Float32Array) => {
+    const P = new Float32Array(N * V), logP = new Float32Array(N * V), ent = new Float64Array(N), out = new Float32Array(N * 2);
+    nn.policyLogProbsForward!(hd, ed, actions, N, V, d, P, logP, ent, out);
+    return { P, logP, ent, out };
+  };
+  const op = (hd: Float32Array, ed: Float32Array) => {
+    const { P, logP, ent, out } = forward(hd, ed);
+    return {
+      value: tf.tensor2d(out, [N, 2]),
+      grads: (dy: tf.Tensor) => {
+        const dh = new Float32Array(N * d), dE = trainE ? new Float32Array(V * d) : null;
+        nn.policyLogProbsBackward!(hd, ed, P, logP, ent, actions, readF32(dy), N, V, d, dh, dE);
+        return { dh: tf.tensor2d(dh, [N, d]), dE: dE ? tf.tensor2d(dE, [V, d]) : null };
+      },
+    };
+  };
+  if (trainE) {
+    const f = tf.customGrad((hi: tf.Tensor | Saver, ei: tf.Tensor | Saver) => {
+      const { value, grads } = op(readF32(hi as tf.Tensor), readF32(ei as tf.Tensor));
+      return { value, gradFunc: (dy: tf.Tensor) => { const g = grads(dy); return [g.dh, g.dE!]; } };
+    });
+    return f(h, E) as tf.Tensor2D;
+  }
+  const ed = readF32(E);
+  const f = tf.customGrad((hi: tf.Tensor | Saver) => {
+    const { value, grads } = op(readF32(hi as tf.Tensor), ed);
+    return { value, gradFunc: (dy: tf.Tensor) => grads(dy).dh };
+  });
   return f(h) as tf.Tensor2D;
 }
 

@@ -2,6 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import * as tf from '@tensorflow/tfjs';
 import { TransformerLM, windowStart, type LMConfig } from '../../models/lm.ts';
 import { Rng } from '../../core/rng.ts';
+import { nativeNN } from '../../models/native.ts';
 
 const CFG: Partial<LMConfig> = { vocabSize: 40, dModel: 16, nLayers: 3, nHeads: 2, dFF: 32, contextLength: 12 };
 
@@ -70,17 +71,23 @@ describe('the KV-cached session exposes each row\'s final hidden state', () => {
   beforeAll(() => { model = TransformerLM.create({ ...CFG, tieEmbeddings: false }, 6); });
   afterAll(() => model.dispose());
 
-  it('equals the full forward pass after the prefill (exactly) and after cached steps and window slides (closely)', () => {
+  it('equals the full forward pass after the prefill and after cached steps and window slides', () => {
     const rng = new Rng(8);
     const prefixes = [[3], [1, 2, 3, 4, 5], [7, 8, 9]];
     const s = model.startSession(prefixes);
-    // The prefill is the model's own full forward pass on the left-padded batch: same numbers as
-    // a pass over the same padded batch.
+    // Without the native decoding step the prefill is the model's own full forward pass on the
+    // left-padded batch: the same numbers as a pass over the same padded batch. With it, the native
+    // catch-up fills the caches (the same numbers as single-token steps): equal to float rounding.
     const h0 = s.hidden();
     const T = 5, ids = new Int32Array(3 * T), starts = new Int32Array(3);
     prefixes.forEach((p, b) => { starts[b] = T - p.length; ids.set(p, b * T + starts[b]!); });
     const padded = tf.tidy(() => read(model.hidden(ids, 3, T, { starts })));
-    h0.forEach((h, b) => expect(Array.from(h)).toEqual(padded.slice((b * T + T - 1) * 16, (b * T + T) * 16)));
+    const exact = !(nativeNN('decode')?.decodeStep && nativeNN('kvCache'));
+    h0.forEach((h, b) => {
+      const full = padded.slice((b * T + T - 1) * 16, (b * T + T) * 16);
+      if (exact) expect(Array.from(h)).toEqual(full);
+      else expect(maxAbsDiff(h, full)).toBeLessThan(1e-5);
+    });
     // Cached single-token steps, past the context length (the window slides and the cache refills).
     for (let step = 0; step < 16; step++) {
       s.append(prefixes.map(() => rng.int(40)));

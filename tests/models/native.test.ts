@@ -1,12 +1,14 @@
 // The native kernels (native/, models/native.ts): the addon's gemm against a float64
 // reference, row-for-row batch invariance, coded argument errors; the replaced wasm matMul kernels
 // against the originals; and each native LM op (attention, cross-entropy, layer norm,
-// log-softmax, the KV cache) against its JS path, values and gradients.
+// log-softmax, the KV cache, the fused decoding step, the policy's log-probabilities) against its
+// JS path, values and gradients.
 import { afterAll, describe, expect, it } from 'vitest';
 import * as tf from '@tensorflow/tfjs';
 import { GEMM, loadNative, nativeKernelsActive, setNativeEnabled, type NativeAddon } from '../../models/native.ts';
 import { attention, layerNorm, logSoftmaxRows, outputCrossEntropy } from '../../models/lm-ops.ts';
 import { sampleToken } from '../../models/sampler.ts';
+import { actionLogProbs } from '../../agents/rl/policy.ts';
 import { TransformerLM } from '../../models/lm.ts';
 import { Rng } from '../../core/rng.ts';
 
@@ -211,6 +213,69 @@ describe.skipIf(!addon || disabled || tf.getBackend() !== 'wasm')('native kernel
     r.native.grads.forEach((g, i) => expect(maxRelErr(g, r.js.grads[i]!), m.variables[i]!.name).toBeLessThan(1e-4));
     r.native.dists.forEach((d, i) => expect(maxRelErr(d, r.js.dists[i]!)).toBeLessThan(1e-4));
     m.dispose();
+  });
+
+  it('the fused decoding step: a dialog gets the same bits however its tokens arrive, and the numbers of the TF.js step path', () => {
+    for (const activation of ['relu', 'gelu', 'gelu_new'] as const) {
+      const m = TransformerLM.create({ vocabSize: 70, dModel: 24, nLayers: 3, nHeads: 3, dFF: 40, contextLength: 20, activation }, 5);
+      const rng = new Rng(4);
+      // Three dialogs of 30 tokens (past the context of 20: the window slides).
+      const dialogs = [0, 1, 2].map(() => Array.from({ length: 30 }, () => rng.int(70)));
+      // Feed each dialog in pieces of the given sizes, reading every row's distribution after each round.
+      const feed = (pieces: number[], off = '') => {
+        process.env.COLLOQUY_NATIVE_OFF = off;
+        try {
+          const s = m.startSession(dialogs.map(t => t.slice(0, pieces[0])));
+          const seen: number[][][] = [s.nextLogProbs().map(x => Array.from(x))];
+          let at = pieces[0]!;
+          for (const k of pieces.slice(1)) {
+            dialogs.forEach((t, r) => s.extend(r, t.slice(at, at + k)));
+            at += k;
+            seen.push(s.nextLogProbs().map(x => Array.from(x)));
+          }
+          const hidden = s.hidden().map(x => Array.from(x));
+          s.dispose();
+          return { last: seen[seen.length - 1]!, hidden, seen };
+        } finally { delete process.env.COLLOQUY_NATIVE_OFF; }
+      };
+      const oneByOne = feed([1, ...Array<number>(29).fill(1)]);
+      const chunks = feed([7, 5, 1, 6, 2, 9]);
+      const whole = feed([30]);
+      // The same dialog state: the same bits, by single tokens, chunks, or all at once (prefill).
+      expect(chunks.last, activation).toEqual(oneByOne.last);
+      expect(whole.last, activation).toEqual(oneByOne.last);
+      expect(whole.hidden, activation).toEqual(oneByOne.hidden);
+      // The TF.js single-token step (no native decoding): the same numbers to float rounding.
+      const steps = feed([1, ...Array<number>(29).fill(1)], 'decode');
+      oneByOne.seen.forEach((round, k) => round.forEach((lp, r) => expect(maxRelErr(lp, steps.seen[k]![r]!), `${activation} round ${k}`).toBeLessThan(1e-5)));
+      m.dispose();
+    }
+  });
+
+  it("the policy's log π(a) and entropy equal the JS path, values and gradients, with E trained or not", () => {
+    const N = 40, d = 16, V = 300;
+    const h = tf.tensor2d(rand(N * d, rng), [N, d]), E = tf.tensor2d(rand(V * d, rng).map(x => 0.5 * x), [V, d]);
+    const actions = Int32Array.from({ length: N }, (_, i) => (i * 37) % V);
+    const w = tf.tensor2d(rand(N * 2, rng), [N, 2]);
+    for (const trainE of [false, true]) {
+      const run = (off: string) => {
+        process.env.COLLOQUY_NATIVE_OFF = off;
+        try {
+          return tf.tidy(() => {
+            const value = Array.from(actionLogProbs(h, E, actions, trainE).dataSync());
+            const f = (a: tf.Tensor, b: tf.Tensor) => tf.sum(tf.mul(actionLogProbs(a as tf.Tensor2D, b as tf.Tensor2D, actions, trainE), w));
+            const grads = trainE ? tf.grads(f)([h, E]) : [tf.grad((a: tf.Tensor) => f(a, E))(h)];
+            return { value, grads: grads.map(g => Array.from(g.dataSync())) };
+          });
+        } finally { delete process.env.COLLOQUY_NATIVE_OFF; }
+      };
+      const native = run(''), js = run('policy');
+      expect(maxRelErr(native.value, js.value)).toBeLessThan(1e-5);
+      expect(maxRelErr(native.grads[0]!, js.grads[0]!)).toBeLessThan(1e-4);
+      if (trainE) expect(maxRelErr(native.grads[1]!, js.grads[1]!)).toBeLessThan(1e-4);
+    }
+    expect(() => actionLogProbs(h, E, Int32Array.from({ length: N }, () => V), false)).toThrow(/outside the vocabulary/);
+    tf.dispose([h, E, w]);
   });
 
   it('sampleRow draws what the JS sampler draws from the same uniform, and follows the distribution', () => {
