@@ -35,10 +35,23 @@ export function block<X>(s: BlockSteps<X>, x: X, layer: number): X {
   return s.residual(x, s.linear(hidden, p + 'mlp.proj', false), layer, 1);
 }
 
-/** Blocks from … to − 1 in order. */
-export function blocks<X>(s: BlockSteps<X>, x: X, from: number, to: number): X {
-  for (let l = from; l < to; l++) x = block(s, x, l);
-  return x;
+/**
+ * Block `layer` when only some rows of its output are wanted (`select` picks them): the attention
+ * still reads every row's keys and values, but the output projection, the MLP and the residuals
+ * run on the selected rows only. Those rows get the numbers `block` gives them.
+ */
+export function blockAt<X>(s: BlockSteps<X>, x: X, layer: number, select: (x: X) => X): X {
+  const p = `h${layer}.`;
+  const qkv = s.linear(s.norm(x, p + 'ln1'), p + 'attn.qkv', false);
+  x = s.residual(select(x), s.linear(select(s.attend(qkv, layer)), p + 'attn.out', false), layer, 0);
+  const hidden = s.linear(s.norm(x, p + 'ln2'), p + 'mlp.fc', true);
+  return s.residual(x, s.linear(hidden, p + 'mlp.proj', false), layer, 1);
+}
+
+/** Blocks from … to − 1 in order; with `select`, only the rows it picks leave the last one. */
+export function blocks<X>(s: BlockSteps<X>, x: X, from: number, to: number, select?: (x: X) => X): X {
+  for (let l = from; l < to; l++) x = select && l === to - 1 ? blockAt(s, x, l, select) : block(s, x, l);
+  return select && from >= to ? select(x) : x;
 }
 
 /** The final layer norm: the hidden state whose product with the output matrix gives the logits. */

@@ -23,7 +23,7 @@ import { Rng } from '../core/rng.ts';
 import { BadConfig } from '../core/errors.ts';
 import { validateConfig } from '../core/config.ts';
 import { LMArchSchema, type LMConfig } from '../configs/models/schema.ts';
-import { attention, embed, layerNorm, linear, logSoftmaxRows, matMulTransposedB, outputCrossEntropy, readF32, tidyRead, windowStart } from './lm-ops.ts';
+import { attention, embed, layerNorm, linear, logSoftmaxRows, matMulTransposedB, outputCrossEntropy, readF32, selectRows, tidyRead, windowStart } from './lm-ops.ts';
 export { windowStart } from './lm-ops.ts';
 import { BLOCK_PARAMS, blocks, finalNorm, type BlockSteps } from './block.ts';
 import { LMSession, generate, type GenerateOptions, type GenerateResult, type InferenceCache } from './sampler.ts';
@@ -175,12 +175,16 @@ export class TransformerLM {
    * returns the stream leaving block `to` − 1. Dropout masks depend on the seed and the block only,
    * so running the blocks in pieces gives the numbers of one pass.
    */
-  blocks(x: tf.Tensor2D, B: number, T: number, opts: ForwardOptions & { from?: number; to?: number } = {}): tf.Tensor2D {
+  blocks(x: tf.Tensor2D, B: number, T: number, opts: ForwardOptions & { from?: number; to?: number; rows?: Int32Array } = {}): tf.Tensor2D {
     this.assertLive();
     const L = this.config.nLayers;
     const from = opts.from ?? 0, to = opts.to ?? L;
     if (!(Number.isInteger(from) && Number.isInteger(to) && 0 <= from && from <= to && to <= L)) throw new RangeError(`blocks: range [${from}, ${to}) outside the model's ${L} blocks`);
-    return blocks(this.steps(B, T, opts), x, from, to);
+    // `rows`: only those rows of the output are wanted (block.ts blockAt; the same numbers at them).
+    // Dropout masks are drawn for the whole batch, so with dropout every row runs and is then picked.
+    const rows = opts.rows;
+    if (rows && this.dropping(opts)) return selectRows(blocks(this.steps(B, T, opts), x, from, to), rows);
+    return blocks(this.steps(B, T, opts), x, from, to, rows ? (t: tf.Tensor2D) => selectRows(t, rows) : undefined);
   }
 
   /** The final layer norm of the residual stream: the hidden states the output matrix reads. */

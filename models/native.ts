@@ -19,7 +19,10 @@ export interface NativeAddon {
   gemm(a: Float32Array, aOff: number, b: Float32Array, bOff: number, c: Float32Array, cOff: number,
     batch: number, M: number, N: number, K: number, strideA: number, strideB: number, flags: number,
     bias?: Float32Array | null, biasOff?: number, biasSize?: number, act?: number, alpha?: number): void;
-  info(): { avx2: boolean };
+  /** avx2: the AVX2 kernels run; threads: 2 when large kernels may use a helper thread (older addons: absent). */
+  info(): { avx2: boolean; threads?: number };
+  /** 1: every kernel on the calling thread; 2: large ones split with a helper thread (the same bits). Optional: older addons lack it. */
+  setThreads?(n: number): void;
   /** In-place log-softmax of each length-n row. */
   logSoftmaxRows(x: Float32Array, rows: number, n: number): void;
   /** Mean (weighted) NLL of targets under softmax(h·Eᵀ); fills P [n, V] with the probabilities. */
@@ -72,7 +75,10 @@ export function loadNative(): { addon: NativeAddon | null; why: string } {
   else if (!existsSync(ADDON)) loaded = { addon: null, why: 'not built (npm ci builds it with node-gyp; or run `node native/build.mjs`)' };
   else {
     try {
-      loaded = { addon: createRequire(import.meta.url)(ADDON) as NativeAddon, why: '' };
+      const addon = createRequire(import.meta.url)(ADDON) as NativeAddon;
+      const threads = process.env.COLLOQUY_THREADS;
+      if (threads !== undefined && threads !== '') addon.setThreads?.(Math.max(1, Number.parseInt(threads, 10) || 1));
+      loaded = { addon, why: '' };
     } catch (err) {
       loaded = { addon: null, why: `failed to load: ${(err as Error).message.split('\n')[0]}` };
     }

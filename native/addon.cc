@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "decode.h"
+#include "parallel.h"
 #include "gemm.h"
 #include "nn.h"
 
@@ -417,11 +418,23 @@ napi_value DecodeStep(napi_env env, napi_callback_info info) {
 }
 
 napi_value Info(napi_env env, napi_callback_info) {
-  napi_value obj, avx2;
+  napi_value obj, avx2, threads;
   napi_create_object(env, &obj);
   napi_get_boolean(env, colloquy::gemmUsesAvx2(), &avx2);
   napi_set_named_property(env, obj, "avx2", avx2);
+  napi_create_int32(env, colloquy::threads(), &threads);
+  napi_set_named_property(env, obj, "threads", threads);
   return obj;
+}
+
+// setThreads(n): 1 runs every kernel on the calling thread, 2 lets large ones use a helper thread
+// (results are the same bits either way).
+napi_value SetThreads(napi_env env, napi_callback_info info) {
+  Args a(env, info, "setThreads", 1);
+  const int64_t n = a.integer(0);
+  if (a.ok && (n < 1 || n > 64)) a.fail("threads must be 1 to 64");
+  if (a.ok) colloquy::setThreads(int(n));
+  return nullptr;
 }
 
 }  // namespace
@@ -431,7 +444,7 @@ NAPI_MODULE_INIT() {
   napi_create_function(env, "gemm", NAPI_AUTO_LENGTH, Gemm, nullptr, &fn);
   napi_set_named_property(env, exports, "gemm", fn);
   const struct { const char* name; napi_callback cb; } fns[] = {
-      {"info", Info}, {"logSoftmaxRows", LogSoftmaxRows}, {"crossEntropyForward", CrossEntropyForward},
+      {"info", Info}, {"setThreads", SetThreads}, {"logSoftmaxRows", LogSoftmaxRows}, {"crossEntropyForward", CrossEntropyForward},
       {"policyLogProbsForward", PolicyLogProbsForward}, {"policyLogProbsBackward", PolicyLogProbsBackward},
       {"crossEntropyBackward", CrossEntropyBackward}, {"attentionForward", AttentionForward},
       {"attentionBackward", AttentionBackward}, {"attendCached", AttendCached},

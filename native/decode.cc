@@ -15,6 +15,7 @@
 
 #include "gemm.h"
 #include "nn.h"
+#include "parallel.h"
 
 namespace colloquy {
 
@@ -94,11 +95,20 @@ void decodeStep(const float* W, const DecodeDims& D, int A, const int32_t* token
                 *projW = fcB + F, *projB = projW + panelFloats(F, d);
     layerNormJs(x, A, d, ln1g, ln1b, D.eps, h);
     linear(h, qkvW, qkvB, A, d, 3 * d, false, qkv);
-    for (int a = 0; a < A; a++) {
-      float* K = caches[a] + int64_t(2 * l) * C * d;
-      float* Vc = caches[a] + int64_t(2 * l + 1) * C * d;
-      attendCached(qkv + a * 3 * d, K, Vc, slots[a], D.H, hd, int(C), att + a * d);
-    }
+    // Every entry's k, v first; then the attention reads only, entries split between two threads
+    // (a dialog's later entries see its earlier ones either way).
+    for (int a = 0; a < A; a++)
+      storeCached(qkv + a * 3 * d, caches[a] + int64_t(2 * l) * C * d, caches[a] + int64_t(2 * l + 1) * C * d, slots[a], D.H, hd, int(C));
+    const auto attend = [&](int a0, int a1) {
+      for (int a = a0; a < a1; a++)
+        attendStored(qkv + a * 3 * d, caches[a] + int64_t(2 * l) * C * d, caches[a] + int64_t(2 * l + 1) * C * d, slots[a], D.H, hd, int(C), att + a * d);
+    };
+    int64_t keys = 0;
+    for (int a = 0; a < A; a++) keys += slots[a] + 1;
+    // Split at half the keys read (the work), not half the entries.
+    int mid = 0;
+    for (int64_t acc = 0; mid < A && 2 * acc < keys; mid++) acc += slots[mid] + 1;
+    parallel2([&](int part) { if (part == 0) attend(0, mid); else attend(mid, A); }, A >= 2 && keys * d >= (1 << 16));
     linear(att, outW, outB, A, d, d, false, y);
     for (int64_t k = 0; k < A * d; k++) x[k] += y[k];
     layerNormJs(x, A, d, ln2g, ln2b, D.eps, h);

@@ -8,6 +8,8 @@
 // with very few rows (sampling one token per row) skip packing: they stream B once.
 #include "gemm.h"
 
+#include "parallel.h"
+
 #include <immintrin.h>
 
 #include <algorithm>
@@ -23,6 +25,8 @@ constexpr int NR = 16;
 constexpr int KC = 256;
 constexpr int MC = 96;   // multiple of MR
 constexpr int NC = 2048; // multiple of NR
+// Multiply-adds from which a product is split between two threads (~0.1 ms of one core's work).
+constexpr double kParallelWork = double(1 << 22);
 
 // Element (i, j) of a strided matrix view.
 struct View {
@@ -318,14 +322,20 @@ void gemmPanels(const float* A, int64_t M, int64_t K, const float* Bp, int64_t N
     pa.resize(size_t(tiles) * MR * K);
     const View Av{A, K, 1};
     for (int64_t t = 0; t < tiles; t++) packA(Av, t * MR, int(std::min<int64_t>(MR, M - t * MR)), 0, int(K), pa.data() + t * MR * K);
-    for (int64_t j = 0; j < N; j += NR) {
-      const int nr = int(std::min<int64_t>(NR, N - j));
-      const float* b = Bp + j * K;
-      for (int64_t t = 0; t < tiles; t++) {
-        const int mr = int(std::min<int64_t>(MR, M - t * MR));
-        kernel(int(K), pa.data() + t * MR * K, b, C + t * MR * N + j, N, mr, nr, false);
+    const float* packed = pa.data();
+    const auto panels = [&](int64_t j0, int64_t j1) {
+      for (int64_t j = j0; j < j1; j += NR) {
+        const int nr = int(std::min<int64_t>(NR, N - j));
+        const float* b = Bp + j * K;
+        for (int64_t t = 0; t < tiles; t++) {
+          const int mr = int(std::min<int64_t>(MR, M - t * MR));
+          kernel(int(K), packed + t * MR * K, b, C + t * MR * N + j, N, mr, nr, false);
+        }
       }
-    }
+    };
+    const int64_t mid = std::min(N, (N / 2 + NR - 1) / NR * NR);
+    const bool split = double(M) * double(N) * double(K) >= kParallelWork && N >= 2 * NR;
+    parallel2([&](int part) { if (!split) { if (part == 0) panels(0, N); return; } if (part == 0) panels(0, mid); else panels(mid, N); }, split);
   }
   if (bias || relu) {
     for (int64_t i = 0; i < M; i++) {
@@ -341,29 +351,40 @@ void gemm(const GemmArgs& g) {
   const int64_t lda = g.lda ? g.lda : (g.transA ? g.M : g.K);
   const int64_t ldb = g.ldb ? g.ldb : (g.transB ? g.K : g.N);
   const int64_t ldc = g.ldc ? g.ldc : g.N;
-  for (int64_t b = 0; b < g.batch; b++) {
-    const View A = g.transA ? View{g.a + b * g.strideA, 1, lda} : View{g.a + b * g.strideA, lda, 1};
-    const View B = g.transB ? View{g.b + b * g.strideB, 1, ldb} : View{g.b + b * g.strideB, ldb, 1};
-    float* C = g.c + b * g.M * ldc;
-    gemmOne(A, B, C, ldc, g.M, g.N, g.K, g.accumulate, avx2);
-    if (g.bias || g.relu || g.act) {
-      for (int64_t i = 0; i < g.M; i++) {
-        float* cr = C + i * ldc;
-        if (g.bias) {
-          if (g.biasSize == 1) for (int64_t j = 0; j < g.N; j++) cr[j] += g.bias[0];
-          else for (int64_t j = 0; j < g.N; j++) cr[j] += g.bias[j];
-        }
-        if (g.relu) for (int64_t j = 0; j < g.N; j++) cr[j] = cr[j] > 0.0f ? cr[j] : 0.0f;
-        switch (g.act) {
-          case 1: for (int64_t j = 0; j < g.N; j++) cr[j] = std::min(6.0f, std::max(0.0f, cr[j])); break;
-          case 2: for (int64_t j = 0; j < g.N; j++) cr[j] = cr[j] < 0.0f ? g.alpha * cr[j] : cr[j]; break;
-          case 3: for (int64_t j = 0; j < g.N; j++) cr[j] = 1.0f / (1.0f + std::exp(-cr[j])); break;
-          case 4: for (int64_t j = 0; j < g.N; j++) cr[j] = cr[j] < 0.0f ? std::expm1(cr[j]) : cr[j]; break;
-          default: break;
+  // Columns [j0, j1) of every batch member; the two threads take halves at a panel boundary, so
+  // each element of C is computed by the same chain either way.
+  const auto columns = [&](int64_t j0, int64_t j1) {
+    if (j1 <= j0) return;
+    for (int64_t b = 0; b < g.batch; b++) {
+      const View A = g.transA ? View{g.a + b * g.strideA, 1, lda} : View{g.a + b * g.strideA, lda, 1};
+      const View B = g.transB ? View{g.b + b * g.strideB + j0 * ldb, 1, ldb} : View{g.b + b * g.strideB + j0, ldb, 1};
+      float* C = g.c + b * g.M * ldc + j0;
+      gemmOne(A, B, C, ldc, g.M, j1 - j0, g.K, g.accumulate, avx2);
+      if (g.bias || g.relu || g.act) {
+        for (int64_t i = 0; i < g.M; i++) {
+          float* cr = C + i * ldc;
+          const int64_t n = j1 - j0;
+          if (g.bias) {
+            if (g.biasSize == 1) for (int64_t j = 0; j < n; j++) cr[j] += g.bias[0];
+            else for (int64_t j = 0; j < n; j++) cr[j] += g.bias[j0 + j];
+          }
+          if (g.relu) for (int64_t j = 0; j < n; j++) cr[j] = cr[j] > 0.0f ? cr[j] : 0.0f;
+          switch (g.act) {
+            case 1: for (int64_t j = 0; j < n; j++) cr[j] = std::min(6.0f, std::max(0.0f, cr[j])); break;
+            case 2: for (int64_t j = 0; j < n; j++) cr[j] = cr[j] < 0.0f ? g.alpha * cr[j] : cr[j]; break;
+            case 3: for (int64_t j = 0; j < n; j++) cr[j] = 1.0f / (1.0f + std::exp(-cr[j])); break;
+            case 4: for (int64_t j = 0; j < n; j++) cr[j] = cr[j] < 0.0f ? std::expm1(cr[j]) : cr[j]; break;
+            default: break;
+          }
         }
       }
     }
-  }
+  };
+  const double work = double(g.batch) * double(g.M) * double(g.N) * double(g.K);
+  const int64_t mid = (g.N / 2 + NR - 1) / NR * NR;
+  // Products of few rows stream B from memory: a second thread does not pay there.
+  const bool split = work >= kParallelWork && g.N >= 2 * NR && g.M > FEW_ROWS;
+  parallel2([&](int part) { if (!split) { if (part == 0) columns(0, g.N); return; } if (part == 0) columns(0, mid); else columns(mid, g.N); }, split);
 }
 
 }  // namespace colloquy

@@ -372,21 +372,29 @@ void attendCachedAvx2(const float* qkv, const float* Kc, const float* Vc, int sl
 }  // namespace
 
 void attendCached(const float* qkv, float* Kc, float* Vc, int slot, int H, int hd, int C, float* out) {
-  thread_local std::vector<float> s;
-  s.resize(size_t(H) * (C + 1));
+  storeCached(qkv, Kc, Vc, slot, H, hd, C);
+  attendStored(qkv, Kc, Vc, slot, H, hd, C, out);
+}
+
+void storeCached(const float* qkv, float* Kc, float* Vc, int slot, int H, int hd, int C) {
   const int d = H * hd;
   for (int h = 0; h < H; h++) {  // the new token's k and v into each head's cache
     std::memcpy(Kc + (int64_t(h) * C + slot) * hd, qkv + d + h * hd, hd * sizeof(float));
     std::memcpy(Vc + (int64_t(h) * C + slot) * hd, qkv + 2 * d + h * hd, hd * sizeof(float));
   }
+}
+
+void attendStored(const float* qkv, const float* Kc, const float* Vc, int slot, int H, int hd, int C, float* out) {
+  thread_local std::vector<float> s;
+  s.resize(size_t(H) * (C + 1));
   if (hasAvx2() && hd % 8 == 0 && hd <= 64 && H <= 64) {
     attendCachedAvx2(qkv, Kc, Vc, slot, H, hd, C, out, s.data());
     return;
   }
   const float scale = 1.0f / std::sqrt(float(hd));
   for (int h = 0; h < H; h++) {
-    float* K = Kc + int64_t(h) * C * hd;
-    float* V = Vc + int64_t(h) * C * hd;
+    const float* K = Kc + int64_t(h) * C * hd;
+    const float* V = Vc + int64_t(h) * C * hd;
     const float* q = qkv + h * hd;
     for (int t = 0; t <= slot; t++) {
       const float* k = K + int64_t(t) * hd;

@@ -32,6 +32,10 @@ void attentionBackward(const float* qkv, const float* dout, const float* P, int 
 // One query row of packed q|k|v against a KV cache [H, C, hd]: writes k, v at `slot`, then
 // out[h·hd …] = softmax(q_h·K_hᵀ/√hd) · V_h over slots 0 … slot.
 void attendCached(const float* qkv, float* Kc, float* Vc, int slot, int H, int hd, int C, float* out);
+// The same in two parts: storeCached writes k, v at `slot`; attendStored reads slots 0 … slot
+// (already stored) and writes out. Entries of one cache can then be attended in any order.
+void storeCached(const float* qkv, float* Kc, float* Vc, int slot, int H, int hd, int C);
+void attendStored(const float* qkv, const float* Kc, const float* Vc, int slot, int H, int hd, int C, float* out);
 
 // A token drawn from softmax(logProbs / temperature) with the uniform draw u ∈ [0, 1) (weights
 // below e^-50 of the best dropped); the argmax when temperature ≤ 0.

@@ -12,7 +12,7 @@
 import * as tf from '@tensorflow/tfjs';
 import type { TransformerLM } from '../../models/lm.ts';
 import type { LMSession } from '../../models/sampler.ts';
-import { linear, readF32, selectRows } from '../../models/lm-ops.ts';
+import { linear, readF32 } from '../../models/lm-ops.ts';
 import { BadConfig } from '../../core/errors.ts';
 import { nativeNN, type NativeAddon } from '../../models/native.ts';
 import type { Episode, RolloutPolicy } from './rollout.ts';
@@ -251,20 +251,22 @@ export class LmPolicy implements RolloutPolicy {
     return Float32Array.from(readF32(tf.tidy(() => this.lm.blocks(this.embedIds(ids, B, T), B, T, { to: this.trainFrom }))));
   }
 
-  /** Final hidden states [B·T, d] (with gradients to the trained variables). */
-  hidden(batch: SequenceBatch, trunk: Float32Array | null): tf.Tensor2D {
+  /**
+   * Final hidden states (with gradients to the trained variables) at `rows` of the batch's [B·T]
+   * positions: the last block runs its output projection and MLP on those rows only.
+   */
+  hidden(batch: SequenceBatch, trunk: Float32Array | null, rows: Int32Array): tf.Tensor2D {
     const { B, T } = batch;
     const c = this.lm.config;
     const x0 = trunk ? tf.tensor2d(trunk, [B * T, c.dModel]) : this.embedIds(batch.ids, B, T);
-    return this.lm.finalNorm(this.lm.blocks(x0, B, T, { from: this.trainFrom }));
+    return this.lm.finalNorm(this.lm.blocks(x0, B, T, { from: this.trainFrom, rows }));
   }
 
   /**
    * Per action: log π(a|s), entropy, value (tensors, inside `tf.variableGrads` for training).
    */
   evaluate(batch: SequenceBatch, trunk: Float32Array | null): { logp: tf.Tensor1D; entropy: tf.Tensor1D; values: tf.Tensor1D } {
-    const h = this.hidden(batch, trunk);
-    const hs = selectRows(h, batch.actionRows);
+    const hs = this.hidden(batch, trunk, batch.actionRows);
     const lp = actionLogProbs(hs, this.lm.outputMatrix(), batch.actions, this.trainEmbeddings);
     const [logp, ent] = tf.split(lp, 2, 1) as [tf.Tensor2D, tf.Tensor2D];
     const values = linear(hs, this.valueW as tf.Tensor2D, this.valueB as tf.Tensor1D);
@@ -275,10 +277,12 @@ export class LmPolicy implements RolloutPolicy {
   values(batch: SequenceBatch, trunk: Float32Array | null): { values: Float32Array; lastValues: Float32Array } {
     let values = new Float32Array(0), lastValues = new Float32Array(0);
     tf.tidy(() => {
-      const h = this.hidden(batch, trunk);
-      const v = (rows: Int32Array) => Float32Array.from(readF32(linear(selectRows(h, rows), this.valueW as tf.Tensor2D, this.valueB as tf.Tensor1D)));
-      values = v(batch.actionRows);
-      lastValues = v(batch.lastRows);
+      const n = batch.actionRows.length, rows = new Int32Array(n + batch.lastRows.length);
+      rows.set(batch.actionRows);
+      rows.set(batch.lastRows, n);
+      const v = readF32(linear(this.hidden(batch, trunk, rows), this.valueW as tf.Tensor2D, this.valueB as tf.Tensor1D));
+      values = v.slice(0, n);
+      lastValues = v.slice(n);
     });
     return { values, lastValues };
   }

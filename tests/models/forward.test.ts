@@ -56,6 +56,35 @@ describe('the forward pass in pieces', () => {
     tf.dispose([value, ...Object.values(grads)]);
   });
 
+  it('blocks with `rows`: those rows of the full pass, bit for bit, with the gradients of picking them afterwards', () => {
+    const rng = new Rng(6);
+    const B = 2, T = 10;
+    const ids = Int32Array.from({ length: B * T }, () => rng.int(40));
+    const rows = Int32Array.from([3, 0, 9, 15, 19, 12]);
+    const dy = tf.tensor2d(Array.from({ length: rows.length * 16 }, () => rng.normal()), [rows.length, 16]);
+    for (const [from, to] of [[0, 3], [1, 3], [2, 3], [0, 2], [3, 3]] as const) {
+      tf.tidy(() => {
+        const x = model.blocks(model.embed(ids, B, T), B, T, { to: from });
+        const all = read(model.blocks(x, B, T, { from, to }));
+        const picked = read(model.blocks(x, B, T, { from, to, rows }));
+        const want = Array.from(rows).flatMap(r => all.slice(r * 16, (r + 1) * 16));
+        expect(picked, `[${from}, ${to})`).toEqual(want);
+        if (from === to) return;
+        const vars = model.variables.filter(v => /h[0-2]\./.test(v.name));
+        const g1 = tf.variableGrads(() => tf.sum(tf.mul(model.blocks(x, B, T, { from, to, rows }), dy)) as tf.Scalar, vars).grads;
+        // The same rows picked after the full pass, as a sum against a one-hot selection matrix.
+        const pick = tf.tensor2d(Array.from({ length: rows.length * B * T }, (_, i) => (rows[Math.floor(i / (B * T))] === i % (B * T) ? 1 : 0)), [rows.length, B * T]);
+        const g2 = tf.variableGrads(() => tf.sum(tf.mul(tf.matMul(pick, model.blocks(x, B, T, { from, to })), dy)) as tf.Scalar, vars).grads;
+        for (const v of vars) {
+          const a = g1[v.name], b = g2[v.name];
+          if (!a || !b) { expect(Boolean(a), v.name).toBe(Boolean(b)); continue; }
+          expect(maxAbsDiff(read(a), read(b)), v.name).toBeLessThan(1e-5);
+        }
+      });
+    }
+    dy.dispose();
+  });
+
   it('rejects a block range outside the model', () => {
     tf.tidy(() => {
       const x = model.embed(Int32Array.from([1, 2]), 1, 2);
