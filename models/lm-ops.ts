@@ -100,6 +100,66 @@ export function embed(E: tf.Tensor2D, P: tf.Tensor2D, ids: Int32Array, pos: Int3
 }
 
 // ------------------------------------------------------------------------------------------------
+// A whole block in one native op
+
+/** `blockForward`'s activation codes (native/block.h). */
+const BLOCK_ACT = { relu: 0, gelu_new: 1, gelu: 2 } as const;
+
+export interface NativeBlockShape {
+  B: number;
+  T: number;
+  H: number;
+  activation: 'relu' | 'gelu_new' | 'gelu';
+  eps: number;
+  starts: Int32Array | null;
+  /** Only these rows of the output (block.ts blockAt); null: all. */
+  rows: Int32Array | null;
+}
+
+/** Whether `nativeBlock` can run (the addon has the block calls and is on). */
+export function nativeBlockAvailable(): boolean {
+  return Boolean(nativeNN('block')?.blockForward);
+}
+
+/**
+ * One pre-LN block (block.ts) as a single op on x [B·T, d] and its 12 parameters in BLOCK_PARAMS
+ * order: forward and gradient each one native call (native/block.cc) instead of a dozen TF.js ops
+ * and their gradients; the same kernels in the same order, so the same bits.
+ */
+export function nativeBlock(x: tf.Tensor2D, params: readonly tf.Tensor[], shape: NativeBlockShape): tf.Tensor2D {
+  const nn = nativeNN('block')!;
+  const [n, d] = x.shape;
+  const F = params[8]!.shape[1]!;
+  const { rows, starts, eps } = shape;
+  const m = rows ? rows.length : n;
+  const dims = new Int32Array([shape.B, shape.T, shape.H, d, F, BLOCK_ACT[shape.activation]]);
+  // Outside a gradient scope nothing will ask for the backward pass: the saved activations go
+  // back to the pool at once (they are tens of MB for a rollout's batch).
+  const recording = (tf.engine().state as unknown as { gradientDepth: number }).gradientDepth > 0;
+  const f = tf.customGrad((...args: (tf.Tensor | Saver)[]) => {
+    const ps = args.slice(1, 13) as tf.Tensor[];
+    const parts = ps.map(readF32);
+    const offsets = [0];
+    for (const p of parts) offsets.push(offsets[offsets.length - 1]! + p.length);
+    const W = new Float32Array(offsets[offsets.length - 1]!);
+    parts.forEach((p, i) => W.set(p, offsets[i]!));
+    const saved = takeBuffer(nn.blockSavedFloats!(dims, eps, m)), y = new Float32Array(m * d);
+    nn.blockForward!(readF32(args[0] as tf.Tensor), W, dims, eps, starts, rows, saved, y);
+    if (!recording) giveBuffer(saved);
+    return {
+      value: tf.tensor2d(y, [m, d]),
+      gradFunc: (dy: tf.Tensor) => {
+        const dx = new Float32Array(n * d), G = new Float32Array(W.length);
+        nn.blockBackward!(readF32(dy), W, dims, eps, starts, rows, saved, dx, G);
+        giveBuffer(saved);
+        return [tf.tensor2d(dx, [n, d]), ...ps.map((p, i) => tf.tensor(G.subarray(offsets[i]!, offsets[i + 1]!), p.shape))];
+      },
+    };
+  });
+  return f(x, ...params) as tf.Tensor2D;
+}
+
+// ------------------------------------------------------------------------------------------------
 // Layer normalisation over the last axis of [N, d]
 
 export function layerNorm(x: tf.Tensor2D, gamma: tf.Tensor1D, beta: tf.Tensor1D, eps: number): tf.Tensor2D {

@@ -23,7 +23,7 @@ import { Rng } from '../core/rng.ts';
 import { BadConfig } from '../core/errors.ts';
 import { validateConfig } from '../core/config.ts';
 import { LMArchSchema, type LMConfig } from '../configs/models/schema.ts';
-import { attention, embed, layerNorm, linear, logSoftmaxRows, matMulTransposedB, outputCrossEntropy, readF32, selectRows, tidyRead, windowStart } from './lm-ops.ts';
+import { attention, embed, layerNorm, linear, logSoftmaxRows, matMulTransposedB, nativeBlock, nativeBlockAvailable, outputCrossEntropy, readF32, selectRows, tidyRead, windowStart } from './lm-ops.ts';
 export { windowStart } from './lm-ops.ts';
 import { BLOCK_PARAMS, blocks, finalNorm, type BlockSteps } from './block.ts';
 import { LMSession, generate, type GenerateOptions, type GenerateResult, type InferenceCache } from './sampler.ts';
@@ -184,6 +184,15 @@ export class TransformerLM {
     // Dropout masks are drawn for the whole batch, so with dropout every row runs and is then picked.
     const rows = opts.rows;
     if (rows && this.dropping(opts)) return selectRows(blocks(this.steps(B, T, opts), x, from, to), rows);
+    // Natively, a block is one op each way (lm-ops.ts nativeBlock: the same bits).
+    if (!this.dropping(opts) && !opts.capture && nativeBlockAvailable()) {
+      const c = this.config;
+      for (let l = from; l < to; l++) {
+        const params = BLOCK_PARAMS.map(p => this.param(`h${l}.${p}`));
+        x = nativeBlock(x, params, { B, T, H: c.nHeads, activation: c.activation ?? 'relu', eps: c.layerNormEps, starts: opts.starts ?? null, rows: rows && l === to - 1 ? rows : null });
+      }
+      return rows && from >= to ? selectRows(x, rows) : x;
+    }
     return blocks(this.steps(B, T, opts), x, from, to, rows ? (t: tf.Tensor2D) => selectRows(t, rows) : undefined);
   }
 

@@ -36,6 +36,12 @@ export interface NativeAddon {
   /** dh (and dE unless null) of g [n, 2]·(log π(a), H) from the forward pass's P (overwritten), logP, ent. */
   policyLogProbsBackward?(h: Float32Array, E: Float32Array, P: Float32Array, logP: Float32Array, ent: Float64Array,
     actions: Int32Array, g: Float32Array, n: number, V: number, d: number, dh: Float32Array, dE: Float32Array | null): void;
+  /** Floats blockForward saves for m output rows (native/block.h); dims [B, T, H, d, F, act]. Optional: older addons lack the block calls. */
+  blockSavedFloats?(dims: Int32Array, eps: number, m: number): number;
+  /** One transformer block on x [B·T, d] with its parameters packed W (block.h), y [m, d] at `rows` (null: all). */
+  blockForward?(x: Float32Array, W: Float32Array, dims: Int32Array, eps: number, starts: Int32Array | null, rows: Int32Array | null, saved: Float32Array, y: Float32Array): void;
+  /** dx [B·T, d] and the packed parameter gradient G from dy [m, d] and the forward pass's `saved`. */
+  blockBackward?(dy: Float32Array, W: Float32Array, dims: Int32Array, eps: number, starts: Int32Array | null, rows: Int32Array | null, saved: Float32Array, dx: Float32Array, G: Float32Array): void;
   /** Causal attention on packed q|k|v [B·T, 3d] → out [B·T, d]; P [B·H, T, T] gets the weights. */
   attentionForward(qkv: Float32Array, B: number, T: number, H: number, hd: number, starts: Int32Array | null, out: Float32Array, P: Float32Array): void;
   attentionBackward(qkv: Float32Array, dout: Float32Array, P: Float32Array, B: number, T: number, H: number, hd: number, starts: Int32Array | null, dqkv: Float32Array): void;
@@ -189,7 +195,7 @@ export function installNativeWasmKernels(): { feature: string | null; why: strin
 }
 
 /** The LM ops that can be left to their JS paths one by one (`COLLOQUY_NATIVE_OFF=attention,sample`). */
-export type NativePart = 'attention' | 'crossEntropy' | 'layerNorm' | 'logSoftmax' | 'kvCache' | 'sample' | 'gelu' | 'decode' | 'policy';
+export type NativePart = 'attention' | 'crossEntropy' | 'layerNorm' | 'logSoftmax' | 'kvCache' | 'sample' | 'gelu' | 'decode' | 'policy' | 'block';
 let offCache: { raw: string; set: Set<string> } | null = null;
 function offParts(): Set<string> {
   const raw = process.env.COLLOQUY_NATIVE_OFF ?? '';

@@ -15,6 +15,7 @@
 #include <string>
 #include <vector>
 
+#include "block.h"
 #include "decode.h"
 #include "parallel.h"
 #include "gemm.h"
@@ -417,6 +418,87 @@ napi_value DecodeStep(napi_env env, napi_callback_info info) {
   return nullptr;
 }
 
+// Block dims from an Int32Array [B, T, H, d, F, act] and eps (block.h); false after a.fail.
+bool blockDims(Args& a, size_t i, size_t iEps, colloquy::BlockDims& D) {
+  const int32_t* v = a.i32(i, 6);
+  if (!a.ok) return false;
+  D = colloquy::BlockDims{v[0], v[1], v[2], v[3], v[4], v[5], float(a.number(iEps))};
+  if (a.ok && (D.B < 1 || D.T < 1 || D.H < 1 || D.d < 1 || D.d % D.H != 0 || D.F < 1 || D.act < 0 || D.act > 2 ||
+               int64_t(D.B) * D.H * D.T * D.T > (int64_t(1) << 31))) a.fail("dims must be [B, T, H, d, F, act] with d a multiple of H and act 0-2");
+  return a.ok;
+}
+
+// Rows picked (or null: all n): m, and each in [0, n).
+int64_t blockRows(Args& a, size_t i, int64_t n, const int32_t** rows) {
+  *rows = nullptr;
+  if (!a.ok) return 0;
+  napi_valuetype t;
+  napi_typeof(a.env, a.argv[i], &t);
+  if (t == napi_null || t == napi_undefined) return n;
+  size_t len = 0;
+  napi_typedarray_type type;
+  void* ptr = nullptr;
+  napi_value ab;
+  size_t offset = 0;
+  bool is = false;
+  if (napi_is_typedarray(a.env, a.argv[i], &is) != napi_ok || !is || napi_get_typedarray_info(a.env, a.argv[i], &type, &len, &ptr, &ab, &offset) != napi_ok ||
+      type != napi_int32_array) { a.fail("rows must be an Int32Array or null"); return 0; }
+  const int32_t* r = static_cast<const int32_t*>(ptr);
+  for (size_t k = 0; k < len; k++) if (r[k] < 0 || r[k] >= n) { a.fail("rows must lie in [0, B·T)"); return 0; }
+  *rows = r;
+  return int64_t(len);
+}
+
+// blockSavedFloats(dims, eps, m) → floats the forward pass saves
+napi_value BlockSavedFloats(napi_env env, napi_callback_info info) {
+  Args a(env, info, "blockSavedFloats", 3);
+  colloquy::BlockDims D;
+  if (!blockDims(a, 0, 1, D)) return nullptr;
+  const int64_t m = a.integer(2);
+  if (a.ok && m < 0) a.fail("m must be ≥ 0");
+  if (!a.ok) return nullptr;
+  return number(env, double(colloquy::blockSavedFloats(D, m)));
+}
+
+// blockForward(x, W, dims, eps, starts | null, rows | null, saved, y)
+napi_value BlockForward(napi_env env, napi_callback_info info) {
+  Args a(env, info, "blockForward", 8);
+  colloquy::BlockDims D;
+  if (!blockDims(a, 2, 3, D)) return nullptr;
+  const int64_t n = int64_t(D.B) * D.T;
+  const int32_t* rows;
+  const int64_t m = blockRows(a, 5, n, &rows);
+  const float* x = a.f32(0, n * D.d);
+  const float* W = a.f32(1, colloquy::blockParamFloats(D.d, D.F));
+  const int32_t* starts = a.i32(4, D.B, true);
+  float* saved = a.f32(6, colloquy::blockSavedFloats(D, m));
+  float* y = a.f32(7, m * D.d);
+  if (!a.ok) return nullptr;
+  if (starts) for (int b = 0; b < D.B; b++) if (starts[b] < 0 || starts[b] >= D.T) { a.fail("starts must lie in [0, T)"); return nullptr; }
+  colloquy::blockForward(x, W, D, starts, m, rows, saved, y);
+  return nullptr;
+}
+
+// blockBackward(dy, W, dims, eps, starts | null, rows | null, saved, dx, G)
+napi_value BlockBackward(napi_env env, napi_callback_info info) {
+  Args a(env, info, "blockBackward", 9);
+  colloquy::BlockDims D;
+  if (!blockDims(a, 2, 3, D)) return nullptr;
+  const int64_t n = int64_t(D.B) * D.T;
+  const int32_t* rows;
+  const int64_t m = blockRows(a, 5, n, &rows);
+  const float* dy = a.f32(0, m * D.d);
+  const float* W = a.f32(1, colloquy::blockParamFloats(D.d, D.F));
+  const int32_t* starts = a.i32(4, D.B, true);
+  const float* saved = a.f32(6, colloquy::blockSavedFloats(D, m));
+  float* dx = a.f32(7, n * D.d);
+  float* G = a.f32(8, colloquy::blockParamFloats(D.d, D.F));
+  if (!a.ok) return nullptr;
+  if (starts) for (int b = 0; b < D.B; b++) if (starts[b] < 0 || starts[b] >= D.T) { a.fail("starts must lie in [0, T)"); return nullptr; }
+  colloquy::blockBackward(dy, W, D, starts, m, rows, saved, dx, G);
+  return nullptr;
+}
+
 napi_value Info(napi_env env, napi_callback_info) {
   napi_value obj, avx2, threads;
   napi_create_object(env, &obj);
@@ -444,7 +526,8 @@ NAPI_MODULE_INIT() {
   napi_create_function(env, "gemm", NAPI_AUTO_LENGTH, Gemm, nullptr, &fn);
   napi_set_named_property(env, exports, "gemm", fn);
   const struct { const char* name; napi_callback cb; } fns[] = {
-      {"info", Info}, {"setThreads", SetThreads}, {"logSoftmaxRows", LogSoftmaxRows}, {"crossEntropyForward", CrossEntropyForward},
+      {"info", Info}, {"setThreads", SetThreads},
+      {"blockSavedFloats", BlockSavedFloats}, {"blockForward", BlockForward}, {"blockBackward", BlockBackward}, {"logSoftmaxRows", LogSoftmaxRows}, {"crossEntropyForward", CrossEntropyForward},
       {"policyLogProbsForward", PolicyLogProbsForward}, {"policyLogProbsBackward", PolicyLogProbsBackward},
       {"crossEntropyBackward", CrossEntropyBackward}, {"attentionForward", AttentionForward},
       {"attentionBackward", AttentionBackward}, {"attendCached", AttendCached},

@@ -108,7 +108,7 @@ void decodeStep(const float* W, const DecodeDims& D, int A, const int32_t* token
     // Split at half the keys read (the work), not half the entries.
     int mid = 0;
     for (int64_t acc = 0; mid < A && 2 * acc < keys; mid++) acc += slots[mid] + 1;
-    parallel2([&](int part) { if (part == 0) attend(0, mid); else attend(mid, A); }, A >= 2 && keys * d >= (1 << 16));
+    parallel2([&](int part) { if (part == 0) attend(0, mid); else attend(mid, A); }, A >= 64 && keys * d >= (int64_t(1) << 23));
     linear(att, outW, outB, A, d, d, false, y);
     for (int64_t k = 0; k < A * d; k++) x[k] += y[k];
     layerNormJs(x, A, d, ln2g, ln2b, D.eps, h);

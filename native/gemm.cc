@@ -334,7 +334,7 @@ void gemmPanels(const float* A, int64_t M, int64_t K, const float* Bp, int64_t N
       }
     };
     const int64_t mid = std::min(N, (N / 2 + NR - 1) / NR * NR);
-    const bool split = double(M) * double(N) * double(K) >= kParallelWork && N >= 2 * NR;
+    const bool split = double(M) * double(N) * double(K) >= kParallelWork && N >= 2 * NR && M > FEW_ROWS;
     parallel2([&](int part) { if (!split) { if (part == 0) panels(0, N); return; } if (part == 0) panels(0, mid); else panels(mid, N); }, split);
   }
   if (bias || relu) {

@@ -252,6 +252,38 @@ describe.skipIf(!addon || disabled || tf.getBackend() !== 'wasm')('native kernel
     }
   });
 
+  it('a whole block as one native op gives the bits of the TF.js ops, values and gradients (padding, picked rows, ReLU and GELU)', () => {
+    for (const activation of ['relu', 'gelu_new', 'gelu'] as const) {
+      const m = TransformerLM.create({ vocabSize: 50, dModel: 16, nLayers: 3, nHeads: 2, dFF: 24, contextLength: 16, activation }, 7);
+      const B = 3, T = 11;
+      const ids = Int32Array.from({ length: B * T }, (_, i) => (i * 17 + 3) % 50);
+      const starts = Int32Array.from([0, 4, 10]);
+      const dyRows = Int32Array.from([2, 32, 11, 20, 21, 5]);
+      for (const [opts, rows] of [[{}, null], [{ starts }, null], [{ starts }, dyRows], [{}, dyRows]] as const) {
+        const run = (off: string) => {
+          process.env.COLLOQUY_NATIVE_OFF = off;
+          try {
+            return tf.tidy(() => {
+              const { value, grads } = tf.variableGrads(() => {
+                const h = m.blocks(m.embed(ids, B, T, opts), B, T, { ...opts, ...(rows ? { rows } : {}) });
+                const w = tf.tensor2d(Array.from({ length: h.shape[0] * 16 }, (_, i) => Math.sin(i)), h.shape);
+                return tf.sum(tf.mul(h, w)) as tf.Scalar;
+              }, m.variables);
+              return { value: value.dataSync()[0]!, grads: Object.fromEntries(Object.entries(grads).map(([k, g]) => [k, Array.from(g.dataSync())])) };
+            });
+          } finally { delete process.env.COLLOQUY_NATIVE_OFF; }
+        };
+        const native = run(''), ops = run('block');
+        const label = `${activation} ${'starts' in opts ? 'padded' : 'unpadded'} ${rows ? 'rows' : 'all'}`;
+        expect(native.value, label).toBe(ops.value);
+        expect(Object.keys(native.grads).sort(), label).toEqual(Object.keys(ops.grads).sort());
+        expect(Object.keys(native.grads).length, label).toBeGreaterThanOrEqual(3 * 12 + 1);
+        for (const k of Object.keys(ops.grads)) expect(native.grads[k], `${label} ${k}`).toEqual(ops.grads[k]);
+      }
+      m.dispose();
+    }
+  });
+
   it("the policy's log π(a) and entropy equal the JS path, values and gradients, with E trained or not", () => {
     const N = 40, d = 16, V = 300;
     const h = tf.tensor2d(rand(N * d, rng), [N, d]), E = tf.tensor2d(rand(V * d, rng).map(x => 0.5 * x), [V, d]);
