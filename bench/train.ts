@@ -32,6 +32,7 @@ import path from 'node:path';
 import { initBackend } from '../models/backend.ts';
 import { makeVec } from '../env/index.ts';
 import { loadDialogModel, sampleRows } from '../env/dialog-model.ts';
+import { kvShareStats } from '../models/sampler.ts';
 import { COHEN_PROMPT, TeacherStudentKwargs } from '../env/teacher-student.ts';
 import { createDialogReward } from '../env/dialog-rewards.ts';
 import { resolveEnvContext } from '../env/context.ts';
@@ -75,7 +76,7 @@ function configFor(algo: Algo, numEnvs: number, nUpdates: number) {
   return resolveAgentConfig(deepMerge(file, { algo, numEnvs, updates: nUpdates, minutes: 0, samples: 0, env: { kwargs: { student: values.student } }, ...(values.set ? JSON.parse(values.set) as object : {}) }), algo);
 }
 
-interface OurRun { algo: Algo; numEnvs: number; steps: number; wall: number; cpu: number; history: Metrics[]; rss: number[]; load: string }
+interface OurRun { algo: Algo; numEnvs: number; steps: number; wall: number; cpu: number; history: Metrics[]; rss: number[]; load: string; sharedTokens: number }
 
 /** Our trainer on the shipped config; RSS after each update. */
 async function runOurs(algo: Algo, numEnvs: number, nUpdates: number, onUpdate?: (m: Metrics, rss: number) => void): Promise<OurRun> {
@@ -84,6 +85,7 @@ async function runOurs(algo: Algo, numEnvs: number, nUpdates: number, onUpdate?:
   const out = path.join(os.tmpdir(), `colloquy-bench-train-${algo}-${process.pid}`);
   const history: Metrics[] = [], rss: number[] = [];
   const t0 = performance.now(), c0 = process.cpuUsage();
+  const shared0 = kvShareStats.tokens;
   const ctx = {
     envs, base: lm, baseDir: modelDir, tokenizer, out, progressBar: false, log: () => {},
     onUpdate: (m: Metrics) => { history.push(m); rss.push(process.memoryUsage().rss); onUpdate?.(m, rss[rss.length - 1]!); },
@@ -97,7 +99,7 @@ async function runOurs(algo: Algo, numEnvs: number, nUpdates: number, onUpdate?:
   }
   const wall = (performance.now() - t0) / 1000;
   const c = process.cpuUsage(c0);
-  return { algo, numEnvs, steps: history[history.length - 1]![M.agentSteps]!, wall, cpu: (c.user + c.system) / 1e6, history, rss, load: load() };
+  return { algo, numEnvs, steps: history[history.length - 1]![M.agentSteps]!, wall, cpu: (c.user + c.system) / 1e6, history, rss, load: load(), sharedTokens: kvShareStats.tokens - shared0 };
 }
 
 /** What the finished dialogs looked like (the two loops should agree on these, up to sampling). */
@@ -119,6 +121,7 @@ function printOurs(r: OurRun): void {
   log(`  updates (values + PPO epochs)    ${upd.toFixed(1).padStart(7)} s  ${pct(upd)}`);
   log(`  other (setup, checkpoint)        ${(r.wall - roll - upd).toFixed(1).padStart(7)} s  ${pct(r.wall - roll - upd)}`);
   log(`  RSS after each update: ${r.rss.map(mib).join(', ')}`);
+  log(`  keys and values copied between the student's and the KL reference's rows instead of computed: ${r.sharedTokens.toLocaleString('en')} token positions`);
   const same = (f: BaselineFigure) => f.algo === r.algo && f.numEnvs === r.numEnvs;
   const b = baseline?.figures.find(same), bc = [...(baseline?.figures ?? []), ...(baseline?.rerun?.figures ?? [])].find(f => same(f) && f.stepsPerCpuSec);
   const at = (f: BaselineFigure) => `load ${f.loadAverage.map(x => x.toFixed(2)).join(' ')}`;

@@ -30,14 +30,30 @@ type Saver = tf.GradSaveFunc;
  * as much as the arithmetic). A buffer taken in a forward pass goes back when its gradient has
  * been computed; one whose gradient is never asked for is simply collected.
  */
+// Buffers come in size classes (powers of 2^(1/4)) and are handed out as views of their first n
+// floats, so that the batches' varying shapes reuse a few buffers; the pool holds at most
+// POOL_FLOATS floats (256 MiB) in all and drops what would exceed it.
+const POOL_FLOATS = 64 * 2 ** 20;
 const pool = new Map<number, Float32Array[]>();
-function takeBuffer(n: number): Float32Array {
-  return pool.get(n)?.pop() ?? new Float32Array(n);
+let pooled = 0;
+function sizeClass(n: number): number {
+  return n <= 1024 ? 1024 : Math.ceil(2 ** (Math.ceil(4 * Math.log2(n)) / 4));
 }
-function giveBuffer(buf: Float32Array): void {
-  const list = pool.get(buf.length) ?? [];
-  if (list.length < 8) list.push(buf);
-  pool.set(buf.length, list);
+function takeBuffer(n: number): Float32Array {
+  const size = sizeClass(n);
+  const buf = pool.get(size)?.pop();
+  if (buf) { pooled -= size; return buf.subarray(0, n); }
+  return new Float32Array(size).subarray(0, n);
+}
+function giveBuffer(view: Float32Array): void {
+  const buf = new Float32Array(view.buffer, 0, view.buffer.byteLength >> 2);
+  const size = buf.length;
+  if (sizeClass(size) !== size || pooled + size > POOL_FLOATS) return;
+  const list = pool.get(size) ?? [];
+  if (list.length >= 4) return;
+  list.push(buf);
+  pool.set(size, list);
+  pooled += size;
 }
 
 /**

@@ -153,7 +153,15 @@ interface RowState {
   K: Float32Array[];
   V: Float32Array[];
   cache: Float32Array | null;
+  /** The weights (`inferenceCache()`) the cache was filled with (native catch-ups only). */
+  weights: InferenceCache | null;
 }
+
+/** Every open session of a model (weakly held): the rows another session may copy cached keys and values from. */
+const sessionsOf = new WeakMap<SessionModel, Set<WeakRef<LMSession>>>();
+
+/** Tokens whose keys and values were copied from another session's row instead of computed (for benches and tests). */
+export const kvShareStats = { rows: 0, tokens: 0 };
 
 export class LMSession {
   readonly model: SessionModel;
@@ -163,7 +171,11 @@ export class LMSession {
   constructor(model: SessionModel, prefixes: number[][]) {
     this.model = model;
     this.rowsState = prefixes.map(p => this.newRow(p));
+    let set = sessionsOf.get(model);
+    if (!set) sessionsOf.set(model, set = new Set());
+    set.add(this.ref);
   }
+  private readonly ref = new WeakRef(this);
 
   /** Number of rows. */
   get size(): number { return this.rowsState.length; }
@@ -176,7 +188,7 @@ export class LMSession {
     this.assertOpen();
     const r = this.row(row);
     const fresh = this.newRow(prefix);
-    r.tokens = fresh.tokens; r.start = 0; r.cached = 0; r.next = null; r.hidden = null;
+    r.tokens = fresh.tokens; r.start = 0; r.cached = 0; r.next = null; r.hidden = null; r.weights = null;
   }
 
   /** Add one token per row; `null` leaves a row unchanged. Computation is deferred to `nextLogProbs`. */
@@ -275,7 +287,8 @@ export class LMSession {
   /** Free the caches. Further use throws. */
   dispose(): void {
     this.closed = true;
-    for (const r of this.rowsState) { r.K = []; r.V = []; r.cache = null; r.next = null; r.hidden = null; }
+    sessionsOf.get(this.model)?.delete(this.ref);
+    for (const r of this.rowsState) { r.K = []; r.V = []; r.cache = null; r.weights = null; r.next = null; r.hidden = null; }
   }
 
   // ---------------------------------------------------------------------------------- internals
@@ -283,7 +296,7 @@ export class LMSession {
   private newRow(prefix: number[]): RowState {
     const V = this.model.config.vocabSize;
     for (const t of prefix) if (!Number.isInteger(t) || t < 0 || t >= V) throw new RangeError(`token ${t} outside the vocabulary [0, ${V})`);
-    return { tokens: prefix.length ? [...prefix] : [this.model.config.bosTokenId], start: 0, cached: 0, next: null, hidden: null, K: [], V: [], cache: null };
+    return { tokens: prefix.length ? [...prefix] : [this.model.config.bosTokenId], start: 0, cached: 0, next: null, hidden: null, K: [], V: [], cache: null, weights: null };
   }
 
   private row(i: number): RowState {
@@ -377,6 +390,48 @@ export class LMSession {
   }
 
   /**
+   * Copy into row r the keys and values another open row of this model already holds for r's
+   * next tokens (the same tokens from the start, filled with the same weights): the student's rows
+   * and the KL reference's rows of one dialog hold the same transcript, so each computes only
+   * what the other has not. Natively a row's cache is the same bits however its tokens arrived,
+   * so a copied prefix is exactly what r would compute. The last token is left to compute (its
+   * logits are needed).
+   */
+  private borrow(r: RowState, weights: InferenceCache): void {
+    const n = r.tokens.length, from = r.cached;
+    if (r.start !== 0 || n - from < 2 || (from > 0 && r.weights !== weights)) return;
+    let best: RowState | null = null, bestLen = from + 1;
+    for (const ref of sessionsOf.get(this.model) ?? []) {
+      const s = ref.deref();
+      if (!s || s.closed) { sessionsOf.get(this.model)?.delete(ref); continue; }
+      for (const o of s.rowsState) {
+        if (o === r || !o.cache || o.start !== 0 || o.weights !== weights || o.cached <= bestLen) continue;
+        const ot = o.tokens;
+        if (ot[from] !== r.tokens[from] || ot[from + 1] !== r.tokens[from + 1]) continue;
+        let k = from + 2;
+        const lim = Math.min(o.cached, n - 1);
+        while (k < lim && ot[k] === r.tokens[k]) k++;
+        if (k <= bestLen) continue;
+        let same = true;
+        for (let j = 0; j < from && same; j++) same = ot[j] === r.tokens[j];
+        if (same) { best = o; bestLen = k; }
+      }
+    }
+    if (!best) return;
+    this.ensureCache(r);
+    const c = this.model.config, C = c.contextLength, hd = c.dModel / c.nHeads;
+    const src = best.cache!, dst = r.cache!;
+    for (let b = 0; b < 2 * c.nLayers * c.nHeads; b++) {
+      const o = (b * C + from) * hd, e = (b * C + bestLen) * hd;
+      dst.set(src.subarray(o, e), o);
+    }
+    kvShareStats.rows++;
+    kvShareStats.tokens += bestLen - from;
+    r.cached = bestLen;
+    r.weights = weights;
+  }
+
+  /**
    * Every token `rows` still lack in their caches, in native calls of up to CATCH_UP_TOKENS tokens
    * (native/decode.cc): a dialog's new tokens go in one call, in order, and only its last token's
    * logits are computed. The same bits as stepping them one by one (advanceSteps).
@@ -385,7 +440,9 @@ export class LMSession {
     const c = this.model.config, d = c.dModel, V = c.vocabSize;
     const pending = rows.filter(i => { const r = this.rowsState[i]!; return !r.next && r.cached < r.tokens.length - r.start; });
     if (!pending.length) return;
-    const W = this.model.inferenceCache().packed();
+    const weights = this.model.inferenceCache();
+    for (const i of pending) this.borrow(this.rowsState[i]!, weights);
+    const W = weights.packed();
     const dims = new Int32Array([c.nLayers, d, c.nHeads, c.dFF, V, c.contextLength, ACT_CODE[c.activation ?? 'relu']]);
     let q = 0;
     while (q < pending.length) {
@@ -398,6 +455,8 @@ export class LMSession {
         n += k;
       }
       const tokens = new Int32Array(n), slots = new Int32Array(n), outRows = new Int32Array(group.length), caches: Float32Array[] = [];
+      // A row whose earlier keys came from other weights is not lent from (its cache mixes both).
+      const clean = group.map(i => { const r = this.rowsState[i]!; return r.cached === 0 || r.weights === weights; });
       let e = 0;
       group.forEach((i, g) => {
         const r = this.rowsState[i]!;
@@ -414,6 +473,7 @@ export class LMSession {
       group.forEach((i, g) => {
         const r = this.rowsState[i]!;
         r.cached = r.tokens.length - r.start;
+        r.weights = clean[g] ? weights : null;
         r.next = logits.slice(g * V, (g + 1) * V);
         r.hidden = hf.slice(g * d, (g + 1) * d);
       });
