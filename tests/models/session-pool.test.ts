@@ -5,6 +5,7 @@
 import { describe, expect, it } from 'vitest';
 import { TransformerLM } from '../../models/lm.ts';
 import { SessionPool, canPool } from '../../models/session-pool.ts';
+import { kvShareStats } from '../../models/sampler.ts';
 import { sampleRows } from '../../env/dialog-model.ts';
 import { Rng } from '../../core/rng.ts';
 
@@ -47,5 +48,38 @@ describe.skipIf(!canPool())('session pool', () => {
     m.setWeights(other.weightValues());
     expect(pool.sample(ctx.map(c => c.slice()), opts())).toEqual(sampleRows(m, ctx.map(c => c.slice()), opts()));
     pool.dispose(); other.dispose(); m.dispose();
+  });
+
+  it("a row copies the keys and values another session's row holds for its tokens, and gets the same numbers", () => {
+    const m = TransformerLM.create({ vocabSize: 50, dModel: 16, nLayers: 2, nHeads: 2, dFF: 32, contextLength: 48 }, 3);
+    const rng = new Rng(5);
+    const dialog = Array.from({ length: 30 }, () => 1 + rng.int(45));
+    const other = Array.from({ length: 30 }, () => 1 + rng.int(45));
+    // Alone: nothing to copy from.
+    const alone = m.startSession([dialog.slice(0, 12)]);
+    alone.nextLogProbs();
+    alone.extend(0, dialog.slice(12));
+    const want = { next: Array.from(alone.nextLogProbs()[0]!), hidden: Array.from(alone.hidden()[0]!) };
+    alone.dispose();
+    // A lender holding the dialog's first 25 tokens (and an unrelated row).
+    const lender = m.startSession([dialog.slice(0, 25), other]);
+    lender.nextLogProbs();
+    const before = kvShareStats.tokens;
+    const s = m.startSession([dialog.slice(0, 12)]);
+    s.nextLogProbs();
+    s.extend(0, dialog.slice(12));
+    const got = { next: Array.from(s.nextLogProbs()[0]!), hidden: Array.from(s.hidden()[0]!) };
+    // Tokens 0-11 copied at the start, then 12-24 when the row caught up.
+    expect(kvShareStats.tokens - before).toBe(11 + 13);
+    expect(got).toEqual(want);
+    // New weights: the lender's keys are stale and nothing is copied.
+    const fresh = TransformerLM.create({ vocabSize: 50, dModel: 16, nLayers: 2, nHeads: 2, dFF: 32, contextLength: 48 }, 8);
+    m.setWeights(fresh.weightValues());
+    const again = kvShareStats.tokens;
+    const t = m.startSession([dialog.slice()]);
+    t.nextLogProbs();
+    expect(kvShareStats.tokens).toBe(again);
+    [lender, s, t].forEach(x => x.dispose());
+    fresh.dispose(); m.dispose();
   });
 });
