@@ -20,7 +20,7 @@
  * on the same Float32Arrays, with the same hand-written gradients.
  */
 import * as tf from '@tensorflow/tfjs';
-import { nativeKernelsActive, nativeNN } from './native.ts';
+import { nativeKernelsActive, nativeNN, type NativeAddon } from './native.ts';
 
 type Saver = tf.GradSaveFunc;
 
@@ -150,8 +150,10 @@ export function nativeBlock(x: tf.Tensor2D, params: readonly tf.Tensor[], shape:
   const m = rows ? rows.length : n;
   const dims = new Int32Array([shape.B, shape.T, shape.H, d, F, BLOCK_ACT[shape.activation]]);
   // Outside a gradient scope nothing will ask for the backward pass: the saved activations go
-  // back to the pool at once (they are tens of MB for a rollout's batch).
+  // back to the pool at once, and the sequences go a few at a time (every row's numbers are the
+  // same either way; a whole rollout's activations are hundreds of MB).
   const recording = (tf.engine().state as unknown as { gradientDepth: number }).gradientDepth > 0;
+  if (!recording && !rows && shape.B > NO_GRAD_SEQUENCES) return nativeBlockChunked(nn, x, params, shape, dims);
   const f = tf.customGrad((...args: (tf.Tensor | Saver)[]) => {
     const ps = args.slice(1, 13) as tf.Tensor[];
     const parts = ps.map(readF32);
@@ -173,6 +175,29 @@ export function nativeBlock(x: tf.Tensor2D, params: readonly tf.Tensor[], shape:
     };
   });
   return f(x, ...params) as tf.Tensor2D;
+}
+
+/** Sequences per native block call outside a gradient scope. */
+const NO_GRAD_SEQUENCES = 4;
+
+/** `nativeBlock` without gradients, NO_GRAD_SEQUENCES sequences per call. */
+function nativeBlockChunked(nn: NativeAddon, x: tf.Tensor2D, params: readonly tf.Tensor[], shape: NativeBlockShape, dims: Int32Array): tf.Tensor2D {
+  const [n, d] = x.shape;
+  const { B, T, eps, starts } = shape;
+  const parts = params.map(readF32);
+  const W = new Float32Array(parts.reduce((a, p) => a + p.length, 0));
+  let o = 0;
+  for (const p of parts) { W.set(p, o); o += p.length; }
+  const xd = readF32(x), y = new Float32Array(n * d);
+  for (let b0 = 0; b0 < B; b0 += NO_GRAD_SEQUENCES) {
+    const nb = Math.min(NO_GRAD_SEQUENCES, B - b0), rowsIn = nb * T;
+    const cdims = Int32Array.from(dims);
+    cdims[0] = nb;
+    const saved = takeBuffer(nn.blockSavedFloats!(cdims, eps, rowsIn));
+    nn.blockForward!(xd.subarray(b0 * T * d, (b0 + nb) * T * d), W, cdims, eps, starts ? starts.subarray(b0, b0 + nb) : null, null, saved, y.subarray(b0 * T * d, (b0 + nb) * T * d));
+    giveBuffer(saved);
+  }
+  return tf.tensor2d(y, [n, d]);
 }
 
 // ------------------------------------------------------------------------------------------------
