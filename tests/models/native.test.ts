@@ -284,6 +284,24 @@ describe.skipIf(!addon || disabled || tf.getBackend() !== 'wasm')('native kernel
     }
   });
 
+  it('a native block outside a gradient scope (a few sequences per call) gives the numbers of one call and of the TF.js ops', () => {
+    const m = TransformerLM.create({ vocabSize: 50, dModel: 16, nLayers: 2, nHeads: 2, dFF: 24, contextLength: 16 }, 9);
+    const B = 9, T = 7;
+    const ids = Int32Array.from({ length: B * T }, (_, i) => (i * 13 + 1) % 50);
+    const starts = Int32Array.from({ length: B }, (_, b) => b % 4);
+    const forward = () => tf.tidy(() => Array.from(m.blocks(m.embed(ids, B, T, { starts }), B, T, { starts }).dataSync()));
+    const chunked = forward();
+    // Inside a gradient scope: one call for all nine sequences.
+    let whole: number[] = [];
+    tf.tidy(() => { tf.variableGrads(() => { const h = m.blocks(m.embed(ids, B, T, { starts }), B, T, { starts }); whole = Array.from(h.dataSync()); return tf.sum(h) as tf.Scalar; }, m.variables); });
+    process.env.COLLOQUY_NATIVE_OFF = 'block';
+    let ops: number[];
+    try { ops = forward(); } finally { delete process.env.COLLOQUY_NATIVE_OFF; }
+    expect(chunked).toEqual(whole);
+    expect(chunked).toEqual(ops);
+    m.dispose();
+  });
+
   it("the policy's log π(a) and entropy equal the JS path, values and gradients, with E trained or not", () => {
     const N = 40, d = 16, V = 300;
     const h = tf.tensor2d(rand(N * d, rng), [N, d]), E = tf.tensor2d(rand(V * d, rng).map(x => 0.5 * x), [V, d]);
