@@ -5,7 +5,10 @@
  * scores the rewards. Prints env token-steps/s (N × vector steps per second) over the wire and,
  * in the same run, with the same vector env in this process (no wire), and the load average.
  *
- *   node bin/run.mjs bench/wire-env.ts [--num-envs 64] [--steps 300] [--rounds 2] [--model DIR]
+ *   node bin/run.mjs bench/wire-env.ts [--num-envs 64] [--steps 300] [--rounds 2] [--model DIR] [--student base]
+ *
+ * `--student base` (the default): the base model samples the students, as in Cohen et al. and
+ * bench/train.ts; `--student world` the default world's rule-based student.
  *
  * The agent says the same teacher turn over and over (" Can you walk me through how you got that
  * answer?" and the end of its turn, as bench/lm.ts does), so that every dialog gets a student
@@ -23,7 +26,7 @@ import { defaultModelDir } from '../core/paths.ts';
 const { values } = parseArgs({
   options: {
     'num-envs': { type: 'string', default: '64' }, steps: { type: 'string', default: '300' }, rounds: { type: 'string', default: '2' },
-    model: { type: 'string' }, child: { type: 'boolean', default: false },
+    model: { type: 'string' }, student: { type: 'string', default: 'base' }, child: { type: 'boolean', default: false },
   },
 });
 const modelDir = path.resolve(values.model ?? defaultModelDir());
@@ -69,13 +72,13 @@ if (values.child) {
   const child = spawn(process.execPath, [path.join(here, '..', 'bin', 'run.mjs'), path.join(here, 'wire-env.ts'), '--child', '--model', modelDir], { stdio: ['pipe', 'pipe', 'inherit'], env: { ...process.env, COLLOQUY_BASE_MODEL: modelDir } });
   const line = await new Promise<string>(resolve => createInterface({ input: child.stdout! }).once('line', resolve));
   const { port } = JSON.parse(line) as { port: number };
-  console.log(`bench/wire-env: TeacherStudent-v0, ${N} dialogs, ${steps} vector steps per run after 40 warm-up, ${rounds} rounds, base ${modelDir}, load average ${load()}`);
+  console.log(`bench/wire-env: TeacherStudent-v0 (student: ${values.student}), ${N} dialogs, ${steps} vector steps per run after 40 warm-up, ${rounds} rounds, base ${modelDir}, load average ${load()}`);
   const wire: number[] = [], local: number[] = [];
   try {
     for (let r = 0; r < rounds; r++) {
-      const remote = await connectVectorEnv(`ws://127.0.0.1:${port}/v1/env`, { env: 'TeacherStudent-v0', numEnvs: N, autoresetMode: 'same-step' });
+      const remote = await connectVectorEnv(`ws://127.0.0.1:${port}/v1/env`, { env: 'TeacherStudent-v0', numEnvs: N, kwargs: { student: values.student }, autoresetMode: 'same-step' });
       wire.push(await drive(remote as unknown as StepEnv));
-      local.push(await drive(makeVec('TeacherStudent-v0', { numEnvs: N, kwargs: { model: modelDir }, autoresetMode: 'same-step' }) as unknown as StepEnv));
+      local.push(await drive(makeVec('TeacherStudent-v0', { numEnvs: N, kwargs: { model: modelDir, student: values.student }, autoresetMode: 'same-step' }) as unknown as StepEnv));
       console.log(`  round ${r + 1}: over the wire ${wire[r]!.toFixed(0)} env token-steps/s, in process ${local[r]!.toFixed(0)} [load ${load()}]`);
     }
   } finally {
