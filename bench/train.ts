@@ -25,6 +25,7 @@
  * The load average is printed beside every figure: on a shared machine other processes slow them.
  */
 import { parseArgs } from 'node:util';
+import * as tf from '@tensorflow/tfjs';
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
@@ -73,7 +74,10 @@ if (baseline) log(`baseline: ${path.relative(PROJECT_ROOT, values.baseline)} (co
 function configFor(algo: Algo, numEnvs: number, nUpdates: number) {
   // The shipped config of the algorithm (configs/agents/<algo>.json), with the bench's sizes.
   const file = JSON.parse(readFileSync(path.join(PROJECT_ROOT, 'configs', 'agents', `${algo}.json`), 'utf8')) as object;
-  return resolveAgentConfig(deepMerge(file, { algo, numEnvs, updates: nUpdates, minutes: 0, samples: 0, env: { kwargs: { student: values.student } }, ...(values.set ? JSON.parse(values.set) as object : {}) }), algo);
+  // --rss-updates: the updates end the run, so the env-step budget is set far above what they take
+  // (otherwise the shipped budget, which kl-budget's schedules are shares of, stays).
+  const steps = Number(values['rss-updates']) > 0 ? { steps: nUpdates * numEnvs * 1024 } : {};
+  return resolveAgentConfig(deepMerge(file, { algo, numEnvs, updates: nUpdates, ...steps, minutes: 0, samples: 0, env: { kwargs: { student: values.student } }, ...(values.set ? JSON.parse(values.set) as object : {}) }), algo);
 }
 
 interface OurRun { algo: Algo; numEnvs: number; steps: number; wall: number; cpu: number; history: Metrics[]; rss: number[]; load: string; sharedTokens: number }
@@ -205,7 +209,10 @@ if (rssUpdates > 0) {
   const n = Number(values['rss-envs']);
   log(`\nRSS of ppo-kl @ ${n} dialogs over ${rssUpdates} updates [load ${load()}]:`);
   let k = 0;
-  const r = await runOurs('ppo-kl', n, rssUpdates, (m, rss) => log(`  update ${++k}: RSS ${mib(rss)}, ${m[M.agentSteps]} agent steps so far [load ${load()}]`));
+  const r = await runOurs('ppo-kl', n, rssUpdates, (m, rss) => {
+    const mem = process.memoryUsage(), t = tf.memory();
+    log(`  update ${++k}: RSS ${mib(rss)} (JS heap ${mib(mem.heapUsed)}, array buffers ${mib(mem.arrayBuffers)}, ${t.numTensors} TF.js tensors of ${mib(t.numBytes)}), ${m[M.agentSteps]} agent steps so far [load ${load()}]`);
+  });
   const first = r.rss[0]!, lo = Math.min(...r.rss), hi = Math.max(...r.rss), end = r.rss[r.rss.length - 1]!;
   log(`  RSS min ${mib(lo)}, max ${mib(hi)}; after update 1 ${mib(first)}, after update ${r.rss.length} ${mib(end)} (${end >= first ? '+' : ''}${mib(end - first)}); ${(r.steps / r.wall).toFixed(1)} steps/s [load ${r.load}]`);
   results.rss = r.rss;

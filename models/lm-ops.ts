@@ -32,8 +32,8 @@ type Saver = tf.GradSaveFunc;
  */
 // Buffers come in size classes (powers of 2^(1/4)) and are handed out as views of their first n
 // floats, so that the batches' varying shapes reuse a few buffers; the pool holds at most
-// POOL_FLOATS floats (256 MiB) in all and drops what would exceed it.
-const POOL_FLOATS = 64 * 2 ** 20;
+// POOL_FLOATS floats (64 MiB) in all, two per class, and drops what would exceed it.
+const POOL_FLOATS = 16 * 2 ** 20;
 const pool = new Map<number, Float32Array[]>();
 let pooled = 0;
 function sizeClass(n: number): number {
@@ -50,7 +50,7 @@ function giveBuffer(view: Float32Array): void {
   const size = buf.length;
   if (sizeClass(size) !== size || pooled + size > POOL_FLOATS) return;
   const list = pool.get(size) ?? [];
-  if (list.length >= 4) return;
+  if (list.length >= 2) return;
   list.push(buf);
   pool.set(size, list);
   pooled += size;
@@ -645,7 +645,7 @@ export function outputCrossEntropy(h: tf.Tensor2D, E: tf.Tensor2D, targets: Int3
   const f = tf.customGrad((hi: tf.Tensor | Saver, ei: tf.Tensor | Saver, save: tf.Tensor | Saver) => {
     const ht = hi as tf.Tensor2D, et = ei as tf.Tensor2D;
     const p = tf.tidy(() => tf.softmax(tf.matMul(ht, tf.transpose(et))));
-    const pt = readF32(tf.tidy(() => tf.gather(tf.reshape(p, [-1]), tf.tensor1d(flat, 'int32'))));
+    const pt = tidyRead(() => tf.gather(tf.reshape(p, [-1]), tf.tensor1d(flat, 'int32')));
     let loss = 0;
     for (let i = 0; i < n; i++) loss -= (weights ? weights[i]! : 1) * Math.log(Math.max(pt[i]!, 1e-30));
     (save as Saver)([ht, et, p]);

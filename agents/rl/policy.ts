@@ -12,7 +12,7 @@
 import * as tf from '@tensorflow/tfjs';
 import type { TransformerLM } from '../../models/lm.ts';
 import type { LMSession } from '../../models/sampler.ts';
-import { linear, readF32 } from '../../models/lm-ops.ts';
+import { linear, readF32, tidyRead } from '../../models/lm-ops.ts';
 import { BadConfig } from '../../core/errors.ts';
 import { nativeNN, type NativeAddon } from '../../models/native.ts';
 import type { Episode, RolloutPolicy } from './rollout.ts';
@@ -39,7 +39,7 @@ export function actionLogProbs(h: tf.Tensor2D, E: tf.Tensor2D, actions: Int32Arr
   const nn = nativeNN('policy');
   if (nn?.policyLogProbsForward && nn.policyLogProbsBackward) return nativeActionLogProbs(nn, h, E, actions, trainE);
   const forward = (ht: tf.Tensor2D, et: tf.Tensor2D) => {
-    const z = readF32(tf.tidy(() => tf.matMul(ht, tf.transpose(et))));
+    const z = tidyRead(() => tf.matMul(ht, tf.transpose(et)));
     const logp = new Float32Array(N * V);
     const out = new Float32Array(N * 2);
     const ent = new Float64Array(N);
@@ -248,7 +248,8 @@ export class LmPolicy implements RolloutPolicy {
   frozenTrunk(batch: SequenceBatch): Float32Array | null {
     if (this.trainEmbeddings) return null;
     const { ids, B, T } = batch;
-    return Float32Array.from(readF32(tf.tidy(() => this.lm.blocks(this.embedIds(ids, B, T), B, T, { to: this.trainFrom }))));
+    // tidyRead: the tensor tidy returns would outlive it (one trunk, MBs, leaked per update).
+    return tidyRead(() => this.lm.blocks(this.embedIds(ids, B, T), B, T, { to: this.trainFrom }));
   }
 
   /**
