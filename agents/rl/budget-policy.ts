@@ -18,7 +18,7 @@
 import * as tf from '@tensorflow/tfjs';
 import type { TransformerLM } from '../../models/lm.ts';
 import type { LMSession } from '../../models/sampler.ts';
-import { linear, readF32 } from '../../models/lm-ops.ts';
+import { linear, readF32, tidyRead } from '../../models/lm-ops.ts';
 import { Rng } from '../../core/rng.ts';
 import { logSoftmax } from './kl.ts';
 import { mixtureBackward, solveMixture } from './kl-mixture.ts';
@@ -224,7 +224,8 @@ export class BudgetPolicy implements RolloutPolicy<BudgetAux> {
       input[i * F + this.d + 1] = B0 > 0 ? B / B0 : 0;
       input[i * F + this.d + 2] = c.timeLeft;
     });
-    const z = tf.tidy(() => Float32Array.from(readF32(this.head(tf.tensor2d(input, [n, F])))));
+    // tidyRead, not tf.tidy returning the array: tidy walks a returned array element by element.
+    const z = tidyRead(() => this.head(tf.tensor2d(input, [n, F])));
     const logp: Float64Array[] = [], aux: BudgetAux[] = [];
     for (let i = 0; i < n; i++) {
       const logb = base[i]!;

@@ -25,6 +25,7 @@ import { BadConfig } from '../../core/errors.ts';
 import type { KlBudgetConfig } from '../../configs/agents/schema.ts';
 import { gae, whiten } from '../../rewards/returns.ts';
 import type { TransformerLM } from '../../models/lm.ts';
+import { tidyRead } from '../../models/lm-ops.ts';
 import { clipGradients } from '../../models/pretrain.ts';
 import { METRICS as M } from '../metrics.ts';
 import { BudgetPolicy, mixtureOutputs, type BudgetAux } from './budget-policy.ts';
@@ -123,7 +124,7 @@ export async function trainKlBudget(config: KlBudgetConfig, ctx: TrainContext): 
       const F = policy.inputs;
       const X = new Float32Array(steps.length * F);
       steps.forEach((s, i) => X.set(s.aux.input, i * F));
-      const values = tf.tidy(() => Float32Array.from(policy.critic(tf.tensor2d(X, [steps.length, F])).dataSync()));
+      const values = tidyRead(() => policy.critic(tf.tensor2d(X, [steps.length, F])));
 
       // ---- advantages: GAE with γ per turn (γ = λ = 1: Monte-Carlo returns − V, as the paper)
       const adv = new Float64Array(steps.length), ret = new Float64Array(steps.length);
