@@ -42,6 +42,8 @@ export interface NativeAddon {
   blockForward?(x: Float32Array, W: Float32Array, dims: Int32Array, eps: number, starts: Int32Array | null, rows: Int32Array | null, saved: Float32Array, y: Float32Array): void;
   /** dx [B·T, d] and the packed parameter gradient G from dy [m, d] and the forward pass's `saved`. */
   blockBackward?(dy: Float32Array, W: Float32Array, dims: Int32Array, eps: number, starts: Int32Array | null, rows: Int32Array | null, saved: Float32Array, dx: Float32Array, G: Float32Array): void;
+  /** kl-mixture.ts solveMixture in float64 (native/mixture.h): log x into logx, (α, KL(x‖b), KL(a‖b)) into out; guess outside (0, 1): none. Optional: older addons lack it. */
+  solveMixture?(loga: Float64Array, logb: Float32Array, k: number, rtol: number, maxIter: number, guess: number, logx: Float64Array, out: Float64Array): void;
   /** Causal attention on packed q|k|v [B·T, 3d] → out [B·T, d]; P [B·H, T, T] gets the weights. */
   attentionForward(qkv: Float32Array, B: number, T: number, H: number, hd: number, starts: Int32Array | null, out: Float32Array, P: Float32Array): void;
   attentionBackward(qkv: Float32Array, dout: Float32Array, P: Float32Array, B: number, T: number, H: number, hd: number, starts: Int32Array | null, dqkv: Float32Array): void;
@@ -195,7 +197,7 @@ export function installNativeWasmKernels(): { feature: string | null; why: strin
 }
 
 /** The LM ops that can be left to their JS paths one by one (`COLLOQUY_NATIVE_OFF=attention,sample`). */
-export type NativePart = 'attention' | 'crossEntropy' | 'layerNorm' | 'logSoftmax' | 'kvCache' | 'sample' | 'gelu' | 'decode' | 'policy' | 'block';
+export type NativePart = 'attention' | 'crossEntropy' | 'layerNorm' | 'logSoftmax' | 'kvCache' | 'sample' | 'gelu' | 'decode' | 'policy' | 'block' | 'mixture';
 let offCache: { raw: string; set: Set<string> } | null = null;
 function offParts(): Set<string> {
   const raw = process.env.COLLOQUY_NATIVE_OFF ?? '';

@@ -17,6 +17,7 @@
 
 #include "block.h"
 #include "decode.h"
+#include "mixture.h"
 #include "parallel.h"
 #include "gemm.h"
 #include "nn.h"
@@ -499,6 +500,31 @@ napi_value BlockBackward(napi_env env, napi_callback_info info) {
   return nullptr;
 }
 
+// solveMixture(loga: Float64Array, logb: Float32Array, k, rtol, maxIter, guess, logx: Float64Array, out: Float64Array [3])
+napi_value SolveMixture(napi_env env, napi_callback_info info) {
+  Args a(env, info, "solveMixture", 8);
+  size_t V = 0;
+  if (a.ok) {
+    napi_typedarray_type type;
+    void* ptr = nullptr;
+    napi_value ab;
+    size_t offset = 0;
+    bool is = false;
+    if (napi_is_typedarray(env, a.argv[0], &is) != napi_ok || !is || napi_get_typedarray_info(env, a.argv[0], &type, &V, &ptr, &ab, &offset) != napi_ok ||
+        type != napi_float64_array) a.fail("argument 0 must be a Float64Array");
+  }
+  const double k = a.number(2), rtol = a.number(3), guess = a.number(5);
+  const int64_t maxIter = a.integer(4);
+  const double* loga = a.f64(0, int64_t(V));
+  const float* logb = a.f32(1, int64_t(V));
+  double* logx = a.f64(6, int64_t(V));
+  double* out = a.f64(7, 3);
+  if (a.ok && (V < 1 || !(k >= 0) || !(rtol >= 0) || maxIter < 0 || maxIter > 10000)) a.fail("needs V ≥ 1, k ≥ 0, rtol ≥ 0 and maxIter in [0, 10000]");
+  if (!a.ok) return nullptr;
+  colloquy::solveMixture(loga, logb, int64_t(V), k, rtol, int(maxIter), guess, logx, out);
+  return nullptr;
+}
+
 napi_value Info(napi_env env, napi_callback_info) {
   napi_value obj, avx2, threads;
   napi_create_object(env, &obj);
@@ -526,7 +552,7 @@ NAPI_MODULE_INIT() {
   napi_create_function(env, "gemm", NAPI_AUTO_LENGTH, Gemm, nullptr, &fn);
   napi_set_named_property(env, exports, "gemm", fn);
   const struct { const char* name; napi_callback cb; } fns[] = {
-      {"info", Info}, {"setThreads", SetThreads},
+      {"info", Info}, {"setThreads", SetThreads}, {"solveMixture", SolveMixture},
       {"blockSavedFloats", BlockSavedFloats}, {"blockForward", BlockForward}, {"blockBackward", BlockBackward}, {"logSoftmaxRows", LogSoftmaxRows}, {"crossEntropyForward", CrossEntropyForward},
       {"policyLogProbsForward", PolicyLogProbsForward}, {"policyLogProbsBackward", PolicyLogProbsBackward},
       {"crossEntropyBackward", CrossEntropyBackward}, {"attentionForward", AttentionForward},

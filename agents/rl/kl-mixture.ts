@@ -19,6 +19,7 @@
  * loss, as in the paper's code, so that k does not drift far above what the proposal uses (its
  * gradient goes to k only).
  */
+import { nativeNN } from '../../models/native.ts';
 
 export interface MixtureSolution {
   /** Mixture weight of the proposal. */
@@ -58,6 +59,15 @@ export function solveMixture(loga: ArrayLike<number>, logb: ArrayLike<number>, k
   if (logb.length !== V) throw new RangeError(`solveMixture: proposal has ${V} entries, base ${logb.length}`);
   if (!(k >= 0)) throw new RangeError(`solveMixture: target must be >= 0, got ${k}`);
   const rtol = opts.rtol ?? 1e-6, maxIter = opts.maxIter ?? 60;
+  // Natively (native/mixture.cc): the same iteration; its exp and log are the C library's, so the
+  // figures agree with this path's to float64 rounding.
+  const nn = nativeNN('mixture');
+  if (nn?.solveMixture && loga instanceof Float64Array && logb instanceof Float32Array) {
+    const logx = new Float64Array(V), out = new Float64Array(3);
+    const g = opts.guess;
+    nn.solveMixture(loga, logb, k, rtol, maxIter, g !== undefined && g > 0 && g < 1 ? g : -1, logx, out);
+    return { alpha: out[0]!, k, kl: out[1]!, proposalKl: out[2]!, logx };
+  }
   const a = new Float64Array(V), b = new Float64Array(V);
   for (let j = 0; j < V; j++) { a[j] = Math.exp(loga[j]!); b[j] = Math.exp(logb[j]!); }
   // Two buffers: `best` holds log x at the lower end of the bracket, `scratch` the last candidate.

@@ -6,6 +6,7 @@ import { AdaptiveKlController, FixedKlController, PiKlController, type KlControl
 import { solveMixture } from '../../agents/rl/kl-mixture.ts';
 import { budgetTarget, mixtureOutputs } from '../../agents/rl/budget-policy.ts';
 import { sampleLogp } from '../../agents/rl/rollout.ts';
+import { nativeNN } from '../../models/native.ts';
 
 beforeAll(async () => { await initBackend('cpu'); });
 
@@ -235,5 +236,35 @@ describe('the PI KL controller', () => {
     restored.update(20, 16);
     c.update(20, 16);
     expect(restored.value).toBeCloseTo(c.value, 12);
+  });
+});
+
+describe('the mixture solve, natively', () => {
+  it('agrees with the JS solve to float64 rounding: the weight, the KLs and log x (targets below, at and above KL(a‖b), with guesses)', () => {
+    // The native path is there to compare (npm ci builds the addon).
+    expect(nativeNN('mixture')?.solveMixture).toBeTypeOf('function');
+    const rng = new Rng(21);
+    let compared = 0;
+    for (let t = 0; t < 40; t++) {
+      const V = [7, 300, 2540][t % 3]!;
+      const loga = randomLogits(rng, V, 1 + (t % 5)), logb = Float32Array.from(randomLogits(rng, V, 2));
+      const full = solveMixture(loga, Float64Array.from(logb), 1e9).proposalKl;
+      const k = [0, 0.3 * full, full, 2 * full, 0.01][t % 5]!;
+      const opts = t % 2 ? { guess: 0.1 + 0.8 * rng.random() } : {};
+      const run = (off: string) => {
+        process.env.COLLOQUY_NATIVE_OFF = off;
+        try { return solveMixture(loga, logb, k, opts); } finally { delete process.env.COLLOQUY_NATIVE_OFF; }
+      };
+      const native = run(''), js = run('mixture');
+      expect(native.alpha, `case ${t}`).toBeCloseTo(js.alpha, 9);
+      expect(native.kl, `case ${t}`).toBeCloseTo(js.kl, 9);
+      expect(native.proposalKl, `case ${t}`).toBeCloseTo(js.proposalKl, 9);
+      expect(native.kl).toBeLessThanOrEqual(k * (1 + 1e-9) + 1e-12);
+      let d = 0;
+      for (let j = 0; j < V; j++) if (Number.isFinite(js.logx[j]!)) d = Math.max(d, Math.abs(native.logx[j]! - js.logx[j]!));
+      expect(d, `case ${t}`).toBeLessThan(1e-9);
+      compared++;
+    }
+    expect(compared).toBe(40);
   });
 });
