@@ -474,8 +474,8 @@ export class LMSession {
         const r = this.rowsState[i]!;
         r.cached = r.tokens.length - r.start;
         r.weights = clean[g] ? weights : null;
-        r.next = logits.slice(g * V, (g + 1) * V);
-        r.hidden = hf.slice(g * d, (g + 1) * d);
+        r.next = logits.subarray(g * V, (g + 1) * V);  // views: the call's arrays are never reused
+        r.hidden = hf.subarray(g * d, (g + 1) * d);
       });
     }
   }
