@@ -154,11 +154,15 @@ export interface RolloutStats {
 export interface CollectResult<A> { episodes: Episode<A>[]; stats: RolloutStats }
 
 /** Draw an index from log-probabilities. */
+let sampleScratch = new Float64Array(0);
+
 export function sampleLogp(logp: ArrayLike<number>, rng: Rng): number {
   const V = logp.length;
   let m = -Infinity;
   for (let j = 0; j < V; j++) if (logp[j]! > m) m = logp[j]!;
-  const w = new Float64Array(V);
+  // One scratch array for every draw (a fresh one per token was most of a rollout's garbage).
+  if (sampleScratch.length < V) sampleScratch = new Float64Array(V);
+  const w = sampleScratch.subarray(0, V);
   for (let j = 0; j < V; j++) w[j] = Math.exp(logp[j]! - m);
   return rng.categorical(w);
 }
