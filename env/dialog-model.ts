@@ -9,7 +9,8 @@ import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { BpeTokenizer } from '../models/tokenizer.ts';
 import { loadCheckpoint } from '../models/checkpoint.ts';
-import { SessionPool, canPool, sampleSessionRows, type SampleRowsOptions } from '../models/session-pool.ts';
+import { SessionPool, canPool, sampleRows } from '../models/session-pool.ts';
+import { rowCacheFloats } from '../models/sampler.ts';
 import type { TransformerLM } from '../models/lm.ts';
 import { BadConfig, ColloquyError } from '../core/errors.ts';
 import { Batcher } from './batcher.ts';
@@ -39,16 +40,7 @@ export function loadDialogTokenizer(dir: string): BpeTokenizer {
   return tok;
 }
 
-/** Sample continuations with one random stream per row, so a row's tokens do not depend on its batch. */
-export function sampleRows(lm: TransformerLM, contexts: number[][], opts: SampleRowsOptions): number[][] {
-  if (!contexts.length) return [];
-  const session = lm.startSession(contexts);
-  try {
-    return sampleSessionRows(session, contexts.map((_, i) => i), opts);
-  } finally {
-    session.dispose();
-  }
-}
+export { sampleRows } from '../models/session-pool.ts';
 
 /** KV-cache memory a model's student pool may hold (its rows live between turns). */
 const POOL_BYTES = 128 * 2 ** 20;
@@ -59,9 +51,7 @@ const POOL_BYTES = 128 * 2 ** 20;
  * otherwise a fresh session per batch.
  */
 function dialogSampler(lm: TransformerLM): TokenSampler {
-  const c = lm.config;
-  const rowBytes = 2 * c.nLayers * c.contextLength * c.dModel * 4;
-  const pool = new SessionPool(lm, Math.max(16, Math.floor(POOL_BYTES / rowBytes)));
+  const pool = new SessionPool(lm, Math.max(16, Math.floor(POOL_BYTES / (4 * rowCacheFloats(lm.config)))));
   return { sampleBatch: async (contexts, opts) => (canPool() ? pool.sample(contexts, opts) : sampleRows(lm, contexts, opts)) };
 }
 

@@ -20,19 +20,19 @@
  * on the same Float32Arrays, with the same hand-written gradients.
  */
 import * as tf from '@tensorflow/tfjs';
-import { nativeKernelsActive, nativeNN, type NativeAddon } from './native.ts';
+import { NATIVE_ACT, nativeKernelsActive, nativeNN } from './native.ts';
 
 type Saver = tf.GradSaveFunc;
 
 /**
  * Reused Float32Arrays for the large per-step buffers of the native paths (attention weights,
- * output probabilities: tens of MB per training step, whose fresh allocation and page faults cost
- * as much as the arithmetic). A buffer taken in a forward pass goes back when its gradient has
- * been computed; one whose gradient is never asked for is simply collected.
+ * output probabilities, a block's saved activations: tens of MB per training step, whose fresh
+ * allocation and page faults cost as much as the arithmetic). A buffer taken in a forward pass goes
+ * back when its gradient has been computed; one whose gradient is never asked for is simply
+ * collected. Buffers come in size classes (powers of 2^(1/4)) and are handed out as views of their
+ * first n floats, so that the batches' varying shapes reuse a few buffers; the pool holds at most
+ * POOL_FLOATS floats (64 MiB) in all, two per class, and drops what would exceed it.
  */
-// Buffers come in size classes (powers of 2^(1/4)) and are handed out as views of their first n
-// floats, so that the batches' varying shapes reuse a few buffers; the pool holds at most
-// POOL_FLOATS floats (64 MiB) in all, two per class, and drops what would exceed it.
 const POOL_FLOATS = 16 * 2 ** 20;
 const pool = new Map<number, Float32Array[]>();
 let pooled = 0;
@@ -118,9 +118,6 @@ export function embed(E: tf.Tensor2D, P: tf.Tensor2D, ids: Int32Array, pos: Int3
 // ------------------------------------------------------------------------------------------------
 // A whole block in one native op
 
-/** `blockForward`'s activation codes (native/block.h). */
-const BLOCK_ACT = { relu: 0, gelu_new: 1, gelu: 2 } as const;
-
 export interface NativeBlockShape {
   B: number;
   T: number;
@@ -137,6 +134,18 @@ export function nativeBlockAvailable(): boolean {
   return Boolean(nativeNN('block')?.blockForward);
 }
 
+/** Arrays end to end in one, and where each starts (offsets has one more entry: the total). */
+export function concatF32(parts: readonly Float32Array[]): { data: Float32Array; offsets: number[] } {
+  const offsets = [0];
+  for (const p of parts) offsets.push(offsets[offsets.length - 1]! + p.length);
+  const data = new Float32Array(offsets[offsets.length - 1]!);
+  parts.forEach((p, i) => data.set(p, offsets[i]!));
+  return { data, offsets };
+}
+
+/** Sequences per native block call outside a gradient scope. */
+const NO_GRAD_SEQUENCES = 4;
+
 /**
  * One pre-LN block (block.ts) as a single op on x [B·T, d] and its 12 parameters in BLOCK_PARAMS
  * order: forward and gradient each one native call (native/block.cc) instead of a dozen TF.js ops
@@ -146,24 +155,30 @@ export function nativeBlock(x: tf.Tensor2D, params: readonly tf.Tensor[], shape:
   const nn = nativeNN('block')!;
   const [n, d] = x.shape;
   const F = params[8]!.shape[1]!;
-  const { rows, starts, eps } = shape;
+  const { B, T, rows, starts, eps } = shape;
   const m = rows ? rows.length : n;
-  const dims = new Int32Array([shape.B, shape.T, shape.H, d, F, BLOCK_ACT[shape.activation]]);
-  // Outside a gradient scope nothing will ask for the backward pass: the saved activations go
-  // back to the pool at once, and the sequences go a few at a time (every row's numbers are the
-  // same either way; a whole rollout's activations are hundreds of MB).
-  const recording = (tf.engine().state as unknown as { gradientDepth: number }).gradientDepth > 0;
-  if (!recording && !rows && shape.B > NO_GRAD_SEQUENCES) return nativeBlockChunked(nn, x, params, shape, dims);
+  const dims = new Int32Array([B, T, shape.H, d, F, NATIVE_ACT[shape.activation]]);
+  // Outside a gradient scope nothing will ask for the backward pass: no op is recorded, the saved
+  // activations go back to the pool at once, and the sequences go a few at a time unless rows are
+  // picked (every row's numbers are the same either way; a rollout's activations are hundreds of MB).
+  if ((tf.engine().state as unknown as { gradientDepth: number }).gradientDepth === 0) {
+    const W = concatF32(params.map(readF32)).data, xd = readF32(x), y = new Float32Array(m * d);
+    const chunk = rows ? B : NO_GRAD_SEQUENCES;
+    for (let b0 = 0; b0 < B; b0 += chunk) {
+      const nb = Math.min(chunk, B - b0), part = (a: Float32Array) => (rows ? a : a.subarray(b0 * T * d, (b0 + nb) * T * d));
+      const cdims = Int32Array.from(dims);
+      cdims[0] = nb;
+      const saved = takeBuffer(nn.blockSavedFloats!(cdims, eps, rows ? m : nb * T));
+      nn.blockForward!(part(xd), W, cdims, eps, starts ? starts.subarray(b0, b0 + nb) : null, rows, saved, part(y));
+      giveBuffer(saved);
+    }
+    return tf.tensor2d(y, [m, d]);
+  }
   const f = tf.customGrad((...args: (tf.Tensor | Saver)[]) => {
     const ps = args.slice(1, 13) as tf.Tensor[];
-    const parts = ps.map(readF32);
-    const offsets = [0];
-    for (const p of parts) offsets.push(offsets[offsets.length - 1]! + p.length);
-    const W = new Float32Array(offsets[offsets.length - 1]!);
-    parts.forEach((p, i) => W.set(p, offsets[i]!));
+    const { data: W, offsets } = concatF32(ps.map(readF32));
     const saved = takeBuffer(nn.blockSavedFloats!(dims, eps, m)), y = new Float32Array(m * d);
     nn.blockForward!(readF32(args[0] as tf.Tensor), W, dims, eps, starts, rows, saved, y);
-    if (!recording) giveBuffer(saved);
     return {
       value: tf.tensor2d(y, [m, d]),
       gradFunc: (dy: tf.Tensor) => {
@@ -175,29 +190,6 @@ export function nativeBlock(x: tf.Tensor2D, params: readonly tf.Tensor[], shape:
     };
   });
   return f(x, ...params) as tf.Tensor2D;
-}
-
-/** Sequences per native block call outside a gradient scope. */
-const NO_GRAD_SEQUENCES = 4;
-
-/** `nativeBlock` without gradients, NO_GRAD_SEQUENCES sequences per call. */
-function nativeBlockChunked(nn: NativeAddon, x: tf.Tensor2D, params: readonly tf.Tensor[], shape: NativeBlockShape, dims: Int32Array): tf.Tensor2D {
-  const [n, d] = x.shape;
-  const { B, T, eps, starts } = shape;
-  const parts = params.map(readF32);
-  const W = new Float32Array(parts.reduce((a, p) => a + p.length, 0));
-  let o = 0;
-  for (const p of parts) { W.set(p, o); o += p.length; }
-  const xd = readF32(x), y = new Float32Array(n * d);
-  for (let b0 = 0; b0 < B; b0 += NO_GRAD_SEQUENCES) {
-    const nb = Math.min(NO_GRAD_SEQUENCES, B - b0), rowsIn = nb * T;
-    const cdims = Int32Array.from(dims);
-    cdims[0] = nb;
-    const saved = takeBuffer(nn.blockSavedFloats!(cdims, eps, rowsIn));
-    nn.blockForward!(xd.subarray(b0 * T * d, (b0 + nb) * T * d), W, cdims, eps, starts ? starts.subarray(b0, b0 + nb) : null, null, saved, y.subarray(b0 * T * d, (b0 + nb) * T * d));
-    giveBuffer(saved);
-  }
-  return tf.tensor2d(y, [n, d]);
 }
 
 // ------------------------------------------------------------------------------------------------

@@ -23,7 +23,7 @@ import { Rng } from '../core/rng.ts';
 import { BadConfig } from '../core/errors.ts';
 import { validateConfig } from '../core/config.ts';
 import { LMArchSchema, type LMConfig } from '../configs/models/schema.ts';
-import { attention, embed, layerNorm, linear, logSoftmaxRows, matMulTransposedB, nativeBlock, nativeBlockAvailable, outputCrossEntropy, readF32, selectRows, tidyRead, windowStart } from './lm-ops.ts';
+import { attention, concatF32, embed, layerNorm, linear, logSoftmaxRows, matMulTransposedB, nativeBlock, nativeBlockAvailable, outputCrossEntropy, readF32, selectRows, tidyRead, windowStart } from './lm-ops.ts';
 export { windowStart } from './lm-ops.ts';
 import { BLOCK_PARAMS, blocks, finalNorm, type BlockSteps } from './block.ts';
 import { LMSession, generate, type GenerateOptions, type GenerateResult, type InferenceCache } from './sampler.ts';
@@ -365,10 +365,7 @@ export class TransformerLM {
         }
       }
       parts.push(js.get('ln_f.g')!, js.get('ln_f.b')!, js.get('tok_emb')!, js.get('pos')!, packPanels(readF32(outT), outT.shape[0], outT.shape[1]));
-      packed = new Float32Array(parts.reduce((a, p) => a + p.length, 0));
-      let o = 0;
-      for (const p of parts) { packed.set(p, o); o += p.length; }
-      return packed;
+      return (packed = concatF32(parts).data);
     };
     this.cache = { key, outT, js, packed: pack };
     return this.cache;

@@ -67,6 +67,9 @@ export interface NativeAddon {
   decodeStep?(W: Float32Array, dims: Int32Array, tokens: Int32Array, slots: Int32Array, caches: Float32Array[], outRows: Int32Array, logp: Float32Array, hidden: Float32Array, eps: number): void;
 }
 
+/** Activation codes of the native decoding step and block (native/decode.h, native/block.h). */
+export const NATIVE_ACT = { relu: 0, gelu_new: 1, gelu: 2 } as const;
+
 /** `gemm` flags. */
 export const GEMM = { transA: 1, transB: 2, accumulate: 4, relu: 8, portable: 16 } as const;
 /** `gemm` activations after the bias (ReLU is the flag above). */

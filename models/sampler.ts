@@ -30,10 +30,7 @@ import type { Rng } from '../core/rng.ts';
 import type { LMConfig } from '../configs/models/schema.ts';
 import { gelu, layerNormRows, logSoftmaxRows, readF32, tidyRead, windowStart } from './lm-ops.ts';
 import { block, finalNorm, type BlockSteps } from './block.ts';
-import { nativeNN, type NativeAddon } from './native.ts';
-
-/** The native decoding step's activation codes (native/decode.h). */
-const ACT_CODE = { relu: 0, gelu_new: 1, gelu: 2 } as const;
+import { NATIVE_ACT, nativeNN, type NativeAddon } from './native.ts';
 /** Most tokens per native catch-up call (a dialog's new tokens are never split). */
 const CATCH_UP_TOKENS = 2048;
 
@@ -149,19 +146,32 @@ interface RowState {
   next: Float32Array | null;
   /** The final hidden state `next` came from (set and cleared with it). */
   hidden: Float32Array | null;
-  /** Per layer: K and V [H, C, hd], views of `cache` ([L][K, V][H, C, hd]). Allocated on first use. */
-  K: Float32Array[];
-  V: Float32Array[];
+  /** Keys and values, [L][K, V][H, C, hd] (`rowCacheFloats`). Allocated on first use. */
   cache: Float32Array | null;
   /** The weights (`inferenceCache()`) the cache was filled with (native catch-ups only). */
   weights: InferenceCache | null;
 }
 
+function checkToken(t: number, V: number, what: string): void {
+  if (!Number.isInteger(t) || t < 0 || t >= V) throw new RangeError(`${what}token ${t} outside the vocabulary [0, ${V})`);
+}
+
+/** Floats of one row's keys and values ([L][K, V][H, C, hd]). */
+export function rowCacheFloats(c: LMConfig): number {
+  return 2 * c.nLayers * c.contextLength * c.dModel;
+}
+
+/** The native decoding step (native/decode.cc), when the addon has it and it is on; null: the TF.js step. */
+export function nativeDecodeStep(): NonNullable<NativeAddon['decodeStep']> | null {
+  const nn = nativeNN('decode');
+  return nn?.decodeStep && nativeNN('kvCache') ? nn.decodeStep.bind(nn) : null;
+}
+
 /** Every open session of a model (weakly held): the rows another session may copy cached keys and values from. */
 const sessionsOf = new WeakMap<SessionModel, Set<WeakRef<LMSession>>>();
 
-/** Tokens whose keys and values were copied from another session's row instead of computed (for benches and tests). */
-export const kvShareStats = { rows: 0, tokens: 0 };
+/** Token positions whose keys and values were copied from another session's row instead of computed (for benches and tests). */
+export const kvShareStats = { tokens: 0 };
 
 export class LMSession {
   readonly model: SessionModel;
@@ -198,7 +208,7 @@ export class LMSession {
     const V = this.model.config.vocabSize;
     tokens.forEach((t, i) => {
       if (t === null) return;
-      if (!Number.isInteger(t) || t < 0 || t >= V) throw new RangeError(`append: token ${t} outside the vocabulary [0, ${V})`);
+      checkToken(t, V, 'append: ');
       const r = this.rowsState[i]!;
       r.tokens.push(t);
       r.next = null; r.hidden = null;
@@ -209,7 +219,7 @@ export class LMSession {
   extend(row: number, tokens: readonly number[]): void {
     this.assertOpen();
     const r = this.row(row), V = this.model.config.vocabSize;
-    for (const t of tokens) if (!Number.isInteger(t) || t < 0 || t >= V) throw new RangeError(`append: token ${t} outside the vocabulary [0, ${V})`);
+    for (const t of tokens) checkToken(t, V, 'append: ');
     if (!tokens.length) return;
     r.tokens.push(...tokens);
     r.next = null; r.hidden = null;
@@ -288,15 +298,15 @@ export class LMSession {
   dispose(): void {
     this.closed = true;
     sessionsOf.get(this.model)?.delete(this.ref);
-    for (const r of this.rowsState) { r.K = []; r.V = []; r.cache = null; r.weights = null; r.next = null; r.hidden = null; }
+    for (const r of this.rowsState) { r.cache = null; r.weights = null; r.next = null; r.hidden = null; }
   }
 
   // ---------------------------------------------------------------------------------- internals
 
   private newRow(prefix: number[]): RowState {
     const V = this.model.config.vocabSize;
-    for (const t of prefix) if (!Number.isInteger(t) || t < 0 || t >= V) throw new RangeError(`token ${t} outside the vocabulary [0, ${V})`);
-    return { tokens: prefix.length ? [...prefix] : [this.model.config.bosTokenId], start: 0, cached: 0, next: null, hidden: null, K: [], V: [], cache: null, weights: null };
+    for (const t of prefix) checkToken(t, V, '');
+    return { tokens: prefix.length ? [...prefix] : [this.model.config.bosTokenId], start: 0, cached: 0, next: null, hidden: null, cache: null, weights: null };
   }
 
   private row(i: number): RowState {
@@ -321,12 +331,12 @@ export class LMSession {
       // The cache can be extended token by token when it covers [w, w + cached) of the new window.
       if (w !== r.start || r.cached === 0 || r.cached > n - w) refill.push(i);
     }
-    const nn = nativeNN('decode');
-    if (nn?.decodeStep && nativeNN('kvCache')) {
+    const decodeStep = nativeDecodeStep();
+    if (decodeStep) {
       // Natively a refill is a catch-up from the window's start: every cache is then filled by the
       // same code, so a row's numbers do not depend on how its tokens arrived.
       for (const i of refill) { const r = this.rowsState[i]!; r.start = windowStart(r.tokens.length, C); r.cached = 0; }
-      this.catchUpNative(rows, nn.decodeStep.bind(nn));
+      this.catchUpNative(rows, decodeStep);
       return;
     }
     if (refill.length) this.prefill(refill);
@@ -339,11 +349,13 @@ export class LMSession {
   }
 
   private ensureCache(r: RowState): void {
-    const c = this.model.config;
-    if (r.K.length) return;
-    const size = c.contextLength * c.dModel;
-    r.cache = new Float32Array(2 * c.nLayers * size);
-    for (let l = 0; l < c.nLayers; l++) { r.K.push(r.cache.subarray(2 * l * size, (2 * l + 1) * size)); r.V.push(r.cache.subarray((2 * l + 1) * size, (2 * l + 2) * size)); }
+    r.cache ??= new Float32Array(rowCacheFloats(this.model.config));
+  }
+
+  /** Layer l's keys (which 0) or values (1) of a row, [H, C, hd]: a view of its cache. */
+  private kv(r: RowState, l: number, which: 0 | 1): Float32Array {
+    const size = this.model.config.contextLength * this.model.config.dModel, o = (2 * l + which) * size;
+    return r.cache!.subarray(o, o + size);
   }
 
   /** Rebuild the caches of `rows` from their windows with one left-padded forward pass. */
@@ -362,7 +374,7 @@ export class LMSession {
       for (const g of group) { const r = this.rowsState[g.i]!; this.ensureCache(r); r.start = g.w; r.cached = g.toks.length; }
       const capture = (layer: number, qkv: Float32Array) => {
         group.forEach((g, b) => {
-          const r = this.rowsState[g.i]!, K = r.K[layer]!, Vc = r.V[layer]!;
+          const r = this.rowsState[g.i]!, K = this.kv(r, layer, 0), Vc = this.kv(r, layer, 1);
           for (let t = starts[b]!; t < T; t++) {
             const slot = t - starts[b]!, row = (b * T + t) * 3 * d;
             for (let h = 0; h < H; h++) {
@@ -401,9 +413,10 @@ export class LMSession {
     const n = r.tokens.length, from = r.cached;
     if (r.start !== 0 || n - from < 2 || (from > 0 && r.weights !== weights)) return;
     let best: RowState | null = null, bestLen = from + 1;
-    for (const ref of sessionsOf.get(this.model) ?? []) {
+    const open = sessionsOf.get(this.model) ?? new Set<WeakRef<LMSession>>();
+    for (const ref of open) {
       const s = ref.deref();
-      if (!s || s.closed) { sessionsOf.get(this.model)?.delete(ref); continue; }
+      if (!s || s.closed) { open.delete(ref); continue; }
       for (const o of s.rowsState) {
         if (o === r || !o.cache || o.start !== 0 || o.weights !== weights || o.cached <= bestLen) continue;
         const ot = o.tokens;
@@ -425,7 +438,6 @@ export class LMSession {
       const o = (b * C + from) * hd, e = (b * C + bestLen) * hd;
       dst.set(src.subarray(o, e), o);
     }
-    kvShareStats.rows++;
     kvShareStats.tokens += bestLen - from;
     r.cached = bestLen;
     r.weights = weights;
@@ -443,7 +455,7 @@ export class LMSession {
     const weights = this.model.inferenceCache();
     for (const i of pending) this.borrow(this.rowsState[i]!, weights);
     const W = weights.packed();
-    const dims = new Int32Array([c.nLayers, d, c.nHeads, c.dFF, V, c.contextLength, ACT_CODE[c.activation ?? 'relu']]);
+    const dims = new Int32Array([c.nLayers, d, c.nHeads, c.dFF, V, c.contextLength, NATIVE_ACT[c.activation ?? 'relu']]);
     let q = 0;
     while (q < pending.length) {
       const group: number[] = [];
@@ -480,19 +492,6 @@ export class LMSession {
     }
   }
 
-  /** The rows' new log-probabilities and hidden states, where a row is now current. */
-  private finishStep(rows: number[], logits: Float32Array, hf: Float32Array): void {
-    const d = this.model.config.dModel, V = this.model.config.vocabSize;
-    rows.forEach((i, a) => {
-      const r = this.rowsState[i]!;
-      r.cached++;
-      if (r.cached === r.tokens.length - r.start) {
-        r.next = logits.slice(a * V, (a + 1) * V);
-        r.hidden = hf.slice(a * d, (a + 1) * d);
-      }
-    });
-  }
-
   /** One token for each of `rows` as block.ts's steps: TF.js matMuls, JS arrays for the residual stream. */
   private advanceSteps(rows: number[]): void {
     const m = this.model, c = m.config, C = c.contextLength, d = c.dModel, H = c.nHeads, hd = d / H, V = c.vocabSize;
@@ -527,8 +526,9 @@ export class LMSession {
         const qkv = arr(t);
         for (let a = 0; a < A; a++) {
           const r = this.rowsState[rows[a]!]!;
-          if (nn) nn.attendCached(qkv, a * 3 * d, r.K[l]!, r.V[l]!, slots[a]!, H, hd, C, obuf, a * d);
-          else attendOne(qkv, a * 3 * d, r.K[l]!, r.V[l]!, slots[a]!, H, hd, C, scale, scores, obuf, a * d);
+          const K = this.kv(r, l, 0), Vc = this.kv(r, l, 1);
+          if (nn) nn.attendCached(qkv, a * 3 * d, K, Vc, slots[a]!, H, hd, C, obuf, a * d);
+          else attendOne(qkv, a * 3 * d, K, Vc, slots[a]!, H, hd, C, scale, scores, obuf, a * d);
         }
         return obuf;
       },
@@ -543,7 +543,14 @@ export class LMSession {
     const hf = arr(finalNorm(steps, stream));
     const logits = tidyRead(() => tf.matMul(tf.tensor2d(hf, [A, d]), outT));
     logSoftmaxRows(logits, V);
-    this.finishStep(rows, logits, hf);
+    rows.forEach((i, a) => {
+      const r = this.rowsState[i]!;
+      r.cached++;
+      if (r.cached === r.tokens.length - r.start) {
+        r.next = logits.slice(a * V, (a + 1) * V);
+        r.hidden = hf.slice(a * d, (a + 1) * d);
+      }
+    });
   }
 }
 

@@ -8,21 +8,20 @@
  * decoding step, a prefill is the same computation as a catch-up (models/sampler.ts), so a context
  * gets the same log-probabilities, bit for bit, whether or not a row held its prefix; the results
  * then do not depend on what else the pool served before (`canPool`). Elsewhere callers start a
- * fresh session per call (env/dialog-model.ts sampleRows).
+ * fresh session per call (`sampleRows`).
  *
  * Memory is bounded: at most `capacity` rows (least recently used reused first); contexts beyond
  * that in one call go to a temporary session.
  */
 import type { Rng } from '../core/rng.ts';
 import type { TransformerLM } from './lm.ts';
-import { sampleToken, type LMSession } from './sampler.ts';
-import { nativeNN } from './native.ts';
+import { nativeDecodeStep, sampleToken, type LMSession } from './sampler.ts';
 
 export interface SampleRowsOptions { maxTokens: number[]; temperature: number; stopTokens: number[]; rngs: Rng[] }
 
 /** Whether sessions of this process fill caches the same way however tokens arrive (the native decoding step). */
 export function canPool(): boolean {
-  return Boolean(nativeNN('decode')?.decodeStep && nativeNN('kvCache'));
+  return nativeDecodeStep() !== null;
 }
 
 /** Draw each active row's next token until a stop token or its limit; `out[k]` gets row rows[k]'s tokens. */
@@ -41,6 +40,17 @@ export function sampleSessionRows(session: LMSession, rows: readonly number[], o
     active = still;
   }
   return out;
+}
+
+/** Sample continuations in a fresh session, with one random stream per row, so a row's tokens do not depend on its batch. */
+export function sampleRows(lm: TransformerLM, contexts: number[][], opts: SampleRowsOptions): number[][] {
+  if (!contexts.length) return [];
+  const session = lm.startSession(contexts);
+  try {
+    return sampleSessionRows(session, contexts.map((_, i) => i), opts);
+  } finally {
+    session.dispose();
+  }
 }
 
 /** Polynomial hashes of every prefix of `t` (two 32-bit streams), as map keys `length:h1:h2`. */
@@ -95,11 +105,8 @@ export class SessionPool {
     const got = sampleSessionRows(s, pick(rows, mine), { ...opts, maxTokens: pick(opts.maxTokens, mine), rngs: pick(opts.rngs, mine) });
     mine.forEach((k, j) => { out[k] = got[j]!; this.index(rows[k]!); });
     if (overflow.length) {
-      const tmp = this.model.startSession(overflow.map(k => contexts[k]!.slice()));
-      try {
-        const more = sampleSessionRows(tmp, overflow.map((_, j) => j), { ...opts, maxTokens: pick(opts.maxTokens, overflow), rngs: pick(opts.rngs, overflow) });
-        overflow.forEach((k, j) => { out[k] = more[j]!; });
-      } finally { tmp.dispose(); }
+      const more = sampleRows(this.model, pick(contexts, overflow), { ...opts, maxTokens: pick(opts.maxTokens, overflow), rngs: pick(opts.rngs, overflow) });
+      overflow.forEach((k, j) => { out[k] = more[j]!; });
     }
     return out;
   }

@@ -140,20 +140,33 @@ struct Args {
     napi_valuetype t;
     return i >= argc || napi_typeof(env, argv[i], &t) != napi_ok || t == napi_null || t == napi_undefined;
   }
+  // The data and length of typed array v of type `want`, or null (nothing thrown) when it is not one.
+  void* view(napi_value v, napi_typedarray_type want, size_t* length) {
+    bool is = false;
+    napi_typedarray_type type;
+    size_t offset = 0;
+    void* ptr = nullptr;
+    napi_value ab;
+    if (napi_is_typedarray(env, v, &is) != napi_ok || !is || napi_get_typedarray_info(env, v, &type, length, &ptr, &ab, &offset) != napi_ok || type != want) return nullptr;
+    return ptr;
+  }
+  static const char* typeName(napi_typedarray_type t) {
+    return t == napi_float32_array ? "a Float32Array" : t == napi_float64_array ? "a Float64Array" : "an Int32Array";
+  }
+  // Elements of typed-array argument i (0 after a failure).
+  size_t count(size_t i, napi_typedarray_type want) {
+    if (!ok) return 0;
+    size_t length = 0;
+    if (!view(argv[i], want, &length)) fail("argument " + std::to_string(i) + " must be " + typeName(want));
+    return length;
+  }
   template <typename T>
   T* typed(size_t i, napi_typedarray_type want, int64_t need, bool nullable = false) {
     if (!ok) return nullptr;
     if (nullable && isNull(i)) return nullptr;
-    bool is = false;
-    napi_typedarray_type type;
-    size_t length = 0, offset = 0;
-    void* ptr = nullptr;
-    napi_value ab;
-    if (napi_is_typedarray(env, argv[i], &is) != napi_ok || !is ||
-        napi_get_typedarray_info(env, argv[i], &type, &length, &ptr, &ab, &offset) != napi_ok || type != want) {
-      fail("argument " + std::to_string(i) + (want == napi_float32_array ? " must be a Float32Array" : want == napi_float64_array ? " must be a Float64Array" : " must be an Int32Array"));
-      return nullptr;
-    }
+    size_t length = 0;
+    void* ptr = view(argv[i], want, &length);
+    if (!ptr) { fail("argument " + std::to_string(i) + " must be " + typeName(want)); return nullptr; }
     if (int64_t(length) < need) { fail("argument " + std::to_string(i) + " is too short for the shapes given"); return nullptr; }
     return static_cast<T*>(ptr);
   }
@@ -381,16 +394,7 @@ napi_value DecodeStep(napi_env env, napi_callback_info info) {
   const float* W = a.f32(0, colloquy::decodeWeightCount(D));
   const int32_t* tokens = a.i32(2, A);
   const int32_t* slots = a.i32(3, A);
-  size_t nOut = 0;
-  if (a.ok) {
-    napi_typedarray_type type;
-    void* ptr = nullptr;
-    napi_value ab;
-    size_t offset = 0;
-    bool is = false;
-    if (napi_is_typedarray(env, a.argv[5], &is) != napi_ok || !is ||
-        napi_get_typedarray_info(env, a.argv[5], &type, &nOut, &ptr, &ab, &offset) != napi_ok || type != napi_int32_array) a.fail("outRows must be an Int32Array");
-  }
+  const size_t nOut = a.count(5, napi_int32_array);
   const int32_t* outRows = a.i32(5, int64_t(nOut));
   float* logp = a.f32(6, int64_t(nOut) * D.V);
   float* hidden = a.f32(7, int64_t(nOut) * D.d);
@@ -402,16 +406,9 @@ napi_value DecodeStep(napi_env env, napi_callback_info info) {
     if (tokens[r] < 0 || tokens[r] >= D.V) { a.fail("token outside the vocabulary"); return nullptr; }
     if (slots[r] < 0 || slots[r] >= D.C) { a.fail("slot must lie in [0, C)"); return nullptr; }
     napi_value el;
-    bool is = false;
-    napi_typedarray_type type;
-    size_t length = 0, offset = 0;
-    void* ptr = nullptr;
-    napi_value ab;
-    if (napi_get_element(env, a.argv[4], r, &el) != napi_ok || napi_is_typedarray(env, el, &is) != napi_ok || !is ||
-        napi_get_typedarray_info(env, el, &type, &length, &ptr, &ab, &offset) != napi_ok || type != napi_float32_array) {
-      a.fail("each cache must be a Float32Array");
-      return nullptr;
-    }
+    size_t length = 0;
+    void* ptr = napi_get_element(env, a.argv[4], r, &el) == napi_ok ? a.view(el, napi_float32_array, &length) : nullptr;
+    if (!ptr) { a.fail("each cache must be a Float32Array"); return nullptr; }
     if (int64_t(length) < cacheLen) { a.fail("a cache is shorter than L·2·C·d"); return nullptr; }
     caches[r] = static_cast<float*>(ptr);
   }
@@ -429,26 +426,31 @@ bool blockDims(Args& a, size_t i, size_t iEps, colloquy::BlockDims& D) {
   return a.ok;
 }
 
-// Rows picked (or null: all n): m, and each in [0, n).
-int64_t blockRows(Args& a, size_t i, int64_t n, const int32_t** rows) {
-  *rows = nullptr;
-  if (!a.ok) return 0;
-  napi_valuetype t;
-  napi_typeof(a.env, a.argv[i], &t);
-  if (t == napi_null || t == napi_undefined) return n;
-  size_t len = 0;
-  napi_typedarray_type type;
-  void* ptr = nullptr;
-  napi_value ab;
-  size_t offset = 0;
-  bool is = false;
-  if (napi_is_typedarray(a.env, a.argv[i], &is) != napi_ok || !is || napi_get_typedarray_info(a.env, a.argv[i], &type, &len, &ptr, &ab, &offset) != napi_ok ||
-      type != napi_int32_array) { a.fail("rows must be an Int32Array or null"); return 0; }
-  const int32_t* r = static_cast<const int32_t*>(ptr);
-  for (size_t k = 0; k < len; k++) if (r[k] < 0 || r[k] >= n) { a.fail("rows must lie in [0, B·T)"); return 0; }
-  *rows = r;
-  return int64_t(len);
-}
+// What blockForward and blockBackward share: dims (2) and eps (3), W (1), starts (4, or null),
+// rows (5, or null: all n of them, m = n), each checked; false after a.fail.
+struct BlockCall {
+  colloquy::BlockDims D;
+  int64_t n = 0, m = 0;
+  const float* W = nullptr;
+  const int32_t* starts = nullptr;
+  const int32_t* rows = nullptr;
+  bool parse(Args& a) {
+    if (!blockDims(a, 2, 3, D)) return false;
+    n = int64_t(D.B) * D.T;
+    if (a.isNull(5)) {
+      m = n;
+    } else {
+      m = int64_t(a.count(5, napi_int32_array));
+      rows = a.i32(5, m);
+    }
+    W = a.f32(1, colloquy::blockParamFloats(D.d, D.F));
+    starts = a.i32(4, D.B, true);
+    if (!a.ok) return false;
+    for (int64_t k = 0; k < m && rows; k++) if (rows[k] < 0 || rows[k] >= n) { a.fail("rows must lie in [0, B·T)"); return false; }
+    for (int b = 0; b < D.B && starts; b++) if (starts[b] < 0 || starts[b] >= D.T) { a.fail("starts must lie in [0, T)"); return false; }
+    return true;
+  }
+};
 
 // blockSavedFloats(dims, eps, m) → floats the forward pass saves
 napi_value BlockSavedFloats(napi_env env, napi_callback_info info) {
@@ -456,7 +458,6 @@ napi_value BlockSavedFloats(napi_env env, napi_callback_info info) {
   colloquy::BlockDims D;
   if (!blockDims(a, 0, 1, D)) return nullptr;
   const int64_t m = a.integer(2);
-  if (a.ok && m < 0) a.fail("m must be ≥ 0");
   if (!a.ok) return nullptr;
   return number(env, double(colloquy::blockSavedFloats(D, m)));
 }
@@ -464,55 +465,34 @@ napi_value BlockSavedFloats(napi_env env, napi_callback_info info) {
 // blockForward(x, W, dims, eps, starts | null, rows | null, saved, y)
 napi_value BlockForward(napi_env env, napi_callback_info info) {
   Args a(env, info, "blockForward", 8);
-  colloquy::BlockDims D;
-  if (!blockDims(a, 2, 3, D)) return nullptr;
-  const int64_t n = int64_t(D.B) * D.T;
-  const int32_t* rows;
-  const int64_t m = blockRows(a, 5, n, &rows);
-  const float* x = a.f32(0, n * D.d);
-  const float* W = a.f32(1, colloquy::blockParamFloats(D.d, D.F));
-  const int32_t* starts = a.i32(4, D.B, true);
-  float* saved = a.f32(6, colloquy::blockSavedFloats(D, m));
-  float* y = a.f32(7, m * D.d);
+  BlockCall c;
+  if (!c.parse(a)) return nullptr;
+  const float* x = a.f32(0, c.n * c.D.d);
+  float* saved = a.f32(6, colloquy::blockSavedFloats(c.D, c.m));
+  float* y = a.f32(7, c.m * c.D.d);
   if (!a.ok) return nullptr;
-  if (starts) for (int b = 0; b < D.B; b++) if (starts[b] < 0 || starts[b] >= D.T) { a.fail("starts must lie in [0, T)"); return nullptr; }
-  colloquy::blockForward(x, W, D, starts, m, rows, saved, y);
+  colloquy::blockForward(x, c.W, c.D, c.starts, c.m, c.rows, saved, y);
   return nullptr;
 }
 
 // blockBackward(dy, W, dims, eps, starts | null, rows | null, saved, dx, G)
 napi_value BlockBackward(napi_env env, napi_callback_info info) {
   Args a(env, info, "blockBackward", 9);
-  colloquy::BlockDims D;
-  if (!blockDims(a, 2, 3, D)) return nullptr;
-  const int64_t n = int64_t(D.B) * D.T;
-  const int32_t* rows;
-  const int64_t m = blockRows(a, 5, n, &rows);
-  const float* dy = a.f32(0, m * D.d);
-  const float* W = a.f32(1, colloquy::blockParamFloats(D.d, D.F));
-  const int32_t* starts = a.i32(4, D.B, true);
-  const float* saved = a.f32(6, colloquy::blockSavedFloats(D, m));
-  float* dx = a.f32(7, n * D.d);
-  float* G = a.f32(8, colloquy::blockParamFloats(D.d, D.F));
+  BlockCall c;
+  if (!c.parse(a)) return nullptr;
+  const float* dy = a.f32(0, c.m * c.D.d);
+  const float* saved = a.f32(6, colloquy::blockSavedFloats(c.D, c.m));
+  float* dx = a.f32(7, c.n * c.D.d);
+  float* G = a.f32(8, colloquy::blockParamFloats(c.D.d, c.D.F));
   if (!a.ok) return nullptr;
-  if (starts) for (int b = 0; b < D.B; b++) if (starts[b] < 0 || starts[b] >= D.T) { a.fail("starts must lie in [0, T)"); return nullptr; }
-  colloquy::blockBackward(dy, W, D, starts, m, rows, saved, dx, G);
+  colloquy::blockBackward(dy, c.W, c.D, c.starts, c.m, c.rows, saved, dx, G);
   return nullptr;
 }
 
 // solveMixture(loga: Float64Array, logb: Float32Array, k, rtol, maxIter, guess, logx: Float64Array, out: Float64Array [3])
 napi_value SolveMixture(napi_env env, napi_callback_info info) {
   Args a(env, info, "solveMixture", 8);
-  size_t V = 0;
-  if (a.ok) {
-    napi_typedarray_type type;
-    void* ptr = nullptr;
-    napi_value ab;
-    size_t offset = 0;
-    bool is = false;
-    if (napi_is_typedarray(env, a.argv[0], &is) != napi_ok || !is || napi_get_typedarray_info(env, a.argv[0], &type, &V, &ptr, &ab, &offset) != napi_ok ||
-        type != napi_float64_array) a.fail("argument 0 must be a Float64Array");
-  }
+  const size_t V = a.count(0, napi_float64_array);
   const double k = a.number(2), rtol = a.number(3), guess = a.number(5);
   const int64_t maxIter = a.integer(4);
   const double* loga = a.f64(0, int64_t(V));

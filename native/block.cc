@@ -10,64 +10,49 @@
 namespace colloquy {
 namespace {
 
-struct Params {
-  const float *ln1g, *ln1b, *qkvW, *qkvB, *outW, *outB, *ln2g, *ln2b, *fcW, *fcB, *projW, *projB;
+// A block's parameters (or their gradient) in the packed layout of block.h; F: const float or float.
+template <class F>
+struct Weights {
+  F *ln1g, *ln1b, *qkvW, *qkvB, *outW, *outB, *ln2g, *ln2b, *fcW, *fcB, *projW, *projB;
+  Weights(F* o, int64_t d, int64_t ff) {
+    ln1g = o; o += d; ln1b = o; o += d;
+    qkvW = o; o += d * 3 * d; qkvB = o; o += 3 * d;
+    outW = o; o += d * d; outB = o; o += d;
+    ln2g = o; o += d; ln2b = o; o += d;
+    fcW = o; o += d * ff; fcB = o; o += ff;
+    projW = o; o += ff * d; projB = o;
+  }
 };
 
-template <class P, class F>
-P layout(F* base, int64_t d, int64_t F_) {
-  P p;
-  F* o = base;
-  p.ln1g = o; o += d; p.ln1b = o; o += d;
-  p.qkvW = o; o += d * 3 * d; p.qkvB = o; o += 3 * d;
-  p.outW = o; o += d * d; p.outB = o; o += d;
-  p.ln2g = o; o += d; p.ln2b = o; o += d;
-  p.fcW = o; o += d * F_; p.fcB = o; o += F_;
-  p.projW = o; o += F_ * d; p.projB = o;
-  return p;
-}
-
-struct Grads {
-  float *ln1g, *ln1b, *qkvW, *qkvB, *outW, *outB, *ln2g, *ln2b, *fcW, *fcB, *projW, *projB;
-};
-
-// The saved activations' layout.
+// The saved activations' layout (blockSavedFloats).
 struct Saved {
   float *xhat1, *rstd1, *qkv, *P, *att, *xhat2, *rstd2, *h1, *h2, *f, *g;
+  Saved(float* o, const BlockDims& D, int64_t m) {
+    const int64_t n = int64_t(D.B) * D.T, d = D.d;
+    xhat1 = o; o += n * d; rstd1 = o; o += n;
+    h1 = o; o += n * d;
+    qkv = o; o += n * 3 * d;
+    P = o; o += int64_t(D.B) * D.H * D.T * D.T;
+    att = o; o += n * d;
+    xhat2 = o; o += m * d; rstd2 = o; o += m;
+    h2 = o; o += m * d;
+    f = o; o += m * D.F;
+    g = o;
+  }
 };
-template <class S, class F>
-S savedLayout(F* base, const BlockDims& D, int64_t m) {
-  const int64_t n = int64_t(D.B) * D.T, d = D.d;
-  S s;
-  F* o = base;
-  s.xhat1 = o; o += n * d; s.rstd1 = o; o += n;
-  s.h1 = o; o += n * d;
-  s.qkv = o; o += n * 3 * d;
-  s.P = o; o += int64_t(D.B) * D.H * D.T * D.T;
-  s.att = o; o += n * d;
-  s.xhat2 = o; o += m * d; s.rstd2 = o; o += m;
-  s.h2 = o; o += m * d;
-  s.f = o; o += m * D.F;
-  s.g = o;
-  return s;
-}
 
-// y = x·W (+ bias, ReLU), with gemm.h's flags: the product TF.js's fused matMul runs.
+// y = x·W (+ bias, ReLU): the product TF.js's fused matMul runs.
 void linearFwd(const float* x, const float* W, const float* b, int64_t M, int64_t K, int64_t N, bool relu, float* y) {
-  GemmArgs g{x, W, y, 1, M, N, K, 0, 0, false, false, false, b, b ? N : 0, relu, false, 0, 0.0f, 0, 0, 0};
-  gemm(g);
+  matmul(x, W, y, M, N, K, false, false, b, relu);
 }
 
 // linearRelu's gradient (lm-ops.ts): dx = G·Wᵀ, dW = xᵀ·G, db = ones·G.
 void linearBwd(const float* x, const float* W, const float* G, int64_t M, int64_t K, int64_t N, float* dx, float* dW, float* db) {
-  GemmArgs a{G, W, dx, 1, M, K, N, 0, 0, false, true, false, nullptr, 0, false, false, 0, 0.0f, 0, 0, 0};
-  gemm(a);
-  GemmArgs w{x, G, dW, 1, K, N, M, 0, 0, true, false, false, nullptr, 0, false, false, 0, 0.0f, 0, 0, 0};
-  gemm(w);
+  matmul(G, W, dx, M, K, N, false, true);
+  matmul(x, G, dW, K, N, M, true, false);
   thread_local std::vector<float> ones;
   if (int64_t(ones.size()) < M) ones.assign(size_t(M), 1.0f);
-  GemmArgs s{ones.data(), G, db, 1, 1, N, M, 0, 0, false, false, false, nullptr, 0, false, false, 0, 0.0f, 0, 0, 0};
-  gemm(s);
+  matmul(ones.data(), G, db, 1, N, M, false, false);
 }
 
 // Scratch arrays reused from call to call (fresh allocations of this size cost page faults).
@@ -97,8 +82,8 @@ int64_t blockSavedFloats(const BlockDims& D, int64_t m) {
 void blockForward(const float* x, const float* W, const BlockDims& D, const int32_t* starts, int64_t m, const int32_t* rows,
                   float* saved, float* y) {
   const int64_t n = int64_t(D.B) * D.T, d = D.d, F = D.F;
-  const Params p = layout<Params>(W, d, F);
-  const Saved s = savedLayout<Saved>(saved, D, m);
+  const Weights<const float> p(W, d, F);
+  const Saved s(saved, D, m);
   layerNormForward(x, n, d, p.ln1g, p.ln1b, D.eps, s.xhat1, s.rstd1, s.h1);
   linearFwd(s.h1, p.qkvW, p.qkvB, n, d, 3 * d, false, s.qkv);
   attentionForward(s.qkv, D.B, D.T, D.H, int(d / D.H), starts, s.att, s.P);
@@ -124,9 +109,9 @@ void blockForward(const float* x, const float* W, const BlockDims& D, const int3
 void blockBackward(const float* dy, const float* W, const BlockDims& D, const int32_t* starts, int64_t m, const int32_t* rows,
                    const float* saved, float* dx, float* G) {
   const int64_t n = int64_t(D.B) * D.T, d = D.d, F = D.F;
-  const Params p = layout<Params>(W, d, F);
-  const Grads g = layout<Grads>(G, d, F);
-  const Saved s = savedLayout<Saved>(const_cast<float*>(saved), D, m);
+  const Weights<const float> p(W, d, F);
+  const Weights<float> g(G, d, F);
+  const Saved s(const_cast<float*>(saved), D, m);
   float* dg = scratch(0, size_t(m) * F, false);
   float* df = scratch(1, size_t(m) * F, false);
   float* dh2 = scratch(2, size_t(m) * d, false);

@@ -306,6 +306,42 @@ void gemmOne(const View& A, const View& B, float* C, int64_t ldc, int64_t M, int
   }
 }
 
+
+// f(j0, j1) over the columns [0, N): on two threads, in halves split at a panel boundary, when
+// the product is large and has more than FEW_ROWS rows (products of few rows stream B from memory,
+// where a second thread does not pay); otherwise f(0, N) here.
+template <class F>
+void columnHalves(int64_t M, int64_t N, double work, F&& f) {
+  const bool split = work >= kParallelWork && N >= 2 * NR && M > FEW_ROWS;
+  const int64_t mid = std::min(N, (N / 2 + NR - 1) / NR * NR);
+  parallel2([&](int part) {
+    if (!split) { if (part == 0) f(int64_t(0), N); }
+    else if (part == 0) f(int64_t(0), mid);
+    else f(mid, N);
+  }, split);
+}
+
+// After the product: C (+)= bias (its first n entries, or bias[0] when biasSize is 1), then the
+// activation (ReLU; or act 1 relu6, 2 leaky ReLU with alpha, 3 sigmoid, 4 elu), on rows of n columns.
+void epilogue(float* C, int64_t ldc, int64_t M, int64_t n, const float* bias, int64_t biasSize, bool relu, int act, float alpha) {
+  if (!bias && !relu && !act) return;
+  for (int64_t i = 0; i < M; i++) {
+    float* cr = C + i * ldc;
+    if (bias) {
+      if (biasSize == 1) for (int64_t j = 0; j < n; j++) cr[j] += bias[0];
+      else for (int64_t j = 0; j < n; j++) cr[j] += bias[j];
+    }
+    if (relu) for (int64_t j = 0; j < n; j++) cr[j] = cr[j] > 0.0f ? cr[j] : 0.0f;
+    switch (act) {
+      case 1: for (int64_t j = 0; j < n; j++) cr[j] = std::min(6.0f, std::max(0.0f, cr[j])); break;
+      case 2: for (int64_t j = 0; j < n; j++) cr[j] = cr[j] < 0.0f ? alpha * cr[j] : cr[j]; break;
+      case 3: for (int64_t j = 0; j < n; j++) cr[j] = 1.0f / (1.0f + std::exp(-cr[j])); break;
+      case 4: for (int64_t j = 0; j < n; j++) cr[j] = cr[j] < 0.0f ? std::expm1(cr[j]) : cr[j]; break;
+      default: break;
+    }
+  }
+}
+
 }  // namespace
 
 bool gemmUsesAvx2() { return cpuHasAvx2(); }
@@ -333,17 +369,9 @@ void gemmPanels(const float* A, int64_t M, int64_t K, const float* Bp, int64_t N
         }
       }
     };
-    const int64_t mid = std::min(N, (N / 2 + NR - 1) / NR * NR);
-    const bool split = double(M) * double(N) * double(K) >= kParallelWork && N >= 2 * NR && M > FEW_ROWS;
-    parallel2([&](int part) { if (!split) { if (part == 0) panels(0, N); return; } if (part == 0) panels(0, mid); else panels(mid, N); }, split);
+    columnHalves(M, N, double(M) * double(N) * double(K), panels);
   }
-  if (bias || relu) {
-    for (int64_t i = 0; i < M; i++) {
-      float* cr = C + i * N;
-      if (bias) for (int64_t j = 0; j < N; j++) cr[j] += bias[j];
-      if (relu) for (int64_t j = 0; j < N; j++) cr[j] = cr[j] > 0.0f ? cr[j] : 0.0f;
-    }
-  }
+  epilogue(C, N, M, N, bias, N, relu, 0, 0.0f);
 }
 
 void gemm(const GemmArgs& g) {
@@ -360,31 +388,10 @@ void gemm(const GemmArgs& g) {
       const View B = g.transB ? View{g.b + b * g.strideB + j0 * ldb, 1, ldb} : View{g.b + b * g.strideB + j0, ldb, 1};
       float* C = g.c + b * g.M * ldc + j0;
       gemmOne(A, B, C, ldc, g.M, j1 - j0, g.K, g.accumulate, avx2);
-      if (g.bias || g.relu || g.act) {
-        for (int64_t i = 0; i < g.M; i++) {
-          float* cr = C + i * ldc;
-          const int64_t n = j1 - j0;
-          if (g.bias) {
-            if (g.biasSize == 1) for (int64_t j = 0; j < n; j++) cr[j] += g.bias[0];
-            else for (int64_t j = 0; j < n; j++) cr[j] += g.bias[j0 + j];
-          }
-          if (g.relu) for (int64_t j = 0; j < n; j++) cr[j] = cr[j] > 0.0f ? cr[j] : 0.0f;
-          switch (g.act) {
-            case 1: for (int64_t j = 0; j < n; j++) cr[j] = std::min(6.0f, std::max(0.0f, cr[j])); break;
-            case 2: for (int64_t j = 0; j < n; j++) cr[j] = cr[j] < 0.0f ? g.alpha * cr[j] : cr[j]; break;
-            case 3: for (int64_t j = 0; j < n; j++) cr[j] = 1.0f / (1.0f + std::exp(-cr[j])); break;
-            case 4: for (int64_t j = 0; j < n; j++) cr[j] = cr[j] < 0.0f ? std::expm1(cr[j]) : cr[j]; break;
-            default: break;
-          }
-        }
-      }
+      epilogue(C, ldc, g.M, j1 - j0, g.bias ? (g.biasSize == 1 ? g.bias : g.bias + j0) : nullptr, g.biasSize, g.relu, g.act, g.alpha);
     }
   };
-  const double work = double(g.batch) * double(g.M) * double(g.N) * double(g.K);
-  const int64_t mid = (g.N / 2 + NR - 1) / NR * NR;
-  // Products of few rows stream B from memory: a second thread does not pay there.
-  const bool split = work >= kParallelWork && g.N >= 2 * NR && g.M > FEW_ROWS;
-  parallel2([&](int part) { if (!split) { if (part == 0) columns(0, g.N); return; } if (part == 0) columns(0, mid); else columns(mid, g.N); }, split);
+  columnHalves(g.M, g.N, double(g.batch) * double(g.M) * double(g.N) * double(g.K), columns);
 }
 
 }  // namespace colloquy

@@ -25,6 +25,13 @@ struct GemmArgs {
 void gemm(const GemmArgs& g);
 bool gemmUsesAvx2();
 
+// One product C = op(A)·op(B) (+ bias [N], then ReLU), all packed row-major.
+inline void matmul(const float* a, const float* b, float* c, int64_t M, int64_t N, int64_t K, bool ta, bool tb,
+                   const float* bias = nullptr, bool relu = false) {
+  GemmArgs g{a, b, c, 1, M, N, K, 0, 0, ta, tb, false, bias, bias ? N : 0, relu, false, 0, 0.0f, 0, 0, 0};
+  gemm(g);
+}
+
 // Weights packed once for many products (the decoding step's): B [K, N] as panels of 16 columns,
 // k-major inside a panel (element (k, 16p + c) at p·16K + 16k + c), the last panel zero-padded.
 constexpr int64_t kPanel = 16;

@@ -88,10 +88,6 @@ double expShift(float* x, int64_t n, float* maxOut) {
   return hasAvx2() ? expShiftAvx2(x, n, maxOut) : expShiftGeneric(x, n, maxOut);
 }
 
-void mm(const float* a, const float* b, float* c, int64_t M, int64_t N, int64_t K, bool ta, bool tb) {
-  GemmArgs g{a, b, c, 1, M, N, K, 0, 0, ta, tb, false, nullptr, 0, false, false, 0, 0.0f, 0, 0, 0};
-  gemm(g);
-}
 
 // Keys visible to query i of a row left-padded by `start`: [lo, i] (a pad query sees itself only).
 inline int keyLo(int i, int start) { return i < start ? i : start; }
@@ -113,7 +109,7 @@ double logSoftmaxRows(float* x, int64_t rows, int64_t n) {
 
 double crossEntropyForward(const float* h, const float* E, const int32_t* targets, const float* weights,
                            int64_t n, int64_t V, int64_t d, float* P) {
-  mm(h, E, P, n, V, d, false, true);
+  matmul(h, E, P, n, V, d, false, true);
   double loss = 0, wsum = 0;
   for (int64_t i = 0; i < n; i++) {
     float* row = P + i * V;
@@ -137,13 +133,13 @@ void crossEntropyBackward(const float* h, const float* E, float* P, const int32_
     const float f = weights ? weights[i] * scale : scale;
     for (int64_t j = 0; j < V; j++) row[j] *= f;
   }
-  mm(P, E, dh, n, d, V, false, false);
-  mm(P, h, dE, V, d, n, true, false);
+  matmul(P, E, dh, n, d, V, false, false);
+  matmul(P, h, dE, V, d, n, true, false);
 }
 
 void policyLogProbsForward(const float* h, const float* E, const int32_t* actions, int64_t n, int64_t V, int64_t d,
                            float* P, float* logP, double* ent, float* out) {
-  mm(h, E, logP, n, V, d, false, true);
+  matmul(h, E, logP, n, V, d, false, true);
   for (int64_t i = 0; i < n; i++) {
     float* l = logP + i * V;
     float* p = P + i * V;
@@ -173,8 +169,8 @@ void policyLogProbsBackward(const float* h, const float* E, float* P, const floa
     for (int64_t j = 0; j < V; j++) p[j] = -gl * p[j] - gh * p[j] * (l[j] + H);
     p[actions[i]] += gl;
   }
-  mm(P, E, dh, n, d, V, false, false);
-  if (dE) mm(P, h, dE, V, d, n, true, false);
+  matmul(P, E, dh, n, d, V, false, false);
+  if (dE) matmul(P, h, dE, V, d, n, true, false);
 }
 
 namespace {

@@ -110,13 +110,9 @@ export function actionLogProbs(h: tf.Tensor2D, E: tf.Tensor2D, actions: Int32Arr
 function nativeActionLogProbs(nn: NativeAddon, h: tf.Tensor2D, E: tf.Tensor2D, actions: Int32Array, trainE: boolean): tf.Tensor2D {
   const [N, d] = h.shape;
   const V = E.shape[0];
-  const forward = (hd: Float32Array, ed: Float32Array) => {
+  const op = (hd: Float32Array, ed: Float32Array) => {
     const P = new Float32Array(N * V), logP = new Float32Array(N * V), ent = new Float64Array(N), out = new Float32Array(N * 2);
     nn.policyLogProbsForward!(hd, ed, actions, N, V, d, P, logP, ent, out);
-    return { P, logP, ent, out };
-  };
-  const op = (hd: Float32Array, ed: Float32Array) => {
-    const { P, logP, ent, out } = forward(hd, ed);
     return {
       value: tf.tensor2d(out, [N, 2]),
       grads: (dy: tf.Tensor) => {

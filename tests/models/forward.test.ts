@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import * as tf from '@tensorflow/tfjs';
 import { TransformerLM, windowStart, type LMConfig } from '../../models/lm.ts';
 import { Rng } from '../../core/rng.ts';
-import { nativeNN } from '../../models/native.ts';
+import { nativeDecodeStep } from '../../models/sampler.ts';
 
 const CFG: Partial<LMConfig> = { vocabSize: 40, dModel: 16, nLayers: 3, nHeads: 2, dFF: 32, contextLength: 12 };
 
@@ -111,7 +111,7 @@ describe('the KV-cached session exposes each row\'s final hidden state', () => {
     const T = 5, ids = new Int32Array(3 * T), starts = new Int32Array(3);
     prefixes.forEach((p, b) => { starts[b] = T - p.length; ids.set(p, b * T + starts[b]!); });
     const padded = tf.tidy(() => read(model.hidden(ids, 3, T, { starts })));
-    const exact = !(nativeNN('decode')?.decodeStep && nativeNN('kvCache'));
+    const exact = nativeDecodeStep() === null;
     h0.forEach((h, b) => {
       const full = padded.slice((b * T + T - 1) * 16, (b * T + T) * 16);
       if (exact) expect(Array.from(h)).toEqual(full);
